@@ -1,0 +1,137 @@
+"""The `pixar` command. Thin: parse options, call library functions.
+
+Subcommands live in the module that owns them and are imported only when used (lm-eval, textattack
+and transformers are slow to import):
+
+    render, generate      pixar.cli            (this file)
+    train                 pixar.train_cli
+    bench                 harness.cli
+    attack                attacks.cli
+    convert               pixar.convert
+    demo, reproduce       harness.demo
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+LAZY_COMMANDS = {
+    "train": ("pixar.train_cli", "train"),
+    "bench": ("harness.cli", "bench"),
+    "attack": ("attacks.cli", "attack"),
+    "convert": ("pixar.convert", "convert"),
+    "demo": ("harness.demo", "demo"),
+    "reproduce": ("harness.demo", "reproduce"),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | {k for k, (m, _) in LAZY_COMMANDS.items() if _available(m)})
+
+    def get_command(self, ctx, name):
+        cmd = super().get_command(ctx, name)
+        if cmd is None and name in LAZY_COMMANDS:
+            module, attr = LAZY_COMMANDS[name]
+            if _available(module):
+                cmd = getattr(importlib.import_module(module), attr)
+        return cmd
+
+
+def _available(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """PIXAR: auto-regressive language modelling in pixel space, and its benchmark harness."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _renderer(config: str | None, font: str | None, max_positions: int | None):
+    from .config import PixarConfig, RenderConfig, preset_path
+    from .render import Renderer
+
+    cfg = PixarConfig.from_yaml(preset_path(config)).render if config else RenderConfig()
+    if font:
+        cfg.font = font
+    if max_positions:
+        cfg.max_positions = max_positions
+    return Renderer(cfg)
+
+
+@main.command()
+@click.argument("text")
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+@click.option("--scale", default=8, show_default=True, help="Nearest-neighbour upscale factor.")
+@click.option("--font", type=click.Path(exists=True, dir_okay=False), help="Font file overriding Pixeloid Sans.")
+@click.option("--config", help="Preset name or YAML whose render section to use.")
+@click.option("--full", is_flag=True, help="Show the whole strip, padding included.")
+@click.option("--pair", help="Render TEXT and PAIR as a sentence pair (a, EOS, b, EOS).")
+def render(text, out, scale, font, config, full, pair):
+    """Render TEXT as PIXAR sees it and save an upscaled PNG."""
+    from .render import to_image, trim_to_mask
+
+    r = _renderer(config, font, None)
+    b = r.render((text, pair) if pair is not None else text)
+    px = b.pixels[0] if full else trim_to_mask(b.pixels[0], b.num_positions[0], r.cfg.position_width)
+    _save_png(to_image(px, scale), out)
+    msg = f"{out}: {b.num_text_positions[0]} text positions + EOS, {px.shape[1]}x{px.shape[0]} px"
+    if b.truncated[0]:
+        msg += " (truncated)"
+    if b.unknown_chars or b.fallback_chars:
+        msg += f"; fallback font: {dict(b.fallback_chars)}; no glyph: {dict(b.unknown_chars)}"
+    click.echo(msg)
+
+
+def _save_png(img, out: str) -> None:
+    import os
+    from pathlib import Path
+
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    img.save(tmp)
+    os.replace(tmp, path)
+
+
+@main.command()
+@click.option("--checkpoint", required=True, type=click.Path(), help="Checkpoint directory.")
+@click.argument("prompt")
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False))
+@click.option("-n", "--max-new-positions", default=8, show_default=True)
+@click.option("--mode", type=click.Choice(["greedy", "sample"]), default="greedy", show_default=True)
+@click.option("--temperature", default=1.0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed for --mode sample.")
+@click.option("--scale", default=8, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+def generate(checkpoint, prompt, out, max_new_positions, mode, temperature, seed, scale, device):
+    """Continue PROMPT with a trained model; save prompt + continuation as a PNG."""
+    import torch
+
+    from .checkpoint import CheckpointError, load_model
+    from .generate import generate_from_text
+    from .render import Renderer, to_image
+
+    try:
+        model, cfg = load_model(checkpoint, device)
+    except CheckpointError as e:
+        raise click.ClickException(str(e))
+    r = Renderer(cfg.render)
+    g = torch.Generator().manual_seed(seed)
+    res = generate_from_text(model, r, [prompt], max_new_positions, mode=mode, temperature=temperature, generator=g)
+    end = (int(res.start[0]) + int(res.num_generated[0])) * r.cfg.position_width
+    _save_png(to_image(res.pixels[0, :, :end], scale), out)
+    click.echo(f"{out}: {int(res.num_generated[0])} positions generated after {int(res.start[0])} prompt positions"
+               + (" (stopped at EOS)" if res.stopped_at_eos[0] else ""))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

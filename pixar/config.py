@@ -1,0 +1,270 @@
+"""Dataclass configs: the single source of truth. YAML presets in `configs/` are serialised instances.
+
+    RenderConfig   how text becomes an 8-px-high binary strip (font, geometry, EOS)
+    ModelConfig    the decoder-only transformer (hidden, layers, heads, SwiGLU width, RoPE, ...)
+    TrainConfig    stage 1 (maximum likelihood) optimisation and data
+    AdvConfig      stage 2 (adversarial) optimisation
+    PixarConfig    all of the above; what `--config file.yaml` loads and what a checkpoint stores
+
+Loading rejects unknown keys (naming the file and the key); missing keys take defaults.
+`--set a.b=value` overrides are parsed as YAML scalars.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad config value or key; the message names the file/key."""
+
+
+@dataclass
+class RenderConfig:
+    """Paper geometry (pixar-paper.md §1): Pixeloid Sans at its native 9-px em, text origin (2, -2)."""
+
+    font: str | None = None
+    """Path to the main font; None = Pixeloid Sans v0.5 from the installed `pixar-render` package or $PIXAR_DATA."""
+    fallback_font: str | None = None
+    """Font for characters the main font lacks; None = GoNotoCurrent when found, else only a replacement glyph."""
+    font_size: int = 9
+    """Pillow size in px; 9 = Pixeloid's native em (Pango's 8 pt at 80 dpi, hinted to the grid)."""
+    patch_size: int = 8
+    """Height of the strip and width of one patch, in pixels."""
+    patch_len: int = 2
+    """Patches per model position: one position is patch_size x (patch_size * patch_len) pixels."""
+    max_positions: int = 360
+    """Positions per rendered sequence (paper: 360 = 720 patches)."""
+    text_x: int = 2
+    text_y: int = -2
+    eos_gap: int = 2
+    """White pixels between the text's advance and the earliest EOS column."""
+
+    def __post_init__(self) -> None:
+        for name in ("font_size", "patch_size", "patch_len", "max_positions"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"render.{name} must be positive, got {getattr(self, name)}")
+        if self.max_positions < 2:
+            raise ConfigError("render.max_positions must be at least 2 (one text position + EOS)")
+
+    @property
+    def position_width(self) -> int:
+        return self.patch_size * self.patch_len
+
+    @property
+    def width(self) -> int:
+        return self.max_positions * self.position_width
+
+
+@dataclass
+class ModelConfig:
+    """LLaMA-style decoder over pixel positions (pixar-paper.md §2). Defaults = the paper's 113M model."""
+
+    hidden: int = 768
+    layers: int = 12
+    heads: int = 12
+    ffn: int = 3072
+    """SwiGLU intermediate width."""
+    patch_size: int = 8
+    patch_len: int = 2
+    max_positions: int = 360
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-6
+    init_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "layers", "heads", "ffn", "patch_size", "patch_len", "max_positions"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"model.{name} must be positive, got {getattr(self, name)}")
+        if self.hidden % self.heads:
+            raise ConfigError(f"model.hidden ({self.hidden}) must be divisible by model.heads ({self.heads})")
+        if (self.hidden // self.heads) % 2:
+            raise ConfigError(f"head dim {self.hidden // self.heads} must be even for RoPE")
+
+    @property
+    def pixels_per_position(self) -> int:
+        return self.patch_size * self.patch_size * self.patch_len
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+
+@dataclass
+class TrainConfig:
+    """Stage 1: AdamW, linear warm-up then cosine to min_lr_ratio * lr (pixar-paper.md §3)."""
+
+    data: list[str] = field(default_factory=lambda: ["corpus"])
+    """Text sources: local files/folders (relative paths try $PIXAR_DATA), .jsonl, or `hf:<dataset>[:<config>]`."""
+    max_chars: int = 1180
+    min_chars: int = 101
+    val_fraction: float = 0.01
+    seed: int = 42
+    steps: int = 1000
+    batch_size: int = 8
+    """Global batch in sequences (split over processes and accumulation steps)."""
+    grad_accum: int = 1
+    lr: float = 3e-4
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    precision: str = "auto"
+    """auto = bf16 autocast on CUDA, fp32 on CPU (bf16/fp16 matmuls are ~100x slower on CPU)."""
+    num_workers: int = 0
+    log_every: int = 10
+    eval_every: int = 100
+    eval_batches: int = 4
+    sample_every: int = 200
+    save_every: int = 200
+    keep_last: int = 2
+    threads: int = 0
+    """torch CPU threads; 0 = leave torch's default."""
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch_size <= 0 or self.grad_accum <= 0:
+            raise ConfigError("train.steps must be >= 0 and batch_size, grad_accum > 0")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ConfigError(f"train.precision must be auto|fp32|bf16|fp16, got {self.precision!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"train.val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+@dataclass
+class AdvConfig:
+    """Stage 2: adversarial fine-tuning with a copied-backbone discriminator (pixar-paper.md §4)."""
+
+    steps: int = 200
+    batch_size: int = 128
+    lr_g: float = 3e-5
+    lr_d: float = 3e-5
+    warmup_steps: int = 100
+    cosine_steps: int = 5000
+    num_samples: int = 30
+    """Positions per batch at which the generator's prediction is shown to the discriminator."""
+    alpha: float = 10.0
+    """Adversarial weight multiplier (the paper's `gan_ratio`, reading the run name gan_ratio_10)."""
+    alpha_warmup: int = 100
+    save_every: int = 100
+    sample_every: int = 50
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.num_samples <= 0:
+            raise ConfigError("adv.num_samples must be positive")
+
+
+@dataclass
+class PixarConfig:
+    name: str = "pixar"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    adv: AdvConfig = field(default_factory=AdvConfig)
+
+    def __post_init__(self) -> None:
+        for key in ("patch_size", "patch_len", "max_positions"):
+            m, r = getattr(self.model, key), getattr(self.render, key)
+            if m != r:
+                raise ConfigError(f"model.{key} ({m}) and render.{key} ({r}) must agree")
+
+    # ---- YAML -------------------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> "PixarConfig":
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: invalid YAML: {e}".replace("\n", " ")) from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+        for item in overrides or []:
+            apply_override(raw, item)
+        return from_dict(cls, raw, where=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self, path: str | os.PathLike | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            atomic_write_text(Path(path), text)
+        return text
+
+
+def apply_override(raw: dict, item: str) -> None:
+    """Apply one `a.b.c=value` override (value parsed as a YAML scalar) to a nested dict."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key=value")
+    key, value = item.split("=", 1)
+    node = raw
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: {p} is not a section")
+    node[parts[-1]] = yaml.safe_load(value)
+
+
+def from_dict(cls: type, raw: dict, where: str = "<dict>"):
+    """Build dataclass `cls` from a nested dict, rejecting unknown keys and wrong scalar types."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(raw).__name__}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown} in {cls.__name__} (known: {sorted(known)})")
+    kwargs = {}
+    for name, value in raw.items():
+        typ = hints[name]
+        if is_dataclass(typ):
+            kwargs[name] = from_dict(typ, value, where=f"{where}:{name}")
+        else:
+            kwargs[name] = _coerce(value, typ, f"{where}:{name}")
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if typ in (int, float, str, bool):
+        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+            raise ConfigError(f"{where}: expected {typ.__name__}, got {value!r}")
+    return value
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and os.replace, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def preset_path(name_or_path: str) -> Path:
+    """`configs/<name>.yaml` for a bare preset name, else the path itself."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    return Path(__file__).resolve().parent.parent / "configs" / f"{name_or_path}.yaml"

@@ -1,0 +1,86 @@
+"""Where things live: the data directory ($PIXAR_DATA) and the fonts.
+
+Nothing here downloads. Fonts come from (in order) an explicit path, the PyPI package `pixar-render`
+(installed with --no-deps; we only read its font files and never import it, since its __init__ needs
+PangoCairo), or the data directory's `fonts/` folder.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+DATA_ENV = "PIXAR_DATA"
+PIXELOID_FILE = "PixeloidSans-mLxMm.ttf"
+GONOTO_FILE = "GoNotoCurrent.ttf"
+FONT_INSTALL_HINT = "pip install --no-deps pixar-render==0.5.1 (or set PIXAR_DATA to a folder with fonts/)"
+
+
+class DataNotFound(FileNotFoundError):
+    """Required data (font, corpus, task file) is missing; the message says how to get it."""
+
+
+def data_dir(explicit: str | os.PathLike | None = None, required: bool = False) -> Path | None:
+    """The data folder (laid out like shared/data): the explicit argument, else $PIXAR_DATA."""
+    value = explicit or os.environ.get(DATA_ENV)
+    if not value:
+        if required:
+            raise DataNotFound(f"no data directory: pass --data-dir or set {DATA_ENV} (a folder laid out like shared/data)")
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise DataNotFound(f"data directory {path} does not exist (from --data-dir or {DATA_ENV})")
+    return path
+
+
+def resolve_data_path(name: str | os.PathLike, data: str | os.PathLike | None = None) -> Path:
+    """A path as given if it exists, else relative to the data directory."""
+    p = Path(name).expanduser()
+    if p.exists():
+        return p
+    d = data_dir(data)
+    if d is not None and (d / p).exists():
+        return d / p
+    where = f" (also looked in {d})" if d else f" (set {DATA_ENV} to look in a data directory)"
+    raise DataNotFound(f"{name}: no such file or folder{where}")
+
+
+def _pixar_render_fonts() -> Path | None:
+    try:
+        spec = importlib.util.find_spec("pixar_render")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "resources" / "fonts"
+    return folder if folder.is_dir() else None
+
+
+def find_font(which: str = "pixeloid", explicit: str | os.PathLike | None = None) -> Path:
+    """Locate a font file. `which` is 'pixeloid' (the paper's font) or 'gonoto' (fallback)."""
+    if explicit:
+        p = Path(explicit).expanduser()
+        if not p.is_file():
+            raise DataNotFound(f"font file {p} does not exist")
+        return p
+    names = {"pixeloid": (PIXELOID_FILE, "fonts/pixeloid/v0.5/PixeloidSans.ttf"),
+             "gonoto": (GONOTO_FILE, "fonts/gonoto/GoNotoCurrent.ttf")}[which]
+    candidates = []
+    pkg = _pixar_render_fonts()
+    if pkg is not None:
+        candidates.append(pkg / names[0])
+    d = data_dir()
+    if d is not None:
+        candidates.append(d / names[1])
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise DataNotFound(f"{which} font not found (looked in: {[str(c) for c in candidates] or 'nothing'}); "
+                       f"install it with: {FONT_INSTALL_HINT}")
+
+
+def find_font_optional(which: str) -> Path | None:
+    try:
+        return find_font(which)
+    except DataNotFound:
+        return None
