@@ -163,10 +163,13 @@ class Pixar(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def hidden_states(self, positions: torch.Tensor, position_ids: torch.Tensor | None = None,
-                      key_mask: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
+                      key_mask: torch.Tensor | None = None, cache: KVCache | None = None,
+                      attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         """positions: [B, T, D] pixel values in [0, 1] (1 = white; continuous values allowed).
         position_ids: [B, T] RoPE positions (default: cache.length + arange(T)).
         key_mask: [B, T_total] 1 for keys that may be attended (left padding = 0); None = all.
+        attn_mask: optional explicit bool mask [B or 1, 1, T, T_total] (True = may attend) that replaces
+        the causal/key_mask one (e.g. stage 2's fake tokens, each seeing its own real prefix only).
         Returns final-norm hidden states [B, T, C]."""
         B, T, _ = positions.shape
         past = cache.length if cache is not None else 0
@@ -174,8 +177,7 @@ class Pixar(nn.Module):
             position_ids = torch.arange(past, past + T, device=positions.device).expand(B, T)
         x = self.embed(positions.to(self.embed.weight.dtype) * 2 - 1)  # pixels {0,1} -> {-1,+1}
         cos, sin = rope_cache(position_ids, self.cfg.head_dim, self.cfg.rope_theta)
-        attn_mask = None
-        if key_mask is not None or past > 0:
+        if attn_mask is None and (key_mask is not None or past > 0):
             # [B, 1, T, past+T]: causal & key allowed; a query always sees itself (no empty rows)
             q_idx = torch.arange(past, past + T, device=x.device)[:, None]
             k_idx = torch.arange(past + T, device=x.device)[None, :]

@@ -194,6 +194,7 @@ class Renderer:
                 eos_col, truncated = width - pw, True
                 ink[:, eos_col:] = False
                 break
+            ink[:, eos_col: eos_col + pw] = True
             x = eos_col + pw + cfg.text_x  # pairs: text_b starts 2 px after the first EOS block
         ink[:, eos_col: eos_col + pw] = True
         return ink, eos_col // pw, truncated

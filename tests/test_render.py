@@ -1,0 +1,154 @@
+"""Renderer: the paper's golden strips, atlas == Pillow reference, EOS/mask, truncation, fallbacks."""
+import pickle
+import string
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from pixar.config import RenderConfig
+from pixar.render import Renderer, space_text
+
+# From the issue / pixar-paper.md §1: the authors' PangoCairo renderer at paper settings (80 columns).
+GOLDEN = {
+    "gq jp Hello": """
+....................#..........#...#.......#.#..................################
+...............................#...#.......#.#..................################
+...##.#..##.#.......#.#.##.....#...#..###..#.#..###.............################
+..#..##.#..##.......#.##..#....#####.#...#.#.#.#...#............################
+..#...#.#...#.......#.#...#....#...#.#####.#.#.#...#............################
+..#..##.#..##.......#.##..#....#...#.#.....#.#.#...#............################
+...##.#..##.#....#..#.#.##.....#...#..####.#.#..###.............################
+......#.....#.....##..#.........................................################""",
+    "a": """
+................################................................................
+................################................................................
+...##.#.........################................................................
+..#..##.........################................................................
+..#...#.........################................................................
+..#..##.........################................................................
+...##.#.........################................................................
+................################................................................""",
+    "": "\n" + "\n".join(["................################" + "." * 48] * 8),
+}
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    return Renderer(RenderConfig())
+
+
+def ascii_art(strip: np.ndarray) -> str:
+    return "\n".join("".join("." if v else "#" for v in row) for row in strip)
+
+
+@pytest.mark.parametrize("text", list(GOLDEN))
+def test_golden_strips_column_for_column(renderer, text):
+    b = renderer.render(text)
+    assert b.pixels.shape == (1, 8, 360 * 16) and b.pixels.dtype == np.uint8
+    assert ascii_art(b.pixels[0, :, :80]) == GOLDEN[text].strip("\n")
+    assert (b.pixels[0, :, 80:] == 1).all()  # nothing but white padding after
+
+
+def test_g_and_q_render_identically(renderer):
+    g, q = renderer.render("g").pixels, renderer.render("q").pixels
+    assert (g == q).all()
+
+
+def test_eos_and_mask_positions(renderer):
+    b = renderer.render_batch(["gq jp Hello", "a", ""])
+    assert b.eos_position.tolist() == [4, 1, 1]
+    assert b.mask.sum(1).tolist() == [5, 2, 2]
+    assert b.mask[0, :5].all() and not b.mask[0, 5:].any()
+    assert b.num_text_positions.tolist() == [4, 1, 1]
+    for i, e in enumerate(b.eos_position):
+        block = b.pixels[i, :, e * 16:(e + 1) * 16]
+        assert (block == 0).all()
+
+
+def test_eos_at_first_boundary_after_text_plus_gap(renderer):
+    # "a" advances 6 px: 2 + 6 + 2 = 10 -> EOS at 16. A string whose end lands exactly on a boundary:
+    for text in ["ab", "abc", "hello world", "Mm" * 5]:
+        adv = sum(renderer.glyph(c).advance for c in text)
+        assert renderer.render(text).eos_position[0] == -(-(2 + adv + 2) // 16)
+
+
+def test_newlines_tabs_become_spaces(renderer):
+    assert (renderer.render("a\nb\tc").pixels == renderer.render("a b c").pixels).all()
+
+
+def test_truncation_flags_and_keeps_eos_on_last_position():
+    r = Renderer(RenderConfig(max_positions=8))
+    b = r.render_batch(["short", "x" * 500, "a long sentence that cannot fit in eight positions"])
+    assert b.truncated.tolist() == [False, True, True]
+    assert b.eos_position[1] == 7 and b.mask[1].all()
+    assert (b.pixels[1, :, 7 * 16:] == 0).all()
+    assert (b.pixels[1, :, :7 * 16] == 0).any()  # the text is kept up to the boundary
+
+
+def test_unknown_glyphs_are_counted_never_silent(renderer):
+    b = renderer.render_batch(["日本 ok", "x\x00y\x00"])
+    assert b.fallback_chars == {"日": 1, "本": 1}
+    assert b.unknown_chars == {"\x00": 2}
+    assert renderer.unknown_counts["\x00"] >= 2
+    # the replacement glyph is visible ink, not a blank
+    assert (renderer.render("\x00").pixels[0, :, :16] == 0).any()
+
+
+def test_pairs_render_a_eos_b_eos(renderer):
+    b = renderer.render(("a", "b"))
+    row = b.pixels[0]
+    eos_cols = [p for p in range(360) if (row[:, p * 16:(p + 1) * 16] == 0).all()]
+    assert eos_cols == [1, 3]
+    assert b.eos_position[0] == 3 and b.mask[0].sum() == 4
+    # text b starts 2 px after the first EOS block
+    first_ink_b = np.flatnonzero((row[:, 32:48] == 0).any(0))[0]
+    assert first_ink_b == 2 + (renderer.glyph("b").left)
+    assert (renderer.render_reference(("a", "b")).pixels == b.pixels).all()
+
+
+latin = st.text(alphabet=st.sampled_from(string.printable + "".join(map(chr, range(0xA0, 0x100)))), max_size=60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(latin)
+def test_atlas_equals_pillow_reference(text):
+    r = _shared()
+    fast, ref = r.render(text), r.render_reference(text)
+    assert (fast.pixels == ref.pixels).all()
+    assert fast.eos_position.tolist() == ref.eos_position.tolist()
+
+
+_R = {}
+
+
+def _shared():
+    if "r" not in _R:
+        _R["r"] = Renderer(RenderConfig(max_positions=40))
+    return _R["r"]
+
+
+def test_space_text_leaves_exactly_three_white_columns(renderer):
+    b = renderer.render_batch(["Hello", "gq jp Hello", "a"])
+    spaced = space_text(b.pixels, b.eos_position, 16, gap=3)
+    for i, e in enumerate(b.eos_position):
+        region = spaced[i, :, : e * 16]
+        ink_cols = np.flatnonzero((region == 0).any(0))
+        assert e * 16 - 1 - ink_cols[-1] == 3
+        # same glyph pixels, just shifted
+        orig = np.flatnonzero((b.pixels[i, :, : e * 16] == 0).any(0))
+        shift = ink_cols[0] - orig[0]
+        assert (region[:, ink_cols[0]: ink_cols[-1] + 1] == b.pixels[i, :, orig[0]: orig[-1] + 1]).all() and shift >= 0
+    assert (spaced[:, :, :] == 0).sum() == (b.pixels == 0).sum()
+
+
+def test_renderer_pickles(renderer):
+    clone = pickle.loads(pickle.dumps(renderer))
+    assert (clone.render("pickled").pixels == renderer.render("pickled").pixels).all()
+    assert clone.fingerprint() == renderer.fingerprint()
+
+
+def test_missing_font_is_a_clear_error():
+    from pixar.paths import DataNotFound
+    with pytest.raises(DataNotFound, match="does not exist"):
+        Renderer(RenderConfig(font="/nonexistent/font.ttf"))
