@@ -21,7 +21,9 @@ Two families of sources are mirrored:
   and ``ybisk/charNMT-noise``): ``inner_shuffle`` (inner-swap),
   ``full_shuffle`` (full-swap), ``disemvowel``, ``truncate``, ``keyboard``
   (keyboard-typo), ``intrude``; plus the text-level ``segment``
-  (``simple_attacks/segmentations.py::manip_segmentations``).
+  (``simple_attacks/segmentations.py::manip_segmentations``). Zeroé's
+  ``confusable`` is :func:`attacks.visual.zeroe_confuse`, next to the other
+  look-alike tables.
 
 Minimum lengths (shorter words are returned unchanged): swap/delete/insert/
 substitute/qwerty 2 (3 or 4 with the skip flags), inner_shuffle 4,

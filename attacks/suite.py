@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import pandas as pd
 
-from attacks import get_attack, perturb
+from attacks import AttackUnavailableError, get_attack, perturb
 
 Input = str | tuple[str, str]
 Model = Callable[[list[Input]], Sequence[Any]]
@@ -109,18 +109,23 @@ def run_suite(
         :class:`SuiteResult` ``(table, perturbed)``; unpackable as a tuple.
     """
     for name in attack_names:
-        if get_attack(name).family == "pixel":
+        spec = get_attack(name)
+        if spec.family == "pixel":
             raise ValueError(f"{name!r} is a pixel attack; run_suite perturbs text")
+        if not spec.available:
+            raise AttackUnavailableError(
+                f"attack {name!r} is unavailable: {spec.unavailable_reason}")
     inputs = [ex[text_field] for ex in examples]
     rows, perturbed_rows = [], []
-    caches: dict[str, dict[Input, Any]] = {}
+    caches: dict[str, dict[Input, Any]] = {name: {} for name in models}
     for attack in attack_names:
         for rate in rates:
-            batch = [perturb_input(value, attack, rate, random.Random(derive_seed(seed, attack, rate, i)))
-                     for i, value in enumerate(inputs)]
-            perturbed_rows += [(attack, float(rate), i, inputs[i], batch[i]) for i in range(len(batch))]
+            rngs = [random.Random(derive_seed(seed, attack, rate, i)) for i in range(len(inputs))]
+            batch = [perturb_input(x, attack, rate, r) for x, r in zip(inputs, rngs)]
+            perturbed_rows += [(attack, float(rate), i, x, y)
+                               for i, (x, y) in enumerate(zip(inputs, batch))]
             for model_name, model in models.items():
-                preds = _predict(model, model_name, batch, caches.setdefault(model_name, {}) if cache else None)
+                preds = _predict(model, model_name, batch, caches[model_name] if cache else None)
                 scores = [float(score(p, ex)) for p, ex in zip(preds, examples)]
                 acc = sum(scores) / len(scores) if scores else math.nan
                 rows.append((attack, float(rate), model_name, len(scores), acc))

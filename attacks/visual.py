@@ -9,13 +9,17 @@ Text side
   from Unicode *names* so each entry can be audited: Cyrillic, Greek,
   Armenian, Cherokee and Lisu letters, Roman-numeral and letterlike symbols,
   and the fullwidth and mathematical sans-serif forms of the letter.
-  **Fix of PIXAR's bug:** PIXAR stored each letter's alternatives as one
-  space-separated string, so choosing a random *character* of that string
-  could return ``" "`` and insert whitespace. Here alternatives are lists of
-  single non-ASCII, non-space characters (asserted at import), so
-  ``confuse(text, 1.0, rng)`` replaces every Latin letter with a non-ASCII
-  character and never inserts whitespace. We also drop PIXAR's ASCII ``"0"``
-  for ``"O"``.
+  **Fix of PIXAR's bug:** PIXAR writes each letter's alternatives as one
+  space-separated string (``"a": "𝗮 а α"``); a ``random.choice`` on that
+  string picks a *character* and can return ``" "``, inserting whitespace
+  (reported in our dossier for ``utils.confuse``; the copy of
+  ``CONFUSABLES.py`` we inspected, commit 24f87e8, ends with a ``.split()``
+  loop, so whether a run was hit depends on the version and call site).
+  Here alternatives are lists of single non-ASCII, non-space characters
+  (checked at import), so ``confuse(text, 1.0, rng)`` replaces every Latin
+  letter with a non-ASCII character and never inserts whitespace. Unlike
+  PIXAR's table (which offers the ASCII digit ``"0"`` for ``"O"``), no
+  alternative is ASCII.
 * :data:`HOMOGLYPHS` is a one-to-one map in the style of TextAttack's
   ``WordSwapHomoglyphSwap`` table (one look-alike per character, covering
   ``-``, ``'``, digits and letters; we add upper case). Our own choices.
@@ -149,18 +153,29 @@ def _build_zeroe_table() -> dict[str, list[str]]:
         for cp in range(lo, hi):
             ch = chr(cp)
             base = unicodedata.normalize("NFKC", ch)
-            if len(base) == 1 and base.isascii() and base.isalnum() and ch not in table.get(base, ()):
-                table.setdefault(base, []).append(ch)
+            if len(base) != 1 or not (base.isascii() and base.isalnum()):
+                continue
+            if ch not in table.setdefault(base, []):
+                table[base].append(ch)
     return table
 
 
 #: Zeroé-style table (approximation of Unicode confusables for ASCII alnum).
 ZEROE_CONFUSABLES: dict[str, list[str]] = _build_zeroe_table()
 
-for _table in (CONFUSABLES, ZEROE_CONFUSABLES):
-    for _key, _alts in _table.items():
-        assert _alts and all(len(a) == 1 and not a.isascii() and not a.isspace() for a in _alts), _key
-assert len(CONFUSABLES) == 52 and set(CONFUSABLES) == set(string.ascii_letters)
+
+def _check_tables() -> None:
+    """Every alternative is one non-ASCII, non-space character (no bare asserts:
+    this must also hold under ``python -O``)."""
+    if set(CONFUSABLES) != set(string.ascii_letters):
+        raise RuntimeError("CONFUSABLES must cover exactly a-z and A-Z")
+    for table in (CONFUSABLES, ZEROE_CONFUSABLES, {k: [v] for k, v in HOMOGLYPHS.items()}):
+        for key, alts in table.items():
+            if not alts or any(len(a) != 1 or a.isascii() or a.isspace() for a in alts):
+                raise RuntimeError(f"bad look-alike entry for {key!r}: {alts!r}")
+
+
+_check_tables()
 
 
 def confuse(text: str, p: float, rng: random.Random) -> str:
@@ -267,7 +282,8 @@ def random_shift(image: np.ndarray, pixels: float, rng: random.Random) -> np.nda
     ``0`` is the identity. This is the registry's ``shift`` attack.
     """
     if pixels < 0 or float(pixels) != int(pixels):
-        raise ValueError(f"shift severity must be a non-negative whole number of pixels, got {pixels!r}")
+        raise ValueError(
+            f"shift severity must be a non-negative whole number of pixels, got {pixels!r}")
     if pixels == 0:
         return _check_image(image).copy()
     ddx, ddy = rng.choice(_DIRECTIONS)

@@ -35,7 +35,7 @@ from .paths import find_font, find_font_optional
 log = logging.getLogger(__name__)
 
 REPLACEMENT = "\ufffd"
-_SPACE_LIKE = {"\n": " ", "\r": " ", "\t": " ", "\v": " ", "\f": " "}
+_SPACE_LIKE = str.maketrans({"\n": " ", "\r": " ", "\t": " ", "\v": " ", "\f": " "})
 
 
 @dataclass
@@ -81,10 +81,11 @@ class Renderer:
         self._cmaps: dict[str, set[int]] = {}
         self._atlas: dict[str, Glyph] = {}
         self._font_of: dict[str, str] = {}
+        self._words: dict[str, Glyph] = {}
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for k in ("_fonts", "_cmaps", "_atlas", "_font_of"):
+        for k in ("_fonts", "_cmaps", "_atlas", "_font_of", "_words"):
             state.pop(k)
         return state
 
@@ -128,7 +129,7 @@ class Renderer:
         return self.font_path, REPLACEMENT
 
     def normalise(self, text: str) -> str:
-        return "".join(_SPACE_LIKE.get(c, c) for c in text)
+        return text.translate(_SPACE_LIKE)
 
     # ---- glyph atlas -------------------------------------------------------------------------
     def glyph(self, ch: str) -> Glyph:
@@ -162,14 +163,41 @@ class Renderer:
                     log.warning("no glyph for %r (U+%04X): drawn as the replacement glyph", ch, ord(ch))
                 self.unknown_counts[ch] += n
 
+    def word(self, token: str) -> Glyph:
+        """A run of non-space characters composed from the atlas once and cached (words repeat a lot
+        in natural text, so this turns per-character work into per-word lookups)."""
+        g = self._words.get(token)
+        if g is None:
+            if len(token) == 1:
+                return self.glyph(token)
+            glyphs, pens, pen = [self.glyph(c) for c in token], [], 0
+            for gl in glyphs:
+                pens.append(pen)
+                pen += gl.advance
+            lo = min((p + gl.left for p, gl in zip(pens, glyphs) if gl.ink.shape[1]), default=0)
+            hi = max((p + gl.left + gl.ink.shape[1] for p, gl in zip(pens, glyphs) if gl.ink.shape[1]), default=0)
+            ink = np.zeros((self.cfg.patch_size, max(hi - lo, 0)), bool)
+            for p, gl in zip(pens, glyphs):
+                a = p + gl.left - lo
+                ink[:, a: a + gl.ink.shape[1]] |= gl.ink
+            g = Glyph(ink, lo, pen)
+            if len(self._words) >= self.WORD_CACHE_SIZE:
+                self._words.clear()
+            self._words[token] = g
+        return g
+
+    WORD_CACHE_SIZE = 50_000
+
     def _draw_atlas(self, strip: np.ndarray, text: str, x0: int, limit: int) -> int:
         """OR the glyphs of `text` into strip (bool ink [H, W]) from pen x0; return the advance."""
         pen = x0
-        for ch in text:
-            g = self.glyph(ch)
-            if pen + g.left >= limit:  # nothing more can be visible; keep counting advance cheaply
-                pen += g.advance
+        space = self.glyph(" ").advance
+        for i, token in enumerate(text.split(" ")):
+            if i:
+                pen += space
+            if not token:
                 continue
+            g = self.word(token)
             a, b = pen + g.left, pen + g.left + g.ink.shape[1]
             lo, hi = max(a, 0), min(b, limit)
             if hi > lo:
