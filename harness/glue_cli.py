@@ -1,0 +1,208 @@
+"""`pixar bench glue`: fine-tune PIXAR (and optionally GPT-2) on GLUE tasks and tabulate dev metrics.
+
+    <out>/<model>/<task>/results.json   config, seed, versions, data sources, eval history, best-dev metrics
+    <classifiers>/<model>/<task>/       the best-dev classifier (harness.glue_train.load_classifier reads it);
+                                        default runs/glue-classifiers (git-ignored: weights stay out of results/)
+    <out>/glue_finetuned.{md,csv}       one row per (model, task[, MNLI dev split]) from every results.json under <out>
+
+Every number here is "fine-tuned dev": the best of the periodic dev evaluations during fine-tuning (the paper's
+protocol), selected by the task's main metric. Zero-shot lm-eval GLUE is a different protocol and never shares
+these columns (it is not produced by this command).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from .glue import SPLIT_TAGS, TASK_ORDER, GlueDataError, get_task, has_local, load_split
+
+METRIC_COLUMNS = ("accuracy", "f1", "mcc", "pearson", "spearman")
+TABLE_NAME = "glue_finetuned"
+
+
+def _versions() -> dict:
+    import numpy
+    import torch
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "numpy": numpy.__version__}
+
+
+def model_tag(kind: str, name: str) -> str:
+    """'pixar-<parent>_<dir>' for a directory (checkpoint dirs are often step-N/final), else '<kind>-<hub name>'."""
+    path = Path(name)
+    base = "_".join(path.resolve().parts[-2:]) if path.exists() else name
+    return f"{kind}-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in base)
+
+
+def run_task(kind: str, name: str, task: str, preset: str, out: Path, overrides: list[str] = (),
+             source: str = "local", data_dir: str | None = None, device: str = "cpu",
+             classifiers: Path | None = Path("runs/glue-classifiers"), log=None) -> dict:
+    """Fine-tune one model (kind 'pixar' = checkpoint dir, 'gpt2' = dir or hub name) on one task; write
+    <out>/<model>/<task>/results.json and (unless classifiers is None) the classifier to <classifiers>/<model>/<task>."""
+    from pixar.config import atomic_write_text
+
+    from .glue_train import build_gpt2_classifier, build_pixar_classifier, finetune, load_preset, save_classifier
+    from .glue_train import classifier_info
+
+    spec = get_task(task)
+    cfg = load_preset(preset, spec.name, list(overrides))
+    train = load_split(spec.name, "train", source, data_dir).subset(cfg.max_train_examples, cfg.seed)
+    devs = {s: load_split(spec.name, s, source, data_dir).subset(cfg.max_dev_examples, cfg.seed) for s in spec.dev_splits}
+    if kind == "pixar":
+        model = build_pixar_classifier(name, spec, cfg.seed)
+    else:
+        model = build_gpt2_classifier(name, spec, cfg.seed, cfg.max_tokens)
+    model = model.to(device)
+    tag = model_tag(kind, name)
+    folder = out / tag / spec.name
+    res = finetune(model, spec, train, devs, cfg, log=log)
+    classifier_dir = None
+    if classifiers is not None:
+        info = classifier_info(model, spec, source_model=str(name), best_step=res.best_step)
+        classifier_dir = str(save_classifier(model, Path(classifiers) / tag / spec.name, info))
+    record = {
+        "protocol": f"GLUE fine-tuned dev: best of the periodic dev evaluations, selected by {spec.main_metric} "
+                    f"on {spec.dev_splits[0]}; metrics are fractions (tables show x100)",
+        "model": tag, "kind": kind, "source_model": str(name), "task": spec.name, "preset": preset,
+        "overrides": list(overrides), "config": asdict(cfg), "seed": cfg.seed,
+        "data": {"train": {"source": train.source, "n": len(train)},
+                 "dev": {s: {"source": d.source, "n": len(d)} for s, d in devs.items()}},
+        "main_metric": spec.main_metric, "best_step": res.best_step, "metrics": res.best,
+        "best_per_metric": res.best_per_metric, "history": res.history, "train_seconds": res.train_seconds,
+        "dev_truncated_fraction": {s: float(model.truncated(d.texts).mean()) for s, d in devs.items()},
+        "classifier_dir": classifier_dir, "versions": _versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if kind == "pixar":
+        record["renderer"] = model.renderer.fingerprint()
+        record["num_params"] = model.backbone.num_params()
+    else:
+        record["num_params"] = sum(p.numel() for p in model.hf.transformer.parameters())
+    atomic_write_text(folder / "results.json", json.dumps(record, indent=2))
+    return record
+
+
+def table_rows(out: Path) -> list[dict]:
+    rows = []
+    for f in sorted(out.glob("*/*/results.json")):
+        try:
+            r = json.loads(f.read_text())
+        except json.JSONDecodeError as e:
+            raise GlueDataError(f"{f}: corrupt results JSON ({e})") from None
+        for split, ms in r["metrics"].items():
+            row = {"model": r["model"], "task": r["task"] + SPLIT_TAGS.get(split, f"-{split}"), "preset": r["preset"],
+                   "n_train": r["data"]["train"]["n"], "n_dev": r["data"]["dev"][split]["n"],
+                   "steps": r["config"]["steps"], "best_step": r["best_step"]}
+            for m in METRIC_COLUMNS:
+                row[f"fine-tuned dev {m} (x100)"] = f"{100 * ms[m]:.2f}" if m in ms and ms[m] == ms[m] else ""
+            rows.append(row)
+    order = {t: i for i, t in enumerate(TASK_ORDER)}
+    rows.sort(key=lambda r: (order.get(r["task"].split("-")[0], 99), r["task"], r["model"]))
+    return rows
+
+
+def write_tables(out: Path) -> tuple[Path, Path]:
+    """(Re)build <out>/glue_finetuned.md and .csv from every results.json under <out>."""
+    from pixar.config import atomic_write_text
+
+    rows = table_rows(out)
+    cols = list(rows[0]) if rows else ["model", "task"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    md = ["# GLUE dev, fine-tuned", "",
+          "Protocol: each model is fine-tuned per task and evaluated on the dev set periodically; the row shows the "
+          "evaluation with the best main metric (CoLA MCC, MRPC/QQP F1, STS-B Pearson, else accuracy), as in the "
+          "paper. Values x100. `n_train`/`n_dev` < full size = seeded random subsets (tiny-cpu preset). "
+          "Zero-shot (lm-eval) GLUE is a different protocol and is not in this table.", "",
+          "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    md_path, csv_path = out / f"{TABLE_NAME}.md", out / f"{TABLE_NAME}.csv"
+    atomic_write_text(md_path, "\n".join(md) + "\n")
+    atomic_write_text(csv_path, buf.getvalue())
+    return md_path, csv_path
+
+
+def resolve_tasks(task: str) -> tuple[list[str], bool]:
+    if task.strip().lower() == "all":
+        return list(TASK_ORDER), True
+    return [get_task(t.strip()).name for t in task.split(",") if t.strip()], False
+
+
+@click.command("glue")
+@click.option("--task", default="sst2", show_default=True,
+              help="sst2|cola|mrpc|stsb|qnli|rte|wnli|mnli|qqp|all, or a comma-separated list.")
+@click.option("--checkpoint", type=click.Path(), help="PIXAR checkpoint directory to fine-tune.")
+@click.option("--baseline", "baselines", multiple=True, metavar="DIR|gpt2",
+              help="GPT-2 to fine-tune as well: a local dir (GPT-2 model + tokenizer) or a hub name (repeatable).")
+@click.option("--preset", default="tiny-cpu", show_default=True, help="configs/glue/<name>.yaml (paper, tiny-cpu) or a YAML path.")
+@click.option("--limit-train", type=int, help="Cap on training examples (seeded random subset); 0 = all.")
+@click.option("--limit-dev", type=int, help="Cap on dev examples (seeded random subset); 0 = all.")
+@click.option("--out", default="results/glue", show_default=True, type=click.Path(file_okay=False))
+@click.option("--source", type=click.Choice(["local", "hf", "auto"]), default="local", show_default=True,
+              help="local = $PIXAR_DATA/glue TSVs; hf = nyu-mll/glue online; auto = local when present.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Data folder (default $PIXAR_DATA).")
+@click.option("--set", "overrides", multiple=True, help="Schedule override key=value (e.g. steps=50, lr=3e-5).")
+@click.option("--seed", type=int, help="Overrides the preset's seed.")
+@click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch default).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--classifiers", default="runs/glue-classifiers", show_default=True, type=click.Path(file_okay=False),
+              help="Where the fine-tuned classifiers go (<dir>/<model>/<task>); the attack suite loads them.")
+@click.option("--save-classifier/--no-save-classifier", default=True, show_default=True)
+def glue(task, checkpoint, baselines, preset, limit_train, limit_dev, out, source, data_dir, overrides, seed,
+         threads, device, classifiers, save_classifier):
+    """Fine-tune on GLUE and report dev metrics (fine-tuned protocol) as Markdown + CSV tables."""
+    import torch
+
+    from pixar.checkpoint import CheckpointError
+    from pixar.config import ConfigError
+    from pixar.paths import DataNotFound
+
+    if not checkpoint and not baselines:
+        raise click.UsageError("give --checkpoint (PIXAR) and/or --baseline (GPT-2)")
+    if threads > 0:
+        torch.set_num_threads(threads)
+    extra = list(overrides)
+    extra += [f"max_train_examples={limit_train}"] if limit_train is not None else []
+    extra += [f"max_dev_examples={limit_dev}"] if limit_dev is not None else []
+    extra += [f"seed={seed}"] if seed is not None else []
+    out_dir = Path(out)
+    models = ([("pixar", checkpoint)] if checkpoint else []) + [("gpt2", b) for b in baselines]
+    try:
+        tasks, is_all = resolve_tasks(task)
+        skipped = []
+        for t in tasks:
+            spec = get_task(t)
+            if source == "local" and not has_local(spec, "train", data_dir):
+                if not is_all:
+                    load_split(t, "train", source, data_dir)  # raises the clear "missing locally" error
+                skipped.append(t)
+                click.echo(f"skip {t}: no local train split (use --source hf for nyu-mll/glue online)", err=True)
+                continue
+            for kind, name in models:
+                click.echo(f"== {kind} {name} on {t} (preset {preset})", err=True)
+                rec = run_task(kind, name, t, preset, out_dir, extra, source, data_dir, device,
+                               Path(classifiers) if save_classifier else None, log=lambda s: click.echo(s, err=True))
+                shown = ", ".join(f"{s}:{m}={v:.4f}" for s, ms in rec["metrics"].items() for m, v in ms.items())
+                click.echo(f"{rec['model']} {t}: fine-tuned dev (best @ step {rec['best_step']}) {shown}")
+        md, csv_path = write_tables(out_dir)
+    except (GlueDataError, ConfigError, CheckpointError, DataNotFound, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from None
+    if skipped:
+        click.echo(f"skipped (no local train split): {', '.join(skipped)}")
+    click.echo(f"tables: {md} {csv_path}")
+
+
+if __name__ == "__main__":
+    sys.exit(glue())

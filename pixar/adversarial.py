@@ -1,0 +1,392 @@
+"""Stage 2: adversarial pretraining (pixar-paper.md §4).
+
+Per step, on one batch of real rendered sequences (positions x [B, T, D], mask m [B, T]):
+
+    G:  logits = G(x)                                   [B, T, D]  (logits[:, t] predicts x[:, t+1])
+        L_bce  = masked_bce(logits, x, m)
+        pick S prediction positions t_s (same for the whole batch; target t_s+1 attended in some row)
+        fake_s = sigmoid(logits[:, t_s])                [B, S, D]  continuous, never binarised
+    D:  real logits: one causal pass over x             [B, T, 2]  (keys/values kept)
+        fake logits: fake_s as a 1-token continuation of real 0..t_s   [B, S, 2]
+        L_D    = 1/2 (CE(real, 1) over m + CE(fake, 0) over m[:, t_s+1])
+        L_adv  = CE(fake, 1) over m[:, t_s+1]           (non-saturating generator loss)
+    G update: grad(L_bce) + (lambda_prev * alpha_t + 1e-8) * grad(L_adv)
+        lambda = mean|dL_bce/dW_out| / mean|dL_adv/dW_out| over W_out = G.head.weight, measured at this
+        step and applied at the next (one-step lag); the first step only measures (G is not updated).
+        alpha_t = alpha * min(1, (step - 1) / alpha_warmup).
+    D update: grad(L_D) w.r.t. D only (real and fake are treated as constants), same batch, after G.
+
+Gradient bookkeeping: dL/dlogits is taken separately for L_bce and L_adv (cheap: L_adv reaches the
+logits through D's S-token pass only); W_out's gradients are then dL/dlogits^T h (h = G's final hidden
+states), and G needs a single backward with the combined logit gradient. Under torch.distributed the
+gradients are averaged across ranks (all_reduce) before the lambda means and before the updates, so
+no DistributedDataParallel wrapper is used here. Separate AdamW optimisers (stage-1 betas, eps, weight
+decay, clip) with schedules passed in as functions of the step.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from .checkpoint import CheckpointError, load_model, load_state, load_weights
+from .config import ConfigError, PixarConfig
+from .data import ChunkStream, build_splits, make_loader
+from .discriminator import Discriminator, PrefixKV
+from .model import Pixar, masked_bce, patchify
+from .train import (MetricsLogger, TrainingError, _check_compatible, _prepare_out_dir, all_reduce_mean, autocast,
+                    capture_rng_state, latest_checkpoint, lr_at, resolve_precision, restore_rng_state,
+                    sample_prompts, save_samples, save_training_checkpoint, setup_distributed)
+
+LAMBDA_EPS = 1e-8
+"""Added to the denominator of lambda_auto (no fake gradient -> a large finite ratio, not inf)."""
+ADV_WEIGHT_EPS = 1e-8
+"""Added to lambda * alpha_t, as in the official code."""
+
+
+class AdversarialError(TrainingError):
+    """Stage 2 cannot continue (NaN/Inf loss, bad batch); the message says what happened."""
+
+
+# ---- pure pieces ----------------------------------------------------------------------------
+def alpha_at(step: int, alpha: float, warmup: int) -> float:
+    """alpha_t for 1-based `step`: 0 at step 1, rising linearly to alpha at step warmup + 1."""
+    if warmup <= 0:
+        return alpha
+    return alpha * min(1.0, max(0, step - 1) / warmup)
+
+
+def lambda_auto(grad_bce_out: torch.Tensor, grad_adv_out: torch.Tensor, eps: float = LAMBDA_EPS) -> float:
+    """mean|dL_bce/dW_out| / (mean|dL_adv/dW_out| + eps): L1 means, no clamp (pixar-paper.md §4)."""
+    return float(grad_bce_out.float().abs().mean() / (grad_adv_out.float().abs().mean() + eps))
+
+
+def sample_positions(mask: torch.Tensor, num: int, generator: torch.Generator) -> torch.Tensor:
+    """mask [B, T] -> sorted long [S <= num] prediction positions t (CPU) whose target t+1 is attended in
+    at least one row (in any rank's batch under torch.distributed, so all ranks draw the same positions)."""
+    valid = mask[:, 1:].bool().any(0).float().cpu()  # [T-1]
+    if _distributed():
+        valid = valid.to(_comm_device())
+        dist.all_reduce(valid, op=dist.ReduceOp.MAX)
+        valid = valid.cpu()
+    candidates = valid.nonzero().squeeze(1)
+    if candidates.numel() == 0:
+        raise AdversarialError("batch has no attended position after the first one (empty sequences?)")
+    pick = torch.randperm(candidates.numel(), generator=generator)[:num]
+    return candidates[pick].sort().values
+
+
+def masked_ce(logits: torch.Tensor, label: int, mask: torch.Tensor) -> torch.Tensor:
+    """Mean 2-way cross-entropy of logits [..., 2] against a constant label over mask [...] == 1."""
+    target = torch.full(logits.shape[:-1], label, dtype=torch.long, device=logits.device)
+    ce = F.cross_entropy(logits.float().reshape(-1, 2), target.reshape(-1), reduction="none").view(mask.shape)
+    m = mask.float()
+    return (ce * m).sum() / m.sum().clamp(min=1)
+
+
+def masked_accuracy(logits: torch.Tensor, label: int, mask: torch.Tensor) -> float:
+    m = mask.float()
+    return float(((logits.detach().argmax(-1) == label).float() * m).sum() / m.sum().clamp(min=1))
+
+
+@dataclass
+class AdversarialForward:
+    """Everything one step needs from the two forward passes (graphs kept for the gradients)."""
+
+    hidden: torch.Tensor  # [B, T, C] G's final hidden states
+    logits: torch.Tensor  # [B, T, D] G's pixel logits
+    bce: torch.Tensor  # scalar L_bce
+    adv: torch.Tensor  # scalar L_adv = CE(D(fake), real)
+    d_loss: torch.Tensor  # scalar 1/2 (CE_real + CE_fake)
+    ce_real: torch.Tensor
+    ce_fake: torch.Tensor
+    real_logits: torch.Tensor  # [B, T, 2]
+    fake_logits: torch.Tensor  # [B, S, 2]
+    fake_mask: torch.Tensor  # [B, S]: target of each sampled position attended in that row
+
+
+def adversarial_forward(gen: Pixar, disc: Discriminator, positions: torch.Tensor, mask: torch.Tensor,
+                        pred_idx: torch.Tensor) -> AdversarialForward:
+    """positions [B, T, D] real pixels in [0, 1]; mask [B, T]; pred_idx [S] long (see sample_positions)."""
+    pred_idx = pred_idx.to(positions.device)
+    hidden = gen.hidden_states(positions)
+    logits = gen.head(hidden)
+    bce = masked_bce(logits, positions, mask)
+    cache = PrefixKV(disc.cfg.layers)
+    real_logits = disc.real_logits(positions, cache)
+    fake = torch.sigmoid(logits[:, pred_idx].float())  # [B, S, D]: G's continuous next-position prediction
+    fake_logits = disc.fake_logits(fake, pred_idx, cache)
+    fake_mask = mask[:, pred_idx + 1].float()
+    ce_real, ce_fake = masked_ce(real_logits, 1, mask), masked_ce(fake_logits, 0, fake_mask)
+    adv = masked_ce(fake_logits, 1, fake_mask)
+    return AdversarialForward(hidden, logits, bce, adv, 0.5 * (ce_real + ce_fake), ce_real, ce_fake,
+                              real_logits, fake_logits, fake_mask)
+
+
+def head_weight_grad(grad_logits: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """dL/dW_out [D, C] of logits = hidden @ W_out^T from dL/dlogits [B, T, D] and hidden [B, T, C]."""
+    return torch.einsum("btd,btc->dc", grad_logits.detach().float(), hidden.detach().float())
+
+
+# ---- distributed helpers ------------------------------------------------------------------
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _comm_device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def average_across_ranks(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """All-reduce-mean a list of tensors as one flat buffer (no-op in a single process)."""
+    if not _distributed() or not tensors:
+        return tensors
+    flat = torch.cat([t.reshape(-1).float() for t in tensors])
+    dev = flat.device
+    flat = flat.to(_comm_device())
+    dist.all_reduce(flat)
+    flat = (flat / dist.get_world_size()).to(dev)
+    out, i = [], 0
+    for t in tensors:
+        out.append(flat[i: i + t.numel()].view_as(t).to(t.dtype))
+        i += t.numel()
+    return out
+
+
+# ---- the step -------------------------------------------------------------------------------
+class AdversarialTrainer:
+    """Owns G, D, their AdamW optimisers, lambda_prev and the position sampler's generator.
+
+    lr_g_at / lr_d_at: 1-based step -> learning rate (warm-up + cosine, supplied by the caller)."""
+
+    def __init__(self, gen: Pixar, disc: Discriminator, cfg: PixarConfig, lr_g_at: Callable[[int], float],
+                 lr_d_at: Callable[[int], float], seed: int = 0, autocast: Callable[[], object] | None = None):
+        self.gen, self.disc, self.cfg = gen, disc, cfg
+        t = cfg.train
+        opt = dict(betas=(t.beta1, t.beta2), eps=t.eps, weight_decay=t.weight_decay)
+        self.opt_g = torch.optim.AdamW(gen.parameters(), lr=lr_g_at(1), **opt)
+        self.opt_d = torch.optim.AdamW(disc.parameters(), lr=lr_d_at(1), **opt)
+        self.lr_g_at, self.lr_d_at = lr_g_at, lr_d_at
+        self.lambda_prev: float | None = None  # None until the first step has measured it
+        self.sampler = torch.Generator().manual_seed(seed)
+        self.autocast = autocast or nullcontext
+
+    # state for checkpoints (tensors + JSON-able values only)
+    def state_dict(self) -> dict:
+        return {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "lambda_prev": self.lambda_prev, "sampler": self.sampler.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.lambda_prev = state["lambda_prev"]
+        self.sampler.set_state(state["sampler"])
+
+    def step(self, step: int, pixels: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+        """One adversarial step (1-based `step`) on pixels [B, H, W] (1 = white) and mask [B, T].
+        Returns the step's metrics; raises AdversarialError on a NaN/Inf loss before any update."""
+        acfg = self.cfg.adv
+        device = next(self.gen.parameters()).device
+        positions = patchify(pixels.to(device).float(), self.gen.position_width)
+        mask = mask.to(device)[:, : positions.shape[1]]
+        pred_idx = sample_positions(mask, acfg.num_samples, self.sampler)
+        self.gen.train()
+        self.disc.train()
+        with self.autocast():
+            fw = adversarial_forward(self.gen, self.disc, positions, mask, pred_idx)
+        names = ("g_bce", "g_adv", "d_loss")  # averaged over ranks first, so every rank stops together
+        values = average_across_ranks([torch.stack([fw.bce, fw.adv, fw.d_loss]).detach().float()])[0].tolist()
+        if not all(math.isfinite(v) for v in values):
+            raise AdversarialError(f"stage 2 step {step}: non-finite loss ("
+                                   f"{', '.join(f'{k}={v}' for k, v in zip(names, values))}); stopping")
+
+        g_params = [p for p in self.gen.parameters() if p.requires_grad]
+        d_params = [p for p in self.disc.parameters() if p.requires_grad]
+        dlogits_bce, = torch.autograd.grad(fw.bce, fw.logits, retain_graph=True)
+        dlogits_adv, = torch.autograd.grad(fw.adv, fw.logits, retain_graph=True)
+        w_bce, w_adv = average_across_ranks([head_weight_grad(dlogits_bce, fw.hidden),
+                                             head_weight_grad(dlogits_adv, fw.hidden)])
+        measured = lambda_auto(w_bce, w_adv)
+        alpha_t = alpha_at(step, acfg.alpha, acfg.alpha_warmup)
+        update_g = self.lambda_prev is not None  # step 1 only measures the ratio
+        adv_weight = self.lambda_prev * alpha_t + ADV_WEIGHT_EPS if update_g else 0.0
+
+        d_grads = torch.autograd.grad(fw.d_loss, d_params, retain_graph=update_g, allow_unused=True)
+        lr_g, lr_d = self.lr_g_at(step), self.lr_d_at(step)
+        g_grads = None
+        if update_g:  # one backward through G with the combined logit gradient
+            g_grads = torch.autograd.grad(fw.logits, g_params, grad_outputs=dlogits_bce + adv_weight * dlogits_adv)
+        d_norm = self._set_grads(d_params, d_grads)
+        g_norm = self._set_grads(g_params, g_grads) if update_g else 0.0
+        if update_g:  # generator first ...
+            self._step(self.opt_g, lr_g)
+        self._step(self.opt_d, lr_d)  # ... then the discriminator
+        self.lambda_prev = measured
+        scalars = {k: float(v.detach()) for k, v in (("d_loss", fw.d_loss), ("d_loss_real", fw.ce_real),
+                                                        ("d_loss_fake", fw.ce_fake), ("g_bce", fw.bce), ("g_adv", fw.adv))}
+        return {**scalars, "lambda_auto": measured, "adv_weight": adv_weight,
+                "alpha_t": alpha_t, "d_acc_real": masked_accuracy(fw.real_logits, 1, mask),
+                "d_acc_fake": masked_accuracy(fw.fake_logits, 0, fw.fake_mask), "lr": lr_g, "lr_d": lr_d,
+                "g_updated": update_g, "g_grad_norm": g_norm, "d_grad_norm": d_norm, "num_fake": int(pred_idx.numel())}
+
+    def _set_grads(self, params: list, grads) -> float:
+        """Average grads across ranks, store them as .grad, clip to cfg.train.grad_clip -> pre-clip norm.
+        A non-finite norm clears the grads and raises before any optimiser has stepped."""
+        grads = average_across_ranks([torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)])
+        for p, g in zip(params, grads):
+            p.grad = g.to(p.dtype)
+        clip = self.cfg.train.grad_clip
+        norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else math.inf)
+        if not torch.isfinite(norm):
+            self.opt_g.zero_grad(set_to_none=True)
+            self.opt_d.zero_grad(set_to_none=True)
+            raise AdversarialError(f"non-finite gradient norm ({float(norm)}); stopping")
+        return float(norm)
+
+    @staticmethod
+    def _step(opt: torch.optim.Optimizer, lr: float) -> None:
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+
+# ---- the run ------------------------------------------------------------------------------
+LOGGED_KEYS = ("d_loss", "g_bce", "g_adv", "lambda_auto", "alpha_t", "d_acc_real", "d_acc_fake", "lr")
+"""Keys every per-step metrics.jsonl record of stage 2 carries (among others)."""
+
+
+def resolve_init(init: str | os.PathLike) -> Path:
+    """A stage-1 checkpoint folder, or a stage-1 run folder (its `last` pointer is followed)."""
+    path = Path(init)
+    if path.is_dir() and not (path / "model.safetensors").exists() and (path / "last").is_file():
+        return latest_checkpoint(path)
+    return path
+
+
+def _stream_start(init: Path, num_chunks: int) -> int:
+    """Chunks stage 1 consumed (from its state.json), so stage 2 continues on unseen chunks; 0 if unknown."""
+    try:
+        skel = json.loads((init / "state.json").read_text())
+        top = dict(skel["__dict__"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    consumed, n = top.get("consumed"), top.get("num_train_chunks")
+    return consumed if isinstance(consumed, int) and n == num_chunks else 0
+
+
+def train_stage2(cfg: PixarConfig, init: str | os.PathLike | None, out_dir: str | os.PathLike, device: str = "auto",
+                 resume: bool = False, data_dir: str | os.PathLike | None = None,
+                 after_step: Callable[[int, AdversarialTrainer], None] | None = None) -> Path:
+    """Adversarial fine-tuning of the stage-1 checkpoint `init` for cfg.adv.steps steps (or resume the
+    run in `out_dir`). Writes metrics.jsonl (one record per step), samples/step-XXXXXXX.png (step 0 =
+    before stage 2) and step-XXXXXXX checkpoints: the generator as a normal PIXAR checkpoint
+    (pixar.checkpoint.load_model), discriminator + both optimisers + lambda in its training state.
+    Returns the final checkpoint folder."""
+    acfg, tc, out = cfg.adv, cfg.train, Path(out_dir)
+    info = setup_distributed(device)
+    precision = resolve_precision(tc.precision, info.device)
+    if precision == "fp16":
+        raise ConfigError("stage 2 runs in fp32 or bf16 (train.precision=auto|fp32|bf16), not fp16")
+    if acfg.batch_size % info.world_size:
+        raise ConfigError(f"adv.batch_size {acfg.batch_size} must be divisible by the world size {info.world_size}")
+    if tc.threads > 0:
+        torch.set_num_threads(tc.threads)
+    ckpt = _prepare_out_dir(out, resume)
+    if ckpt is None:
+        if init is None:
+            raise TrainingError("stage 2 needs --init <stage-1 checkpoint> (or --resume of a stage-2 run)")
+        init = resolve_init(init)
+        gen, _ = load_model(init, info.device)  # CheckpointError names a missing/corrupt checkpoint
+        _check_compatible(cfg, init)
+        disc = Discriminator.from_generator(gen, head_seed=tc.seed)
+    else:
+        _check_compatible(cfg, ckpt)
+        with torch.random.fork_rng(devices=[]):
+            gen, disc = Pixar(cfg.model), Discriminator.from_config(cfg.model)
+        load_weights(gen, ckpt)
+        state = load_state(ckpt)
+        missing, unexpected = disc.load_state_dict(state["discriminator"], strict=False)
+        if missing or unexpected:
+            raise CheckpointError(f"{ckpt}: discriminator weights do not match the config")
+        init = state.get("init")
+    gen, disc = gen.to(info.device).train(), disc.to(info.device).train()
+    splits = build_splits(tc, data_dir)
+
+    def lr_fn(base: float) -> Callable[[int], float]:
+        return lambda s: lr_at(s - 1, acfg, base_lr=base, total_steps=acfg.cosine_steps)
+
+    trainer = AdversarialTrainer(gen, disc, cfg, lr_fn(acfg.lr_g), lr_fn(acfg.lr_d), seed=tc.seed,
+                                 autocast=lambda: autocast(precision, info.device))
+    step, consumed = 0, _stream_start(Path(init), len(splits.train)) if ckpt is None else 0
+    if ckpt is not None:
+        trainer.load_state_dict(state["trainer"])
+        restore_rng_state(state["rng"])
+        step, consumed = int(state["step"]), int(state["consumed"])
+    stream = ChunkStream(splits.train, cfg.render, tc.seed, acfg.batch_size, consumed, info.rank, info.world_size,
+                         1, first_step=0)
+    loader = iter(make_loader(stream, tc.num_workers, pin_memory=info.device.type == "cuda"))
+    renderer = stream.renderer()
+    prompts = sample_prompts(splits.val or splits.train, renderer) if info.is_main else []
+    metrics = MetricsLogger(out, info.is_main, resume_step=step if ckpt is not None else None)
+    if info.is_main:
+        cfg.to_yaml(out / "config.yaml")
+
+    def sample(at: int) -> None:
+        if info.is_main and prompts:
+            save_samples(gen, renderer, prompts, out / "samples" / f"step-{at:07d}.png", cfg.render.max_positions // 4)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=acfg.steps, initial=step, disable=not info.is_main, dynamic_ncols=True, mininterval=1.0)
+    if ckpt is None:
+        sample(0)  # before stage 2
+    steps_done, last = 0, ckpt
+    positions_per_step = acfg.batch_size * cfg.render.max_positions
+    try:
+        while step < acfg.steps:
+            batch = next(loader)
+            t0 = time.perf_counter()
+            try:
+                m = trainer.step(step + 1, batch["pixels"], batch["mask"])
+            except AdversarialError as e:
+                kept = f"last good checkpoint: {last}" if last is not None else "no stage-2 checkpoint was saved"
+                raise AdversarialError(f"{e} ({kept})") from None
+            step, steps_done = step + 1, steps_done + 1
+            keys = ("d_loss", "d_loss_real", "d_loss_fake", "g_bce", "g_adv", "d_acc_real", "d_acc_fake")
+            m.update(zip(keys, all_reduce_mean([m[k] for k in keys], info)))
+            sec = time.perf_counter() - t0
+            record = {"step": step, **m, "sec_per_step": sec, "positions_per_s": positions_per_step / max(sec, 1e-9)}
+            metrics.log(record)
+            bar.update(1)
+            bar.set_postfix(d=f"{m['d_loss']:.3f}", bce=f"{m['g_bce']:.4f}", adv=f"{m['g_adv']:.3f}",
+                            lam=f"{m['lambda_auto']:.2g}", refresh=False)
+            if acfg.sample_every > 0 and step % acfg.sample_every == 0 or step == acfg.steps:
+                sample(step)
+            if acfg.save_every > 0 and step % acfg.save_every == 0 or step == acfg.steps:
+                state = {"step": step, "consumed": consumed + steps_done * acfg.batch_size,
+                         "data": stream.position_after(steps_done).to_dict(), "num_train_chunks": len(splits.train),
+                         "discriminator": disc.state_dict(), "trainer": trainer.state_dict(),
+                         "rng": capture_rng_state(), "init": str(init) if init is not None else None}
+                if info.is_main:
+                    save_training_checkpoint(out, step, gen, cfg, state, tc.keep_last, meta={"stage": 2})
+                if info.world_size > 1:
+                    dist.barrier()
+                last = out / f"step-{step:07d}"
+            if after_step is not None:  # after logging and saving (tests inject faults here)
+                after_step(step, trainer)
+    finally:
+        bar.close()
+        metrics.close()
+        if info.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return last if last is not None else out
