@@ -1,0 +1,100 @@
+"""LAMBADA (OpenAI's detokenised test set, 5,153 passages): loader and task definitions.
+
+Data: `lambada/lambada_test.jsonl` in the data directory (`{"text": ...}` per line; the checksum
+lm-eval uses), or HF `EleutherAI/lambada_openai` (config `default`, split `test`) when online.
+
+Two protocols, kept apart in every table:
+  * lm-eval (`pixar_lambada`): lm-eval's `lambada_openai` definition -- context = every word but the
+    last joined by spaces, target = " " + last word, loglikelihood; acc = is_greedy, nll = summed
+    NLL of the target (pixel NLL for PIXAR, token NLL for GPT-2), perplexity = exp(mean nll).
+  * paper: prompt = every word but the last, generate a fixed number of positions (4), read back,
+    compare the first word with the target (harness.bench).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pixar.paths import DataNotFound, data_dir as resolve_data_dir
+
+from .common import LOGLIKELIHOOD_METRICS, TaskError, loglikelihood_results, offline, to_dataset
+
+LAMBADA_FILE = "lambada/lambada_test.jsonl"
+LAMBADA_SIZE = 5153
+HF_DATASET = ("EleutherAI/lambada_openai", "default")
+
+
+def split_passage(text: str) -> tuple[str, str]:
+    """(context, target word): lm-eval's `text.split(' ')[:-1]|join(' ')` and the last word."""
+    words = text.split(" ")
+    return " ".join(words[:-1]), words[-1]
+
+
+def lambada_path(data_dir: str | Path | None = None) -> Path | None:
+    d = resolve_data_dir(data_dir)
+    if d is not None and (d / LAMBADA_FILE).is_file():
+        return d / LAMBADA_FILE
+    return None
+
+
+def read_jsonl(path: str | Path) -> list[str]:
+    texts = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                texts.append(row["text"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise TaskError(f"{path}:{n}: expected a JSON object with a 'text' field") from None
+    return texts
+
+
+def load_lambada(data_dir: str | Path | None = None, path: str | Path | None = None) -> list[str]:
+    """The passages, from `path`, the data directory, or (online only) the HF hub."""
+    if path is not None:
+        if not Path(path).is_file():
+            raise DataNotFound(f"{path}: LAMBADA file not found")
+        return read_jsonl(path)
+    local = lambada_path(data_dir)
+    if local is not None:
+        return read_jsonl(local)
+    if offline():
+        raise DataNotFound(f"LAMBADA: {LAMBADA_FILE} not found (set PIXAR_DATA or --data-dir; offline, so "
+                           f"HF {HF_DATASET[0]} cannot be fetched)")
+    import datasets
+
+    return list(datasets.load_dataset(*HF_DATASET, split="test")["text"])
+
+
+def _custom_dataset(path: str | None = None, **_: object):
+    """lm-eval `custom_dataset` hook: {'test': Dataset of {'text'}}."""
+    return {"test": to_dataset([{"text": t} for t in load_lambada(path=path)])}
+
+
+def lm_eval_task(path: str | Path | None, name: str = "pixar_lambada") -> dict:
+    """lm-eval's lambada_openai, reading `path` (absolute) through a custom_dataset loader;
+    path None = the HF dataset (online)."""
+    source = ({"custom_dataset": _custom_dataset, "dataset_kwargs": {"path": str(Path(path).resolve())}}
+              if path is not None else {"dataset_path": HF_DATASET[0], "dataset_name": HF_DATASET[1]})
+    return {
+        "task": name,
+        **source,
+        "output_type": "loglikelihood",
+        "test_split": "test",
+        "doc_to_text": "{{text.split(' ')[:-1]|join(' ')}}",
+        "doc_to_target": "{{' '+text.split(' ')[-1]}}",
+        "process_results": loglikelihood_results,
+        "metric_list": LOGLIKELIHOOD_METRICS,
+        "metadata": {"version": 1.0},
+    }
+
+
+def paper_examples(texts: list[str]) -> list[dict]:
+    """Paper protocol examples: {'idx', 'prompt', 'target'}."""
+    out = []
+    for i, t in enumerate(texts):
+        prompt, target = split_passage(t)
+        out.append({"idx": i, "prompt": prompt, "target": target})
+    return out

@@ -1,0 +1,93 @@
+"""GPT-2 baselines: the local BPE tokenizer, parameter matching of the configs, same-budget training +
+save/load round trip, greedy continuations, clear errors; the GPT-2 side of `pixar bench`."""
+import json
+
+import pytest
+import torch
+
+from harness.baselines import (BaselineError, GPT2BaselineConfig, build_gpt2, greedy_continuations, gpt2_tokenizer,
+                               load_gpt2, train_gpt2)
+from pixar.config import PixarConfig, preset_path
+from pixar.model import Pixar
+
+
+@pytest.fixture(scope="module")
+def tok(data_dir):
+    return gpt2_tokenizer(data_dir)
+
+
+def test_tokenizer_is_the_real_gpt2_bpe(tok):
+    assert tok("Hello world")["input_ids"] == [15496, 995]
+    assert len(tok) == 50257 and tok.eos_token_id == 50256 and tok.pad_token_id == 50256
+    assert tok("<|endoftext|>")["input_ids"] == [50256]
+    assert tok.decode(tok(" The kitchen, Mary's.")["input_ids"]) == " The kitchen, Mary's."
+
+
+@pytest.mark.parametrize("gpt2,pixar", [("gpt2-tiny", "pixar-tiny"), ("gpt2-micro", "pixar-micro")])
+def test_configs_match_pixar_non_embedding_params(gpt2, pixar):
+    cfg = GPT2BaselineConfig.from_yaml(preset_path(gpt2))
+    model = build_gpt2(cfg, 50257, 50256, seed=0)
+    emb = model.transformer.wte.weight.numel() + model.transformer.wpe.weight.numel()
+    gpt2_non_emb = sum(p.numel() for p in model.parameters()) - emb
+    px = Pixar(PixarConfig.from_yaml(preset_path(pixar)).model)
+    px_non_emb = px.num_params() - px.embed.weight.numel() - px.head.weight.numel()
+    assert cfg.matched_to == pixar and "non-embedding" in cfg.match
+    assert abs(gpt2_non_emb / px_non_emb - 1) < 0.02
+    ptc = PixarConfig.from_yaml(preset_path(pixar)).train  # same data budget
+    assert (cfg.train.max_chars, cfg.train.steps, cfg.train.batch_size, cfg.train.lr) == \
+           (ptc.max_chars, ptc.steps, ptc.batch_size, ptc.lr)
+
+
+def test_train_gpt2_saves_a_loadable_model(tmp_path, data_dir):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("Mary went to the kitchen. John moved to the garden. The cat sat on the mat. " * 40)
+    path = train_gpt2(str(preset_path("gpt2-micro")), ["train.steps=3", f"train.data=[{corpus}]", "train.log_every=1",
+                                                        "train.eval_every=3"], tmp_path / "run", data_dir)
+    assert path == tmp_path / "run" / "final"
+    assert {"model.safetensors", "config.json", "gpt2_config.json", "tokenizer.json"} <= {p.name for p in path.iterdir()}
+    assert not any(p.suffix == ".bin" for p in path.iterdir())
+    meta = json.loads((path / "gpt2_config.json").read_text())
+    assert meta["matched_to"] == "pixar-micro" and meta["steps"] == 3 and meta["non_embedding_params"] == 108352
+    log = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3] and "val_loss" in log[-1]
+    model, tok2, info = load_gpt2(str(path))
+    assert info["name"] == "gpt2-micro" and tok2("Hello world")["input_ids"] == [15496, 995]
+    x = torch.tensor([[15496, 995, 13]])
+    with torch.no_grad():
+        a = model(x).logits
+        b = load_gpt2(str(path))[0](x).logits
+    torch.testing.assert_close(a, b)
+    out = greedy_continuations(model, tok2, ["Mary went to the", "a", "John moved to the garden and then"],
+                               max_new_tokens=3, batch_size=2, progress=False)
+    assert out == [greedy_continuations(model, tok2, [p], 3, progress=False)[0]
+                   for p in ["Mary went to the", "a", "John moved to the garden and then"]]
+
+
+def test_load_gpt2_errors_are_clear(tmp_path):
+    with pytest.raises(BaselineError, match="gpt2-does-not-exist"):
+        load_gpt2("gpt2-does-not-exist")  # offline, not cached
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BaselineError, match="cannot load GPT-2 folder"):
+        load_gpt2(str(tmp_path / "empty"))
+
+
+def test_cli_bench_lambada_with_gpt2_baseline(tmp_path, data_dir, tok):
+    from click.testing import CliRunner
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from harness.baselines import save_gpt2
+    from harness.cli import bench
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=256))
+    base = save_gpt2(model, tok, tmp_path / "gpt2-random", {"name": "gpt2-random", "match": "none (test)"})
+    out = tmp_path / "res"
+    r = CliRunner().invoke(bench, ["lambada", "--baseline", str(base), "--limit", "2", "--out", str(out)],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    row = json.loads((out / "summary.json").read_text())["rows"][0]
+    assert row["kind"] == "gpt2" and row["match"] == "none (test)"
+    assert {"paper_acc_ci", "paper_acc_cs", "lm_eval_acc_token", "lm_eval_token_nll", "lm_eval_token_ppl"} <= set(row)
+    assert not any("pixel" in k or k.startswith("paper_acc_glyph") for k in row)
+    preds = [json.loads(x) for x in (out / "predictions-gpt2_gpt2-random-paper.jsonl").read_text().splitlines()]
+    assert len(preds) == 2 and all(isinstance(p["text"], str) for p in preds)

@@ -1,0 +1,183 @@
+"""Task data and definitions: bAbI parser + prompt formats on the real files, the seeded task-1 generator,
+the LAMBADA loader, task YAML for lm-eval's CLI, and `pixar bench lambada|babi` end to end."""
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from harness import babi_gen
+from harness.tasks import babi, lambada
+from harness.tasks.common import TaskError, write_task_yaml
+
+
+# ---- bAbI files --------------------------------------------------------------------------------
+def test_babi_all_tasks_parse_with_1000_questions(data_dir):
+    folder = babi.babi_dir("en", data_dir)
+    for t in babi.TASK_IDS:
+        for split in ("train", "test"):
+            qs = babi.load_babi(t, split, folder)
+            assert len(qs) == 1000, (t, split)
+            assert all(q.answer and q.question for q in qs)
+    assert babi.task_name(1, folder) == "qa1_single-supporting-fact"
+    assert len(babi.load_babi(2, "train", babi.babi_dir("en-10k", data_dir))) == 10000
+
+
+def test_babi_paper_and_lm_eval_formats_on_real_task1(data_dir):
+    folder = babi.babi_dir("en", data_dir)
+    first, second = babi.load_babi(1, "test", folder)[:2]
+    lines = (folder / "qa1_single-supporting-fact_test.txt").read_text().splitlines()
+    s1, s2 = (re.sub(r"^\d+ ", "", ln) for ln in lines[:2])
+    assert first.paper_prompt() == f"{s1} {s2} Where is John? |" and first.answer == "hallway"
+    assert second.paper_prompt().startswith(f"{s1} {s2} Where is John? | hallway ")
+    assert second.paper_prompt().endswith(" Where is Mary? |") and second.answer == "bathroom"
+    assert second.finetune_text() == second.paper_prompt() + " bathroom"
+    doc = second.lm_eval_doc()
+    assert doc["passage"].count("\n") == 4 and "Where" not in doc["passage"] and doc["passage"].startswith(s1 + "\n")
+    assert doc["question"] == "Where is Mary?" and doc["answer"] == "bathroom"
+    assert babi.load_babi(19, "test", folder)[0].answer == "s,s"
+
+
+def test_babi_bad_input_names_file_and_line(tmp_path):
+    bad = tmp_path / "qa1_x_test.txt"
+    bad.write_text("1 Mary moved to the bathroom.\nno number here\n")
+    with pytest.raises(TaskError, match=r"qa1_x_test.txt:2"):
+        babi.parse_babi_file(bad)
+    with pytest.raises(TaskError, match="unknown bAbI task"):
+        babi.parse_task_list("1,25")
+    with pytest.raises(TaskError, match="not a number"):
+        babi.parse_task_list("1,x")
+    assert babi.parse_task_list("3,1-2") == [1, 2, 3] and len(babi.parse_task_list("all")) == 20
+    with pytest.raises(FileNotFoundError, match="qa2"):
+        babi.babi_file(2, "test", tmp_path)
+
+
+# ---- the generator -------------------------------------------------------------------------------
+def test_generator_is_deterministic_and_seeded():
+    a = babi_gen.format_stories(babi_gen.generate_task1(23, seed=7))
+    assert a == babi_gen.format_stories(babi_gen.generate_task1(23, seed=7))
+    assert a != babi_gen.format_stories(babi_gen.generate_task1(23, seed=8))
+
+
+def test_generator_format_and_answers_are_consistent(tmp_path):
+    paths = babi_gen.write_task1(tmp_path, train=50, test=12, seed=3)
+    qs = babi.parse_babi_file(paths["train"], 1)
+    assert len(qs) == 50 and len(babi.parse_babi_file(paths["test"])) == 12
+    text = paths["train"].read_text().splitlines()
+    assert re.fullmatch(r"3 Where is (Mary|John|Sandra|Daniel)\? \t\w+\t\d+", text[2])
+    move = re.compile(r"^(Mary|John|Sandra|Daniel) (moved|went|journeyed|travelled|went back) to the "
+                      r"(bathroom|hallway|garden|office|bedroom|kitchen)\.$")
+    for q in qs:
+        where = {}
+        for n, (line, ans) in enumerate(q.context, 1):
+            if ans is None:
+                m = move.match(line)
+                assert m, line
+                assert where.get(m.group(1), (None,))[0] != m.group(3)  # a move goes somewhere new
+                where[m.group(1)] = (m.group(3), n)
+        actor = q.question.split()[-1].rstrip("?")
+        assert where[actor] == (q.answer, q.support[0])  # answer + supporting fact from the story
+        assert len(q.context) % 3 == 2 and len(q.context) <= 14  # 2 moves per question, 5 per story
+
+
+# ---- LAMBADA --------------------------------------------------------------------------------------
+def test_lambada_loader_has_5153_passages(data_dir):
+    texts = lambada.load_lambada(data_dir)
+    assert len(texts) == lambada.LAMBADA_SIZE == 5153
+    ctx, target = lambada.split_passage(texts[0])
+    assert ctx + " " + target == texts[0] and " " not in target and target
+    ex = lambada.paper_examples(texts[:2])
+    assert ex[1] == {"idx": 1, "prompt": lambada.split_passage(texts[1])[0], "target": lambada.split_passage(texts[1])[1]}
+
+
+def test_lambada_bad_file_names_line(tmp_path):
+    f = tmp_path / "l.jsonl"
+    f.write_text('{"text": "a b"}\n{"txt": 1}\n')
+    with pytest.raises(TaskError, match=r"l.jsonl:2"):
+        lambada.load_lambada(path=f)
+
+
+def test_task_yaml_loads_in_lm_eval(tmp_path):
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    data = tmp_path / "lam.jsonl"
+    data.write_text('{"text": "the cat sat"}\n{"text": "a b c"}\n')
+    paths = babi_gen.write_task1(tmp_path / "b", train=2, test=3, seed=0)
+    write_task_yaml([lambada.lm_eval_task(data, "lam_yaml"), babi.lm_eval_task(1, paths["test"], "babi_yaml")],
+                    tmp_path / "tasks")
+    assert "!function utils.lambada__custom_dataset" in (tmp_path / "tasks" / "lam_yaml.yaml").read_text()
+    tm = TaskManager(include_path=str(tmp_path / "tasks"), include_defaults=False)
+    tasks = get_task_dict(["lam_yaml", "babi_yaml"], tm)
+    assert len(list(tasks["lam_yaml"].test_docs())) == 2 and len(list(tasks["babi_yaml"].test_docs())) == 3
+
+
+# ---- pixar bench ----------------------------------------------------------------------------------
+def _bench(args):
+    from harness.cli import bench
+
+    return CliRunner().invoke(bench, args, catch_exceptions=False)
+
+
+def test_cli_bench_lambada_limit_3_writes_results(micro_checkpoint, data_dir, tmp_path):
+    out = tmp_path / "res"
+    r = _bench(["lambada", "--checkpoint", str(micro_checkpoint), "--limit", "3", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["data"]["n_evaluated"] == 3 and summary["protocols"] == ["paper", "lm-eval"]
+    row = summary["rows"][0]
+    assert row["n"] == 3 and 0 <= row["paper_acc_glyph"] <= 1 and row["lm_eval_pixel_nll"] > 0
+    assert "lm_eval_token_nll" not in row  # pixel NLL never lands in a token column
+    preds = (out / "predictions-pixar_ckpt0_pixar-micro-random-paper.jsonl")
+    assert len(preds.read_text().splitlines()) == 3
+    table = (out / "table.md").read_text()
+    assert "lm-eval: pixel NLL per target (nats)" in table and "paper: first-word acc (glyph read-back)" in table
+    assert (out / "table.csv").is_file() and (out / "tasks" / "pixar_lambada.yaml").is_file()
+    assert "pixar_lambada" in r.output  # lm-eval's make_table was printed
+    from harness.tables import collect, comparison_table
+
+    df = collect(tmp_path)
+    assert len(df) == 1 and df["n"].tolist() == [3] and "lm-eval: pixel NLL per target (nats)" in df.columns
+    with pytest.raises(ValueError, match="unlabelled metric"):
+        comparison_table([{"task": "x", "model": "m", "perplexity": 3.0}])
+
+
+def test_cli_bench_babi_finetune_on_generated_data(micro_checkpoint, tmp_path):
+    folder = tmp_path / "gen"
+    babi_gen.write_task1(folder, train=20, test=4, seed=0)
+    out = tmp_path / "res"
+    r = _bench(["babi", "--checkpoint", str(micro_checkpoint), "--babi-dir", str(folder), "--protocol", "paper",
+                "--finetune", "--finetune-steps", "2", "--finetune-batch", "4", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())
+    row = summary["rows"][0]
+    assert row["finetuned"] is True and row["n"] == 4 and "paper_acc_glyph" in row and "lm_eval_exact_match" not in row
+    log = [json.loads(x) for x in (out / "finetune-pixar_ckpt0_pixar-micro-random-qa1.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 2 and log[-1]["loss"] > 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["lambada", "--checkpoint", "/nonexistent/ckpt", "--limit", "1"], "checkpoint directory does not exist"),
+    (["babi", "--checkpoint", "CKPT", "--tasks", "21"], "unknown bAbI task"),
+    (["babi", "--checkpoint", "CKPT", "--babi-dir", "/nonexistent/babi"], "bAbI folder not found"),
+    (["lambada", "--limit", "1"], "--checkpoint DIR and/or --baseline"),
+])
+def test_cli_errors_are_one_line(args, message, micro_checkpoint, request):
+    from harness.cli import bench
+
+    if "/nonexistent/ckpt" in args:
+        request.getfixturevalue("data_dir")  # the data is checked first; needs PIXAR_DATA
+    args = [str(micro_checkpoint) if a == "CKPT" else a for a in args]
+    r = CliRunner().invoke(bench, args)
+    assert r.exit_code != 0 and message in r.output
+    assert "Traceback" not in r.output
+
+
+def test_lm_eval_cli_wrapper_prepares_include_path(data_dir, tmp_path):
+    from harness.lm_eval_cli import prepare_argv
+
+    argv = prepare_argv(["--model", "pixar", "--data-dir", str(data_dir), "--tasks-dir", str(tmp_path / "t"),
+                         "--tasks", "pixar_lambada"])
+    assert argv == ["--model", "pixar", "--tasks", "pixar_lambada", "--include_path", str((tmp_path / "t").resolve())]
+    names = {p.stem for p in (tmp_path / "t").glob("*.yaml")}
+    assert names == {"pixar_lambada"} | {f"pixar_babi_qa{i}" for i in range(1, 21)}
+    assert str(data_dir / "lambada" / "lambada_test.jsonl") in (tmp_path / "t" / "pixar_lambada.yaml").read_text()
