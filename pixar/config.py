@@ -242,6 +242,11 @@ def from_dict(cls: type, raw: dict, where: str = "<dict>"):
 def _coerce(value: Any, typ: Any, where: str) -> Any:
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if typ in (int, float) and isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+        try:
+            return typ(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected {typ.__name__}, got {value!r}") from None
     if typ in (int, float, str, bool):
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
             raise ConfigError(f"{where}: expected {typ.__name__}, got {value!r}")

@@ -211,7 +211,7 @@ def build_splits(cfg: TrainConfig, data_dir: str | os.PathLike | None = None) ->
     order = np.random.default_rng([cfg.seed, 0x5A11]).permutation(len(chunks))
     val_idx = set(order[:n_val].tolist())
     train = [c for i, c in enumerate(chunks) if i not in val_idx]
-    val = [chunks[i] for i in sorted(val_idx)]
+    val = [chunks[i] for i in order[:n_val]]  # shuffled, so any prefix (eval batches, prompts) is a random sample
     log.info("data: %d documents -> %d training + %d validation chunks", len(names), len(train), len(val))
     return Splits(train, val)
 
@@ -241,14 +241,18 @@ def epoch_order(num_chunks: int, seed: int, epoch: int) -> np.ndarray:
 
 
 def micro_batch_ids(num_chunks: int, seed: int, start: int, global_batch: int, step: int, accum: int,
-                    rank: int, world_size: int, grad_accum: int) -> list[int]:
-    """Chunk ids of micro-batch (accum, rank) of global step `step` counted from stream offset `start`."""
+                    rank: int, world_size: int, grad_accum: int, orders: dict | None = None) -> list[int]:
+    """Chunk ids of micro-batch (accum, rank) of global step `step` counted from stream offset `start`.
+    `orders` caches {epoch: epoch_order(...)} between calls (older epochs are evicted)."""
     micro = global_batch // (world_size * grad_accum)
     first = start + step * global_batch + (accum * world_size + rank) * micro
-    ids, orders = [], {}
+    orders = {} if orders is None else orders
+    ids = []
     for q in range(first, first + micro):
         epoch = q // num_chunks
         if epoch not in orders:
+            for old in [e for e in orders if e < epoch]:
+                del orders[old]
             orders[epoch] = epoch_order(num_chunks, seed, epoch)
         ids.append(int(orders[epoch][q % num_chunks]))
     return ids
@@ -278,7 +282,7 @@ class ChunkStream(IterableDataset):
         self.global_batch, self.rank, self.world_size, self.grad_accum = global_batch, rank, world_size, grad_accum
         self.start = start.consumed(len(chunks)) if isinstance(start, DataPosition) else int(start)
         self.first_step = first_step
-        self._renderer = None
+        self._renderer, self._orders = None, {}
 
     @property
     def micro_batch(self) -> int:
@@ -290,7 +294,7 @@ class ChunkStream(IterableDataset):
 
     def ids(self, step: int, accum: int) -> list[int]:
         return micro_batch_ids(len(self.chunks), self.seed, self.start, self.global_batch, step, accum,
-                               self.rank, self.world_size, self.grad_accum)
+                               self.rank, self.world_size, self.grad_accum, self._orders)
 
     def renderer(self):
         if self._renderer is None:  # built in the worker process: one Renderer (and glyph atlas) per worker
@@ -301,7 +305,7 @@ class ChunkStream(IterableDataset):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_renderer"] = None
+        state["_renderer"], state["_orders"] = None, {}
         return state
 
     def __iter__(self) -> Iterator[dict]:

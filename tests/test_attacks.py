@@ -377,3 +377,14 @@ def test_textattack_bridge_offline(monkeypatch):
     assert wrapper(["good", "bad"]).shape == (2, 2)
     with pytest.raises(ValueError, match="no TextAttack transformation"):
         bridge.textattack_transformation("confusable")
+
+
+def test_pixar_confusables_all_have_glyphs_in_our_fonts():
+    """A look-alike the renderer cannot draw becomes a replacement box, not a look-alike."""
+    from pixar.render import Renderer
+
+    r = Renderer()
+    if r.fallback_path is None:
+        pytest.skip("GoNoto fallback font not installed")
+    missing = sorted({c for alts in CONFUSABLES.values() for c in alts if r.font_for(c)[1] != c})
+    assert missing == []

@@ -23,19 +23,25 @@ def test_tokenizer_is_the_real_gpt2_bpe(tok):
     assert tok.decode(tok(" The kitchen, Mary's.")["input_ids"]) == " The kitchen, Mary's."
 
 
-@pytest.mark.parametrize("gpt2,pixar", [("gpt2-tiny", "pixar-tiny"), ("gpt2-micro", "pixar-micro")])
-def test_configs_match_pixar_non_embedding_params(gpt2, pixar):
+@pytest.mark.parametrize("gpt2,pixar,budget", [("gpt2-tiny", "pixar-tiny", "compute"), ("gpt2-micro", "pixar-micro", "data")])
+def test_configs_match_pixar_non_embedding_params(gpt2, pixar, budget):
     cfg = GPT2BaselineConfig.from_yaml(preset_path(gpt2))
     model = build_gpt2(cfg, 50257, 50256, seed=0)
     emb = model.transformer.wte.weight.numel() + model.transformer.wpe.weight.numel()
     gpt2_non_emb = sum(p.numel() for p in model.parameters()) - emb
-    px = Pixar(PixarConfig.from_yaml(preset_path(pixar)).model)
+    pcfg = PixarConfig.from_yaml(preset_path(pixar))
+    px = Pixar(pcfg.model)
     px_non_emb = px.num_params() - px.embed.weight.numel() - px.head.weight.numel()
-    assert cfg.matched_to == pixar and "non-embedding" in cfg.match
+    assert cfg.matched_to == pixar and "non-embedding" in cfg.match and budget in cfg.match + " compute data"
     assert abs(gpt2_non_emb / px_non_emb - 1) < 0.02
-    ptc = PixarConfig.from_yaml(preset_path(pixar)).train  # same data budget
-    assert (cfg.train.max_chars, cfg.train.steps, cfg.train.batch_size, cfg.train.lr) == \
-           (ptc.max_chars, ptc.steps, ptc.batch_size, ptc.lr)
+    ptc = pcfg.train
+    assert (cfg.train.max_chars, cfg.train.batch_size, cfg.train.lr) == (ptc.max_chars, ptc.batch_size, ptc.lr)
+    if budget == "data":  # same chunks, same number of steps
+        assert cfg.train.steps == ptc.steps
+    else:  # same executed training FLOPs (6 x matmul params x positions), GPT-2 at ~81 padded tokens per chunk
+        px_flops = 6 * px.num_params() * ptc.batch_size * pcfg.model.max_positions * ptc.steps
+        gpt_flops = 6 * (gpt2_non_emb + 50257 * cfg.model.n_embd) * cfg.train.batch_size * 81.1 * cfg.train.steps
+        assert abs(gpt_flops / px_flops - 1) < 0.05
 
 
 def test_train_gpt2_saves_a_loadable_model(tmp_path, data_dir):

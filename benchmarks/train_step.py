@@ -1,0 +1,163 @@
+"""Training-step speed: our Pixar vs an HF `LlamaModel` build of the same config, and the fraction of
+this machine's measured fp32 matmul peak.
+
+    python benchmarks/train_step.py [--config pixar-tiny] [--set model.hidden=256 ...] [--batch 16]
+                                    [--threads 2] [--steps 10]
+
+Both models take the same random binary strips [B, 8, T*16] and the same masked per-pixel BCE:
+  * ours: pixar.model.Pixar (Linear patch in/out, our attention/RoPE/SwiGLU);
+  * baseline: Conv2d(1, C, (8, 16), stride (8, 16)) -> LlamaModel(inputs_embeds, sdpa attention)
+    -> ConvTranspose2d(C, 1, (8, 16)), the official PIXAR layout (pixar-paper.md §2).
+A step = forward + backward + AdamW (fp32). The two models and a reference fp32 1024x1024 matmul are
+timed in alternation, round after round (after 2 warm-up rounds), so that load from other processes
+on a shared machine hits all three alike; best and median over the rounds are printed. Model FLOPs =
+6 * params * positions + 12 * layers * hidden * T * positions (attention scores, fwd+bwd, causal mask
+not discounted); "of the matmul rate" = model GFLOP/s / the matmul's GFLOP/s (best/best, median/median).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+
+from pixar.config import ModelConfig, PixarConfig, preset_path
+from pixar.model import Pixar, masked_bce, patchify
+
+
+class HFPixar(nn.Module):
+    """The same architecture assembled from transformers' LlamaModel plus conv patch in/out."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        from transformers import LlamaConfig, LlamaModel
+
+        hf = LlamaConfig(vocab_size=1, hidden_size=cfg.hidden, intermediate_size=cfg.ffn,
+                         num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
+                         max_position_embeddings=cfg.max_positions, rms_norm_eps=cfg.norm_eps,
+                         rope_theta=cfg.rope_theta, attn_implementation="sdpa")
+        self.cfg = cfg
+        pw = cfg.patch_size * cfg.patch_len
+        self.inp = nn.Conv2d(1, cfg.hidden, (cfg.patch_size, pw), stride=(cfg.patch_size, pw), bias=False)
+        self.body = LlamaModel(hf)
+        self.out = nn.ConvTranspose2d(cfg.hidden, 1, (cfg.patch_size, pw), stride=(cfg.patch_size, pw), bias=False)
+
+    def forward(self, pixels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.inp(pixels[:, None].float() * 2 - 1)  # [B, C, 1, T]
+        h = self.body(inputs_embeds=x.flatten(2).transpose(1, 2)).last_hidden_state  # [B, T, C]
+        img = self.out(h.transpose(1, 2)[:, :, None])[:, 0]  # [B, H, T*pw] logits
+        pw = self.cfg.patch_size * self.cfg.patch_len
+        return masked_bce(patchify(img, pw), patchify(pixels.float(), pw), mask)
+
+
+def copy_weights(ours: Pixar, theirs: HFPixar) -> None:
+    """Load our weights into the HF build (so both compute the same loss: a check that they match)."""
+    names = {"attn_norm": "input_layernorm", "mlp_norm": "post_attention_layernorm", "attn.": "self_attn."}
+    body = {}
+    for k, v in ours.state_dict().items():
+        if k.startswith("blocks."):
+            k = "layers." + k[len("blocks."):]
+            for a, b in names.items():
+                k = k.replace(a, b)
+            body[k] = v
+        elif k == "norm.weight":
+            body[k] = v
+    missing, unexpected = theirs.body.load_state_dict(body, strict=False)
+    if unexpected or [k for k in missing if "embed_tokens" not in k]:
+        raise RuntimeError(f"weight names do not match: missing {missing}, unexpected {unexpected}")
+    with torch.no_grad():
+        theirs.inp.weight.copy_(ours.embed.weight.reshape(theirs.inp.weight.shape))
+        theirs.out.weight.copy_(ours.head.weight.t().reshape(theirs.out.weight.shape))
+
+
+def make_matmul(size: int):
+    """A closure timing one fp32 size x size matmul (the machine's reference compute rate)."""
+    gen = torch.Generator().manual_seed(1)
+    a, b = torch.randn(size, size, generator=gen), torch.randn(size, size, generator=gen)
+
+    def step() -> float:
+        t0 = time.perf_counter()
+        a @ b
+        return time.perf_counter() - t0
+
+    return step
+
+
+def make_step(model: nn.Module, loss_fn, pixels, mask):
+    """A closure running one fwd + bwd + AdamW step; returns its wall time in seconds."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
+
+    def step() -> float:
+        t0 = time.perf_counter()
+        loss = loss_fn(model, pixels, mask)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return time.perf_counter() - t0
+
+    return step
+
+
+def interleaved_times(steps: dict, rounds: int) -> dict[str, list[float]]:
+    """Alternate the contenders step by step (after 2 warm-up steps each), so load from other
+    processes on a shared machine hits both alike; returns each one's step times."""
+    times = {name: [] for name in steps}
+    for i in range(rounds + 2):
+        for name, step in steps.items():
+            t = step()
+            if i >= 2:
+                times[name].append(t)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="pixar-tiny")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
+    ap.add_argument("--batch", type=int, default=0, help="sequences per step (default: the config's batch_size)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=10, help="timed steps per model")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = PixarConfig.from_yaml(preset_path(args.config), args.overrides)
+    m, B, T = cfg.model, args.batch or cfg.train.batch_size, cfg.model.max_positions
+    gen = torch.Generator().manual_seed(0)
+    pixels = (torch.rand(B, m.patch_size, T * m.patch_size * m.patch_len, generator=gen) > 0.2).to(torch.uint8)
+    mask = torch.ones(B, T)
+
+    torch.manual_seed(0)
+    ours, theirs = Pixar(m), HFPixar(m)
+    n_ours = ours.num_params()
+    n_theirs = sum(p.numel() for n, p in theirs.named_parameters() if "embed_tokens" not in n)
+    copy_weights(ours, theirs)
+    with torch.no_grad():
+        same = abs(float(ours(pixels, mask, pixels)[1]) - float(theirs(pixels, mask)))
+    mm = 1024
+    times = interleaved_times({
+        "ours (pixar.model)": make_step(ours, lambda mod, px, mk: mod(px, mk, px)[1], pixels, mask),
+        "HF LlamaModel + conv": make_step(theirs, lambda mod, px, mk: mod(px, mk), pixels, mask),
+        "matmul": make_matmul(mm)}, args.steps)
+    mm_times = times.pop("matmul")
+    peak_best, peak_med = 2 * mm ** 3 / min(mm_times) / 1e9, 2 * mm ** 3 / statistics.median(mm_times) / 1e9
+    flops = 6 * n_ours * B * T + 12 * m.layers * m.hidden * T * B * T
+    print(f"config {cfg.name} {args.overrides or ''}: hidden {m.hidden}, layers {m.layers}, heads {m.heads}, "
+          f"ffn {m.ffn}; batch {B} x {T} positions; threads {torch.get_num_threads()}")
+    print(f"params: ours {n_ours:,}  HF build {n_theirs:,} (embed_tokens excluded); "
+          f"|loss difference| with copied weights {same:.1e}")
+    print(f"fp32 {mm}^2 matmul: {peak_best:.1f} GFLOP/s best, {peak_med:.1f} median; model FLOPs/step "
+          f"{flops / 1e9:.2f} G; {args.steps} interleaved rounds (values: best / median)")
+    for name, ts in times.items():
+        best, med = min(ts), statistics.median(ts)
+        print(f"{name:22s} step {best * 1e3:7.1f} / {med * 1e3:7.1f} ms  {B * T / best:7.0f} / {B * T / med:7.0f} "
+              f"positions/s  {flops / best / 1e9:6.1f} / {flops / med / 1e9:6.1f} GFLOP/s = "
+              f"{flops / best / 1e9 / peak_best:4.0%} / {flops / med / 1e9 / peak_med:4.0%} of the matmul rate")
+    (_, ta), (_, tb) = times.items()
+    ratios = [y / x for x, y in zip(ta, tb)]
+    print(f"step time HF/ours: best {min(tb) / min(ta):.2f}x, median of per-round ratios "
+          f"{statistics.median(ratios):.2f}x (>1: ours faster)")
+
+
+if __name__ == "__main__":
+    main()

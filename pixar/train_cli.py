@@ -1,0 +1,83 @@
+"""`pixar train`: stage 1 (maximum likelihood), stage 2 (adversarial) or the GPT-2 baseline.
+
+    pixar train --stage 1 --config pixar-tiny [--set train.steps=100 ...] [--out runs/x] [--resume]
+    pixar train --stage 2 --init runs/pixar-tiny-stage1/step-0000600 --config pixar-tiny
+    pixar train --model gpt2 --config gpt2-tiny                                        (same-budget baseline)
+    torchrun --nproc-per-node 4 -m pixar.cli train --stage 1 --config pixar-113m      (DDP)
+
+Every expected failure (missing corpus, bad config or checkpoint, diverged run) is one line.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+
+def load_train_config(config: str | None, overrides: list[str], init: str | None = None):
+    """A preset name/YAML path with `--set` overrides; without --config, the --init checkpoint's config."""
+    from .checkpoint import load_config
+    from .config import PixarConfig, apply_override, from_dict, preset_path
+
+    if config is not None:
+        return PixarConfig.from_yaml(preset_path(config), list(overrides))
+    if init is not None:
+        raw = load_config(init).to_dict()
+        for item in overrides:
+            apply_override(raw, item)
+        return from_dict(PixarConfig, raw, where=f"{init}/config.json")
+    return PixarConfig.from_yaml(preset_path("pixar-tiny"), list(overrides))
+
+
+@click.command()
+@click.option("--stage", type=click.Choice(["1", "2"]), default="1", show_default=True,
+              help="1 = maximum likelihood, 2 = adversarial fine-tuning of a stage-1 checkpoint.")
+@click.option("--config", help="Preset name (configs/<name>.yaml) or YAML path. Default: pixar-tiny "
+                               "(gpt2-tiny with --model gpt2), or for --stage 2 the --init checkpoint's config.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config override, e.g. train.steps=100.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder. Default: runs/<name>-stage<k>.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--init", type=click.Path(), help="Stage-1 checkpoint folder to start stage 2 from.")
+@click.option("--data-dir", type=click.Path(), help="Data folder (default: $PIXAR_DATA).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--model", "model_kind", type=click.Choice(["pixar", "gpt2"]), default="pixar", show_default=True,
+              help="gpt2 trains the GPT-2 baseline (harness.baselines).")
+def train(stage, config, overrides, out, resume, init, data_dir, device, model_kind):
+    """Train PIXAR (stage 1 or 2) or the GPT-2 baseline on the configured text."""
+    from .checkpoint import CheckpointError
+    from .config import ConfigError, preset_path
+    from .data import DataError
+    from .paths import DATA_ENV, DataNotFound
+    from .paths import data_dir as find_data_dir
+    from .train import TrainingError
+
+    expected = (ConfigError, DataError, DataNotFound, CheckpointError, TrainingError)
+    try:
+        if data_dir:
+            os.environ[DATA_ENV] = str(find_data_dir(data_dir))  # fonts and workers see it too
+        if model_kind == "gpt2":
+            from harness.baselines import train_gpt2
+
+            config = config or "gpt2-tiny"
+            path = train_gpt2(str(preset_path(config)), list(overrides), out or f"runs/{Path(config).stem}",
+                              data_dir, device=device)
+            click.echo(f"gpt2 baseline: {path}")
+            return
+        cfg = load_train_config(config, list(overrides), init if stage == "2" else None)
+        out = out or f"runs/{cfg.name}-stage{stage}"
+        if stage == "1":
+            from .train import train_stage1
+
+            if init:
+                raise click.UsageError("--init is for --stage 2 (stage 1 starts from scratch or --resume)")
+            path = train_stage1(cfg, out, device=device, resume=resume, data_dir=data_dir)
+        else:
+            if not init and not resume:
+                raise click.UsageError("--stage 2 needs --init <stage-1 checkpoint> (or --resume)")
+            from .adversarial import train_stage2
+
+            path = train_stage2(cfg=cfg, init=init, out_dir=out, device=device, resume=resume, data_dir=data_dir)
+    except expected as e:
+        raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    click.echo(f"stage {stage} finished: {path}")

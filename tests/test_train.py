@@ -1,0 +1,292 @@
+"""pixar.train / pixar train: schedule, optimisation, checkpoints, exact resume, DDP, NaN stop, CLI."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from pixar.checkpoint import load_model, load_state
+from pixar.config import ConfigError, PixarConfig, TrainConfig, preset_path
+from pixar.paths import DataNotFound, find_font
+from pixar.train import (TrainingError, capture_rng_state, latest_checkpoint, lr_at, resolve_precision,
+                         restore_rng_state, save_training_checkpoint, train_stage1)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _font_or_skip():
+    try:
+        find_font("pixeloid")
+    except DataNotFound as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """A small seeded pseudo-English corpus (about 250 chunks of 20..80 characters)."""
+    _font_or_skip()
+    rng = random.Random(0)
+    words = "the a of and to in was he it his that with had for as at her on by said Emma whale lantern".split()
+    text = "\n\n".join(" ".join(" ".join(rng.choice(words) for _ in range(rng.randint(2, 12))).capitalize() + "."
+                                for _ in range(5)) for _ in range(200))
+    path = tmp_path_factory.mktemp("corpus") / "book.txt"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def micro_overrides(corpus: Path, **train) -> list[str]:
+    """pixar-micro shrunk to ~20k parameters and 32-position strips: a step takes a few ms."""
+    sets = {"model.hidden": 32, "model.layers": 1, "model.heads": 2, "model.ffn": 64, "model.max_positions": 32,
+            "render.max_positions": 32, "train.data": f"[{corpus}]", "train.max_chars": 80, "train.min_chars": 20,
+            "train.batch_size": 4, "train.threads": 1, "train.log_every": 1, "train.eval_every": 0,
+            "train.eval_batches": 1, "train.sample_every": 0, "train.save_every": 0, "train.warmup_steps": 3,
+            **{f"train.{k}": v for k, v in train.items()}}
+    return [f"{k}={v}" for k, v in sets.items()]
+
+
+def micro_cfg(corpus: Path, **train) -> PixarConfig:
+    return PixarConfig.from_yaml(preset_path("pixar-micro"), micro_overrides(corpus, **train))
+
+
+def losses(out: Path) -> dict[int, float]:
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in records if "loss" in r}
+
+
+def test_lr_schedule_key_steps():
+    cfg = TrainConfig(lr=3e-4, warmup_steps=2000, steps=1_000_000, min_lr_ratio=0.1)
+    assert lr_at(0, cfg) == pytest.approx(3e-4 * 1e-5)
+    assert lr_at(1000, cfg) == pytest.approx(3e-4 * (1e-5 + (1 - 1e-5) * 0.5))
+    assert lr_at(2000, cfg) == pytest.approx(3e-4)
+    assert lr_at(2000 + 499_000, cfg) == pytest.approx(0.5 * (3e-4 + 3e-5))  # half-way down the cosine
+    assert lr_at(1_000_000, cfg) == pytest.approx(3e-5) and lr_at(2_000_000, cfg) == pytest.approx(3e-5)
+    values = [lr_at(s, cfg) for s in range(0, 1_000_001, 1000)]
+    assert all(a <= b for a, b in zip(values[:2], values[1:3]))
+    assert all(a >= b for a, b in zip(values[2:], values[3:]))
+    # stage 2 reuses it with its own peak lr and cosine length
+    assert lr_at(5, TrainConfig(warmup_steps=0), base_lr=1.0, total_steps=10) == pytest.approx(0.55)
+
+
+def test_precision_rules():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("auto", torch.device("cuda")) == "bf16"
+    with pytest.raises(ConfigError, match="needs a CUDA device"):
+        resolve_precision("bf16", cpu)
+
+
+def test_loss_falls_when_overfitting_one_batch():
+    _font_or_skip()
+    from pixar.model import Pixar
+    from pixar.render import Renderer
+
+    cfg = micro_cfg(Path("unused"))
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = Pixar(cfg.model)
+    b = Renderer(cfg.render).render_batch(["The whale was seen at dawn.", "Emma said nothing at all."])
+    px, mask = torch.from_numpy(b.pixels), torch.from_numpy(b.mask)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, betas=(0.9, 0.95), weight_decay=0.1)
+    history = []
+    for _ in range(40):
+        _, loss = model(px, mask, px)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        history.append(loss.item())
+    assert history[-1] < 0.5 * history[0]
+
+
+def test_checkpoint_round_trip_with_optimizer_and_rng(tmp_path):
+    from pixar.model import Pixar
+
+    cfg = micro_cfg(Path("unused"))
+    model = Pixar(cfg.model)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.rand(2, 8, 32 * 16).round())[0].sum().backward()
+    opt.step()
+    rng = capture_rng_state()
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    for step in (1, 2, 3):
+        save_training_checkpoint(tmp_path, step, model, cfg, {"step": step, "optimizer": opt.state_dict(), "rng": rng},
+                                 keep_last=2)
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-0000002", "step-0000003"]
+    ckpt = latest_checkpoint(tmp_path)
+    assert ckpt.name == "step-0000003"
+    loaded, cfg2 = load_model(ckpt)
+    assert cfg2 == cfg
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    state = load_state(ckpt)
+    opt2 = torch.optim.AdamW(loaded.parameters(), lr=1e-3)
+    opt2.load_state_dict(state["optimizer"])
+    for p1, p2 in zip(model.parameters(), loaded.parameters()):
+        s1, s2 = opt.state[p1], opt2.state[p2]
+        assert torch.equal(s1["exp_avg"], s2["exp_avg"]) and torch.equal(s1["exp_avg_sq"], s2["exp_avg_sq"])
+        assert float(s1["step"]) == float(s2["step"])
+    assert opt2.param_groups[0]["betas"] == opt.param_groups[0]["betas"]
+    restore_rng_state(state["rng"])
+    assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
+    assert random.random() == expected[2]
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_reproduces_losses(corpus, tmp_path):
+    steps = 80
+    sets = micro_overrides(corpus, steps=steps, save_every=10, keep_last=2)
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "pixar.cli", "train", "--stage", "1", "--config", "pixar-micro", "--out", str(killed)]
+    for s in sets:
+        cmd += ["--set", s]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while not (killed / "last").exists():
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.time() < deadline, "no checkpoint appeared"
+            time.sleep(0.005)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stopped_at = json.loads((killed / "last").read_text())["step"]
+    assert stopped_at < steps
+    train_stage1(micro_cfg(corpus, steps=steps, save_every=10, keep_last=2), killed, device="cpu", resume=True)
+    reference = tmp_path / "reference"
+    train_stage1(micro_cfg(corpus, steps=steps, save_every=10, keep_last=2), reference, device="cpu")
+    resumed, ref = losses(killed), losses(reference)
+    assert sorted(resumed) == sorted(ref) == list(range(1, steps + 1))
+    assert max(abs(resumed[s] - ref[s]) for s in ref) < 1e-6
+    assert state_position(killed) == state_position(reference)
+
+
+def state_position(out: Path) -> dict:
+    return load_state(latest_checkpoint(out))["data"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_gloo_processes_match_one_process(corpus, tmp_path):
+    """Two CPU ranks (gloo) with the environment torchrun would give them vs one process, same global batch."""
+    steps, sets = 5, micro_overrides(corpus, steps=5, batch_size=8, eval_every=5, eval_batches=2)
+    ddp_out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "pixar.cli", "train", "--stage", "1", "--config", "pixar-micro",
+           "--out", str(ddp_out), "--device", "cpu"]
+    for s in sets:
+        cmd += ["--set", s]
+    env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
+           "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(cmd, cwd=REPO, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    try:
+        outputs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    single = tmp_path / "single"
+    train_stage1(PixarConfig.from_yaml(preset_path("pixar-micro"), sets), single, device="cpu")
+    a, b = losses(ddp_out), losses(single)
+    assert sorted(a) == sorted(b) == list(range(1, steps + 1))  # rank 0 alone logged: one record per step
+    assert max(abs(a[s] - b[s]) for s in a) < 1e-5
+    val = [[json.loads(x).get("val_loss") for x in (o / "metrics.jsonl").read_text().splitlines()][-1] for o in (ddp_out, single)]
+    assert val[0] == pytest.approx(val[1], abs=1e-5)
+    m1, _ = load_model(latest_checkpoint(ddp_out))
+    m2, _ = load_model(latest_checkpoint(single))
+    for (k, p1), (_, p2) in zip(m1.state_dict().items(), m2.state_dict().items()):
+        torch.testing.assert_close(p1, p2, atol=1e-5, rtol=1e-4, msg=k)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(corpus, tmp_path):
+    def poison(step, model):
+        if step == 3:
+            with torch.no_grad():
+                model.head.weight.fill_(float("nan"))
+
+    with pytest.raises(TrainingError, match=r"non-finite loss .* at step 4.*step-0000002"):
+        train_stage1(micro_cfg(corpus, steps=10, save_every=2), tmp_path, device="cpu", after_step=poison)
+    assert latest_checkpoint(tmp_path).name == "step-0000002"
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-0000002"]
+    model, _ = load_model(tmp_path / "step-0000002")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_cli_stage1_end_to_end_and_errors(corpus, tmp_path, monkeypatch):
+    from pixar.cli import main
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["train", "--stage", "1", "--config", "pixar-micro", "--out", str(out)]
+    for s in micro_overrides(corpus, steps=6, eval_every=3, sample_every=3, save_every=3):
+        args += ["--set", s]
+    res = runner.invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "stage 1 finished" in res.output
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [0, 1, 2, 3, 4, 5, 6]
+    assert {"loss", "lr", "grad_norm", "positions_per_s"} <= set(records[1])
+    assert all("val_loss" in records[i] for i in (0, 3, 6))
+    assert all(math.isfinite(r["loss"]) for r in records[1:])
+    assert {p.name for p in (out / "samples").glob("*.png")} == {"step-0000000.png", "step-0000003.png", "step-0000006.png"}
+    model, cfg = load_model(latest_checkpoint(out))
+    assert cfg.model.hidden == 32 and (out / "config.yaml").exists()
+
+    stage2 = runner.invoke(main, ["train", "--stage", "2", "--init", str(latest_checkpoint(out)), "--out",
+                                  str(tmp_path / "s2"), "--set", "adv.steps=2", "--set", "adv.batch_size=4",
+                                  "--set", "adv.num_samples=2"])  # dispatch to pixar.adversarial
+    assert stage2.exit_code == 0, stage2.output
+    assert load_model(latest_checkpoint(tmp_path / "s2"))[1].model.hidden == 32
+
+    again = runner.invoke(main, args)  # an occupied --out without --resume
+    assert again.exit_code == 1 and "already holds checkpoints" in again.output
+    nothing = runner.invoke(main, ["train", "--config", "pixar-micro", "--out", str(tmp_path / "new"), "--resume"])
+    assert nothing.exit_code == 1 and "nothing to resume" in nothing.output
+
+    monkeypatch.delenv("PIXAR_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    missing = runner.invoke(main, ["train", "--stage", "1", "--config", "pixar-micro", "--out", str(tmp_path / "x")])
+    assert missing.exit_code == 1
+    assert "Error: corpus: no such file or folder" in missing.output and len(missing.output.strip().splitlines()) == 1
+    bad = runner.invoke(main, ["train", "--config", "pixar-micro", "--set", "train.batch_size=0"])
+    assert bad.exit_code == 1 and "batch_size" in bad.output
+    no_dir = runner.invoke(main, ["train", "--config", "pixar-micro", "--data-dir", str(tmp_path / "nope")])
+    assert no_dir.exit_code == 1 and "nope does not exist" in no_dir.output
+
+
+def test_grad_accumulation_matches_the_full_batch(corpus, tmp_path):
+    a, b = tmp_path / "accum", tmp_path / "full"
+    train_stage1(micro_cfg(corpus, steps=4, batch_size=8, grad_accum=2), a, device="cpu")
+    train_stage1(micro_cfg(corpus, steps=4, batch_size=8, grad_accum=1), b, device="cpu")
+    la, lb = losses(a), losses(b)
+    assert max(abs(la[s] - lb[s]) for s in lb) < 1e-5
+    m1, m2 = load_model(latest_checkpoint(a))[0], load_model(latest_checkpoint(b))[0]
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        torch.testing.assert_close(p1, p2, atol=1e-5, rtol=1e-4)
