@@ -20,7 +20,6 @@ Presets (`configs/attack/<name>.yaml`) set defaults; options given on the comman
 """
 from __future__ import annotations
 
-import functools
 import io
 import json
 import logging
@@ -313,15 +312,9 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def _one_line(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except _expected_errors() as e:
-            log.debug("attack failed", exc_info=True)
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise click.ClickException(msg) from None
-    return wrapper
+    from pixar.cli import one_line_errors
+
+    return one_line_errors(_expected_errors, "attack")(fn)
 
 
 def _default_out(settings: dict) -> Path:

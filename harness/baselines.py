@@ -23,7 +23,6 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -289,21 +288,13 @@ def build_gpt2(cfg: GPT2BaselineConfig, vocab_size: int, eos_id: int, seed: int)
 
 def save_gpt2(model, tokenizer, out_dir: str | os.PathLike, meta: dict) -> Path:
     """save_pretrained (safetensors) + tokenizer + gpt2_config.json into out_dir, atomically."""
+    from pixar.checkpoint import atomic_dir
+
     out = Path(out_dir)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_dir(out) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         (tmp / "gpt2_config.json").write_text(json.dumps(meta, indent=2))
-        old = out.with_name(f"{out.name}.old-{os.getpid()}")
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -15,7 +15,6 @@ ends as one line via click.ClickException; -v on `pixar` shows the traceback in 
 """
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.util
 import logging
@@ -66,15 +65,9 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def _one_line(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except _expected_errors() as e:
-            log.debug("bench failed", exc_info=True)
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise click.ClickException(msg) from None
-    return wrapper
+    from pixar.cli import one_line_errors
+
+    return one_line_errors(_expected_errors, "bench")(fn)
 
 
 def common_options(fn):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,29 +270,19 @@ def classifier_info(model, spec: TaskSpec, **extra) -> dict:
 
 def save_classifier(model, path: str | os.PathLike, info: dict) -> Path:
     """Atomically write a fine-tuned classifier directory (safetensors + JSON; never pickle)."""
-    from pixar.checkpoint import _versions, save_checkpoint
+    from pixar.checkpoint import _versions, atomic_dir, save_checkpoint
 
     path = Path(path)
     if isinstance(model, PixarClassifier):
         return save_checkpoint(path, model, model.cfg, meta={"kind": model.kind, "classifier": info})
     import transformers
 
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_dir(path) as tmp:
         model.hf.save_pretrained(tmp, safe_serialization=True)
         model.tokenizer.save_pretrained(tmp)
         meta = {"kind": model.kind, "classifier": {**info, "max_tokens": model.max_tokens},
                 "versions": {**_versions(), "transformers": transformers.__version__}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        old = path.with_name(f"{path.name}.old-{os.getpid()}")
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

@@ -163,7 +163,7 @@ def write_report(results: Path, runs: Path, records: list[dict], budget: str, se
          "", "## Steps", "", "| step | command | wall-clock |", "|---|---|---|"]
     L += [f"| {r['name']} | `{r['command']}` | {r['seconds'] / 60:.1f} min |" for r in records]
     L += ["", "## Training", ""]
-    L += [f"See [train-tiny/README.md](train-tiny/README.md): loss curves, samples before/after stage 2, throughput."
+    L += ["See [train-tiny/README.md](train-tiny/README.md): loss curves, samples before/after stage 2, throughput."
           if train else "_(not run)_", "", "![loss curves](train-tiny/loss_curves.png)", ""]
     L += ["## Paper vs ours (paper protocol)", ""] + _paper_vs_ours(results) + [""]
     sections = [("LAMBADA, stage 1 vs GPT-2 tiny (all 5,153)", "lambada/stage1-vs-gpt2"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +74,31 @@ def _versions() -> dict[str, str]:
     return {"torch": torch.__version__, "numpy": numpy.__version__, "pillow": PIL.__version__}
 
 
+@contextmanager
+def atomic_dir(path: str | os.PathLike):
+    """Yield a fresh temp folder beside `path`; on success it replaces `path` as a whole (the old folder is
+    moved aside first and removed last), on any error it is deleted and `path` is left untouched."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        old = path.with_name(f"{path.name}.old-{os.getpid()}")
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, cfg: PixarConfig | None,
                     state: dict | None = None, meta: dict | None = None) -> Path:
     """Atomically write `model` (+ optional training `state`) to directory `path`."""
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(path) as tmp:
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(weights, str(tmp / "model.safetensors"))
         if cfg is not None:
@@ -92,15 +109,6 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, cfg: PixarC
             (tmp / "state.json").write_text(json.dumps(skel))
         m = {"kind": "pixar", "versions": _versions(), **(meta or {})}
         (tmp / "meta.json").write_text(json.dumps(m, indent=2))
-        old = path.with_name(f"{path.name}.old-{os.getpid()}")
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old.exists():
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

@@ -41,6 +41,24 @@ class LazyGroup(click.Group):
         return cmd
 
 
+def one_line_errors(expected, what: str):
+    """Decorator for click commands: an expected error (a callable returning exception types, so slow
+    imports stay lazy) becomes a one-line click error; anything else keeps its traceback."""
+    import functools
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except expected() as e:
+                logging.getLogger(fn.__module__).debug("%s failed", what, exc_info=True)
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise click.ClickException(msg) from None
+        return wrapper
+    return deco
+
+
 def _available(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None

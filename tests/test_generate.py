@@ -1,5 +1,4 @@
 """Generation: KV cache == recompute, batching == one at a time, EOS stop, sampling determinism."""
-import numpy as np
 import torch
 
 from pixar.checkpoint import CheckpointError, load_model, save_checkpoint
