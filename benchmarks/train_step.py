@@ -24,52 +24,28 @@ import torch
 import torch.nn as nn
 
 from pixar.config import ModelConfig, PixarConfig, preset_path
+from pixar.convert import OfficialPixar, llama_config_for, pixar_to_official
 from pixar.model import Pixar, masked_bce, patchify
 
 
 class HFPixar(nn.Module):
-    """The same architecture assembled from transformers' LlamaModel plus conv patch in/out."""
+    """The official layout (pixar.convert.OfficialPixar: Conv2d in, transformers LlamaModel, ConvTranspose2d
+    out) with the same masked BCE as ours."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        from transformers import LlamaConfig, LlamaModel
-
-        hf = LlamaConfig(vocab_size=1, hidden_size=cfg.hidden, intermediate_size=cfg.ffn,
-                         num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
-                         max_position_embeddings=cfg.max_positions, rms_norm_eps=cfg.norm_eps,
-                         rope_theta=cfg.rope_theta, attn_implementation="sdpa")
         self.cfg = cfg
-        pw = cfg.patch_size * cfg.patch_len
-        self.inp = nn.Conv2d(1, cfg.hidden, (cfg.patch_size, pw), stride=(cfg.patch_size, pw), bias=False)
-        self.body = LlamaModel(hf)
-        self.out = nn.ConvTranspose2d(cfg.hidden, 1, (cfg.patch_size, pw), stride=(cfg.patch_size, pw), bias=False)
+        self.net = OfficialPixar(llama_config_for(cfg), cfg.patch_size, cfg.patch_len)
 
     def forward(self, pixels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = self.inp(pixels[:, None].float() * 2 - 1)  # [B, C, 1, T]
-        h = self.body(inputs_embeds=x.flatten(2).transpose(1, 2)).last_hidden_state  # [B, T, C]
-        img = self.out(h.transpose(1, 2)[:, :, None])[:, 0]  # [B, H, T*pw] logits
+        img = self.net(pixels[:, None].float())[:, 0]  # [B, H, T*pw] logits
         pw = self.cfg.patch_size * self.cfg.patch_len
         return masked_bce(patchify(img, pw), patchify(pixels.float(), pw), mask)
 
 
 def copy_weights(ours: Pixar, theirs: HFPixar) -> None:
     """Load our weights into the HF build (so both compute the same loss: a check that they match)."""
-    names = {"attn_norm": "input_layernorm", "mlp_norm": "post_attention_layernorm", "attn.": "self_attn."}
-    body = {}
-    for k, v in ours.state_dict().items():
-        if k.startswith("blocks."):
-            k = "layers." + k[len("blocks."):]
-            for a, b in names.items():
-                k = k.replace(a, b)
-            body[k] = v
-        elif k == "norm.weight":
-            body[k] = v
-    missing, unexpected = theirs.body.load_state_dict(body, strict=False)
-    if unexpected or [k for k in missing if "embed_tokens" not in k]:
-        raise RuntimeError(f"weight names do not match: missing {missing}, unexpected {unexpected}")
-    with torch.no_grad():
-        theirs.inp.weight.copy_(ours.embed.weight.reshape(theirs.inp.weight.shape))
-        theirs.out.weight.copy_(ours.head.weight.t().reshape(theirs.out.weight.shape))
+    theirs.net.load_official_state_dict(pixar_to_official(ours.state_dict(), ours.cfg))
 
 
 def make_matmul(size: int):

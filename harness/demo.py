@@ -35,14 +35,19 @@ class Step:
     kw: dict = field(default_factory=dict)
 
 
-def run_steps(steps: list[Step], out: Path, force: bool = False) -> list[dict]:
-    """Run `pixar <args>` for each step in process; record command, seconds and status in steps.json."""
+def _read_records(path: Path) -> list[dict]:
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def run_steps(steps: list[Step], out: Path, force: bool = False, only: list[str] | None = None) -> list[dict]:
+    """Run `pixar <args>` for each step in process; record command, seconds and status in steps.json.
+    `only`: names of the steps to consider (several processes may run disjoint subsets side by side)."""
     from pixar.cli import main as pixar_main
 
     log_path = out / "steps.json"
-    records = json.loads(log_path.read_text()) if log_path.exists() and not force else []
-    known = {r["name"]: r for r in records}
     for st in steps:
+        if only and st.name not in only:
+            continue
         done = Path(st.done)
         if done.exists() and not force:
             click.echo(f"[skip] {st.name}: {done} exists")
@@ -56,9 +61,10 @@ def run_steps(steps: list[Step], out: Path, force: bool = False) -> list[dict]:
             raise click.ClickException(f"step {st.name!r} failed: {e.format_message()}") from None
         rec = {"name": st.name, "command": cmd, "seconds": round(time.time() - t0, 1), "note": st.note,
                "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        known = {r["name"]: r for r in _read_records(log_path)}  # re-read: a parallel subset may have written
         known[st.name] = rec
         atomic_write_text(log_path, json.dumps(list(known.values()), indent=2))
-    return list(known.values())
+    return _read_records(log_path)
 
 
 # ---- demo ---------------------------------------------------------------------------------------
@@ -153,7 +159,7 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
     clf = runs / "glue-classifiers"
     G = str(gpt / "final")
     R = results
-    babi_ft = ["--finetune", "--finetune-steps", "600", "--finetune-batch", "16"]
+    babi_ft = ["--finetune", "--finetune-steps", "400", "--finetune-batch", "8"]
     steps = [
         Step("stage 1", ["train", "--stage", "1", "--config", "pixar-tiny", "--out", str(s1)], str(s1 / "last")),
         Step("stage 2", ["train", "--stage", "2", "--init", str(s1), "--config", "pixar-tiny", "--out", str(s2)], str(s2 / "last")),
@@ -163,8 +169,8 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
         Step("lambada stage 2", ["bench", "lambada", "--checkpoint", str(s2), "--ocr", "glyph",
                                  "--out", str(R / "lambada" / "stage2")], str(R / "lambada" / "stage2" / "summary.json")),
         Step("lambada union subset", ["bench", "lambada", "--checkpoint", str(s2), "--protocol", "paper", "--ocr", "union",
-                                      "--limit", "500", "--out", str(R / "lambada" / "stage2-union-500")],
-             str(R / "lambada" / "stage2-union-500" / "summary.json")),
+                                      "--limit", "1000", "--out", str(R / "lambada" / "stage2-union-1000")],
+             str(R / "lambada" / "stage2-union-1000" / "summary.json")),
         Step("babi zero-shot stage 1", ["bench", "babi", "--checkpoint", str(s1), "--baseline", G, "--tasks", "1",
                                         "--protocol", "paper", "--out", str(R / "babi" / "qa1-zero-shot-stage1")],
              str(R / "babi" / "qa1-zero-shot-stage1" / "summary.json")),
@@ -178,11 +184,11 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
                       "--preset", "tiny-cpu", "--classifiers", str(clf), "--out", str(R / "glue")],
              str(R / "glue" / "glue_finetuned.md")),
         Step("attack bAbI", ["attack", "--type", "swap,confusable", "--task", "babi", "--checkpoint", str(s2),
-                             "--baseline", G, *babi_ft, "--limit", "500", "--seed", str(seed),
+                             "--baseline", G, *babi_ft, "--limit", "300", "--seed", str(seed),
                              "--out", str(R / "attack" / "babi-qa1-finetuned")],
              str(R / "attack" / "babi-qa1-finetuned" / "summary.json")),
         Step("attack paper preset (LAMBADA)", ["attack", "--preset", "paper", "--task", "lambada", "--checkpoint", str(s2),
-                                               "--baseline", G, "--limit", "1000",
+                                               "--baseline", G, "--limit", "500", "--ocr", "glyph",
                                                "--out", str(R / "attack" / "lambada-confusable")],
              str(R / "attack" / "lambada-confusable" / "summary.json")),
         Step("attack SST-2", ["attack", "--type", "swap,confusable", "--task", "sst2",
@@ -205,7 +211,8 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Rerun steps whose outputs exist.")
 @click.option("--report-only", is_flag=True, help="Only (re)write results/REPORT.md from existing outputs.")
-def reproduce(budget, runs, results, seed, force, report_only):
+@click.option("--only", help="Comma-separated step names to run (e.g. to run two subsets side by side).")
+def reproduce(budget, runs, results, seed, force, report_only, only):
     """The CPU-scale reproduction study: train, benchmark, attack, then write results/REPORT.md."""
     from pixar.paths import data_dir
 
@@ -215,8 +222,13 @@ def reproduce(budget, runs, results, seed, force, report_only):
         raise click.ClickException("reproduce needs the real data: set PIXAR_DATA (a folder laid out like shared/data)")
     runs_p, res_p = Path(runs), Path(results)
     runs_p.mkdir(parents=True, exist_ok=True)
-    records = json.loads((runs_p / "steps.json").read_text()) if (runs_p / "steps.json").exists() else []
+    records = _read_records(runs_p / "steps.json")
     if not report_only:
-        records = run_steps(reproduce_steps(runs_p, res_p, seed), runs_p, force)
+        names = [n.strip() for n in only.split(",")] if only else None
+        steps = reproduce_steps(runs_p, res_p, seed)
+        unknown = set(names or []) - {s.name for s in steps}
+        if unknown:
+            raise click.ClickException(f"unknown step(s) {sorted(unknown)}; steps: {[s.name for s in steps]}")
+        records = run_steps(steps, runs_p, force, names)
     path = write_report(res_p, runs_p, records, budget=budget, seed=seed)
     click.echo(f"wrote {path}")

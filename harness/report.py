@@ -168,7 +168,7 @@ def write_report(results: Path, runs: Path, records: list[dict], budget: str, se
     L += ["## Paper vs ours (paper protocol)", ""] + _paper_vs_ours(results) + [""]
     sections = [("LAMBADA, stage 1 vs GPT-2 tiny (all 5,153)", "lambada/stage1-vs-gpt2"),
                 ("LAMBADA, stage 2 (all 5,153)", "lambada/stage2"),
-                ("LAMBADA, stage 2, union of glyph + Tesseract (first 500)", "lambada/stage2-union-500"),
+                ("LAMBADA, stage 2, union of glyph + Tesseract (first 1,000)", "lambada/stage2-union-1000"),
                 ("bAbI task 1, zero-shot, stage 1 vs GPT-2 tiny", "babi/qa1-zero-shot-stage1"),
                 ("bAbI task 1, zero-shot, stage 2", "babi/qa1-zero-shot-stage2"),
                 ("bAbI task 1, fine-tuned on the 1k train split", "babi/qa1-finetuned")]
