@@ -44,7 +44,7 @@ from .data import ChunkStream, build_splits, make_loader
 from .discriminator import Discriminator, PrefixKV
 from .model import Pixar, masked_bce, patchify
 from .train import (MetricsLogger, TrainingError, _check_compatible, _prepare_out_dir, all_reduce_mean, autocast,
-                    capture_rng_state, latest_checkpoint, lr_at, resolve_precision, restore_rng_state,
+                    capture_rng_state, lr_at, resolve_precision, restore_rng_state,
                     sample_prompts, save_samples, save_training_checkpoint, setup_distributed)
 
 LAMBDA_EPS = 1e-8
@@ -267,10 +267,9 @@ LOGGED_KEYS = ("d_loss", "g_bce", "g_adv", "lambda_auto", "alpha_t", "d_acc_real
 
 def resolve_init(init: str | os.PathLike) -> Path:
     """A stage-1 checkpoint folder, or a stage-1 run folder (its `last` pointer is followed)."""
-    path = Path(init)
-    if path.is_dir() and not (path / "model.safetensors").exists() and (path / "last").is_file():
-        return latest_checkpoint(path)
-    return path
+    from .checkpoint import resolve_checkpoint
+
+    return resolve_checkpoint(init)
 
 
 def _stream_start(init: Path, num_chunks: int) -> int:

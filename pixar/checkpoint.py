@@ -29,6 +29,31 @@ class CheckpointError(RuntimeError):
     """A missing, incomplete or corrupt checkpoint; the message names the path."""
 
 
+LAST_POINTER = "last"  # a training run folder's JSON pointer to its newest step-XXXXXXX checkpoint
+
+
+def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint that `<out_dir>/last` points to; None when there is no pointer."""
+    pointer = Path(out_dir) / LAST_POINTER
+    if not pointer.is_file():
+        return None
+    try:
+        target = Path(out_dir) / json.loads(pointer.read_text())["path"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{pointer}: corrupt checkpoint pointer ({e})") from None
+    if not target.is_dir():
+        raise CheckpointError(f"{pointer}: points to {target}, which does not exist")
+    return target
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint folder as given, or a training run folder's newest checkpoint (its `last` pointer)."""
+    path = Path(path)
+    if not (path / "model.safetensors").exists() and (path / LAST_POINTER).is_file():
+        return latest_checkpoint(path)
+    return path
+
+
 # ---- nested state <-> (tensors, JSON) --------------------------------------------------------
 def flatten_state(obj: Any, prefix: str = "", tensors: dict | None = None):
     """Split a nested dict/list structure into a flat {key: tensor} map and a JSON-able skeleton."""
@@ -132,6 +157,7 @@ def _load_tensors(f: Path) -> dict[str, torch.Tensor]:
 
 
 def load_meta(path: str | os.PathLike) -> dict:
+    path = resolve_checkpoint(path)
     f = _require(Path(path), "meta.json")
     try:
         return json.loads(f.read_text())
@@ -140,6 +166,7 @@ def load_meta(path: str | os.PathLike) -> dict:
 
 
 def load_config(path: str | os.PathLike) -> PixarConfig:
+    path = resolve_checkpoint(path)
     f = _require(Path(path), "config.json")
     try:
         return from_dict(PixarConfig, json.loads(f.read_text()), where=str(f))
@@ -150,6 +177,7 @@ def load_config(path: str | os.PathLike) -> PixarConfig:
 
 
 def load_weights(module: torch.nn.Module, path: str | os.PathLike, name: str = "model.safetensors") -> None:
+    path = resolve_checkpoint(path)
     f = _require(Path(path), name)
     weights = _load_tensors(f)
     missing, unexpected = module.load_state_dict(weights, strict=False)
@@ -161,6 +189,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """-> (Pixar model in eval mode, PixarConfig)."""
     from .model import Pixar
 
+    path = resolve_checkpoint(path)
     cfg = load_config(path)
     model = Pixar(cfg.model)
     load_weights(model, path)
@@ -168,7 +197,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
 
 
 def load_state(path: str | os.PathLike) -> dict:
-    path = Path(path)
+    path = resolve_checkpoint(path)
     f = _require(path, "state.json")
     tensors = _load_tensors(_require(path, "state.safetensors"))
     try:

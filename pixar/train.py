@@ -37,7 +37,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .checkpoint import CheckpointError, load_config, load_state, load_weights, save_checkpoint
+from .checkpoint import (LAST_POINTER, latest_checkpoint, load_config, load_state, load_weights,
+                         save_checkpoint)
 from .config import ConfigError, PixarConfig, atomic_write_text
 from .data import ChunkStream, build_splits, make_loader, render_texts
 from .model import Pixar
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 
 WARMUP_START_RATIO = 1e-5
 """The warm-up starts at this fraction of the peak lr (the official LinearLR start_factor)."""
-LAST_POINTER = "last"
 _STEP_DIR = re.compile(r"^step-(\d{7,})$")
 
 
@@ -152,20 +152,6 @@ def checkpoint_dirs(out_dir: str | os.PathLike) -> list[Path]:
     found = [(int(m.group(1)), p) for p in out.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()] \
         if out.is_dir() else []
     return [p for _, p in sorted(found)]
-
-
-def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
-    """The checkpoint that `<out_dir>/last` points to; None when there is no pointer."""
-    pointer = Path(out_dir) / LAST_POINTER
-    if not pointer.is_file():
-        return None
-    try:
-        target = Path(out_dir) / json.loads(pointer.read_text())["path"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{pointer}: corrupt checkpoint pointer ({e})") from None
-    if not target.is_dir():
-        raise CheckpointError(f"{pointer}: points to {target}, which does not exist")
-    return target
 
 
 def save_training_checkpoint(out_dir: str | os.PathLike, step: int, model: torch.nn.Module, cfg: PixarConfig,

@@ -89,3 +89,19 @@ def test_checkpoint_round_trip_and_errors(setup, tmp_path):
     # overwriting is atomic: the old directory is replaced as a whole
     save_checkpoint(d, model, cfg)
     assert load_model(d)[1] == cfg and not (d / "state.json").exists()
+
+
+def test_run_folder_resolves_to_its_last_checkpoint(setup, tmp_path):
+    from pixar.checkpoint import LAST_POINTER, resolve_checkpoint
+    import json
+
+    model, _ = setup
+    cfg = PixarConfig(model=CFG, render=RenderConfig(max_positions=32))
+    run = tmp_path / "run"
+    save_checkpoint(run / "step-0000005", model, cfg)
+    (run / LAST_POINTER).write_text(json.dumps({"step": 5, "path": "step-0000005"}))
+    assert resolve_checkpoint(run) == run / "step-0000005"
+    assert load_model(run)[1] == cfg  # every loader accepts the run folder
+    (run / LAST_POINTER).write_text(json.dumps({"step": 6, "path": "step-0000006"}))
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_model(run)
