@@ -22,7 +22,6 @@ import hashlib
 import math
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -136,17 +135,10 @@ def run_suite(
 # ------------------------------------------------------------------ reporting
 
 def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` on a temp file in ``path``'s folder, then
-    ``os.replace`` it onto ``path`` (readers never see a partial file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``write(tmp_path)`` then ``os.replace`` onto ``path`` (pixar.config.atomic_write)."""
+    from pixar.config import atomic_write
+
+    atomic_write(path, write)
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:

@@ -156,8 +156,11 @@ def _demo_table(out: Path) -> str:
 # ---- reproduce ----------------------------------------------------------------------------------
 def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
     s1, s2, gpt = runs / "pixar-tiny-stage1", runs / "pixar-tiny-stage2", runs / "gpt2-tiny"
+    from .glue_cli import model_tag
+
     clf = runs / "glue-classifiers"
     G = str(gpt / "final")
+    px_clf, gpt_clf = clf / model_tag("pixar", str(s1)) / "sst2", clf / model_tag("gpt2", G) / "sst2"
     R = results
     babi_ft = ["--finetune", "--finetune-steps", "400", "--finetune-batch", "8"]
     steps = [
@@ -192,11 +195,9 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
                                                "--out", str(R / "attack" / "lambada-confusable")],
              str(R / "attack" / "lambada-confusable" / "summary.json")),
         Step("attack SST-2", ["attack", "--type", "swap,confusable", "--task", "sst2",
-                              "--checkpoint", str(clf / "pixar-tiny-stage1" / "sst2"), "--baseline", str(clf / "gpt2-tiny" / "sst2"),
-                              "--seed", str(seed), "--out", str(R / "attack" / "sst2")], str(R / "attack" / "sst2" / "summary.json")),
+                              "--checkpoint", str(px_clf), "--baseline", str(gpt_clf), "--seed", str(seed), "--out", str(R / "attack" / "sst2")], str(R / "attack" / "sst2" / "summary.json")),
         Step("deepwordbug SST-2", ["attack", "--type", "deepwordbug", "--task", "sst2", "--limit", "100",
-                                   "--checkpoint", str(clf / "pixar-tiny-stage1" / "sst2"), "--baseline", str(clf / "gpt2-tiny" / "sst2"),
-                                   "--seed", str(seed), "--out", str(R / "attack" / "sst2-deepwordbug")],
+                                   "--checkpoint", str(px_clf), "--baseline", str(gpt_clf), "--seed", str(seed), "--out", str(R / "attack" / "sst2-deepwordbug")],
              str(R / "attack" / "sst2-deepwordbug" / "summary.json")),
     ]
     return steps

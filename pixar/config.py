@@ -253,18 +253,27 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
     return value
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and os.replace, so readers never see half a file."""
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call `write(tmp_path)` on a temp file in `path`'s folder, then os.replace it onto `path`, so readers
+    never see half a file and a crash leaves the old one. The file gets the usual (umask) permissions."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp creates 0600
+        os.close(fd)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def preset_path(name_or_path: str) -> Path:
