@@ -140,6 +140,41 @@ def _paper_vs_ours(results: Path) -> list[str]:
     return rows
 
 
+def _paper_rows(path: Path, limit: int | None = None) -> tuple[float, float, int] | None:
+    """(accuracy, readability, n) of a PIXAR paper-protocol predictions file, optionally its first `limit` rows."""
+    rows = _jsonl(path)[:limit] if limit else _jsonl(path)
+    if not rows:
+        return None
+    acc = sum(any(r["correct"].values()) for r in rows) / len(rows)
+    read = sum(bool(r.get("readable")) for r in rows) / len(rows)
+    return acc, read, len(rows)
+
+
+def _first(folder: Path, pattern: str) -> Path:
+    found = sorted(folder.glob(pattern)) if folder.exists() else []
+    return found[0] if found else folder / pattern
+
+
+def sweep_table(results: Path) -> list[str]:
+    """Stage 1 vs stage 2 at several alpha: paper-protocol readability/accuracy, LAMBADA first 1,000 + bAbI qa1."""
+    lines = ["| model | LAMBADA (first 1,000): acc | LAMBADA: readability | bAbI qa1 zero-shot: acc | bAbI: readability |",
+             "|---|---|---|---|---|"]
+    runs = [("stage 1 (3,000 steps)", _first(results / "lambada" / "stage1-vs-gpt2", "predictions-pixar*-paper.jsonl"),
+             _first(results / "babi" / "qa1-zero-shot-stage1", "predictions-pixar*-paper*.jsonl")),
+            ("stage 2, alpha 1 (preset)", _first(results / "lambada" / "stage2", "predictions-pixar*-paper.jsonl"),
+             _first(results / "babi" / "qa1-zero-shot-stage2", "predictions-pixar*-paper*.jsonl"))]
+    for a in ("0.1", "0.3"):
+        runs.append((f"stage 2, alpha {a}", _first(results / "stage2-sweep" / f"lambada-alpha{a}", "predictions-pixar*-paper.jsonl"),
+                     _first(results / "stage2-sweep" / f"babi-alpha{a}", "predictions-pixar*-paper*.jsonl")))
+    for name, lam, babi in runs:
+        a, b = _paper_rows(lam, 1000), _paper_rows(babi)
+        if a is None and b is None:
+            continue
+        cells = [f"{_pct(x[0])} | {_pct(x[1])}" if x else "– | –" for x in (a, b)]
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    return lines
+
+
 def _pct(x) -> str:
     return "–" if x is None else f"{100 * float(x):.1f}%"
 
@@ -166,12 +201,19 @@ def write_report(results: Path, runs: Path, records: list[dict], budget: str, se
     L += ["See [train-tiny/README.md](train-tiny/README.md): loss curves, samples before/after stage 2, throughput."
           if train else "_(not run)_", "", "![loss curves](train-tiny/loss_curves.png)", ""]
     L += ["## Paper vs ours (paper protocol)", ""] + _paper_vs_ours(results) + [""]
+    L += ["## Stage 1 vs stage 2 (readability), with an alpha sweep", "",
+          "Paper protocol, glyph read-back. Accuracy = first word read equals the target; readability = the first "
+          "word read is an English word (pixar.wordlist: book-corpus words seen twice or more + the dataset's words). "
+          "Made by `results/stage2-sweep/run.sh` (alpha 0.1 and 0.3) and the main study (alpha 1).", ""]
+    L += sweep_table(results) + [""]
     sections = [("LAMBADA, stage 1 vs GPT-2 tiny (all 5,153)", "lambada/stage1-vs-gpt2"),
                 ("LAMBADA, stage 2 (all 5,153)", "lambada/stage2"),
                 ("LAMBADA, stage 2, union of glyph + Tesseract (first 1,000)", "lambada/stage2-union-1000"),
                 ("bAbI task 1, zero-shot, stage 1 vs GPT-2 tiny", "babi/qa1-zero-shot-stage1"),
                 ("bAbI task 1, zero-shot, stage 2", "babi/qa1-zero-shot-stage2"),
-                ("bAbI task 1, fine-tuned on the 1k train split", "babi/qa1-finetuned")]
+                ("bAbI task 1, fine-tuned on the 1k train split (400 steps x 8 for both)", "babi/qa1-finetuned"),
+                ("bAbI task 1, PIXAR fine-tuned 3,000 steps x 8 (about GPT-2's 400-step fine-tuning FLOPs)",
+                 "babi/qa1-finetuned-pixar-3000")]
     for title, rel in sections:
         L += [f"## {title}", "", f"Source: `results/{rel}/` (per-example predictions, summary.json).", "",
               _table(results / rel), ""]
@@ -188,6 +230,10 @@ def write_report(results: Path, runs: Path, records: list[dict], budget: str, se
         L += [p.read_text().strip() + "\n" for p in mds] or ["_(not run)_"]
         L += [f"![{p.stem}]({p.relative_to(results)})" for p in sorted(d.glob("*.png"))] if d.exists() else []
         L.append("")
+    bench_txt = results / "benchmarks.txt"
+    L += ["## Performance (`make bench`)", "", "Printed by `python benchmarks/all.py --full` on the shared 2-core CPU "
+          "machine; every ratio is measured against its baseline in the same run.", "",
+          "```", bench_txt.read_text().strip() if bench_txt.exists() else "(not run)", "```", ""]
     L += ["## Differences from the paper, explained", "",
           "- **Scale and data** (above): 127x fewer parameters, ~10,000x fewer training positions, books only (no "
           "Wikipedia). The stage-1 model draws letter shapes and common short words but rarely the right word.",

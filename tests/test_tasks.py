@@ -180,4 +180,4 @@ def test_lm_eval_cli_wrapper_prepares_include_path(data_dir, tmp_path):
     assert argv == ["--model", "pixar", "--tasks", "pixar_lambada", "--include_path", str((tmp_path / "t").resolve())]
     names = {p.stem for p in (tmp_path / "t").glob("*.yaml")}
     assert names == {"pixar_lambada"} | {f"pixar_babi_qa{i}" for i in range(1, 21)}
-    assert str(data_dir / "lambada" / "lambada_test.jsonl") in (tmp_path / "t" / "pixar_lambada.yaml").read_text()
+    assert str((data_dir / "lambada" / "lambada_test.jsonl").resolve()) in (tmp_path / "t" / "pixar_lambada.yaml").read_text()
