@@ -87,12 +87,13 @@ def demo_steps(out: Path, data_dir: str | None, seed: int) -> tuple[list[Step], 
         Step("gpt2 same budget", ["train", "--model", "gpt2", "--config", "gpt2-micro", "--set", "train.steps=400",
                                   *common, *data, "--out", str(gpt)], str(gpt / "final")),
         Step("bench babi (fine-tuned)", ["bench", "babi", "--checkpoint", str(s2), "--baseline", str(gpt / "final"),
-                                         "--tasks", "1", "--finetune", "--finetune-steps", "300", "--limit", "200",
+                                         "--tasks", "1", "--finetune", "--finetune-steps", "150", "--finetune-batch", "8",
+                                         "--limit", "100",
                                          "--protocol", "paper", "--seed", str(seed), *babi, "--out", str(out / "bench-babi")],
              str(out / "bench-babi" / "summary.json")),
         Step("attack swap", ["attack", "--type", "swap", "--task", "babi", "--checkpoint", str(s2),
-                             "--baseline", str(gpt / "final"), "--finetune", "--finetune-steps", "300",
-                             "--rates", "0,0.2,0.5", "--limit", "100", "--seed", str(seed), *babi,
+                             "--baseline", str(gpt / "final"), "--finetune", "--finetune-steps", "150",
+                             "--finetune-batch", "8", "--rates", "0,0.2,0.5", "--limit", "100", "--seed", str(seed), *babi,
                              "--out", str(out / "attack-swap")], str(out / "attack-swap" / "summary.json")),
     ]
     return steps, {"babi_dir": str(babi_dir) if data_dir is None else None}
@@ -160,7 +161,8 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
 
     clf = runs / "glue-classifiers"
     G = str(gpt / "final")
-    px_clf, gpt_clf = clf / model_tag("pixar", str(s1)) / "sst2", clf / model_tag("gpt2", G) / "sst2"
+    clf_sst2 = runs / "glue-classifiers-sst2-long"  # SST-2 classifiers fine-tuned longer, for the attack suite
+    px_clf, gpt_clf = clf_sst2 / model_tag("pixar", str(s1)) / "sst2", clf_sst2 / model_tag("gpt2", G) / "sst2"
     R = results
     babi_ft = ["--finetune", "--finetune-steps", "400", "--finetune-batch", "8"]
     steps = [
@@ -186,6 +188,12 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
         Step("glue", ["bench", "glue", "--task", "sst2,rte,mrpc,cola,stsb", "--checkpoint", str(s1), "--baseline", G,
                       "--preset", "tiny-cpu", "--classifiers", str(clf), "--out", str(R / "glue")],
              str(R / "glue" / "glue_finetuned.md")),
+        Step("glue sst2 long", ["bench", "glue", "--task", "sst2", "--checkpoint", str(s1), "--baseline", G,
+                                "--preset", "tiny-cpu", "--set", "lr=1e-3", "--set", "steps=1500", "--set", "eval_every=250",
+                                "--classifiers", str(clf_sst2), "--out", str(R / "glue-sst2-long")],
+             str(R / "glue-sst2-long" / "glue_finetuned.md"),
+             note="the tiny-cpu preset leaves both tiny models at chance on SST-2; 1,500 steps at lr 1e-3 give "
+                  "classifiers worth attacking"),
         Step("attack bAbI", ["attack", "--type", "swap,confusable", "--task", "babi", "--checkpoint", str(s2),
                              "--baseline", G, *babi_ft, "--limit", "300", "--seed", str(seed),
                              "--out", str(R / "attack" / "babi-qa1-finetuned")],

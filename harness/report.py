@@ -221,6 +221,10 @@ def write_report(results: Path, runs: Path, records: list[dict], budget: str, se
     L += ["## GLUE subset (fine-tuned, dev)", "", "Source: `results/glue/`.", "",
           glue.read_text().strip() if glue.exists() else "_(not run)_",
           "", f"Paper: SST-2 {PAPER['sst2']} (113M model, full schedule).", ""]
+    long = results / "glue-sst2-long" / "glue_finetuned.md"
+    if long.exists():
+        L += ["### SST-2 fine-tuned longer (1,500 steps, lr 1e-3): the classifiers the attack suite uses", "",
+              long.read_text().strip(), ""]
     for rel, title in (("attack/babi-qa1-finetuned", "Attacks on bAbI task 1 (fine-tuned models)"),
                        ("attack/lambada-confusable", "Confusable attack on LAMBADA prompts (paper preset)"),
                        ("attack/sst2", "Attacks on SST-2 classifiers"), ("attack/sst2-deepwordbug", "DeepWordBug on SST-2")):
