@@ -185,6 +185,11 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
         Step("babi fine-tuned", ["bench", "babi", "--checkpoint", str(s2), "--baseline", G, "--tasks", "1", *babi_ft,
                                  "--seed", str(seed), "--out", str(R / "babi" / "qa1-finetuned")],
              str(R / "babi" / "qa1-finetuned" / "summary.json")),
+        Step("babi fine-tuned PIXAR 3000", ["bench", "babi", "--checkpoint", str(s2), "--tasks", "1", "--finetune",
+                                            "--finetune-steps", "3000", "--finetune-batch", "8", "--seed", str(seed),
+                                            "--out", str(R / "babi" / "qa1-finetuned-pixar-3000")],
+             str(R / "babi" / "qa1-finetuned-pixar-3000" / "summary.json"),
+             note="PIXAR steps are ~8.6x cheaper than GPT-2's: 3,000 PIXAR steps ~ the FLOPs of GPT-2's 400"),
         Step("glue", ["bench", "glue", "--task", "sst2,rte,mrpc,cola,stsb", "--checkpoint", str(s1), "--baseline", G,
                       "--preset", "tiny-cpu", "--classifiers", str(clf), "--out", str(R / "glue")],
              str(R / "glue" / "glue_finetuned.md")),
@@ -208,6 +213,18 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
                                    "--checkpoint", str(px_clf), "--baseline", str(gpt_clf), "--seed", str(seed), "--out", str(R / "attack" / "sst2-deepwordbug")],
              str(R / "attack" / "sst2-deepwordbug" / "summary.json")),
     ]
+    for a in ("0.1", "0.3"):  # stage-2 alpha sweep (results/stage2-sweep/run.sh runs the same commands)
+        sw = runs / "sweep" / f"stage2-alpha{a}"
+        steps += [
+            Step(f"stage 2 alpha {a}", ["train", "--stage", "2", "--init", str(s1), "--config", "pixar-tiny",
+                                        "--set", f"adv.alpha={a}", "--out", str(sw)], str(sw / "last")),
+            Step(f"lambada alpha {a}", ["bench", "lambada", "--checkpoint", str(sw), "--protocol", "paper", "--limit", "1000",
+                                        "--out", str(R / "stage2-sweep" / f"lambada-alpha{a}")],
+                 str(R / "stage2-sweep" / f"lambada-alpha{a}" / "summary.json")),
+            Step(f"babi alpha {a}", ["bench", "babi", "--checkpoint", str(sw), "--tasks", "1", "--protocol", "paper",
+                                     "--out", str(R / "stage2-sweep" / f"babi-alpha{a}")],
+                 str(R / "stage2-sweep" / f"babi-alpha{a}" / "summary.json")),
+        ]
     return steps
 
 

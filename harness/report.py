@@ -195,7 +195,11 @@ def write_report(results: Path, runs: Path, records: list[dict], budget: str, se
          "*lm-eval* = loglikelihood of the target (for PIXAR the pixel NLL of the target's pixels, never a token "
          "perplexity). Our read-back engine is the glyph decoder (>= 99.9% exact on clean renders; see "
          "benchmarks/ocr.py) unless a column says union (glyph or Tesseract); the paper used PaddleOCR or Tesseract.",
-         "", "## Steps", "", "| step | command | wall-clock |", "|---|---|---|"]
+         ""]
+    findings = results / "findings.md"
+    if findings.exists():
+        L += [findings.read_text().strip(), ""]
+    L += ["## Steps", "", "| step | command | wall-clock |", "|---|---|---|"]
     L += [f"| {r['name']} | `{r['command']}` | {r['seconds'] / 60:.1f} min |" for r in records]
     L += ["", "## Training", ""]
     L += ["See [train-tiny/README.md](train-tiny/README.md): loss curves, samples before/after stage 2, throughput."
