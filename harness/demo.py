@@ -203,6 +203,12 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
                              "--baseline", G, *babi_ft, "--limit", "300", "--seed", str(seed),
                              "--out", str(R / "attack" / "babi-qa1-finetuned")],
              str(R / "attack" / "babi-qa1-finetuned" / "summary.json")),
+        Step("attack bAbI PIXAR 3000", ["attack", "--type", "swap,confusable", "--task", "babi", "--checkpoint", str(s2),
+                                        "--finetune", "--finetune-steps", "3000", "--finetune-batch", "8", "--limit", "300",
+                                        "--seed", str(seed), "--out", str(R / "attack" / "babi-qa1-finetuned-pixar-3000")],
+             str(R / "attack" / "babi-qa1-finetuned-pixar-3000" / "summary.json"),
+             note="PIXAR fine-tuned with about the FLOPs of GPT-2's 400 steps; same examples and perturbations "
+                  "(same seed) as 'attack bAbI', so the two tables can be read side by side"),
         Step("attack paper preset (LAMBADA)", ["attack", "--preset", "paper", "--task", "lambada", "--checkpoint", str(s2),
                                                "--baseline", G, "--limit", "500", "--ocr", "glyph",
                                                "--out", str(R / "attack" / "lambada-confusable")],

@@ -179,6 +179,31 @@ def _pct(x) -> str:
     return "–" if x is None else f"{100 * float(x):.1f}%"
 
 
+def equal_compute_babi_attack(results: Path) -> list[str]:
+    """bAbI attack table: PIXAR fine-tuned 3,000 steps (its own run) beside GPT-2 fine-tuned 400 steps (the main
+    attack run). Same seed, examples and perturbations (seeds derive from seed, attack, rate, example index)."""
+    import pandas as pd
+
+    a = results / "attack" / "babi-qa1-finetuned" / "babi-qa1.csv"
+    b = results / "attack" / "babi-qa1-finetuned-pixar-3000" / "babi-qa1.csv"
+    if not (a.exists() and b.exists()):
+        return []
+    gpt = pd.read_csv(a)
+    gpt = gpt[gpt["model"].str.startswith("gpt2")]
+    px = pd.read_csv(b)
+    both = pd.concat([px, gpt]).pivot_table(index=["attack", "rate"], columns="model", values="accuracy").reset_index()
+    cols = list(both.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for row in both.itertuples(index=False):
+        lines.append("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) and c not in ("rate",) else str(v)
+                                       for c, v in zip(cols, row)) + " |")
+    return ["## bAbI task 1 under attack at about equal fine-tuning compute", "",
+            "PIXAR fine-tuned 3,000 steps x 8 (`results/attack/babi-qa1-finetuned-pixar-3000/`) beside GPT-2 tiny "
+            "fine-tuned 400 steps x 8 (`results/attack/babi-qa1-finetuned/`): same 300 questions, same perturbations. "
+            "Paper protocol (PIXAR: glyph read-back, case-sensitive with g->q fold; GPT-2: first generated word, "
+            "case-insensitive).", ""] + lines + [""]
+
+
 def write_report(results: Path, runs: Path, records: list[dict], budget: str, seed: int) -> Path:
     train = train_report(runs, results, records)
     total = sum(r["seconds"] for r in records)
@@ -229,7 +254,8 @@ def write_report(results: Path, runs: Path, records: list[dict], budget: str, se
     if long.exists():
         L += ["### SST-2 fine-tuned longer (1,500 steps, lr 1e-3): the classifiers the attack suite uses", "",
               long.read_text().strip(), ""]
-    for rel, title in (("attack/babi-qa1-finetuned", "Attacks on bAbI task 1 (fine-tuned models)"),
+    L += equal_compute_babi_attack(results)
+    for rel, title in (("attack/babi-qa1-finetuned", "Attacks on bAbI task 1 (fine-tuned models, 400 steps each)"),
                        ("attack/lambada-confusable", "Confusable attack on LAMBADA prompts (paper preset)"),
                        ("attack/sst2", "Attacks on SST-2 classifiers"), ("attack/sst2-deepwordbug", "DeepWordBug on SST-2")):
         d = results / rel
