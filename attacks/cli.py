@@ -44,20 +44,12 @@ class AttackConfigError(ValueError):
 # ---- settings --------------------------------------------------------------------------------
 def load_preset(name_or_path: str) -> tuple[dict, Path]:
     """`configs/attack/<name>.yaml` (or a YAML path) -> (its settings, path)."""
-    import yaml
+    from pixar.config import read_yaml_mapping
 
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = PRESET_DIR / f"{name_or_path}.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        known = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
-        raise AttackConfigError(f"{path}: attack preset not found (known: {', '.join(known)})") from None
-    except yaml.YAMLError as e:
-        raise AttackConfigError(f"{path}: invalid YAML: {e}".replace("\n", " ")) from None
-    if not isinstance(raw, dict):
-        raise AttackConfigError(f"{path}: expected a mapping of settings")
+    raw = read_yaml_mapping(path, "attack preset", AttackConfigError, PRESET_DIR)
     unknown = sorted(set(raw) - PRESET_KEYS)
     if unknown:
         raise AttackConfigError(f"{path}: unknown key(s) {unknown} (known: {', '.join(sorted(PRESET_KEYS))})")

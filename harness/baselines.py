@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from pixar.config import ConfigError, TrainConfig, apply_override, from_dict
+from pixar.config import TrainConfig, dataclass_from_yaml
 from pixar.paths import DataNotFound, data_dir as resolve_data_dir
 
 log = logging.getLogger(__name__)
@@ -191,16 +191,7 @@ class GPT2BaselineConfig:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> "GPT2BaselineConfig":
-        import yaml
-
-        path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        for item in overrides or []:
-            apply_override(raw, item)
-        return from_dict(cls, raw, where=str(path))
+        return dataclass_from_yaml(cls, path, overrides)
 
 
 def _batches(ids: list[list[int]], seed: int, batch: int, steps: int):

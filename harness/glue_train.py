@@ -25,9 +25,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import yaml
 
-from pixar.config import ConfigError, PixarConfig, apply_override, from_dict
+from pixar.config import ConfigError, PixarConfig, apply_override, from_dict, read_yaml_mapping
 from pixar.model import Pixar, patchify
 from pixar.render import Renderer
 
@@ -74,13 +73,7 @@ def load_preset(name_or_path: str, task: str, overrides: list[str] | None = None
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = PRESET_DIR / f"{name_or_path}.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        known = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
-        raise ConfigError(f"{path}: GLUE preset not found (known: {known})") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}".replace("\n", " ")) from None
+    raw = read_yaml_mapping(path, "GLUE preset", ConfigError, PRESET_DIR)
     unknown = sorted(set(raw) - {"name", "description", "defaults", "tasks"})
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s) {unknown}")

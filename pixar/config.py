@@ -180,18 +180,7 @@ class PixarConfig:
     # ---- YAML -------------------------------------------------------------------------------
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> "PixarConfig":
-        path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: invalid YAML: {e}".replace("\n", " ")) from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: top level must be a mapping")
-        for item in overrides or []:
-            apply_override(raw, item)
-        return from_dict(cls, raw, where=str(path))
+        return dataclass_from_yaml(cls, path, overrides)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -201,6 +190,31 @@ class PixarConfig:
         if path is not None:
             atomic_write_text(Path(path), text)
         return text
+
+
+def read_yaml_mapping(path: str | os.PathLike, what: str = "config file", error=ConfigError,
+                      known_dir: Path | None = None) -> dict:
+    """A YAML file's top-level mapping; a missing file, bad YAML or a non-mapping -> one-line `error`
+    naming the file (and, with `known_dir`, the presets that do exist)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        known = f" (known: {', '.join(sorted(p.stem for p in known_dir.glob('*.yaml')))})" if known_dir else ""
+        raise error(f"{path}: {what} not found{known}") from None
+    except yaml.YAMLError as e:
+        raise error(f"{path}: invalid YAML: {e}".replace("\n", " ")) from None
+    if not isinstance(raw, dict):
+        raise error(f"{path}: top level must be a mapping")
+    return raw
+
+
+def dataclass_from_yaml(cls: type, path: str | os.PathLike, overrides: list[str] | None = None):
+    """Dataclass `cls` from a YAML file plus `a.b=value` overrides; unknown keys rejected."""
+    raw = read_yaml_mapping(path)
+    for item in overrides or []:
+        apply_override(raw, item)
+    return from_dict(cls, raw, where=str(path))
 
 
 def apply_override(raw: dict, item: str) -> None:

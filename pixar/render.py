@@ -16,7 +16,8 @@ Two drawing paths give identical pixels (tested with hypothesis):
     composed with numpy -- the fast path.
 
 Characters the main font lacks fall back to GoNoto, then to the main font's U+FFFD glyph; both are
-counted in the result (never silent). Newlines/tabs become spaces. Text too long for the strip is cut
+counted in the result (never silent). Newlines, tabs and Unicode spaces become spaces; zero-width
+characters are dropped. Text too long for the strip is cut
 at a position boundary and flagged, never an exception mid-batch.
 """
 from __future__ import annotations
@@ -35,7 +36,9 @@ from .paths import find_font, find_font_optional
 log = logging.getLogger(__name__)
 
 REPLACEMENT = "\ufffd"
-_SPACE_LIKE = str.maketrans({"\n": " ", "\r": " ", "\t": " ", "\v": " ", "\f": " "})
+_SPACE_LIKE = str.maketrans({**{c: " " for c in "\n\r\t\v\f\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+                                                  "\u200a\u202f\u205f\u3000"},
+                              **{c: None for c in "\u200b\u200c\u200d\u2060\ufeff"}})  # zero-width: dropped
 
 
 @dataclass
