@@ -193,6 +193,8 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
         Step("glue", ["bench", "glue", "--task", "sst2,rte,mrpc,cola,stsb", "--checkpoint", str(s1), "--baseline", G,
                       "--preset", "tiny-cpu", "--classifiers", str(clf), "--out", str(R / "glue")],
              str(R / "glue" / "glue_finetuned.md")),
+        Step("glue zero-shot", ["bench", "glue", "--zero-shot", "--task", "sst2,rte,mrpc,cola", "--checkpoint", str(s1),
+                                "--baseline", G, "--out", str(R / "glue-zeroshot")], str(R / "glue-zeroshot" / "glue_zeroshot.md")),
         Step("glue sst2 long", ["bench", "glue", "--task", "sst2", "--checkpoint", str(s1), "--baseline", G,
                                 "--preset", "tiny-cpu", "--set", "lr=1e-3", "--set", "steps=1500", "--set", "eval_every=250",
                                 "--classifiers", str(clf_sst2), "--out", str(R / "glue-sst2-long")],

@@ -140,6 +140,40 @@ def resolve_tasks(task: str) -> tuple[list[str], bool]:
     return [get_task(t.strip()).name for t in task.split(",") if t.strip()], False
 
 
+def run_zero_shot(tasks: list[str], checkpoint: str | None, baselines: list[str], out: Path, limit: int | None,
+                  data_dir: str | None, device: str = "cpu", seed: int = 0, batch_size: int = 16) -> tuple[Path, Path]:
+    """Zero-shot GLUE through lm-eval (harness.tasks.glue_zeroshot) -> <out>/glue_zeroshot.md/.csv + lm-eval JSON."""
+    import json
+
+    import pandas as pd
+
+    from pixar.config import atomic_write_text
+    from pixar.paths import data_dir as resolve_data
+
+    from .bench import lm_eval_eval, load_models, slug
+    from .tables import write_table
+    from .tasks.glue_zeroshot import lm_eval_task
+
+    d = resolve_data(data_dir, required=True)
+    task_dicts = [lm_eval_task(t, d) for t in tasks]
+    rows = []
+    for bm in load_models(checkpoint, list(baselines), device, batch_size, "glyph", str(d), seed):
+        res = lm_eval_eval(bm, task_dicts, limit, batch_size, seed)
+        res.pop("samples", None)
+        atomic_write_text(out / f"zeroshot-lm-eval-{slug(bm.name)}.json", json.dumps(res, indent=2, default=str))
+        for t, td in zip(tasks, task_dicts):
+            r = res["results"][td["task"]]
+            row = {"model": bm.name, "task": t, "n": r.get("sample_len")}
+            for m in ("acc", "f1", "mcc"):
+                if f"{m},none" in r:
+                    row[f"zero-shot (lm-eval) dev {m} (x100)"] = round(100 * float(r[f"{m},none"]), 2)
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    md, csv = write_table(df, out, stem="glue_zeroshot")
+    return md, csv
+
+
 @click.command("glue")
 @click.option("--task", default="sst2", show_default=True,
               help="sst2|cola|mrpc|stsb|qnli|rte|wnli|mnli|qqp|all, or a comma-separated list.")
@@ -160,8 +194,10 @@ def resolve_tasks(task: str) -> tuple[list[str], bool]:
 @click.option("--classifiers", default="runs/glue-classifiers", show_default=True, type=click.Path(file_okay=False),
               help="Where the fine-tuned classifiers go (<dir>/<model>/<task>); the attack suite loads them.")
 @click.option("--save-classifier/--no-save-classifier", default=True, show_default=True)
+@click.option("--zero-shot", is_flag=True, help="No fine-tuning: lm-eval multiple choice with lm-eval's GLUE prompts "
+              "(a separate table, glue_zeroshot.md; --limit-dev = first N dev examples).")
 def glue(task, checkpoint, baselines, preset, limit_train, limit_dev, out, source, data_dir, overrides, seed,
-         threads, device, classifiers, save_classifier):
+         threads, device, classifiers, save_classifier, zero_shot):
     """Fine-tune on GLUE and report dev metrics (fine-tuned protocol) as Markdown + CSV tables."""
     import torch
 
@@ -179,6 +215,21 @@ def glue(task, checkpoint, baselines, preset, limit_train, limit_dev, out, sourc
     extra += [f"seed={seed}"] if seed is not None else []
     out_dir = Path(out)
     models = ([("pixar", checkpoint)] if checkpoint else []) + [("gpt2", b) for b in baselines]
+    if zero_shot:
+        from .tasks.glue_zeroshot import PROMPTS
+        from .tasks.common import TaskError
+
+        try:
+            tasks, _ = resolve_tasks(task)
+            tasks = [t for t in tasks if t in PROMPTS and has_local(get_task(t), "validation", data_dir)]
+            if not tasks:
+                raise GlueDataError(f"no zero-shot task with a local dev split among {task!r} (have: {', '.join(PROMPTS)})")
+            md, csv_path = run_zero_shot(tasks, checkpoint, list(baselines), out_dir, limit_dev or None, data_dir,
+                                         device, seed or 0)
+        except (GlueDataError, ConfigError, CheckpointError, DataNotFound, TaskError, FileNotFoundError) as e:
+            raise click.ClickException(str(e).splitlines()[0]) from None
+        click.echo(f"zero-shot tables: {md} {csv_path}")
+        return
     try:
         tasks, is_all = resolve_tasks(task)
         skipped = []

@@ -250,6 +250,10 @@ def write_report(results: Path, runs: Path, records: list[dict], budget: str, se
     L += ["## GLUE subset (fine-tuned, dev)", "", "Source: `results/glue/`.", "",
           glue.read_text().strip() if glue.exists() else "_(not run)_",
           "", f"Paper: SST-2 {PAPER['sst2']} (113M model, full schedule).", ""]
+    zs = results / "glue-zeroshot" / "glue_zeroshot.md"
+    if zs.exists():
+        L += ["### Zero-shot GLUE through lm-eval (a different protocol: no fine-tuning, multiple choice by "
+              "loglikelihood with lm-eval's prompts; PIXAR scores choices by pixel NLL)", "", zs.read_text().strip(), ""]
     long = results / "glue-sst2-long" / "glue_finetuned.md"
     if long.exists():
         L += ["### SST-2 fine-tuned longer (1,500 steps, lr 1e-3): the classifiers the attack suite uses", "",

@@ -312,3 +312,28 @@ def test_hf_loader_field_mapping(monkeypatch):
     assert calls == [("nyu-mll/glue", "mnli", "validation_matched")] and mnli.source.startswith("hf:nyu-mll/glue/mnli")
     with pytest.raises(GlueDataError, match="has no labels"):
         load_hf("cola", "train")
+
+
+def test_zero_shot_glue_through_lm_eval(micro_checkpoint, data_dir, tmp_path):
+    """`pixar bench glue --zero-shot`: lm-eval multiple choice on the local dev TSVs, its own table."""
+    from click.testing import CliRunner
+
+    from harness.tasks.glue_zeroshot import PROMPTS, _custom_dataset, lm_eval_task
+    from pixar.cli import main
+
+    rows = _custom_dataset(task="rte", data_dir=str(data_dir))["validation"]
+    assert len(rows) == 277 and set(rows[0]) == {"sentence1", "sentence2", "label"}
+    assert lm_eval_task("cola", data_dir)["metric_list"] == [{"metric": "mcc"}] and PROMPTS["sst2"][1] == ["negative", "positive"]
+    out = tmp_path / "zs"
+    res = CliRunner().invoke(main, ["bench", "glue", "--zero-shot", "--task", "sst2,rte", "--checkpoint", str(micro_checkpoint),
+                                    "--limit-dev", "4", "--out", str(out), "--data-dir", str(data_dir)])
+    assert res.exit_code == 0, res.output
+    table = (out / "glue_zeroshot.md").read_text()
+    assert "zero-shot (lm-eval) dev acc (x100)" in table and "fine-tuned" not in table
+    import pandas as pd
+    df = pd.read_csv(out / "glue_zeroshot.csv")
+    assert sorted(df["task"]) == ["rte", "sst2"] and (df["n"] == 4).all()
+    assert df["zero-shot (lm-eval) dev acc (x100)"].between(0, 100).all()
+    bad = CliRunner().invoke(main, ["bench", "glue", "--zero-shot", "--task", "stsb", "--checkpoint", str(micro_checkpoint),
+                                    "--data-dir", str(data_dir), "--out", str(out)])
+    assert bad.exit_code != 0 and "no zero-shot task" in bad.output

@@ -152,3 +152,10 @@ def test_missing_font_is_a_clear_error():
     from pixar.paths import DataNotFound
     with pytest.raises(DataNotFound, match="does not exist"):
         Renderer(RenderConfig(font="/nonexistent/font.ttf"))
+
+
+def test_unicode_spaces_and_zero_width_characters(renderer):
+    plain = renderer.render("a b").pixels
+    assert (renderer.render("a\u200ab").pixels == plain).all() and (renderer.render("a\u3000b").pixels == plain).all()
+    assert (renderer.render("a \u200bb\ufeff").pixels == plain).all()
+    assert not renderer.render("a\u200ab").unknown_chars
