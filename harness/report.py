@@ -191,7 +191,10 @@ def equal_compute_babi_attack(results: Path) -> list[str]:
     gpt = pd.read_csv(a)
     gpt = gpt[gpt["model"].str.startswith("gpt2")]
     px = pd.read_csv(b)
+    gpt["model"] = "GPT-2 tiny, fine-tuned 400 steps"
+    px["model"] = "PIXAR tiny (stage 2), fine-tuned 3,000 steps"
     both = pd.concat([px, gpt]).pivot_table(index=["attack", "rate"], columns="model", values="accuracy").reset_index()
+    _plot_attack(both, results / "attack" / "babi-qa1-equal-compute.png")
     cols = list(both.columns)
     lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
     for row in both.itertuples(index=False):
@@ -201,7 +204,27 @@ def equal_compute_babi_attack(results: Path) -> list[str]:
             "PIXAR fine-tuned 3,000 steps x 8 (`results/attack/babi-qa1-finetuned-pixar-3000/`) beside GPT-2 tiny "
             "fine-tuned 400 steps x 8 (`results/attack/babi-qa1-finetuned/`): same 300 questions, same perturbations. "
             "Paper protocol (PIXAR: glyph read-back, case-sensitive with g->q fold; GPT-2: first generated word, "
-            "case-insensitive).", ""] + lines + [""]
+            "case-insensitive).", ""] + lines + ["", "![equal-compute bAbI attack](attack/babi-qa1-equal-compute.png)", ""]
+
+
+def _plot_attack(df, path: Path) -> None:
+    """Accuracy vs rate, one line per model, one panel per attack (matplotlib Agg, no global state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    attacks = sorted(df["attack"].unique())
+    fig = Figure(figsize=(5 * len(attacks), 3.4))
+    axes = fig.subplots(1, len(attacks), squeeze=False)[0]
+    for ax, attack in zip(axes, attacks):
+        sub = df[df["attack"] == attack].sort_values("rate")
+        for col in [c for c in df.columns if c not in ("attack", "rate")]:
+            ax.plot(sub["rate"], sub[col], "o-", label=col)
+        ax.set(title=f"bAbI task 1: {attack}", xlabel="attack rate", ylabel="first-word accuracy", ylim=(0, None))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    FigureCanvasAgg(fig).print_png(str(tmp))
+    tmp.replace(path)
 
 
 def write_report(results: Path, runs: Path, records: list[dict], budget: str, seed: int) -> Path:
