@@ -20,9 +20,17 @@ PAPER = {  # pixar-paper.md §7: union accuracy (PaddleOCR or Tesseract) / reada
 
 
 def _jsonl(path: Path) -> list[dict]:
-    if not path.exists():
+    """Rows of a JSONL file, or of its committed gzipped copy (`<path>.gz`)."""
+    import gzip
+
+    gz = path.with_name(path.name + ".gz")
+    if path.exists():
+        text = path.read_text()
+    elif gz.exists():
+        text = gzip.decompress(gz.read_bytes()).decode()
+    else:
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def _summary(path: Path) -> dict | None:
@@ -151,7 +159,9 @@ def _paper_rows(path: Path, limit: int | None = None) -> tuple[float, float, int
 
 
 def _first(folder: Path, pattern: str) -> Path:
+    """The first file matching `pattern` (a committed `.gz` copy counts; `_jsonl` reads either)."""
     found = sorted(folder.glob(pattern)) if folder.exists() else []
+    found += [p.with_name(p.name[:-3]) for p in sorted(folder.glob(pattern + ".gz"))] if folder.exists() else []
     return found[0] if found else folder / pattern
 
 

@@ -69,3 +69,16 @@ def test_report_quotes_tables_and_paper_numbers(tmp_path):
     text = Path(path).read_text()
     assert "| pixar | 0.5 |" in text and "`pixar train --stage 1` | 1.0 min" in text
     assert "| lambada (10 ex.) | PIXAR tiny, stage 2 | 50.0% (glyph) | 25.0% | 13.8% | 82.2% |" in text
+
+
+def test_report_reads_gzipped_predictions(tmp_path):
+    import gzip
+
+    from harness.report import sweep_table
+
+    d = tmp_path / "results" / "lambada" / "stage1-vs-gpt2"
+    d.mkdir(parents=True)
+    rows = [{"correct": {"glyph": i == 0}, "readable": i < 2} for i in range(4)]
+    (d / "predictions-pixar_x-paper.jsonl.gz").write_bytes(gzip.compress("\n".join(map(json.dumps, rows)).encode()))
+    table = "\n".join(sweep_table(tmp_path / "results"))
+    assert "| stage 1 (3,000 steps) | 25.0% | 50.0% | – | – |" in table
