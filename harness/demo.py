@@ -211,6 +211,12 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
              str(R / "attack" / "babi-qa1-finetuned-pixar-3000" / "summary.json"),
              note="PIXAR fine-tuned with about the FLOPs of GPT-2's 400 steps; same examples and perturbations "
                   "(same seed) as 'attack bAbI', so the two tables can be read side by side"),
+        Step("pixel attack bAbI PIXAR 3000", ["attack", "--type", "salt-pepper", "--task", "babi", "--checkpoint", str(s2),
+                                              "--finetune", "--finetune-steps", "3000", "--finetune-batch", "8",
+                                              "--rates", "0,0.01,0.02,0.05,0.1", "--limit", "300", "--seed", str(seed),
+                                              "--out", str(R / "attack" / "babi-qa1-pixel")],
+             str(R / "attack" / "babi-qa1-pixel" / "summary.json"),
+             note="pixel-space noise on the rendered prompt: an attack only a pixel model faces"),
         Step("attack paper preset (LAMBADA)", ["attack", "--preset", "paper", "--task", "lambada", "--checkpoint", str(s2),
                                                "--baseline", G, "--limit", "500", "--ocr", "glyph",
                                                "--out", str(R / "attack" / "lambada-confusable")],

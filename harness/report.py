@@ -294,6 +294,7 @@ def write_report(results: Path, runs: Path, records: list[dict], budget: str, se
     L += equal_compute_babi_attack(results)
     for rel, title in (("attack/babi-qa1-finetuned", "Attacks on bAbI task 1 (fine-tuned models, 400 steps each)"),
                        ("attack/lambada-confusable", "Confusable attack on LAMBADA prompts (paper preset)"),
+                       ("attack/babi-qa1-pixel", "Pixel-space attack (salt-and-pepper) on bAbI task 1, PIXAR fine-tuned 3,000 steps"),
                        ("attack/sst2", "Attacks on SST-2 classifiers"), ("attack/sst2-deepwordbug", "DeepWordBug on SST-2")):
         d = results / rel
         L += [f"## {title}", "", f"Source: `results/{rel}/`.", ""]

@@ -119,6 +119,55 @@ def test_glue_swap_confusable_table_clean_accuracy_and_determinism(glue_env, tmp
     assert "## swap" in md and "## confusable" in md and "`gpt2:gpt2-tiny`: GLUE dev accuracy" in md
 
 
+def test_pixel_attacks_hit_pixar_only_and_are_seeded(glue_env, tmp_path):
+    """salt-pepper / shift perturb the rendered images of PIXAR models; GPT-2 has no pixels to attack."""
+    from harness.glue_train import load_classifier
+
+    base = ["--type", "salt-pepper", "--task", "sst2", "--rates", "0,0.5", "--checkpoint", glue_env["pixar"],
+            "--baseline", glue_env["gpt2"], "--data-dir", glue_env["data"], "--limit", 8, "--seed", 1]
+    for name in ("a", "b"):
+        r = _attack(base + ["--out", tmp_path / name])
+        assert r.exit_code == 0, r.output
+    table = pd.read_csv(tmp_path / "a" / "sst2-pixel.csv")
+    assert set(table["model"]) == {"pixar:pixar-micro"} and len(table) == 2
+    assert table.equals(pd.read_csv(tmp_path / "b" / "sst2-pixel.csv"))
+    gold = np.array([y for _, y in SST2_ROWS[:8]])
+    model, proba = load_classifier(glue_env["pixar"])
+    clean = float((proba([t for t, _ in SST2_ROWS[:8]]).argmax(-1) == gold).mean())
+    assert np.allclose(table[table["rate"] == 0]["accuracy"], clean)
+    shift = _attack(["--type", "shift", "--task", "sst2", "--rates", "0,1", "--checkpoint", glue_env["pixar"],
+                     "--data-dir", glue_env["data"], "--limit", 8, "--out", tmp_path / "s"])
+    assert shift.exit_code == 0, shift.output
+    assert len(pd.read_csv(tmp_path / "s" / "sst2-pixel.csv")) == 2
+    gpt_only = _attack(["--type", "salt-pepper", "--task", "sst2", "--checkpoint", glue_env["gpt2"],
+                        "--data-dir", glue_env["data"], "--limit", 4, "--out", tmp_path / "c"])
+    assert gpt_only.exit_code != 0 and "need a PIXAR model" in gpt_only.output
+
+
+def test_pixel_attack_perturbs_the_rendered_batch_and_restores_the_renderer(tmp_path):
+    from types import SimpleNamespace
+
+    from attacks.cli import run_pixel_attacks
+    from attacks.tasks import AttackModel
+    from pixar.config import RenderConfig
+    from pixar.render import Renderer
+
+    r = Renderer(RenderConfig(max_positions=16))
+    clean_ink = int((r.render_batch(["ab", "cd"]).pixels == 0).sum())
+    seen = []
+
+    def predict(texts):  # "prediction" = ink pixel count of what the model was shown
+        seen.append(int((r.render_batch(texts).pixels == 0).sum()))
+        return [0] * len(texts)
+
+    m = AttackModel("pixar:x", "pixar", predict, "m", "p", {}, None, r)
+    data = SimpleNamespace(examples=[{"text": "ab", "label": 0}, {"text": "cd", "label": 0}], name="toy")
+    res = run_pixel_attacks(data, [m], ["salt-pepper"], [0.0, 0.5], 0, tmp_path)
+    assert seen[0] == clean_ink and abs(seen[1] - (16 * 16 * 8 * 2) / 2) < 300  # p=0.5 flips half of all pixels
+    assert "render_batch" not in vars(r) and int((r.render_batch(["ab", "cd"]).pixels == 0).sum()) == clean_ink
+    assert [row["accuracy"] for row in res["rows"]] == [1.0, 1.0]
+
+
 def test_pair_task_perturbs_both_texts(glue_env, tmp_path):
     from harness.glue_train import load_classifier
 
@@ -252,7 +301,6 @@ def test_paper_preset_on_lambada_matches_bench_at_rate_0(micro_checkpoint, data_
     (["--type", "swapp", "--task", "sst2", "--checkpoint", "CLF"], "unknown attack 'swapp'; valid: swap"),
     (["--type", "swap", "--task", "imdb", "--checkpoint", "CLF"], "unknown task 'imdb'; valid tasks: babi"),
     (["--task", "stsb", "--checkpoint", "CLF"], "stsb is a regression task"),
-    (["--type", "salt-pepper", "--checkpoint", "CLF"], "pixel-space attack"),
     (["--type", "phonetic", "--checkpoint", "CLF"], "attack 'phonetic' is unavailable"),
     (["--rates", "0,1.5", "--checkpoint", "CLF"], "--rates: 1.5 is outside [0, 1]"),
     (["--preset", "nope", "--checkpoint", "CLF"], "attack preset not found"),
