@@ -15,36 +15,20 @@ ends as one line via click.ClickException; -v on `pixar` shows the traceback in 
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from pathlib import Path
 
 import click
+
+from pixar.cli import LazyGroup
 
 log = logging.getLogger(__name__)
 
 LAZY_SUBCOMMANDS = {"glue": ("harness.glue_cli", "glue")}
 
 
-class LazyBench(click.Group):
-    def list_commands(self, ctx):
-        lazy = {k for k, (m, _) in LAZY_SUBCOMMANDS.items() if _available(m)}
-        return sorted(set(super().list_commands(ctx)) | lazy)
-
-    def get_command(self, ctx, name):
-        cmd = super().get_command(ctx, name)
-        if cmd is None and name in LAZY_SUBCOMMANDS and _available(LAZY_SUBCOMMANDS[name][0]):
-            module, attr = LAZY_SUBCOMMANDS[name]
-            cmd = getattr(importlib.import_module(module), attr)
-        return cmd
-
-
-def _available(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
+class LazyBench(LazyGroup):
+    lazy = LAZY_SUBCOMMANDS
 
 
 @click.group(cls=LazyBench)

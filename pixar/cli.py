@@ -29,13 +29,17 @@ LAZY_COMMANDS = {
 
 
 class LazyGroup(click.Group):
+    """A click group whose `lazy` subcommands ({name: (module, attribute)}) are imported only when used."""
+
+    lazy: dict[str, tuple[str, str]] = LAZY_COMMANDS
+
     def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | {k for k, (m, _) in LAZY_COMMANDS.items() if _available(m)})
+        return sorted(set(super().list_commands(ctx)) | {k for k, (m, _) in self.lazy.items() if _available(m)})
 
     def get_command(self, ctx, name):
         cmd = super().get_command(ctx, name)
-        if cmd is None and name in LAZY_COMMANDS:
-            module, attr = LAZY_COMMANDS[name]
+        if cmd is None and name in self.lazy:
+            module, attr = self.lazy[name]
             if _available(module):
                 cmd = getattr(importlib.import_module(module), attr)
         return cmd

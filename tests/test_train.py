@@ -92,28 +92,6 @@ def test_precision_rules():
         resolve_precision("bf16", cpu)
 
 
-def test_loss_falls_when_overfitting_one_batch():
-    _font_or_skip()
-    from pixar.model import Pixar
-    from pixar.render import Renderer
-
-    cfg = micro_cfg(Path("unused"))
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model = Pixar(cfg.model)
-    b = Renderer(cfg.render).render_batch(["The whale was seen at dawn.", "Emma said nothing at all."])
-    px, mask = torch.from_numpy(b.pixels), torch.from_numpy(b.mask)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, betas=(0.9, 0.95), weight_decay=0.1)
-    history = []
-    for _ in range(40):
-        _, loss = model(px, mask, px)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        history.append(loss.item())
-    assert history[-1] < 0.5 * history[0]
-
-
 def test_checkpoint_round_trip_with_optimizer_and_rng(tmp_path):
     from pixar.model import Pixar
 
