@@ -352,7 +352,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def _one_line(fn):
-    from pixar.cli import one_line_errors
+    from harness.app import one_line_errors
 
     return one_line_errors(_expected_errors, "attack")(fn)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from pixar.cli import LazyGroup
+from harness.app import LazyGroup
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def _one_line(fn):
-    from pixar.cli import one_line_errors
+    from harness.app import one_line_errors
 
     return one_line_errors(_expected_errors, "bench")(fn)
 

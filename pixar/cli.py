@@ -1,81 +1,8 @@
-"""The `pixar` command. Thin: parse options, call library functions.
-
-Subcommands live in the module that owns them and are imported only when used (lm-eval, textattack
-and transformers are slow to import):
-
-    render, generate      pixar.cli            (this file)
-    train                 pixar.train_cli
-    bench                 harness.cli
-    attack                attacks.cli
-    convert               pixar.convert
-    demo, reproduce       harness.demo
-"""
+"""`pixar render` and `pixar generate`: the model library's own commands (the `pixar` click root that
+collects every command is the application's, harness.app). Thin: parse options, call library functions."""
 from __future__ import annotations
 
-import importlib
-import logging
-import sys
-
 import click
-
-LAZY_COMMANDS = {
-    "train": ("pixar.train_cli", "train"),
-    "bench": ("harness.cli", "bench"),
-    "attack": ("attacks.cli", "attack"),
-    "convert": ("pixar.convert", "convert"),
-    "demo": ("harness.demo", "demo"),
-    "reproduce": ("harness.demo", "reproduce"),
-}
-
-
-class LazyGroup(click.Group):
-    """A click group whose `lazy` subcommands ({name: (module, attribute)}) are imported only when used."""
-
-    lazy: dict[str, tuple[str, str]] = LAZY_COMMANDS
-
-    def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | {k for k, (m, _) in self.lazy.items() if _available(m)})
-
-    def get_command(self, ctx, name):
-        cmd = super().get_command(ctx, name)
-        if cmd is None and name in self.lazy:
-            module, attr = self.lazy[name]
-            if _available(module):
-                cmd = getattr(importlib.import_module(module), attr)
-        return cmd
-
-
-def one_line_errors(expected, what: str):
-    """Decorator for click commands: an expected error (a callable returning exception types, so slow
-    imports stay lazy) becomes a one-line click error; anything else keeps its traceback."""
-    import functools
-
-    def deco(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except expected() as e:
-                logging.getLogger(fn.__module__).debug("%s failed", what, exc_info=True)
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise click.ClickException(msg) from None
-        return wrapper
-    return deco
-
-
-def _available(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def main(verbose: bool) -> None:
-    """PIXAR: auto-regressive language modelling in pixel space, and its benchmark harness."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-
 
 def _renderer(config: str | None, font: str | None, max_positions: int | None):
     from .config import PixarConfig, RenderConfig, preset_path
@@ -89,7 +16,7 @@ def _renderer(config: str | None, font: str | None, max_positions: int | None):
     return Renderer(cfg)
 
 
-@main.command()
+@click.command()
 @click.argument("text")
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
 @click.option("--scale", default=8, show_default=True, help="Nearest-neighbour upscale factor.")
@@ -114,17 +41,12 @@ def render(text, out, scale, font, config, full, pair):
 
 
 def _save_png(img, out: str) -> None:
-    import os
-    from pathlib import Path
+    from .config import atomic_write
 
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    img.save(tmp)
-    os.replace(tmp, path)
+    atomic_write(out, lambda tmp: img.save(tmp, format="PNG"))
 
 
-@main.command()
+@click.command()
 @click.option("--checkpoint", required=True, type=click.Path(), help="Checkpoint directory.")
 @click.argument("prompt")
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False))
@@ -155,5 +77,3 @@ def generate(checkpoint, prompt, out, max_new_positions, mode, temperature, seed
                + (" (stopped at EOS)" if res.stopped_at_eos[0] else ""))
 
 
-if __name__ == "__main__":
-    sys.exit(main())

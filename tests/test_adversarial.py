@@ -269,7 +269,7 @@ def test_missing_or_corrupt_init_gives_clear_error(stage2_setup, tmp_path):
 
     from click.testing import CliRunner
 
-    from pixar.cli import main
+    from harness.app import main
 
     result = CliRunner().invoke(main, ["train", "--stage", "2", "--init", str(root / "nope"), "--config", "pixar-micro",
                                        "--out", str(tmp_path / "c"), "--device", "cpu"])

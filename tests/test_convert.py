@@ -39,7 +39,7 @@ def test_converted_logits_equal_reference(tmp_path):
 
 
 def test_convert_cli_and_errors(tmp_path):
-    from pixar.cli import main
+    from harness.app import main
 
     _, src = _official_dir(tmp_path)
     res = CliRunner().invoke(main, ["convert", str(src), "-o", str(tmp_path / "c")])

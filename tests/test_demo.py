@@ -7,7 +7,7 @@ import click
 import pytest
 
 from harness.demo import Step, _write_generated_data, demo_steps, reproduce_steps, run_steps
-from pixar.cli import main as pixar_main
+from harness.app import main as pixar_main
 
 
 def _parse(args: list[str]) -> None:

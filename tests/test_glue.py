@@ -319,7 +319,7 @@ def test_zero_shot_glue_through_lm_eval(micro_checkpoint, data_dir, tmp_path):
     from click.testing import CliRunner
 
     from harness.tasks.glue_zeroshot import PROMPTS, _custom_dataset, lm_eval_task
-    from pixar.cli import main
+    from harness.app import main
 
     rows = _custom_dataset(task="rte", data_dir=str(data_dir))["validation"]
     assert len(rows) == 277 and set(rows[0]) == {"sentence1", "sentence2", "label"}

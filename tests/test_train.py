@@ -130,7 +130,7 @@ def test_resume_after_sigkill_reproduces_losses(corpus, tmp_path):
     steps = 80
     sets = micro_overrides(corpus, steps=steps, save_every=10, keep_last=2)
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "pixar.cli", "train", "--stage", "1", "--config", "pixar-micro", "--out", str(killed)]
+    cmd = [sys.executable, "-m", "harness.app", "train", "--stage", "1", "--config", "pixar-micro", "--out", str(killed)]
     for s in sets:
         cmd += ["--set", s]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -174,7 +174,7 @@ def test_ddp_two_gloo_processes_match_one_process(corpus, tmp_path):
     """Two CPU ranks (gloo) with the environment torchrun would give them vs one process, same global batch."""
     steps, sets = 5, micro_overrides(corpus, steps=5, batch_size=8, eval_every=5, eval_batches=2)
     ddp_out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "pixar.cli", "train", "--stage", "1", "--config", "pixar-micro",
+    cmd = [sys.executable, "-m", "harness.app", "train", "--stage", "1", "--config", "pixar-micro",
            "--out", str(ddp_out), "--device", "cpu"]
     for s in sets:
         cmd += ["--set", s]
@@ -218,7 +218,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(corpus, tmp_path):
 
 
 def test_cli_stage1_end_to_end_and_errors(corpus, tmp_path, monkeypatch):
-    from pixar.cli import main
+    from harness.app import main
 
     runner = CliRunner()
     out = tmp_path / "run"

@@ -3,7 +3,7 @@
     pixar train --stage 1 --config pixar-tiny [--set train.steps=100 ...] [--out runs/x] [--resume]
     pixar train --stage 2 --init runs/pixar-tiny-stage1/step-0000600 --config pixar-tiny
     pixar train --model gpt2 --config gpt2-tiny                                        (same-budget baseline)
-    torchrun --nproc-per-node 4 -m pixar.cli train --stage 1 --config pixar-113m      (DDP)
+    torchrun --nproc-per-node 4 -m harness.app train --stage 1 --config pixar-113m      (DDP)
 
 Every expected failure (missing corpus, bad config or checkpoint, diverged run) is one line.
 """
@@ -17,8 +17,8 @@ import click
 
 def load_train_config(config: str | None, overrides: list[str], init: str | None = None):
     """A preset name/YAML path with `--set` overrides; without --config, the --init checkpoint's config."""
-    from .checkpoint import load_config
-    from .config import PixarConfig, apply_override, from_dict, preset_path
+    from pixar.checkpoint import load_config
+    from pixar.config import PixarConfig, apply_override, from_dict, preset_path
 
     if config is not None:
         return PixarConfig.from_yaml(preset_path(config), list(overrides))
@@ -45,19 +45,19 @@ def load_train_config(config: str | None, overrides: list[str], init: str | None
               help="gpt2 trains the GPT-2 baseline (harness.baselines).")
 def train(stage, config, overrides, out, resume, init, data_dir, device, model_kind):
     """Train PIXAR (stage 1 or 2) or the GPT-2 baseline on the configured text."""
-    from .checkpoint import CheckpointError
-    from .config import ConfigError, preset_path
-    from .data import DataError
-    from .paths import DATA_ENV, DataNotFound
-    from .paths import data_dir as find_data_dir
-    from .train import TrainingError
+    from pixar.checkpoint import CheckpointError
+    from pixar.config import ConfigError, preset_path
+    from pixar.data import DataError
+    from pixar.paths import DATA_ENV, DataNotFound
+    from pixar.paths import data_dir as find_data_dir
+    from pixar.train import TrainingError
 
     expected = (ConfigError, DataError, DataNotFound, CheckpointError, TrainingError)
     try:
         if data_dir:
             os.environ[DATA_ENV] = str(find_data_dir(data_dir))  # fonts and workers see it too
         if model_kind == "gpt2":
-            from harness.baselines import train_gpt2
+            from .baselines import train_gpt2
 
             config = config or "gpt2-tiny"
             path = train_gpt2(str(preset_path(config)), list(overrides), out or f"runs/{Path(config).stem}",
@@ -67,7 +67,7 @@ def train(stage, config, overrides, out, resume, init, data_dir, device, model_k
         cfg = load_train_config(config, list(overrides), init if stage == "2" else None)
         out = out or f"runs/{cfg.name}-stage{stage}"
         if stage == "1":
-            from .train import train_stage1
+            from pixar.train import train_stage1
 
             if init:
                 raise click.UsageError("--init is for --stage 2 (stage 1 starts from scratch or --resume)")
@@ -75,7 +75,7 @@ def train(stage, config, overrides, out, resume, init, data_dir, device, model_k
         else:
             if not init and not resume:
                 raise click.UsageError("--stage 2 needs --init <stage-1 checkpoint> (or --resume)")
-            from .adversarial import train_stage2
+            from pixar.adversarial import train_stage2
 
             path = train_stage2(cfg=cfg, init=init, out_dir=out, device=device, resume=resume, data_dir=data_dir)
     except expected as e:

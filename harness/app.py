@@ -1,0 +1,88 @@
+"""The `pixar` command: the application's click root. Every subcommand lives in the module that owns it
+and is imported only when used (lm-eval, textattack and transformers are slow to import):
+
+    render, generate      pixar.cli          (the model library's own commands)
+    convert               pixar.convert
+    data                  pixar.data_cli
+    train                 harness.train_cli  (PIXAR stage 1/2 through pixar.train, GPT-2 through harness.baselines)
+    bench                 harness.cli
+    attack                attacks.cli
+    demo, reproduce       harness.demo
+
+`python -m harness.app ...` is the same command (torchrun: `torchrun --nproc-per-node 4 -m harness.app train ...`).
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import sys
+
+import click
+
+COMMANDS = {
+    "render": ("pixar.cli", "render"),
+    "generate": ("pixar.cli", "generate"),
+    "convert": ("pixar.convert", "convert"),
+    "data": ("pixar.data_cli", "data"),
+    "train": ("harness.train_cli", "train"),
+    "bench": ("harness.cli", "bench"),
+    "attack": ("attacks.cli", "attack"),
+    "demo": ("harness.demo", "demo"),
+    "reproduce": ("harness.demo", "reproduce"),
+}
+
+
+def module_available(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+class LazyGroup(click.Group):
+    """A click group whose `lazy` subcommands ({name: (module, attribute)}) are imported only when used."""
+
+    lazy: dict[str, tuple[str, str]] = COMMANDS
+
+    def list_commands(self, ctx):
+        names = {k for k, (m, _) in self.lazy.items() if module_available(m)}
+        return sorted(set(super().list_commands(ctx)) | names)
+
+    def get_command(self, ctx, name):
+        cmd = super().get_command(ctx, name)
+        if cmd is None and name in self.lazy:
+            module, attr = self.lazy[name]
+            if module_available(module):
+                cmd = getattr(importlib.import_module(module), attr)
+        return cmd
+
+
+def one_line_errors(expected, what: str):
+    """Decorator for click commands: an expected error (a callable returning exception types, so slow
+    imports stay lazy) becomes a one-line click error; anything else keeps its traceback."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except expected() as e:
+                logging.getLogger(fn.__module__).debug("%s failed", what, exc_info=True)
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise click.ClickException(msg) from None
+        return wrapper
+    return deco
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """PIXAR: auto-regressive language modelling in pixel space, and its benchmark harness."""
+    from .logs import setup_logging
+
+    setup_logging(logging.DEBUG if verbose else logging.INFO)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
