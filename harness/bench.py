@@ -66,7 +66,7 @@ def load_models(checkpoint: str | None, baselines: list[str], device: str, batch
                 data_dir: str | None, seed: int) -> list[BenchModel]:
     models = []
     if checkpoint:
-        from pixar.train import latest_checkpoint
+        from pixar.checkpoint import latest_checkpoint
 
         from .lm import PixarLM
 

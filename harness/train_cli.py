@@ -75,7 +75,7 @@ def train(stage, config, overrides, out, resume, init, data_dir, device, model_k
         else:
             if not init and not resume:
                 raise click.UsageError("--stage 2 needs --init <stage-1 checkpoint> (or --resume)")
-            from pixar.adversarial import train_stage2
+            from pixar.stage2 import train_stage2
 
             path = train_stage2(cfg=cfg, init=init, out_dir=out, device=device, resume=resume, data_dir=data_dir)
     except expected as e:

@@ -21,31 +21,23 @@ logits through D's S-token pass only); W_out's gradients are then dL/dlogits^T h
 states), and G needs a single backward with the combined logit gradient. Under torch.distributed the
 gradients are averaged across ranks (all_reduce) before the lambda means and before the updates, so
 no DistributedDataParallel wrapper is used here. Separate AdamW optimisers (stage-1 betas, eps, weight
-decay, clip) with schedules passed in as functions of the step.
+decay, clip) with schedules passed in as functions of the step; the run around it is pixar.stage2.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from .checkpoint import CheckpointError, load_model, load_state, load_weights
-from .config import ConfigError, PixarConfig
-from .data import ChunkStream, build_splits, make_loader
+from .config import PixarConfig
 from .discriminator import Discriminator, PrefixKV
+from .loop import NonFiniteLoss, adamw, set_lr
 from .model import Pixar, masked_bce, patchify
-from .train import (MetricsLogger, TrainingError, _check_compatible, _prepare_out_dir, all_reduce_mean, autocast,
-                    capture_rng_state, lr_at, resolve_precision, restore_rng_state,
-                    sample_prompts, save_samples, save_training_checkpoint, setup_distributed)
 
 LAMBDA_EPS = 1e-8
 """Added to the denominator of lambda_auto (no fake gradient -> a large finite ratio, not inf)."""
@@ -53,8 +45,8 @@ ADV_WEIGHT_EPS = 1e-8
 """Added to lambda * alpha_t, as in the official code."""
 
 
-class AdversarialError(TrainingError):
-    """Stage 2 cannot continue (NaN/Inf loss, bad batch); the message says what happened."""
+class AdversarialError(NonFiniteLoss):
+    """Stage 2 cannot continue (NaN/Inf loss or gradient); the message says what happened."""
 
 
 # ---- pure pieces ----------------------------------------------------------------------------
@@ -173,8 +165,8 @@ class AdversarialTrainer:
         self.gen, self.disc, self.cfg = gen, disc, cfg
         t = cfg.train
         opt = dict(betas=(t.beta1, t.beta2), eps=t.eps, weight_decay=t.weight_decay)
-        self.opt_g = torch.optim.AdamW(gen.parameters(), lr=lr_g_at(1), **opt)
-        self.opt_d = torch.optim.AdamW(disc.parameters(), lr=lr_d_at(1), **opt)
+        self.opt_g = adamw(gen.parameters(), lr_g_at(1), **opt)
+        self.opt_d = adamw(disc.parameters(), lr_d_at(1), **opt)
         self.lr_g_at, self.lr_d_at = lr_g_at, lr_d_at
         self.lambda_prev: float | None = None  # None until the first step has measured it
         self.sampler = torch.Generator().manual_seed(seed)
@@ -254,138 +246,6 @@ class AdversarialTrainer:
 
     @staticmethod
     def _step(opt: torch.optim.Optimizer, lr: float) -> None:
-        for group in opt.param_groups:
-            group["lr"] = lr
+        set_lr(opt, lr)
         opt.step()
         opt.zero_grad(set_to_none=True)
-
-
-# ---- the run ------------------------------------------------------------------------------
-LOGGED_KEYS = ("d_loss", "g_bce", "g_adv", "lambda_auto", "alpha_t", "d_acc_real", "d_acc_fake", "lr")
-"""Keys every per-step metrics.jsonl record of stage 2 carries (among others)."""
-
-
-def resolve_init(init: str | os.PathLike) -> Path:
-    """A stage-1 checkpoint folder, or a stage-1 run folder (its `last` pointer is followed)."""
-    from .checkpoint import resolve_checkpoint
-
-    return resolve_checkpoint(init)
-
-
-def _stream_start(init: Path, num_chunks: int) -> int:
-    """Chunks stage 1 consumed (from its state.json), so stage 2 continues on unseen chunks; 0 if unknown."""
-    try:
-        skel = json.loads((init / "state.json").read_text())
-        top = dict(skel["__dict__"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-    consumed, n = top.get("consumed"), top.get("num_train_chunks")
-    return consumed if isinstance(consumed, int) and n == num_chunks else 0
-
-
-def train_stage2(cfg: PixarConfig, init: str | os.PathLike | None, out_dir: str | os.PathLike, device: str = "auto",
-                 resume: bool = False, data_dir: str | os.PathLike | None = None,
-                 after_step: Callable[[int, AdversarialTrainer], None] | None = None) -> Path:
-    """Adversarial fine-tuning of the stage-1 checkpoint `init` for cfg.adv.steps steps (or resume the
-    run in `out_dir`). Writes metrics.jsonl (one record per step), samples/step-XXXXXXX.png (step 0 =
-    before stage 2) and step-XXXXXXX checkpoints: the generator as a normal PIXAR checkpoint
-    (pixar.checkpoint.load_model), discriminator + both optimisers + lambda in its training state.
-    Returns the final checkpoint folder."""
-    acfg, tc, out = cfg.adv, cfg.train, Path(out_dir)
-    info = setup_distributed(device)
-    precision = resolve_precision(tc.precision, info.device)
-    if precision == "fp16":
-        raise ConfigError("stage 2 runs in fp32 or bf16 (train.precision=auto|fp32|bf16), not fp16")
-    if acfg.batch_size % info.world_size:
-        raise ConfigError(f"adv.batch_size {acfg.batch_size} must be divisible by the world size {info.world_size}")
-    if tc.threads > 0:
-        torch.set_num_threads(tc.threads)
-    ckpt = _prepare_out_dir(out, resume)
-    if ckpt is None:
-        if init is None:
-            raise TrainingError("stage 2 needs --init <stage-1 checkpoint> (or --resume of a stage-2 run)")
-        init = resolve_init(init)
-        gen, _ = load_model(init, info.device)  # CheckpointError names a missing/corrupt checkpoint
-        _check_compatible(cfg, init)
-        disc = Discriminator.from_generator(gen, head_seed=tc.seed)
-    else:
-        _check_compatible(cfg, ckpt)
-        with torch.random.fork_rng(devices=[]):
-            gen, disc = Pixar(cfg.model), Discriminator.from_config(cfg.model)
-        load_weights(gen, ckpt)
-        state = load_state(ckpt)
-        missing, unexpected = disc.load_state_dict(state["discriminator"], strict=False)
-        if missing or unexpected:
-            raise CheckpointError(f"{ckpt}: discriminator weights do not match the config")
-        init = state.get("init")
-    gen, disc = gen.to(info.device).train(), disc.to(info.device).train()
-    splits = build_splits(tc, data_dir)
-
-    def lr_fn(base: float) -> Callable[[int], float]:
-        return lambda s: lr_at(s - 1, acfg, base_lr=base, total_steps=acfg.cosine_steps)
-
-    trainer = AdversarialTrainer(gen, disc, cfg, lr_fn(acfg.lr_g), lr_fn(acfg.lr_d), seed=tc.seed,
-                                 autocast=lambda: autocast(precision, info.device))
-    step, consumed = 0, _stream_start(Path(init), len(splits.train)) if ckpt is None else 0
-    if ckpt is not None:
-        trainer.load_state_dict(state["trainer"])
-        restore_rng_state(state["rng"])
-        step, consumed = int(state["step"]), int(state["consumed"])
-    stream = ChunkStream(splits.train, cfg.render, tc.seed, acfg.batch_size, consumed, info.rank, info.world_size,
-                         1, first_step=0)
-    loader = iter(make_loader(stream, tc.num_workers, pin_memory=info.device.type == "cuda"))
-    renderer = stream.renderer()
-    prompts = sample_prompts(splits.val or splits.train, renderer) if info.is_main else []
-    metrics = MetricsLogger(out, info.is_main, resume_step=step if ckpt is not None else None)
-    if info.is_main:
-        cfg.to_yaml(out / "config.yaml")
-
-    def sample(at: int) -> None:
-        if info.is_main and prompts:
-            save_samples(gen, renderer, prompts, out / "samples" / f"step-{at:07d}.png", cfg.render.max_positions // 4)
-
-    from tqdm import tqdm
-
-    bar = tqdm(total=acfg.steps, initial=step, disable=not info.is_main, dynamic_ncols=True, mininterval=1.0)
-    if ckpt is None:
-        sample(0)  # before stage 2
-    steps_done, last = 0, ckpt
-    positions_per_step = acfg.batch_size * cfg.render.max_positions
-    try:
-        while step < acfg.steps:
-            batch = next(loader)
-            t0 = time.perf_counter()
-            try:
-                m = trainer.step(step + 1, batch["pixels"], batch["mask"])
-            except AdversarialError as e:
-                kept = f"last good checkpoint: {last}" if last is not None else "no stage-2 checkpoint was saved"
-                raise AdversarialError(f"{e} ({kept})") from None
-            step, steps_done = step + 1, steps_done + 1
-            keys = ("d_loss", "d_loss_real", "d_loss_fake", "g_bce", "g_adv", "d_acc_real", "d_acc_fake")
-            m.update(zip(keys, all_reduce_mean([m[k] for k in keys], info)))
-            sec = time.perf_counter() - t0
-            record = {"step": step, **m, "sec_per_step": sec, "positions_per_s": positions_per_step / max(sec, 1e-9)}
-            metrics.log(record)
-            bar.update(1)
-            bar.set_postfix(d=f"{m['d_loss']:.3f}", bce=f"{m['g_bce']:.4f}", adv=f"{m['g_adv']:.3f}",
-                            lam=f"{m['lambda_auto']:.2g}", refresh=False)
-            if acfg.sample_every > 0 and step % acfg.sample_every == 0 or step == acfg.steps:
-                sample(step)
-            if acfg.save_every > 0 and step % acfg.save_every == 0 or step == acfg.steps:
-                state = {"step": step, "consumed": consumed + steps_done * acfg.batch_size,
-                         "data": stream.position_after(steps_done).to_dict(), "num_train_chunks": len(splits.train),
-                         "discriminator": disc.state_dict(), "trainer": trainer.state_dict(),
-                         "rng": capture_rng_state(), "init": str(init) if init is not None else None}
-                if info.is_main:
-                    save_training_checkpoint(out, step, gen, cfg, state, tc.keep_last, meta={"stage": 2})
-                if info.world_size > 1:
-                    dist.barrier()
-                last = out / f"step-{step:07d}"
-            if after_step is not None:  # after logging and saving (tests inject faults here)
-                after_step(step, trainer)
-    finally:
-        bar.close()
-        metrics.close()
-        if info.world_size > 1 and dist.is_initialized():
-            dist.destroy_process_group()
-    return last if last is not None else out

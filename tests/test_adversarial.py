@@ -9,10 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pixar.adversarial import (ADV_WEIGHT_EPS, LAMBDA_EPS, LOGGED_KEYS, AdversarialError, AdversarialTrainer,
-                               adversarial_forward, alpha_at, lambda_auto, sample_positions, train_stage2)
+from pixar.adversarial import (ADV_WEIGHT_EPS, LAMBDA_EPS, AdversarialError, AdversarialTrainer,
+                               adversarial_forward, alpha_at, lambda_auto, sample_positions)
+from pixar.stage2 import LOGGED_KEYS, train_stage2
 from pixar.checkpoint import CheckpointError, load_model, load_state
-from pixar.train import save_training_checkpoint
+from pixar.runs import save_training_checkpoint
 from pixar.config import AdvConfig, ModelConfig, PixarConfig, RenderConfig, preset_path
 from pixar.discriminator import Discriminator, PrefixKV, fake_attention_mask
 from pixar.model import Pixar, patchify

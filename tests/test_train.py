@@ -19,8 +19,10 @@ from click.testing import CliRunner
 from pixar.checkpoint import load_model, load_state
 from pixar.config import ConfigError, PixarConfig, TrainConfig, preset_path
 from pixar.paths import DataNotFound, find_font
-from pixar.train import (TrainingError, capture_rng_state, latest_checkpoint, lr_at, resolve_precision,
-                         restore_rng_state, save_training_checkpoint, train_stage1)
+from pixar.checkpoint import latest_checkpoint
+from pixar.loop import Schedule, TrainingError
+from pixar.runs import capture_rng_state, resolve_precision, restore_rng_state, save_training_checkpoint
+from pixar.train import train_stage1
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -72,17 +74,17 @@ def losses(out: Path) -> dict[int, float]:
 
 
 def test_lr_schedule_key_steps():
-    cfg = TrainConfig(lr=3e-4, warmup_steps=2000, steps=1_000_000, min_lr_ratio=0.1)
-    assert lr_at(0, cfg) == pytest.approx(3e-4 * 1e-5)
-    assert lr_at(1000, cfg) == pytest.approx(3e-4 * (1e-5 + (1 - 1e-5) * 0.5))
-    assert lr_at(2000, cfg) == pytest.approx(3e-4)
-    assert lr_at(2000 + 499_000, cfg) == pytest.approx(0.5 * (3e-4 + 3e-5))  # half-way down the cosine
-    assert lr_at(1_000_000, cfg) == pytest.approx(3e-5) and lr_at(2_000_000, cfg) == pytest.approx(3e-5)
-    values = [lr_at(s, cfg) for s in range(0, 1_000_001, 1000)]
+    lr_at = Schedule.of(TrainConfig(lr=3e-4, warmup_steps=2000, steps=1_000_000, min_lr_ratio=0.1))
+    assert lr_at(0) == pytest.approx(3e-4 * 1e-5)
+    assert lr_at(1000) == pytest.approx(3e-4 * (1e-5 + (1 - 1e-5) * 0.5))
+    assert lr_at(2000) == pytest.approx(3e-4)
+    assert lr_at(2000 + 499_000) == pytest.approx(0.5 * (3e-4 + 3e-5))  # half-way down the cosine
+    assert lr_at(1_000_000) == pytest.approx(3e-5) and lr_at(2_000_000) == pytest.approx(3e-5)
+    values = [lr_at(s) for s in range(0, 1_000_001, 1000)]
     assert all(a <= b for a, b in zip(values[:2], values[1:3]))
     assert all(a >= b for a, b in zip(values[2:], values[3:]))
     # stage 2 reuses it with its own peak lr and cosine length
-    assert lr_at(5, TrainConfig(warmup_steps=0), base_lr=1.0, total_steps=10) == pytest.approx(0.55)
+    assert Schedule.of(TrainConfig(warmup_steps=0), lr=1.0, total_steps=10)(5) == pytest.approx(0.55)
 
 
 def test_precision_rules():
