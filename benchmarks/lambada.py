@@ -18,7 +18,8 @@ import torch
 
 
 def build_random_models(tmp: Path) -> tuple[str, str]:
-    from harness.baselines import GPT2BaselineConfig, build_gpt2, gpt2_tokenizer, save_gpt2
+    from harness.baselines import gpt2_tokenizer
+    from harness.gpt2_train import GPT2BaselineConfig, build_gpt2, save_gpt2
     from pixar.checkpoint import save_checkpoint
     from pixar.config import PixarConfig, preset_path
     from pixar.model import Pixar

@@ -75,8 +75,8 @@ def demo_steps(out: Path, data_dir: str | None, seed: int) -> tuple[list[Step], 
         stories = _write_generated_data(out, seed)
         data = ["--set", f"train.data=[{stories}]"]
         babi = ["--babi-dir", str(babi_dir)]
-    else:
-        data, babi = [], []
+    else:  # the data folder travels as an option, never through the environment
+        data, babi = ["--data-dir", data_dir], ["--data-dir", data_dir]
     s1, s2, gpt = out / "pixar-stage1", out / "pixar-stage2", out / "gpt2"
     common = ["--set", f"train.seed={seed}"]
     steps = [
@@ -120,16 +120,12 @@ def _write_generated_data(out: Path, seed: int) -> Path:
 @click.option("--force", is_flag=True, help="Rerun steps whose outputs exist.")
 def demo(out, data_dir, seed, force):
     """Offline end-to-end demo: train PIXAR (stage 1 + 2) and GPT-2, bench bAbI task 1, attack with swap."""
-    import os
-
     from pixar.paths import data_dir as resolve_data
 
     try:
         d = resolve_data(data_dir)
     except FileNotFoundError as e:
         raise click.ClickException(str(e))
-    if d is not None:
-        os.environ["PIXAR_DATA"] = str(d)
     out_path = Path(out)
     out_path.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

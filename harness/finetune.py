@@ -1,13 +1,12 @@
-"""`--finetune`: train a model on a task's training examples before evaluating it.
+"""`--finetune`: train a model on a task's training examples before evaluating it, on pixar.loop's loop.
 
-PIXAR: (paper prompt, answer) pairs rendered in the evaluation layout (harness.lm.PixarLM.compose): the
-prompt left-fitted word by word and spaced with space_text(3), the answer starting on the fresh position
-where generation starts, then an EOS block -- so training sees exactly the alignment the paper protocol
-generates from; the stage-1 objective (pixar.model.masked_bce over text + EOS positions). GPT-2: the
-same "<prompt> <answer>" strings, tokenised, left-truncated to n_positions, standard causal-LM loss
-(harness.baselines.train_causal_lm). Both use AdamW
-with linear warm-up (10% of the steps) and cosine decay (pixar.train.lr_at), batches drawn from seeded
-per-epoch shuffles (pixar.data.epoch_order), fp32.
+PIXAR: (paper prompt, answer) pairs rendered in the evaluation layout (`compose(prompts, continuations)` of the
+PIXAR runner / harness.lm.PixarLM): the prompt left-fitted word by word and spaced with space_text(3), the answer
+starting on the fresh position where generation starts, then an EOS block -- so training sees exactly the
+alignment the paper protocol generates from; the stage-1 objective (pixar.model.masked_bce over text + EOS
+positions). GPT-2: the same "<prompt> <answer>" strings, tokenised, left-truncated to n_positions, standard
+causal-LM loss (harness.gpt2_train.train_causal_lm). Both: pixar.loop's AdamW policy and schedule (warm-up over
+10% of the steps, cosine), batches from seeded per-epoch shuffles, fp32.
 """
 from __future__ import annotations
 
@@ -18,12 +17,15 @@ from dataclasses import dataclass
 import torch
 
 from pixar.config import TrainConfig
+from pixar.loop import Schedule, StandardStep, adamw, run_loop
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class FinetuneConfig:
+class TaskFinetuneConfig:
+    """The bAbI/LAMBADA `--finetune` schedule (GLUE's per-task schedules are harness.glue_train.GlueFinetuneConfig)."""
+
     steps: int = 300
     batch_size: int = 16
     lr: float = 1e-3
@@ -36,43 +38,49 @@ class FinetuneConfig:
                            log_every=max(1, self.steps // 10), eval_every=0)
 
 
-def finetune_pixar(lm, pairs: list[tuple[str, str]], fc: FinetuneConfig, progress: bool = True) -> list[dict]:
-    """Fine-tune `lm.model` (harness.lm.PixarLM) in place on (prompt, answer) pairs; returns log records."""
-    from tqdm import tqdm
+FinetuneConfig = TaskFinetuneConfig  # the name callers used before the two schedules were told apart
 
-    from pixar.data import epoch_order
+
+def finetune_pixar(lm, pairs: list[tuple[str, str]], fc: TaskFinetuneConfig, progress: bool = True) -> list[dict]:
+    """Fine-tune `lm.model` in place on (prompt, answer) pairs (`lm` has .model, .device and .compose, e.g. the
+    PIXAR runner); returns the log records."""
     from pixar.model import masked_bce
-    from pixar.train import lr_at
+
+    from .gpt2_train import epoch_batches
 
     if not pairs:
         raise ValueError("finetune: no training examples")
     tc = fc.train_config()
     model = lm.model
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=(tc.beta1, tc.beta2), weight_decay=tc.weight_decay)
+    opt = adamw(model.parameters(), tc.lr, (tc.beta1, tc.beta2), tc.eps, tc.weight_decay)
+    batches = epoch_batches(len(pairs), tc.seed, tc.batch_size)
+
+    def micro_batches(step: int):
+        ids = next(batches)
+        return [(lm.compose([pairs[i][0] for i in ids], [" " + pairs[i][1] for i in ids]), 1.0)]
+
+    def loss_fn(batch) -> torch.Tensor:
+        pos, mask = (t.to(lm.device) for t in batch)
+        return masked_bce(model.head(model.hidden_states(pos)), pos, mask)
+
+    records, t0 = [], time.time()
+
+    def on_step(step: int, m: dict) -> None:
+        if (step - 1) % tc.log_every == 0 or step == tc.steps:
+            records.append({"step": step, "loss": m["loss"], "lr": m["lr"], "elapsed_s": round(time.time() - t0, 2)})
+            log.info("finetune pixar step %d: loss %.4f lr %.2e", step, m["loss"], m["lr"])
+
     model.train()
-    n, records, t0 = len(pairs), [], time.time()
-    for step in tqdm(range(tc.steps), desc="finetune pixar", disable=not progress):
-        ids = [int(epoch_order(n, tc.seed, q // n)[q % n]) for q in range(step * tc.batch_size, (step + 1) * tc.batch_size)]
-        pos, mask = lm.compose([pairs[i][0] for i in ids], [" " + pairs[i][1] for i in ids])
-        pos, mask = pos.to(lm.device), mask.to(lm.device)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, tc)
-        loss = masked_bce(model.head(model.hidden_states(pos)), pos, mask)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        opt.step()
-        if step % tc.log_every == 0 or step + 1 == tc.steps:
-            records.append({"step": step + 1, "loss": float(loss.detach()), "lr": lr_at(step, tc),
-                            "elapsed_s": round(time.time() - t0, 2)})
-            log.info("finetune pixar %s", records[-1])
+    run_loop(StandardStep(list(model.parameters()), loss_fn, opt, micro_batches, tc.grad_clip), 0, tc.steps,
+             schedules=[(opt, Schedule.of(tc))], hooks=[on_step], desc="finetune pixar", progress=progress,
+             postfix=lambda m: {"loss": f"{m['loss']:.4f}"})
     model.eval()
     return records
 
 
-def finetune_gpt2(model, tokenizer, texts: list[str], fc: FinetuneConfig, device="cpu") -> list[dict]:
+def finetune_gpt2(model, tokenizer, texts: list[str], fc: TaskFinetuneConfig, device="cpu") -> list[dict]:
     """Fine-tune a GPT2LMHeadModel in place on `texts` (left-truncated); returns log records."""
-    from .baselines import train_causal_lm
+    from .gpt2_train import train_causal_lm
 
     if not texts:
         raise ValueError("finetune: no training texts")

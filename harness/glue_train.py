@@ -26,18 +26,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pixar.config import ConfigError, PixarConfig, apply_override, from_dict, read_yaml_mapping
+from pixar.config import ConfigError, PixarConfig, apply_override, from_dict, preset_dir, read_yaml_mapping
+from pixar.loop import Schedule, StandardStep, adamw, every, run_loop
 from pixar.model import Pixar, patchify
 from pixar.render import Renderer
 
 from .glue import GlueData, TaskSpec, compute_metrics, get_task
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "configs" / "glue"
+PRESET_DIR = preset_dir("glue")
 
 
 # ---- schedules -------------------------------------------------------------------------------
 @dataclass
-class FinetuneConfig:
+class GlueFinetuneConfig:
     """One task's fine-tuning schedule (a `tasks.<task>` entry of configs/glue/*.yaml over its `defaults`)."""
 
     batch_size: int = 32
@@ -68,7 +69,10 @@ class FinetuneConfig:
             raise ConfigError("warmup_steps, micro_batch_size must be >= 0 and min_lr_ratio in [0, 1]")
 
 
-def load_preset(name_or_path: str, task: str, overrides: list[str] | None = None) -> FinetuneConfig:
+FinetuneConfig = GlueFinetuneConfig  # the name callers used before the two schedules were told apart
+
+
+def load_preset(name_or_path: str, task: str, overrides: list[str] | None = None) -> GlueFinetuneConfig:
     """`configs/glue/<name>.yaml` (or a path): `defaults` merged with `tasks.<task>`, then `key=value` overrides."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
@@ -80,15 +84,7 @@ def load_preset(name_or_path: str, task: str, overrides: list[str] | None = None
     merged = {**(raw.get("defaults") or {}), **((raw.get("tasks") or {}).get(task) or {})}
     for item in overrides or []:
         apply_override(merged, item)
-    return from_dict(FinetuneConfig, merged, where=f"{path}:tasks.{task}")
-
-
-def lr_at(step: int, cfg: FinetuneConfig) -> float:
-    """lr for optimiser step `step` (0-based): linear warm-up to cfg.lr, cosine to min_lr_ratio*lr at cfg.steps."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return from_dict(GlueFinetuneConfig, merged, where=f"{path}:tasks.{task}")
 
 
 # ---- classifiers -----------------------------------------------------------------------------
@@ -348,60 +344,61 @@ def _score(metrics: dict, name: str) -> float:
     return -math.inf if v is None or math.isnan(v) else v
 
 
-def finetune(model, spec: TaskSpec, train: GlueData, devs: dict[str, GlueData], cfg: FinetuneConfig,
-             log: Callable[[str], None] | None = None) -> FinetuneResult:
-    """Fine-tune in place; on return the model holds the best-dev weights. `devs`: split -> data, the first
-    split's main metric selects the best evaluation (MNLI: matched)."""
+def finetune(model, spec: TaskSpec, train: GlueData, devs: dict[str, GlueData], cfg: GlueFinetuneConfig,
+             log: Callable[[str], None] | None = None, progress: bool = False) -> FinetuneResult:
+    """Fine-tune in place on pixar.loop's loop (its AdamW policy and warm-up + cosine schedule); on return the
+    model holds the best-dev weights. `devs`: split -> data, the first split's main metric selects the best
+    evaluation (MNLI: matched)."""
     if len(train) == 0 or not devs or any(len(d) == 0 for d in devs.values()):
         raise ValueError(f"{spec.name}: empty training set or no dev data")
     gen = torch.Generator().manual_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
+    opt = adamw(params, cfg.lr, (cfg.beta1, cfg.beta2), cfg.eps, cfg.weight_decay)
     micro = cfg.micro_batch_size or cfg.batch_size
-    order, cursor = torch.randperm(len(train), generator=gen), 0
-    best_key, best_score, best_state = next(iter(devs)), -math.inf, None
+    cursor = {"order": torch.randperm(len(train), generator=gen), "at": 0}
+    best_key = next(iter(devs))
+    best = {"score": -math.inf, "state": None}
     result = FinetuneResult(best_step=0, best={}, best_per_metric={})
     losses, t0 = [], time.perf_counter()
-    for step in range(1, cfg.steps + 1):
-        model.train()
+
+    def micro_batches(step: int) -> list[tuple[list[int], float]]:
         idx = []
         while len(idx) < cfg.batch_size:  # epochs of seeded permutations, as an infinite loader
-            if cursor == len(order):
-                order, cursor = torch.randperm(len(train), generator=gen), 0
-            take = order[cursor: cursor + cfg.batch_size - len(idx)].tolist()
+            if cursor["at"] == len(cursor["order"]):
+                cursor["order"], cursor["at"] = torch.randperm(len(train), generator=gen), 0
+            take = cursor["order"][cursor["at"]: cursor["at"] + cfg.batch_size - len(idx)].tolist()
             idx += take
-            cursor += len(take)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step - 1, cfg)
-        opt.zero_grad(set_to_none=True)
-        total = 0.0
-        for i in range(0, len(idx), micro):
-            chunk = idx[i: i + micro]
-            loss = task_loss(spec, model.logits_for([train.texts[j] for j in chunk]), train.labels[chunk])
-            (loss * len(chunk) / len(idx)).backward()
-            total += loss.item() * len(chunk) / len(idx)
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
-        losses.append(total)
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            dev_metrics = {k: evaluate(model, d, cfg.eval_batch_size) for k, d in devs.items()}
-            entry = {"step": step, "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(losses)),
-                     "dev": dev_metrics, "seconds": round(time.perf_counter() - t0, 2)}
-            result.history.append(entry)
-            losses = []
-            for split, ms in dev_metrics.items():
-                for name, v in ms.items():
-                    cur = result.best_per_metric.setdefault(split, {}).get(name)
-                    if cur is None or _score(ms, name) > _score({name: cur["value"]}, name):
-                        result.best_per_metric[split][name] = {"value": v, "step": step}
-            score = _score(dev_metrics[best_key], spec.main_metric)
-            if best_state is None or score > best_score:
-                best_score, result.best_step, result.best = score, step, dev_metrics
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if log:
-                shown = ", ".join(f"{s}:{n}={v:.4f}" for s, ms in dev_metrics.items() for n, v in ms.items())
-                log(f"{spec.name} step {step}/{cfg.steps} loss {entry['train_loss']:.4f} dev {shown}")
-    model.load_state_dict(best_state)
+            cursor["at"] += len(take)
+        return [(idx[i: i + micro], len(idx[i: i + micro]) / len(idx)) for i in range(0, len(idx), micro)]
+
+    def loss_fn(chunk: list[int]) -> torch.Tensor:
+        model.train()
+        return task_loss(spec, model.logits_for([train.texts[j] for j in chunk]), train.labels[chunk])
+
+    def on_step(step: int, m: dict) -> None:
+        losses.append(m["loss"])
+        if not every(cfg.eval_every, step, cfg.steps):
+            return
+        dev_metrics = {k: evaluate(model, d, cfg.eval_batch_size) for k, d in devs.items()}
+        entry = {"step": step, "lr": m["lr"], "train_loss": float(np.mean(losses)), "dev": dev_metrics,
+                 "seconds": round(time.perf_counter() - t0, 2)}
+        result.history.append(entry)
+        losses.clear()
+        for split, ms in dev_metrics.items():
+            for name, v in ms.items():
+                cur = result.best_per_metric.setdefault(split, {}).get(name)
+                if cur is None or _score(ms, name) > _score({name: cur["value"]}, name):
+                    result.best_per_metric[split][name] = {"value": v, "step": step}
+        score = _score(dev_metrics[best_key], spec.main_metric)
+        if best["state"] is None or score > best["score"]:
+            best["score"], result.best_step, result.best = score, step, dev_metrics
+            best["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if log:
+            shown = ", ".join(f"{s}:{n}={v:.4f}" for s, ms in dev_metrics.items() for n, v in ms.items())
+            log(f"{spec.name} step {step}/{cfg.steps} loss {entry['train_loss']:.4f} dev {shown}")
+
+    run_loop(StandardStep(params, loss_fn, opt, micro_batches, cfg.grad_clip), 0, cfg.steps,
+             schedules=[(opt, Schedule.of(cfg))], hooks=[on_step], desc=f"glue {spec.name}", progress=progress)
+    model.load_state_dict(best["state"])
     result.train_seconds = round(time.perf_counter() - t0, 2)
     return result

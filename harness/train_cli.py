@@ -9,7 +9,6 @@ Every expected failure (missing corpus, bad config or checkpoint, diverged run) 
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -48,16 +47,16 @@ def train(stage, config, overrides, out, resume, init, data_dir, device, model_k
     from pixar.checkpoint import CheckpointError
     from pixar.config import ConfigError, preset_path
     from pixar.data import DataError
-    from pixar.paths import DATA_ENV, DataNotFound
+    from pixar.paths import DataNotFound
     from pixar.paths import data_dir as find_data_dir
     from pixar.train import TrainingError
 
     expected = (ConfigError, DataError, DataNotFound, CheckpointError, TrainingError)
     try:
         if data_dir:
-            os.environ[DATA_ENV] = str(find_data_dir(data_dir))  # fonts and workers see it too
+            data_dir = str(find_data_dir(data_dir))  # passed down explicitly (fonts, corpus, DataLoader workers)
         if model_kind == "gpt2":
-            from .baselines import train_gpt2
+            from .gpt2_train import train_gpt2
 
             config = config or "gpt2-tiny"
             path = train_gpt2(str(preset_path(config)), list(overrides), out or f"runs/{Path(config).stem}",

@@ -290,9 +290,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def preset_path(name_or_path: str) -> Path:
-    """`configs/<name>.yaml` for a bare preset name, else the path itself."""
+def preset_dir(kind: str = "") -> Path:
+    """The presets folder (`kind` = "" for model presets, "glue", "attack" for their sub-presets): the copy
+    installed inside the package (pixar/configs in a wheel) or, in a source checkout, the top-level configs/."""
+    here = Path(__file__).resolve().parent
+    for root in (here / "configs", here.parent / "configs"):
+        if root.is_dir():
+            return root / kind if kind else root
+    raise ConfigError(f"no presets folder found (looked in {here / 'configs'} and {here.parent / 'configs'})")
+
+
+def preset_path(name_or_path: str, kind: str = "") -> Path:
+    """`configs/[<kind>/]<name>.yaml` for a bare preset name, else the path itself."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
         return p
-    return Path(__file__).resolve().parent.parent / "configs" / f"{name_or_path}.yaml"
+    return preset_dir(kind) / f"{name_or_path}.yaml"

@@ -56,8 +56,10 @@ def _pixar_render_fonts() -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def find_font(which: str = "pixeloid", explicit: str | os.PathLike | None = None) -> Path:
-    """Locate a font file. `which` is 'pixeloid' (the paper's font) or 'gonoto' (fallback)."""
+def find_font(which: str = "pixeloid", explicit: str | os.PathLike | None = None,
+              data: str | os.PathLike | None = None) -> Path:
+    """Locate a font file. `which` is 'pixeloid' (the paper's font) or 'gonoto' (fallback); `data` is the data
+    folder to look in (default $PIXAR_DATA)."""
     if explicit:
         p = Path(explicit).expanduser()
         if not p.is_file():
@@ -69,7 +71,7 @@ def find_font(which: str = "pixeloid", explicit: str | os.PathLike | None = None
     pkg = _pixar_render_fonts()
     if pkg is not None:
         candidates.append(pkg / names[0])
-    d = data_dir()
+    d = data_dir(data)
     if d is not None:
         candidates.append(d / names[1])
     for c in candidates:
@@ -79,8 +81,21 @@ def find_font(which: str = "pixeloid", explicit: str | os.PathLike | None = None
                        f"install it with: {FONT_INSTALL_HINT}")
 
 
-def find_font_optional(which: str) -> Path | None:
+def find_font_optional(which: str, data: str | os.PathLike | None = None) -> Path | None:
     try:
-        return find_font(which)
+        return find_font(which, data=data)
     except DataNotFound:
         return None
+
+
+def with_fonts(render_cfg, data: str | os.PathLike | None):
+    """A copy of a RenderConfig whose unset font paths are resolved against the data folder `data`, so a renderer
+    built anywhere (a DataLoader worker, a subprocess) finds the same fonts without any environment variable.
+    With data=None the config is returned unchanged (lookup then follows pixar-render / $PIXAR_DATA)."""
+    import dataclasses
+
+    if data is None:
+        return render_cfg
+    font = render_cfg.font or str(find_font("pixeloid", data=data))
+    fallback = render_cfg.fallback_font or (str(f) if (f := find_font_optional("gonoto", data)) else None)
+    return dataclasses.replace(render_cfg, font=font, fallback_font=fallback)

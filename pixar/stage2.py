@@ -26,6 +26,7 @@ from .data import ChunkStream, build_splits, make_loader
 from .discriminator import Discriminator
 from .loop import Schedule, TrainingError, every, run_loop
 from .model import Pixar
+from .paths import with_fonts
 from .runs import (MetricsLogger, all_reduce_mean, autocast, capture_rng_state, check_compatible, prepare_out_dir,
                    resolve_precision, restore_rng_state, save_training_checkpoint, setup_distributed)
 from .train import sample_prompts, save_samples
@@ -91,7 +92,7 @@ def train_stage2(cfg: PixarConfig, init: str | os.PathLike | None, out_dir: str 
             trainer.load_state_dict(state["trainer"])
             restore_rng_state(state["rng"])
             start, consumed = int(state["step"]), int(state["consumed"])
-        stream = ChunkStream(splits.train, cfg.render, tc.seed, acfg.batch_size, consumed, info.rank, info.world_size,
+        stream = ChunkStream(splits.train, with_fonts(cfg.render, data_dir), tc.seed, acfg.batch_size, consumed, info.rank, info.world_size,
                              1, first_step=0)
         loader = iter(make_loader(stream, tc.num_workers, pin_memory=info.device.type == "cuda"))
         renderer = stream.renderer()

@@ -33,6 +33,7 @@ from .config import ConfigError, PixarConfig, atomic_write
 from .data import ChunkStream, build_splits, make_loader, render_texts
 from .loop import NonFiniteLoss, Schedule, StandardStep, TrainingError, adamw, every, run_loop
 from .model import Pixar
+from .paths import with_fonts
 from .runs import (DistInfo, MetricsLogger, all_reduce_mean, autocast, capture_rng_state, check_compatible,
                    prepare_out_dir, resolve_precision, restore_rng_state, save_training_checkpoint, setup_distributed,
                    unwrap)
@@ -149,7 +150,7 @@ def _stage1(cfg: PixarConfig, out: Path, info: DistInfo, resume: bool, data_dir,
         ddp = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
 
-    stream = ChunkStream(splits.train, cfg.render, tc.seed, tc.batch_size, consumed, info.rank,
+    stream = ChunkStream(splits.train, with_fonts(cfg.render, data_dir), tc.seed, tc.batch_size, consumed, info.rank,
                          info.world_size, tc.grad_accum)
     loader = iter(make_loader(stream, tc.num_workers, pin_memory=info.device.type == "cuda"))
     renderer = stream.renderer()

@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from harness.baselines import (BaselineError, GPT2BaselineConfig, build_gpt2, greedy_continuations, gpt2_tokenizer,
-                               load_gpt2, train_gpt2)
+from harness.baselines import BaselineError, greedy_continuations, gpt2_tokenizer, load_gpt2
+from harness.gpt2_train import GPT2BaselineConfig, build_gpt2, train_gpt2
 from pixar.config import PixarConfig, preset_path
 from pixar.model import Pixar
 
@@ -81,7 +81,7 @@ def test_cli_bench_lambada_with_gpt2_baseline(tmp_path, data_dir, tok):
     from click.testing import CliRunner
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from harness.baselines import save_gpt2
+    from harness.gpt2_train import save_gpt2
     from harness.cli import bench
 
     torch.manual_seed(0)

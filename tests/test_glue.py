@@ -10,8 +10,9 @@ import torch
 
 from harness.glue import (GlueDataError, compute_metrics, f1_binary, get_task, load_local, matthews_corrcoef,
                           pearson, rankdata, read_tsv, spearman, accuracy)
-from harness.glue_train import (FinetuneConfig, GPT2Classifier, PixarClassifier, evaluate, finetune, load_classifier,
-                                load_preset, lr_at, predict_logits, save_classifier, classifier_info)
+from harness.glue_train import (GlueFinetuneConfig as FinetuneConfig, GPT2Classifier, PixarClassifier, evaluate,
+                                finetune, load_classifier, load_preset, predict_logits, save_classifier, classifier_info)
+from pixar.loop import WARMUP_START_RATIO, Schedule
 from pixar.config import ConfigError, PixarConfig, preset_path
 
 
@@ -104,10 +105,12 @@ def test_real_glue_files(data_dir):
 
 # ---- schedules ---------------------------------------------------------------------------------
 def test_lr_schedule_and_presets():
-    cfg = FinetuneConfig(lr=1.0, steps=100, warmup_steps=10, min_lr_ratio=0.1)
-    assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
-    assert lr_at(100, cfg) == pytest.approx(0.1) and lr_at(55, cfg) == pytest.approx(0.55)
-    after = [lr_at(s, cfg) for s in range(10, 101)]
+    # GLUE runs on the one schedule (pixar.loop): warm-up from WARMUP_START_RATIO * lr, cosine to min_lr_ratio * lr
+    lr_at = Schedule.of(FinetuneConfig(lr=1.0, steps=100, warmup_steps=10, min_lr_ratio=0.1))
+    assert lr_at(0) == pytest.approx(WARMUP_START_RATIO) and lr_at(5) == pytest.approx(0.5, rel=1e-4)
+    assert lr_at(10) == pytest.approx(1.0)
+    assert lr_at(100) == pytest.approx(0.1) and lr_at(55) == pytest.approx(0.55)
+    after = [lr_at(s) for s in range(10, 101)]
     assert all(a >= b for a, b in zip(after, after[1:]))
     paper = {t: load_preset("paper", t) for t in ("mnli", "sst2", "stsb", "mrpc", "wnli")}
     assert (paper["mnli"].batch_size, paper["mnli"].steps, paper["mnli"].warmup_steps, paper["mnli"].eval_every,
