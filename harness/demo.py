@@ -239,8 +239,6 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
 
 
 @click.command()
-@click.option("--budget", type=click.Choice(["cpu-1h"]), default="cpu-1h", show_default=True,
-              help="Scale of the study (cpu-1h: tiny presets; about 1-1.5 h on 2 idle cores).")
 @click.option("--runs", default="runs/reproduce", show_default=True, type=click.Path(file_okay=False),
               help="Where models and checkpoints go (not committed).")
 @click.option("--results", default="results", show_default=True, type=click.Path(file_okay=False))
@@ -248,8 +246,9 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
 @click.option("--force", is_flag=True, help="Rerun steps whose outputs exist.")
 @click.option("--report-only", is_flag=True, help="Only (re)write results/REPORT.md from existing outputs.")
 @click.option("--only", help="Comma-separated step names to run (e.g. to run two subsets side by side).")
-def reproduce(budget, runs, results, seed, force, report_only, only):
-    """The CPU-scale reproduction study: train, benchmark, attack, then write results/REPORT.md."""
+def reproduce(runs, results, seed, force, report_only, only):
+    """The CPU-scale reproduction study (tiny presets; about 1-1.5 h on 2 idle cores): train, benchmark, attack,
+    then write results/REPORT.md."""
     from pixar.paths import data_dir
 
     from .report import write_report
@@ -266,5 +265,5 @@ def reproduce(budget, runs, results, seed, force, report_only, only):
         if unknown:
             raise click.ClickException(f"unknown step(s) {sorted(unknown)}; steps: {[s.name for s in steps]}")
         records = run_steps(steps, runs_p, force, names)
-    path = write_report(res_p, runs_p, records, budget=budget, seed=seed)
+    path = write_report(res_p, runs_p, records, seed=seed)
     click.echo(f"wrote {path}")

@@ -237,12 +237,12 @@ def _plot_attack(df, path: Path) -> None:
     tmp.replace(path)
 
 
-def write_report(results: Path, runs: Path, records: list[dict], budget: str, seed: int) -> Path:
+def write_report(results: Path, runs: Path, records: list[dict], seed: int) -> Path:
     train = train_report(runs, results, records)
     total = sum(r["seconds"] for r in records)
     L = ["# PIXAR at CPU scale: reproduction report", "",
-         f"Budget `{budget}`, seed {seed}. One command re-creates everything here: "
-         f"`PIXAR_DATA=../shared/data pixar reproduce --budget {budget}` (steps already done are skipped).",
+         f"Seed {seed}. One command re-creates everything here: "
+         f"`PIXAR_DATA=../shared/data pixar reproduce` (steps already done are skipped).",
          f"Total wall-clock of the recorded steps: {total / 60:.0f} min on a shared 2-core CPU machine (no GPU).", "",
          "**Scale.** The paper's model has 113M parameters, trained 1M steps x 384 sequences on BookCorpus + Wikipedia "
          "(about 5e10 positions). Ours: pixar-tiny (0.89M parameters, 96-position strips) trained 3,000 steps x 16 "

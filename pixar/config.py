@@ -156,7 +156,6 @@ class AdvConfig:
     alpha_warmup: int = 100
     save_every: int = 100
     sample_every: int = 50
-    log_every: int = 10
 
     def __post_init__(self) -> None:
         if self.num_samples <= 0:

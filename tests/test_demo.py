@@ -65,7 +65,7 @@ def test_report_quotes_tables_and_paper_numbers(tmp_path):
     (d / "summary.json").write_text(json.dumps({"rows": [{"kind": "pixar", "n": 10, "paper_acc_glyph": 0.5,
                                                           "paper_readability": 0.25}]}))
     rec = [{"name": "stage 1", "command": "pixar train --stage 1", "seconds": 60.0}]
-    path = write_report(res, tmp_path / "runs", rec, budget="cpu-1h", seed=0)
+    path = write_report(res, tmp_path / "runs", rec, seed=0)
     text = Path(path).read_text()
     assert "| pixar | 0.5 |" in text and "`pixar train --stage 1` | 1.0 min" in text
     assert "| lambada (10 ex.) | PIXAR tiny, stage 2 | 50.0% (glyph) | 25.0% | 13.8% | 82.2% |" in text
