@@ -222,17 +222,26 @@ def stage2_setup(tmp_path_factory):
     corpus.write_text("\n\n".join(SENTENCES * 3 for _ in range(20)))
     cfg = PixarConfig.from_yaml(preset_path("pixar-micro"), [f"train.data=[{corpus}]", "adv.batch_size=2",
                                                               "adv.save_every=2", "adv.sample_every=0"])
-    torch.manual_seed(0)
-    init = save_training_checkpoint(root / "stage1", 10, Pixar(cfg.model), cfg, {"step": 10})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = Pixar(cfg.model)
+    init = save_training_checkpoint(root / "stage1", 10, model, cfg, {"step": 10})
     return cfg, init, root
+
+
+@pytest.fixture
+def stage2(stage2_setup):
+    """stage2_setup with a private copy of the config, so a test's changes never leak into the next test."""
+    cfg, init, root = stage2_setup
+    return copy.deepcopy(cfg), init, root
 
 
 def read_metrics(out) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_stage2_end_to_end_and_resume(stage2_setup, tmp_path):
-    cfg, init, _ = stage2_setup
+def test_stage2_end_to_end_and_resume(stage2, tmp_path):
+    cfg, init, _ = stage2
     cfg.adv.steps = 4
     final = train_stage2(cfg, str(init.parent), tmp_path / "full", device="cpu")  # a run folder: follows `last`
     gen, saved_cfg = load_model(final)  # the generator is a normal PIXAR checkpoint
@@ -256,8 +265,8 @@ def test_stage2_end_to_end_and_resume(stage2_setup, tmp_path):
     assert [r[k] for r in split for k in keys] == pytest.approx([r[k] for r in records for k in keys], rel=1e-5)
 
 
-def test_missing_or_corrupt_init_gives_clear_error(stage2_setup, tmp_path):
-    cfg, init, root = stage2_setup
+def test_missing_or_corrupt_init_gives_clear_error(stage2, tmp_path):
+    cfg, init, root = stage2
     with pytest.raises(CheckpointError, match="does not exist"):
         train_stage2(cfg, str(root / "nope"), tmp_path / "a", device="cpu")
     bad = tmp_path / "bad"
@@ -278,8 +287,8 @@ def test_missing_or_corrupt_init_gives_clear_error(stage2_setup, tmp_path):
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_nan_mid_run_stops_with_the_last_good_checkpoint_kept(stage2_setup, tmp_path):
-    cfg, init, _ = stage2_setup
+def test_nan_mid_run_stops_with_the_last_good_checkpoint_kept(stage2, tmp_path):
+    cfg, init, _ = stage2
     cfg.adv.steps = 4
 
     def poison(step, trainer):
@@ -292,3 +301,29 @@ def test_nan_mid_run_stops_with_the_last_good_checkpoint_kept(stage2_setup, tmp_
     gen, _ = load_model(tmp_path / "nan" / "step-0000002")  # saved before the hook poisoned the weights
     assert all(torch.isfinite(p).all() for p in gen.parameters())
     assert [r["step"] for r in read_metrics(tmp_path / "nan")] == [1, 2]
+
+
+def test_stage2_continues_after_the_chunks_stage1_consumed(stage2, tmp_path, monkeypatch):
+    import pixar.stage2 as stage2_module
+    from pixar.data import build_splits
+
+    cfg, init, root = stage2
+    cfg.adv.steps = 1
+    n = len(build_splits(cfg.train).train)
+    seen = []
+
+    class Recording(stage2_module.ChunkStream):
+        def __init__(self, chunks, *args, **kwargs):
+            super().__init__(chunks, *args, **kwargs)
+            seen.append(self.start)
+
+    monkeypatch.setattr(stage2_module, "ChunkStream", Recording)
+    # a stage-1 checkpoint that consumed 7 chunks of this very corpus: stage 2 starts at chunk 7
+    ck = save_training_checkpoint(root / "consumed", 3, load_model(init)[0], cfg,
+                                  {"step": 3, "consumed": 7, "num_train_chunks": n})
+    train_stage2(cfg, str(ck), tmp_path / "after", device="cpu")
+    # one made on another corpus (a different chunk count): the position means nothing here, start at 0
+    other = save_training_checkpoint(root / "other", 3, load_model(init)[0], cfg,
+                                     {"step": 3, "consumed": 7, "num_train_chunks": n + 1})
+    train_stage2(cfg, str(other), tmp_path / "fresh", device="cpu")
+    assert seen == [7, 0]

@@ -105,3 +105,32 @@ def test_run_folder_resolves_to_its_last_checkpoint(setup, tmp_path):
     (run / LAST_POINTER).write_text(json.dumps({"step": 6, "path": "step-0000006"}))
     with pytest.raises(CheckpointError, match="does not exist"):
         load_model(run)
+
+
+def test_cli_generate_writes_the_prompt_and_its_continuation(micro_checkpoint, tmp_path):
+    """`pixar generate`: the PNG shows exactly the prompt's positions + the generated ones (scaled), and the
+    continuation equals the library's greedy generation from the same checkpoint."""
+    import numpy as np
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from harness.app import main
+    from pixar.render import Renderer
+
+    out = tmp_path / "gen.png"
+    r = CliRunner().invoke(main, ["generate", "--checkpoint", str(micro_checkpoint), "Mary went to the", "-o", str(out),
+                                  "-n", "3", "--scale", "2"])
+    assert r.exit_code == 0, r.output
+    model, cfg = load_model(micro_checkpoint)
+    ren = Renderer(cfg.render)
+    ref = generate_from_text(model, ren, ["Mary went to the"], 3)
+    start, n = int(ref.start[0]), int(ref.num_generated[0])
+    assert f"{n} positions generated after {start} prompt positions" in r.output
+    img = np.asarray(Image.open(out).convert("L"))
+    width = (start + n) * ren.cfg.position_width
+    assert img.shape == (2 * ref.pixels.shape[1], 2 * width)
+    expected = np.repeat(np.repeat(np.asarray(ref.pixels[0, :, :width]), 2, 0), 2, 1)
+    assert ((img > 127) == (expected > 0.5)).all()
+
+    bad = CliRunner().invoke(main, ["generate", "--checkpoint", str(tmp_path / "missing"), "x", "-o", str(out)])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output and len(bad.output.strip().splitlines()) == 1
