@@ -156,10 +156,19 @@ class AdvConfig:
     alpha_warmup: int = 100
     save_every: int = 100
     sample_every: int = 50
+    eval_every: int = 0
+    """Every this many steps (and at steps 0 and the last) run the step-curve evaluation given to train_stage2
+    (`pixar train --stage 2` builds one: readability and accuracy of a fixed held-out prompt set); 0 = off."""
+    eval_task: str = "lambada"
+    """The step curve's prompt set: lambada or babi (the application builds it; pixar itself never reads tasks)."""
+    eval_prompts: int = 200
+    """How many held-out prompts the step curve scores (glyph read-back: cheap)."""
 
     def __post_init__(self) -> None:
         if self.num_samples <= 0:
             raise ConfigError("adv.num_samples must be positive")
+        if self.eval_every < 0 or self.eval_prompts <= 0:
+            raise ConfigError("adv.eval_every must be >= 0 and adv.eval_prompts positive")
 
 
 @dataclass

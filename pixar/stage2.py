@@ -49,9 +49,14 @@ def stream_start(init: Path, num_chunks: int) -> int:
 
 def train_stage2(cfg: PixarConfig, init: str | os.PathLike | None, out_dir: str | os.PathLike, device: str = "auto",
                  resume: bool = False, data_dir: str | os.PathLike | None = None,
-                 after_step: Callable[[int, AdversarialTrainer], None] | None = None) -> Path:
+                 after_step: Callable[[int, AdversarialTrainer], None] | None = None,
+                 evaluate: Callable[[Pixar], dict[str, float]] | None = None) -> Path:
     """Adversarial fine-tuning of the stage-1 checkpoint `init` (a checkpoint or run folder) for cfg.adv.steps
-    steps, or resume the run in `out_dir`. Returns the final checkpoint folder."""
+    steps, or resume the run in `out_dir`. Returns the final checkpoint folder.
+
+    `evaluate(generator) -> {name: value}` (optional): the stage-2 step curve. Called on the main process before
+    the first step (step 0), every cfg.adv.eval_every steps and after the last; its values land in that step's
+    metrics.jsonl record as `curve_<name>` (step 0 gets a record of its own)."""
     acfg, tc, out = cfg.adv, cfg.train, Path(out_dir)
     info = setup_distributed(device)
     try:
@@ -106,6 +111,18 @@ def train_stage2(cfg: PixarConfig, init: str | os.PathLike | None, out_dir: str 
                 save_samples(gen, renderer, prompts, out / "samples" / f"step-{at:07d}.png",
                              cfg.render.max_positions // 4)
 
+        def curve(step: int) -> dict:
+            if evaluate is None or not info.is_main or not (step == 0 or every(acfg.eval_every, step, acfg.steps)):
+                return {}
+            if acfg.eval_every <= 0:
+                return {}
+            was = gen.training
+            gen.eval()
+            with torch.no_grad():
+                values = evaluate(gen)
+            gen.train(was)
+            return {f"curve_{k}": float(v) for k, v in values.items()}
+
         def step_fn(step: int) -> dict:
             batch = next(loader)
             m = trainer.step(step + 1, batch["pixels"], batch["mask"])
@@ -118,7 +135,8 @@ def train_stage2(cfg: PixarConfig, init: str | os.PathLike | None, out_dir: str 
         def on_step(step: int, m: dict) -> None:
             nonlocal last
             sec = m.pop("step_seconds")
-            metrics.log({"step": step, **m, "sec_per_step": sec, "positions_per_s": positions_per_step / max(sec, 1e-9)})
+            metrics.log({"step": step, **m, "sec_per_step": sec, "positions_per_s": positions_per_step / max(sec, 1e-9),
+                         **curve(step)})
             if every(acfg.sample_every, step, acfg.steps):
                 sample(step)
             if every(acfg.save_every, step, acfg.steps):
@@ -140,6 +158,8 @@ def train_stage2(cfg: PixarConfig, init: str | os.PathLike | None, out_dir: str 
 
         if ckpt is None:
             sample(0)  # before stage 2
+            if start_curve := curve(0):
+                metrics.log({"step": 0, **start_curve})
         try:
             run_loop(step_fn, start, acfg.steps, hooks=[on_step], desc="stage 2", progress=info.is_main, on_error=kept,
                      postfix=lambda m: {"d": f"{m['d_loss']:.3f}", "bce": f"{m['g_bce']:.4f}",

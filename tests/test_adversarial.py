@@ -327,3 +327,23 @@ def test_stage2_continues_after_the_chunks_stage1_consumed(stage2, tmp_path, mon
                                      {"step": 3, "consumed": 7, "num_train_chunks": n + 1})
     train_stage2(cfg, str(other), tmp_path / "fresh", device="cpu")
     assert seen == [7, 0]
+
+
+def test_stage2_step_curve_is_recorded_at_step_0_every_k_and_the_end(stage2, tmp_path):
+    cfg, init, _ = stage2
+    cfg.adv.steps, cfg.adv.eval_every = 5, 2
+    calls = []
+
+    def evaluate(gen):
+        assert not gen.training  # evaluated in eval mode, on the live generator
+        calls.append(float(gen.head.weight.detach().double().sum()))
+        return {"head_sum": calls[-1], "call": len(calls)}
+
+    train_stage2(cfg, str(init), tmp_path / "curve", device="cpu", evaluate=evaluate)
+    records = read_metrics(tmp_path / "curve")
+    curve = {r["step"]: r["curve_head_sum"] for r in records if "curve_head_sum" in r}
+    assert sorted(curve) == [0, 2, 4, 5] and len(calls) == 4
+    g0, _ = load_model(init)
+    assert curve[0] == pytest.approx(float(g0.head.weight.double().sum()))  # before any update
+    assert len(set(curve.values())) == 4  # the generator moved between evaluations
+    assert [r["step"] for r in records if "g_bce" in r] == [1, 2, 3, 4, 5]
