@@ -180,22 +180,94 @@ def test_tesseract_reads_rendered_words(renderer):
     assert ocr.union_correct({e: t[0] for e, t in res.items()}, "Hello")
 
 
-@needs_tesseract
-def test_tesseract_call_env(renderer, monkeypatch):
-    import pytesseract
+def _fake_tesseract(monkeypatch, reply: bytes = b" Hello\n world \x0c"):
+    """Replace the binary call: record each command, the child's environment and the PNG it was given."""
+    import io as _io
+    import subprocess
 
-    seen = {}
+    from PIL import Image
 
-    def fake(img, lang, config):
-        seen.update(omp=os.environ.get("OMP_THREAD_LIMIT"), config=config, size=img.size)
-        return " Hello\n world \x0c"
+    calls = []
 
+    def fake_run(cmd, input, capture_output, env, timeout):
+        calls.append({"cmd": cmd, "env": env, "size": Image.open(_io.BytesIO(input)).size})
+        return subprocess.CompletedProcess(cmd, 0, stdout=reply, stderr=b"")
+
+    monkeypatch.setattr(ocr.shutil, "which", lambda name: "/usr/bin/tesseract")
+    monkeypatch.setattr(ocr, "_tesserocr", lambda: None)
+    monkeypatch.setattr(ocr.subprocess, "run", fake_run)
+    return calls
+
+
+def test_tesseract_call_env_is_the_childs_only(renderer, monkeypatch):
+    calls = _fake_tesseract(monkeypatch)
     monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
-    monkeypatch.setattr(pytesseract, "image_to_string", fake)
-    reader = ocr.TesseractReader(backend="pytesseract")
-    assert reader.read(text_strip(renderer, "Hello world")) == "Hello world"
-    assert seen["omp"] == "1" and seen["config"] == "--psm 7" and seen["size"][1] == 44
-    assert "OMP_THREAD_LIMIT" not in os.environ  # restored after the call
+    line = ocr.TesseractReader(backend="cli", preprocess="line")
+    assert line.read(text_strip(renderer, "Hello world")) == "Hello world"  # whitespace collapsed
+    assert calls[-1]["cmd"][1:] == ["stdin", "stdout", "-l", "eng", "--psm", "7"] and calls[-1]["size"][1] == 44
+    assert calls[-1]["env"]["OMP_THREAD_LIMIT"] == "1"
+    assert "OMP_THREAD_LIMIT" not in os.environ  # never set in this process
+    paper = ocr.TesseractReader(backend="pytesseract")  # old backend name still accepted
+    assert paper.backend == "cli" and paper.preprocess == "paper" and paper.engine == "tesseract"
+    assert paper.read(text_strip(renderer, "Hello world")) == " Hello\n world"  # raw start kept for the paper's regex
+    assert calls[-1]["cmd"][1:] == ["stdin", "stdout", "-l", "eng"]  # default psm, as image_to_string(img)
+    assert calls[-1]["size"] == (249, 249)  # 8 x 64 crop -> int(1.3 * 64) = 83 square, x3
+    assert "OMP_THREAD_LIMIT" not in os.environ
+    many = ocr.TesseractReader(backend="cli", workers=2).read_many([text_strip(renderer, "Hi")] * 3)
+    assert many == [" Hello\n world"] * 3 and all(c["env"]["OMP_THREAD_LIMIT"] == "1" for c in calls)
+
+
+def test_tesseract_failure_is_one_clear_line(renderer, monkeypatch):
+    import subprocess
+
+    _fake_tesseract(monkeypatch)
+    monkeypatch.setattr(ocr.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
+        cmd, 1, stdout=b"", stderr=b"Warning\nError opening data file eng.traineddata\n"))
+    with pytest.raises(ocr.OCRError, match="exit 1.*eng.traineddata"):
+        ocr.TesseractReader(backend="cli").read(text_strip(renderer, "Hi"))
+
+
+def test_paper_tesseract_preprocessing_geometry():
+    # a 4-position LAMBADA crop (8 x 64): sp = int(64 * 1.3) = 83, rows 41 - 4 = 37.., columns 41 - 32 = 9..
+    crop = np.ones((8, 64), np.float32)
+    crop[2:6, 10:20] = 0.2  # ink (P(white) <= 0.5)
+    crop[0, 0] = 0.5  # exactly 0.5 is NOT white: the official test is value > 0.5
+    crop[7, 63] = 0.51  # just white
+    img = ocr.prepare_paper_tesseract(crop, scale=1)
+    arr = np.asarray(img)
+    assert img.mode == "L" and img.size == (83, 83) and set(np.unique(arr)) == {0, 255}
+    expect = np.full((83, 83), 255, np.uint8)
+    expect[37 + 2: 37 + 6, 9 + 10: 9 + 20] = 0
+    expect[37, 9] = 0
+    assert (arr == expect).all()
+    big = ocr.prepare_paper_tesseract(crop)  # x3, bicubic
+    assert big.size == (249, 249)
+    ref = img.resize((249, 249), ocr.Image.BICUBIC)
+    assert (np.asarray(big) == np.asarray(ref)).all()
+    # a 5-position bAbI crop: int(80 * 1.3) = 104 -> 312; a blank crop is not sent to Tesseract
+    assert ocr.prepare_paper_tesseract(np.zeros((8, 80))).size == (312, 312)
+    assert ocr.prepare_paper_tesseract(np.ones((8, 80))) is None
+    with pytest.raises(ValueError, match="span_ratio"):
+        ocr.prepare_paper_tesseract(crop, span_ratio=1.0)
+
+
+def test_engine_registry_makes_the_preprocessing_explicit(monkeypatch):
+    _fake_tesseract(monkeypatch)
+    assert ocr.ENGINES == ("glyph", "tesseract", "tesseract-line") and ocr.UNION_ENGINES == ("glyph", "tesseract")
+    assert ocr.TESSERACT_PREPROCESSING == {"tesseract": "paper", "tesseract-line": "line"}
+    paper = ocr.TesseractReader()
+    assert ocr.tesseract_for("tesseract", paper) is paper
+    line = ocr.tesseract_for("tesseract-line", paper)
+    assert line.preprocess == "line" and line.psm == 7 and line.engine == "tesseract-line"
+    with pytest.raises(ocr.OCRError, match="preprocess must be paper\\|line"):
+        ocr.TesseractReader(preprocess="lanczos")
+
+
+@needs_tesseract
+def test_paper_tesseract_reads_rendered_words(renderer):
+    strips = [text_strip(renderer, w) for w in ("kitchen", "bathroom")]
+    assert ocr.read_strips(strips, "tesseract", stop_at_eos=False) == ["kitchen", "bathroom"]
+    assert ocr.read_strips(strips, "tesseract-line") == ["kitchen", "bathroom"]
 
 
 def test_missing_tesseract_is_a_clear_error(monkeypatch):
@@ -204,6 +276,8 @@ def test_missing_tesseract_is_a_clear_error(monkeypatch):
     assert not ocr.tesseract_available()
     with pytest.raises(ocr.TesseractUnavailable, match="apt-get install tesseract-ocr"):
         ocr.read_strip(np.zeros((8, 10)), "tesseract")
+    with pytest.raises(ocr.TesseractUnavailable, match="apt-get install tesseract-ocr"):
+        ocr.read_strip(np.zeros((8, 10)), "tesseract-line")
     with pytest.raises(ocr.TesseractUnavailable, match="tesserocr is not installed"):
         ocr.TesseractReader(backend="tesserocr")
 
