@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from pixar import ocr
+from pixar import ocr, wordlist
 from pixar.glyph_decoder import GlyphDecoder
 from pixar.paths import DataNotFound
 from pixar.render import Renderer
@@ -332,32 +332,62 @@ def test_build_wordlist_and_cache(tmp_path, monkeypatch):
     (corpus / "b.txt").write_bytes("caf\xe9 caf\xe9 sea ship 42\n".encode("latin-1"))  # not UTF-8
     (corpus / "LICENSE.txt").write_text("license license license", encoding="utf-8")
     cache = tmp_path / "cache"
-    words = build_wordlist(tmp_path / "data", extra_texts=["Mary went to the hallway."], cache=cache)
+    words = build_wordlist(tmp_path / "data", extra_texts=["Mary went to the hallway."], cache=cache,
+                           vocabulary="corpus")
     assert words == {"the", "whale", "sea", "ship", "caf\u00e9", "mary", "went", "to", "hallway"}
-    assert build_wordlist(tmp_path / "data", min_count=3, cache=cache) == {"the"}
+    assert build_wordlist(tmp_path / "data", min_count=3, cache=cache, vocabulary="corpus") == {"the"}
     assert word_counts(tmp_path / "data", cache=cache)["whale"] == 2
     files = sorted(p.name for p in cache.iterdir())
     assert any(f.startswith("wordcounts-") for f in files) and sum(f.startswith("wordlist-") for f in files) == 2
     assert not any(f.endswith(".tmp") for f in files)
     # a second call is served from the cache (tokenising would fail now)
     monkeypatch.setattr("pixar.wordlist._words", lambda text: (_ for _ in ()).throw(AssertionError("rebuilt")))
-    assert build_wordlist(tmp_path / "data", min_count=3, cache=cache) == {"the"}
+    assert build_wordlist(tmp_path / "data", min_count=3, cache=cache, vocabulary="corpus") == {"the"}
     # a changed corpus gets a new key
     (corpus / "a.txt").write_text("ship ship\n", encoding="utf-8")
     with pytest.raises(AssertionError, match="rebuilt"):
-        build_wordlist(tmp_path / "data", cache=cache)
+        build_wordlist(tmp_path / "data", cache=cache, vocabulary="corpus")
 
 
 def test_build_wordlist_errors(tmp_path):
     with pytest.raises(DataNotFound, match="no corpus"):
-        build_wordlist(tmp_path, cache=tmp_path / "c")
+        build_wordlist(tmp_path, cache=tmp_path / "c", vocabulary="corpus")
     with pytest.raises(ValueError, match="min_count"):
-        build_wordlist(tmp_path, min_count=0, cache=tmp_path / "c")
+        build_wordlist(tmp_path, min_count=0, cache=tmp_path / "c", vocabulary="corpus")
+    with pytest.raises(DataNotFound, match="unigram_freq.csv"):
+        build_wordlist(tmp_path)  # the default is the paper's list
+    with pytest.raises(ValueError, match="unknown vocabulary 'big'"):
+        build_wordlist(tmp_path, vocabulary="big")
+    bad = tmp_path / "wordfreq" / "unigram_freq.csv"
+    bad.parent.mkdir()
+    bad.write_text("word,count\nthe,10\nbroken\n")
+    with pytest.raises(ValueError, match=r"unigram_freq.csv:3"):
+        build_wordlist(tmp_path)
+
+
+def test_paper_vocabulary_small(tmp_path):
+    (tmp_path / "wordfreq").mkdir()
+    (tmp_path / "wordfreq" / "unigram_freq.csv").write_text("word,count\nthe,9\nnull,5\nnan,4\nkitchen,3\n")
+    assert wordlist.unigram_words(tmp_path) == ["the", "null", "nan", "kitchen"]
+    words = build_wordlist(tmp_path, extra_texts=["Tabitha's caf\u00e9, don't!"])
+    assert words == {"the", "null", "nan", "kitchen", "tabitha", "s", "caf", "don", "t"}  # ASCII runs
+    official = build_wordlist(tmp_path, vocabulary="paper-official")
+    assert official == {"the", "nan", "kitchen"}  # pandas read "null" as NaN -> "nan"
+
+
+def test_paper_vocabulary_real(data_dir):
+    words = build_wordlist(data_dir)
+    assert len(words) == wordlist.UNIGRAM_SIZE == 333_333 and {"null", "kitchen", "the"} <= words
+    official = build_wordlist(data_dir, vocabulary="paper-official")
+    assert len(official) == 333_332 and "null" not in official  # the count both notebooks print
+    assert "hallway" in words and Readability(words).is_readable("Hallway.") is False
+    assert len(build_wordlist(data_dir, extra_texts=["zyzzyvaq qqxq"])) == 333_335
 
 
 def test_wordlist_real_corpus(tmp_path_factory):
     try:
-        words = build_wordlist(extra_texts=["zyzzyva"], cache=tmp_path_factory.mktemp("pixar-cache"))
+        words = build_wordlist(extra_texts=["zyzzyva"], cache=tmp_path_factory.mktemp("pixar-cache"),
+                               vocabulary="corpus")
     except DataNotFound:
         pytest.skip("PIXAR_DATA not set")
     assert {"the", "whale", "kitchen", "garden", "zyzzyva"} <= words and len(words) > 20000
