@@ -1,26 +1,30 @@
-"""English word list for "readability", built from data we ship (no download).
+"""English word lists for "readability", built from data we ship (no download).
 
-Readability (pixar-paper.md §5, as the official code implements it): a read-back is readable when its
-first whitespace token, lower-cased with punctuation KEPT, is an English word. Punctuation is kept as in
-the paper, so "word," or "don't" are not words: the token must consist of letters only to match.
+Readability (pixar-paper.md §5, as the official code implements it; `babi.ipynb` / `lambada.ipynb`
+`evaluate_babi`): a read-back is readable when its first whitespace token, lower-cased with punctuation KEPT,
+is an English word. Punctuation is kept as in the paper, so "word," or "don't" are not words.
 
-The paper's list was the 333k-word `unigram_freq.csv` plus every alphabetic word of the evaluation set.
-We have no copy of that file, so ours is:
+Vocabularies (`VOCABULARIES`, `build_wordlist(..., vocabulary=...)`):
 
-    words = { w : w occurs >= min_count times (default 2) in the book corpus $PIXAR_DATA/corpus }
-          | { every word of `extra_texts` (the evaluation dataset's texts) }
+    paper           (default) the paper's list: every word of $PIXAR_DATA/wordfreq/unigram_freq.csv (333,333
+                    words, [a-z]+) plus every word of `extra_texts` (the evaluation set), a word being a run of
+                    ASCII letters, lower-cased (the notebooks' `add_word`: re.findall('([a-zA-Z]+)', text)).
+    paper-official  the set the official notebooks actually built: `pd.read_csv` turns the words "null" and
+                    "nan" into NaN, and `str(word).lower()` makes both "nan", so "null" is missing (333,332
+                    entries, the count both notebooks print). In lambada.ipynb `for a, b in data` iterates
+                    the HF dataset's rows as dicts, i.e. over the keys 'text' and 'domain', so NO LAMBADA
+                    word is added (1,009 of its words are not in the csv; the printed count stays 333,332);
+                    that quirk belongs to the protocol (harness.paper_protocol passes no extra texts there).
+    corpus          this harness's earlier list: corpus words seen >= min_count times (default 2) in the book
+                    corpus $PIXAR_DATA/corpus, plus every word of `extra_texts`; a word is a maximal run of
+                    Unicode letters (regex [^\\W\\d_]+), lower-cased; the corpus is every *.txt under corpus/
+                    except licence/readme files (files that are not UTF-8 are read as Latin-1). ~34k words.
 
-where a word is a maximal run of Unicode letters (regex [^\\W\\d_]+), lower-cased; the corpus is every
-*.txt under corpus/ except licence/readme files (NLTK Gutenberg selections + 14 GITenberg books, ~2.2M
-words; files that are not UTF-8 are read as Latin-1). min_count=2 drops one-off typos and OCR-ish debris
-of the Gutenberg texts. The result has ~34k words at min_count=2 (vs 333k in the paper), so readability
-rates here are a lower bound relative to the paper's.
-
-Caching: corpus word counts go to `<cache>/wordcounts-<h>.tsv` (h = sha256 of the corpus files' names and
-bytes), the list to `<cache>/wordlist-<h'>.txt` (h' = h + min_count + sha256 of extra_texts); both are
-written atomically (temp file + os.replace) and rebuilt when unreadable. <cache> = the `cache_dir`
-argument, else $PIXAR_CACHE, else $XDG_CACHE_HOME/pixar, else ~/.cache/pixar. An unwritable cache only
-logs a warning.
+Caching (corpus only; the csv is read directly in ~0.2 s): corpus word counts go to
+`<cache>/wordcounts-<h>.tsv` (h = sha256 of the corpus files' names and bytes), the list to
+`<cache>/wordlist-<h'>.txt` (h' = h + min_count + sha256 of extra_texts); both are written atomically and
+rebuilt when unreadable. <cache> = the `cache_dir` argument, else $PIXAR_CACHE, else
+$XDG_CACHE_HOME/pixar, else ~/.cache/pixar. An unwritable cache only logs a warning.
 """
 from __future__ import annotations
 
@@ -38,6 +42,10 @@ from .paths import DataNotFound, data_dir as resolve_data_dir
 log = logging.getLogger(__name__)
 
 WORD_RE = re.compile(r"[^\W\d_]+")
+PAPER_WORD_RE = re.compile(r"[a-zA-Z]+")  # the notebooks' add_word pattern
+UNIGRAM_FILE = "wordfreq/unigram_freq.csv"
+UNIGRAM_SIZE = 333_333
+VOCABULARIES = ("paper", "paper-official", "corpus")
 _SKIP_FILES = ("license", "readme")
 _VERSION = "1"  # bump when the tokenisation changes (invalidates caches)
 
@@ -104,8 +112,55 @@ def word_counts(data: str | os.PathLike | None = None, cache: str | os.PathLike 
     return counts
 
 
+def unigram_words(data: str | os.PathLike | None = None, path: str | os.PathLike | None = None) -> list[str]:
+    """The words of unigram_freq.csv (header `word,count`), in file order; bad rows -> ValueError naming file:line."""
+    if path is None:
+        root = resolve_data_dir(data, required=True)
+        path = root / UNIGRAM_FILE
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFound(f"{path}: the paper's word list (unigram_freq.csv) is not there "
+                           "(see shared/data/README.md section 8)")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or lines[0].strip() != "word,count":
+        raise ValueError(f"{path}:1: expected the header 'word,count'")
+    words = []
+    for n, line in enumerate(lines[1:], 2):
+        word, sep, count = line.partition(",")
+        if not sep or not word or not count.strip().isdigit():
+            raise ValueError(f"{path}:{n}: expected '<word>,<count>', got {line[:60]!r}")
+        words.append(word)
+    return words
+
+
+def paper_words(texts: Iterable[str]) -> set[str]:
+    """Lower-cased ASCII-letter runs of texts (the notebooks' add_word)."""
+    return {w.lower() for t in texts for w in PAPER_WORD_RE.findall(t)}
+
+
+def paper_vocabulary(data: str | os.PathLike | None = None, extra_texts: Iterable[str] = (),
+                     official: bool = False) -> set[str]:
+    """unigram_freq.csv's words + paper_words(extra_texts); official=True reproduces pandas' NaN quirk
+    ("null" and "nan" both read as NaN, both become "nan")."""
+    words = {w.lower() for w in unigram_words(data)}
+    if official:
+        words = (words - {"null", "nan"}) | {"nan"}
+    return words | paper_words(extra_texts)
+
+
 def build_wordlist(data: str | os.PathLike | None = None, extra_texts: Iterable[str] = (), min_count: int = 2,
-                   cache: str | os.PathLike | None = None) -> set[str]:
+                   cache: str | os.PathLike | None = None, vocabulary: str = "paper") -> set[str]:
+    """The `vocabulary` word list (module docstring) with every word of `extra_texts` added; min_count and
+    cache apply to the corpus list only."""
+    if vocabulary not in VOCABULARIES:
+        raise ValueError(f"unknown vocabulary {vocabulary!r} (known: {', '.join(VOCABULARIES)})")
+    if vocabulary != "corpus":
+        return paper_vocabulary(data, extra_texts, official=vocabulary == "paper-official")
+    return corpus_wordlist(data, extra_texts, min_count, cache)
+
+
+def corpus_wordlist(data: str | os.PathLike | None = None, extra_texts: Iterable[str] = (), min_count: int = 2,
+                    cache: str | os.PathLike | None = None) -> set[str]:
     """Corpus words seen >= min_count times, plus every word of `extra_texts` (all lower-cased)."""
     if min_count < 1:
         raise ValueError(f"min_count must be >= 1, got {min_count}")

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from pixar import ocr
+from pixar import ocr, wordlist
 from pixar.glyph_decoder import GlyphDecoder
 from pixar.paths import DataNotFound
 from pixar.render import Renderer
@@ -180,22 +180,94 @@ def test_tesseract_reads_rendered_words(renderer):
     assert ocr.union_correct({e: t[0] for e, t in res.items()}, "Hello")
 
 
-@needs_tesseract
-def test_tesseract_call_env(renderer, monkeypatch):
-    import pytesseract
+def _fake_tesseract(monkeypatch, reply: bytes = b" Hello\n world \x0c"):
+    """Replace the binary call: record each command, the child's environment and the PNG it was given."""
+    import io as _io
+    import subprocess
 
-    seen = {}
+    from PIL import Image
 
-    def fake(img, lang, config):
-        seen.update(omp=os.environ.get("OMP_THREAD_LIMIT"), config=config, size=img.size)
-        return " Hello\n world \x0c"
+    calls = []
 
+    def fake_run(cmd, input, capture_output, env, timeout):
+        calls.append({"cmd": cmd, "env": env, "size": Image.open(_io.BytesIO(input)).size})
+        return subprocess.CompletedProcess(cmd, 0, stdout=reply, stderr=b"")
+
+    monkeypatch.setattr(ocr.shutil, "which", lambda name: "/usr/bin/tesseract")
+    monkeypatch.setattr(ocr, "_tesserocr", lambda: None)
+    monkeypatch.setattr(ocr.subprocess, "run", fake_run)
+    return calls
+
+
+def test_tesseract_call_env_is_the_childs_only(renderer, monkeypatch):
+    calls = _fake_tesseract(monkeypatch)
     monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
-    monkeypatch.setattr(pytesseract, "image_to_string", fake)
-    reader = ocr.TesseractReader(backend="pytesseract")
-    assert reader.read(text_strip(renderer, "Hello world")) == "Hello world"
-    assert seen["omp"] == "1" and seen["config"] == "--psm 7" and seen["size"][1] == 44
-    assert "OMP_THREAD_LIMIT" not in os.environ  # restored after the call
+    line = ocr.TesseractReader(backend="cli", preprocess="line")
+    assert line.read(text_strip(renderer, "Hello world")) == "Hello world"  # whitespace collapsed
+    assert calls[-1]["cmd"][1:] == ["stdin", "stdout", "-l", "eng", "--psm", "7"] and calls[-1]["size"][1] == 44
+    assert calls[-1]["env"]["OMP_THREAD_LIMIT"] == "1"
+    assert "OMP_THREAD_LIMIT" not in os.environ  # never set in this process
+    paper = ocr.TesseractReader(backend="pytesseract")  # old backend name still accepted
+    assert paper.backend == "cli" and paper.preprocess == "paper" and paper.engine == "tesseract"
+    assert paper.read(text_strip(renderer, "Hello world")) == " Hello\n world"  # raw start kept for the paper's regex
+    assert calls[-1]["cmd"][1:] == ["stdin", "stdout", "-l", "eng"]  # default psm, as image_to_string(img)
+    assert calls[-1]["size"] == (249, 249)  # 8 x 64 crop -> int(1.3 * 64) = 83 square, x3
+    assert "OMP_THREAD_LIMIT" not in os.environ
+    many = ocr.TesseractReader(backend="cli", workers=2).read_many([text_strip(renderer, "Hi")] * 3)
+    assert many == [" Hello\n world"] * 3 and all(c["env"]["OMP_THREAD_LIMIT"] == "1" for c in calls)
+
+
+def test_tesseract_failure_is_one_clear_line(renderer, monkeypatch):
+    import subprocess
+
+    _fake_tesseract(monkeypatch)
+    monkeypatch.setattr(ocr.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
+        cmd, 1, stdout=b"", stderr=b"Warning\nError opening data file eng.traineddata\n"))
+    with pytest.raises(ocr.OCRError, match="exit 1.*eng.traineddata"):
+        ocr.TesseractReader(backend="cli").read(text_strip(renderer, "Hi"))
+
+
+def test_paper_tesseract_preprocessing_geometry():
+    # a 4-position LAMBADA crop (8 x 64): sp = int(64 * 1.3) = 83, rows 41 - 4 = 37.., columns 41 - 32 = 9..
+    crop = np.ones((8, 64), np.float32)
+    crop[2:6, 10:20] = 0.2  # ink (P(white) <= 0.5)
+    crop[0, 0] = 0.5  # exactly 0.5 is NOT white: the official test is value > 0.5
+    crop[7, 63] = 0.51  # just white
+    img = ocr.prepare_paper_tesseract(crop, scale=1)
+    arr = np.asarray(img)
+    assert img.mode == "L" and img.size == (83, 83) and set(np.unique(arr)) == {0, 255}
+    expect = np.full((83, 83), 255, np.uint8)
+    expect[37 + 2: 37 + 6, 9 + 10: 9 + 20] = 0
+    expect[37, 9] = 0
+    assert (arr == expect).all()
+    big = ocr.prepare_paper_tesseract(crop)  # x3, bicubic
+    assert big.size == (249, 249)
+    ref = img.resize((249, 249), ocr.Image.BICUBIC)
+    assert (np.asarray(big) == np.asarray(ref)).all()
+    # a 5-position bAbI crop: int(80 * 1.3) = 104 -> 312; a blank crop is not sent to Tesseract
+    assert ocr.prepare_paper_tesseract(np.zeros((8, 80))).size == (312, 312)
+    assert ocr.prepare_paper_tesseract(np.ones((8, 80))) is None
+    with pytest.raises(ValueError, match="span_ratio"):
+        ocr.prepare_paper_tesseract(crop, span_ratio=1.0)
+
+
+def test_engine_registry_makes_the_preprocessing_explicit(monkeypatch):
+    _fake_tesseract(monkeypatch)
+    assert ocr.ENGINES == ("glyph", "tesseract", "tesseract-line") and ocr.UNION_ENGINES == ("glyph", "tesseract")
+    assert ocr.TESSERACT_PREPROCESSING == {"tesseract": "paper", "tesseract-line": "line"}
+    paper = ocr.TesseractReader()
+    assert ocr.tesseract_for("tesseract", paper) is paper
+    line = ocr.tesseract_for("tesseract-line", paper)
+    assert line.preprocess == "line" and line.psm == 7 and line.engine == "tesseract-line"
+    with pytest.raises(ocr.OCRError, match="preprocess must be paper\\|line"):
+        ocr.TesseractReader(preprocess="lanczos")
+
+
+@needs_tesseract
+def test_paper_tesseract_reads_rendered_words(renderer):
+    strips = [text_strip(renderer, w) for w in ("kitchen", "bathroom")]
+    assert ocr.read_strips(strips, "tesseract", stop_at_eos=False) == ["kitchen", "bathroom"]
+    assert ocr.read_strips(strips, "tesseract-line") == ["kitchen", "bathroom"]
 
 
 def test_missing_tesseract_is_a_clear_error(monkeypatch):
@@ -204,6 +276,8 @@ def test_missing_tesseract_is_a_clear_error(monkeypatch):
     assert not ocr.tesseract_available()
     with pytest.raises(ocr.TesseractUnavailable, match="apt-get install tesseract-ocr"):
         ocr.read_strip(np.zeros((8, 10)), "tesseract")
+    with pytest.raises(ocr.TesseractUnavailable, match="apt-get install tesseract-ocr"):
+        ocr.read_strip(np.zeros((8, 10)), "tesseract-line")
     with pytest.raises(ocr.TesseractUnavailable, match="tesserocr is not installed"):
         ocr.TesseractReader(backend="tesserocr")
 
@@ -258,32 +332,62 @@ def test_build_wordlist_and_cache(tmp_path, monkeypatch):
     (corpus / "b.txt").write_bytes("caf\xe9 caf\xe9 sea ship 42\n".encode("latin-1"))  # not UTF-8
     (corpus / "LICENSE.txt").write_text("license license license", encoding="utf-8")
     cache = tmp_path / "cache"
-    words = build_wordlist(tmp_path / "data", extra_texts=["Mary went to the hallway."], cache=cache)
+    words = build_wordlist(tmp_path / "data", extra_texts=["Mary went to the hallway."], cache=cache,
+                           vocabulary="corpus")
     assert words == {"the", "whale", "sea", "ship", "caf\u00e9", "mary", "went", "to", "hallway"}
-    assert build_wordlist(tmp_path / "data", min_count=3, cache=cache) == {"the"}
+    assert build_wordlist(tmp_path / "data", min_count=3, cache=cache, vocabulary="corpus") == {"the"}
     assert word_counts(tmp_path / "data", cache=cache)["whale"] == 2
     files = sorted(p.name for p in cache.iterdir())
     assert any(f.startswith("wordcounts-") for f in files) and sum(f.startswith("wordlist-") for f in files) == 2
     assert not any(f.endswith(".tmp") for f in files)
     # a second call is served from the cache (tokenising would fail now)
     monkeypatch.setattr("pixar.wordlist._words", lambda text: (_ for _ in ()).throw(AssertionError("rebuilt")))
-    assert build_wordlist(tmp_path / "data", min_count=3, cache=cache) == {"the"}
+    assert build_wordlist(tmp_path / "data", min_count=3, cache=cache, vocabulary="corpus") == {"the"}
     # a changed corpus gets a new key
     (corpus / "a.txt").write_text("ship ship\n", encoding="utf-8")
     with pytest.raises(AssertionError, match="rebuilt"):
-        build_wordlist(tmp_path / "data", cache=cache)
+        build_wordlist(tmp_path / "data", cache=cache, vocabulary="corpus")
 
 
 def test_build_wordlist_errors(tmp_path):
     with pytest.raises(DataNotFound, match="no corpus"):
-        build_wordlist(tmp_path, cache=tmp_path / "c")
+        build_wordlist(tmp_path, cache=tmp_path / "c", vocabulary="corpus")
     with pytest.raises(ValueError, match="min_count"):
-        build_wordlist(tmp_path, min_count=0, cache=tmp_path / "c")
+        build_wordlist(tmp_path, min_count=0, cache=tmp_path / "c", vocabulary="corpus")
+    with pytest.raises(DataNotFound, match="unigram_freq.csv"):
+        build_wordlist(tmp_path)  # the default is the paper's list
+    with pytest.raises(ValueError, match="unknown vocabulary 'big'"):
+        build_wordlist(tmp_path, vocabulary="big")
+    bad = tmp_path / "wordfreq" / "unigram_freq.csv"
+    bad.parent.mkdir()
+    bad.write_text("word,count\nthe,10\nbroken\n")
+    with pytest.raises(ValueError, match=r"unigram_freq.csv:3"):
+        build_wordlist(tmp_path)
+
+
+def test_paper_vocabulary_small(tmp_path):
+    (tmp_path / "wordfreq").mkdir()
+    (tmp_path / "wordfreq" / "unigram_freq.csv").write_text("word,count\nthe,9\nnull,5\nnan,4\nkitchen,3\n")
+    assert wordlist.unigram_words(tmp_path) == ["the", "null", "nan", "kitchen"]
+    words = build_wordlist(tmp_path, extra_texts=["Tabitha's caf\u00e9, don't!"])
+    assert words == {"the", "null", "nan", "kitchen", "tabitha", "s", "caf", "don", "t"}  # ASCII runs
+    official = build_wordlist(tmp_path, vocabulary="paper-official")
+    assert official == {"the", "nan", "kitchen"}  # pandas read "null" as NaN -> "nan"
+
+
+def test_paper_vocabulary_real(data_dir):
+    words = build_wordlist(data_dir)
+    assert len(words) == wordlist.UNIGRAM_SIZE == 333_333 and {"null", "kitchen", "the"} <= words
+    official = build_wordlist(data_dir, vocabulary="paper-official")
+    assert len(official) == 333_332 and "null" not in official  # the count both notebooks print
+    assert "hallway" in words and Readability(words).is_readable("Hallway.") is False
+    assert len(build_wordlist(data_dir, extra_texts=["zyzzyvaq qqxq"])) == 333_335
 
 
 def test_wordlist_real_corpus(tmp_path_factory):
     try:
-        words = build_wordlist(extra_texts=["zyzzyva"], cache=tmp_path_factory.mktemp("pixar-cache"))
+        words = build_wordlist(extra_texts=["zyzzyva"], cache=tmp_path_factory.mktemp("pixar-cache"),
+                               vocabulary="corpus")
     except DataNotFound:
         pytest.skip("PIXAR_DATA not set")
     assert {"the", "whale", "kitchen", "garden", "zyzzyva"} <= words and len(words) > 20000

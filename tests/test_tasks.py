@@ -97,6 +97,33 @@ def test_lambada_bad_file_names_line(tmp_path):
         lambada.load_lambada(path=f)
 
 
+def test_lambada_original_loader(data_dir):
+    texts = lambada.load_lambada_original(data_dir)
+    assert len(texts) == lambada.LAMBADA_SIZE and lambada.lambada_original_path(data_dir).name == "lambada_test_plain_text.txt"
+    ctx, target = lambada.split_original(texts[0])
+    assert target == "signs" and ctx.endswith("i do n't care about") and ctx + " " + target == " ".join(texts[0].split())
+    assert lambada.load_lambada(data_dir)[0].endswith("I don't care about signs")  # the default is unchanged
+
+
+def test_lambada_original_bad_input(tmp_path):
+    f = tmp_path / "plain.txt"
+    f.write_text("the cat sat\n\nand so on\n")
+    with pytest.raises(TaskError, match=r"plain.txt:2"):
+        lambada.load_lambada_original(path=f)
+    with pytest.raises(TaskError, match="context and a target"):
+        lambada.split_original("alone")
+    with pytest.raises(FileNotFoundError, match="plain-text file not found"):
+        lambada.load_lambada_original(path=tmp_path / "none.txt")
+
+
+def test_babi_generated_and_last_question_per_story():
+    qs = babi.generated_task1(6, seed=2)
+    assert len(qs) == 30 and {q.story for q in qs} == set(range(6)) and qs[0].source.startswith("babi_gen(stories=6")
+    last = babi.last_question_per_story(qs)
+    assert [q.story for q in last] == list(range(6)) and all(len(q.context) == 14 for q in last)
+    assert last[0] is qs[4] and last[0].paper_prompt().count(" | ") == 4
+
+
 def test_task_yaml_loads_in_lm_eval(tmp_path):
     from lm_eval.tasks import TaskManager, get_task_dict
 

@@ -6,7 +6,10 @@ Files: `babi/tasks_1-20_v1-2/en/` (1k) or `en-10k/` in the data directory, or an
     <n> <statement>                     a story line; n = 1 starts a new story
     <n> <question>\t<answer>\t<support>  a question (answer may be a comma list, e.g. "milk,football")
 
-Every question is one example; earlier lines of its story are its context.
+Every question is one example; earlier lines of its story are its context. `last_question_per_story` keeps
+one example per story, the last question (4 answered questions in context for task 1): the official
+sample construction (LatentPixel/utils.py `gen_babi`, one (prompt, target) per story). `generated_task1`
+builds those stories with harness.babi_gen (the paper's 10,000 generated stories, seeded).
 
 Prompt formats:
   * paper (PIXAR's babi.ipynb): story lines joined by single spaces; each earlier question is followed by
@@ -62,29 +65,50 @@ class BabiQuestion:
 
 def parse_babi_file(path: str | Path, task: int = 0) -> list[BabiQuestion]:
     path = Path(path)
+    with open(path, encoding="utf-8") as f:
+        return parse_babi_lines(f, task, str(path))
+
+
+def parse_babi_lines(raw_lines, task: int = 0, source: str = "<text>") -> list[BabiQuestion]:
+    """Questions of bAbI-format lines (an iterable of str); errors name `source`:line."""
     questions: list[BabiQuestion] = []
     lines: list[tuple[str, str | None]] = []
     story, last_n = -1, 0
-    with open(path, encoding="utf-8") as f:
-        for ln, raw in enumerate(f, 1):
-            raw = raw.rstrip("\n").rstrip("\r")
-            if not raw.strip():
-                continue
-            m = _QUESTION.match(raw) if "\t" in raw else _STATEMENT.match(raw)
-            if m is None:
-                raise TaskError(f"{path}:{ln}: not a bAbI line (expected '<n> text' or '<n> question<TAB>answer<TAB>support')")
-            n = int(m.group(1))
-            if n == 1 or n <= last_n:
-                story, lines = story + 1, []
-            last_n = n
-            text = m.group(2).strip()
-            if "\t" in raw:
-                support = [int(s) for s in m.group(4).split()]
-                questions.append(BabiQuestion(task, story, f"{path}:{ln}", list(lines), text, m.group(3).strip(), support))
-                lines.append((text, m.group(3).strip()))
-            else:
-                lines.append((text, None))
+    for ln, raw in enumerate(raw_lines, 1):
+        raw = raw.rstrip("\n").rstrip("\r")
+        if not raw.strip():
+            continue
+        m = _QUESTION.match(raw) if "\t" in raw else _STATEMENT.match(raw)
+        if m is None:
+            raise TaskError(f"{source}:{ln}: not a bAbI line (expected '<n> text' or '<n> question<TAB>answer<TAB>support')")
+        n = int(m.group(1))
+        if n == 1 or n <= last_n:
+            story, lines = story + 1, []
+        last_n = n
+        text = m.group(2).strip()
+        if "\t" in raw:
+            support = [int(s) for s in m.group(4).split()]
+            questions.append(BabiQuestion(task, story, f"{source}:{ln}", list(lines), text, m.group(3).strip(), support))
+            lines.append((text, m.group(3).strip()))
+        else:
+            lines.append((text, None))
     return questions
+
+
+def last_question_per_story(questions: list[BabiQuestion]) -> list[BabiQuestion]:
+    """One example per story: its last question, in story order (gen_babi's sample construction)."""
+    last: dict[int, BabiQuestion] = {}
+    for q in questions:
+        last[q.story] = q
+    return [last[s] for s in sorted(last)]
+
+
+def generated_task1(num_stories: int, seed: int, style: str = "lua") -> list[BabiQuestion]:
+    """All questions of `num_stories` task-1 stories from harness.babi_gen (`babi-tasks 1 <num_stories>`)."""
+    from harness import babi_gen
+
+    text = babi_gen.format_stories(babi_gen.generate_stories(num_stories, seed, style))
+    return parse_babi_lines(text.splitlines(), 1, f"babi_gen(stories={num_stories}, seed={seed}, style={style})")
 
 
 def babi_dir(variant: str = "en", data_dir: str | Path | None = None, folder: str | Path | None = None) -> Path:

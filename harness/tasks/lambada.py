@@ -1,7 +1,14 @@
-"""LAMBADA (OpenAI's detokenised test set, 5,153 passages): loader and task definitions.
+"""LAMBADA test set (5,153 passages): loaders for both variants and task definitions.
 
-Data: `lambada/lambada_test.jsonl` in the data directory (`{"text": ...}` per line; the checksum
-lm-eval uses), or HF `EleutherAI/lambada_openai` (config `default`, split `test`) when online.
+Data variants:
+  * openai (`load_lambada`, the default): `lambada/lambada_test.jsonl` in the data directory
+    (`{"text": ...}` per line; OpenAI's detokenised, cased set; the checksum lm-eval uses), or HF
+    `EleutherAI/lambada_openai` (config `default`, split `test`) when online.
+  * original (`load_lambada_original`): `lambada/lambada_test_plain_text.txt`, the ORIGINAL test set
+    (Paperno et al. 2016; lower-cased, tokenised, one passage a line), what HF `lambada` loads and what the
+    paper scored (lambada.ipynb `load_dataset('lambada', split='test')`), or HF `lambada` when online.
+    `split_original`: words = `text.split()`, target = the last token, context = the others joined by
+    spaces (prompt preparation, `process_lambda`, is the protocol's: harness.paper_scoring).
 
 Two protocols, kept apart in every table:
   * lm-eval (`pixar_lambada`): lm-eval's `lambada_openai` definition -- context = every word but the
@@ -20,8 +27,10 @@ from pixar.paths import DataNotFound, data_dir as resolve_data_dir
 from .common import LOGLIKELIHOOD_METRICS, TaskError, loglikelihood_results, offline, to_dataset
 
 LAMBADA_FILE = "lambada/lambada_test.jsonl"
+LAMBADA_ORIGINAL_FILE = "lambada/lambada_test_plain_text.txt"
 LAMBADA_SIZE = 5153
 HF_DATASET = ("EleutherAI/lambada_openai", "default")
+HF_ORIGINAL_DATASET = "lambada"
 
 
 def split_passage(text: str) -> tuple[str, str]:
@@ -66,6 +75,51 @@ def load_lambada(data_dir: str | Path | None = None, path: str | Path | None = N
     import datasets
 
     return list(datasets.load_dataset(*HF_DATASET, split="test")["text"])
+
+
+def split_original(text: str) -> tuple[str, str]:
+    """(context, target) of an original-set passage as the notebook does it: `words = txt.split()`,
+    context ' '.join(words[:-1]) (not yet detokenised), target words[-1]."""
+    words = text.split()
+    if len(words) < 2:
+        raise TaskError(f"a LAMBADA passage needs a context and a target word, got {text[:60]!r}")
+    return " ".join(words[:-1]), words[-1]
+
+
+def lambada_original_path(data_dir: str | Path | None = None) -> Path | None:
+    d = resolve_data_dir(data_dir)
+    if d is not None and (d / LAMBADA_ORIGINAL_FILE).is_file():
+        return d / LAMBADA_ORIGINAL_FILE
+    return None
+
+
+def read_plain_text(path: str | Path) -> list[str]:
+    """One passage a line; a blank line is an error naming file:line (the original file has none)."""
+    texts = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if len(line.split()) < 2:
+                raise TaskError(f"{path}:{n}: expected a passage (a context and a target word)")
+            texts.append(line)
+    return texts
+
+
+def load_lambada_original(data_dir: str | Path | None = None, path: str | Path | None = None) -> list[str]:
+    """The original (tokenised, lower-cased) passages: `path`, the data directory, or (online) HF `lambada`."""
+    if path is not None:
+        if not Path(path).is_file():
+            raise DataNotFound(f"{path}: LAMBADA plain-text file not found")
+        return read_plain_text(path)
+    local = lambada_original_path(data_dir)
+    if local is not None:
+        return read_plain_text(local)
+    if offline():
+        raise DataNotFound(f"LAMBADA (original): {LAMBADA_ORIGINAL_FILE} not found (set PIXAR_DATA or --data-dir; "
+                           f"offline, so HF {HF_ORIGINAL_DATASET} cannot be fetched)")
+    import datasets
+
+    return list(datasets.load_dataset(HF_ORIGINAL_DATASET, split="test")["text"])
 
 
 def _custom_dataset(path: str | None = None, **_: object):
