@@ -78,7 +78,7 @@ def common_options(fn):
 def _out_dir(out: str | None, bench_name: str, checkpoint: str | None, baselines, limit, tag: str = "") -> Path:
     if out:
         return Path(out)
-    from .bench import slug
+    from pixar.provenance import slug
 
     p = Path(checkpoint or baselines[0])
     base = f"{p.parent.name}-{p.name}" if p.parent.name else p.name  # e.g. pixar-tiny-stage1-step-0000600
