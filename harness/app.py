@@ -27,7 +27,7 @@ COMMANDS = {
     "data": ("pixar.data_cli", "data"),
     "train": ("harness.train_cli", "train"),
     "bench": ("harness.cli", "bench"),
-    "attack": ("attacks.cli", "attack"),
+    "attack": ("harness.attack_cli", "attack"),
     "demo": ("harness.demo", "demo"),
     "reproduce": ("harness.demo", "reproduce"),
 }

@@ -290,6 +290,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def preset_dir(kind: str = "") -> Path:
+    """The folder of the presets of `kind`: "" = model/train presets (configs/), "glue", "attack"."""
+    base = Path(__file__).resolve().parent.parent / "configs"
+    return base / kind if kind else base
+
+
 def preset_path(name_or_path: str) -> Path:
     """`configs/<name>.yaml` for a bare preset name, else the path itself."""
     p = Path(name_or_path)
