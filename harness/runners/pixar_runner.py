@@ -26,7 +26,7 @@ from pixar.config import PixarConfig
 from pixar.model import Pixar, patchify, unpatchify
 from pixar.render import Renderer, space_text
 
-from .base import LM_RUNNERS, LMRunner, OcrReads, PixelTransform, check_transform, register
+from .base import LM_RUNNERS, LMRunner, OcrReads, PixelTransform, register
 from .layout import SPACING, fold_gq, left_fit, window_plan
 
 log = logging.getLogger(__name__)
