@@ -22,7 +22,12 @@ belongs to one *family*, which fixes what the severity ``rate`` means:
     whole pixels in a random direction (right/left/down/up), white fill.
 
 Severity 0 is the identity for every attack. All randomness comes from the
-``random.Random`` passed in; nothing touches global RNG state.
+``random.Random`` passed in; nothing touches global RNG state. Seeding per
+example (and pixel attacks as model transforms) is :mod:`attacks.seeded`.
+
+This package is pure perturbation: it imports ``pixar.render`` at most and
+nothing from ``harness``; applying attacks to models (the robustness suite,
+``pixar attack``, TextAttack recipes) lives in ``harness``.
 
 Two PIXEL attacks need data we do not ship and are registered as
 unavailable: ``phonetic`` and ``natural-typo``. :func:`perturb` raises

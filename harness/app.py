@@ -6,7 +6,7 @@ and is imported only when used (lm-eval, textattack and transformers are slow to
     data                  pixar.data_cli
     train                 harness.train_cli  (PIXAR stage 1/2 through pixar.train, GPT-2 through harness.baselines)
     bench                 harness.cli
-    attack                attacks.cli
+    attack                harness.attack_cli
     demo, reproduce       harness.demo
 
 `python -m harness.app ...` is the same command (torchrun: `torchrun --nproc-per-node 4 -m harness.app train ...`).
@@ -27,7 +27,7 @@ COMMANDS = {
     "data": ("pixar.data_cli", "data"),
     "train": ("harness.train_cli", "train"),
     "bench": ("harness.cli", "bench"),
-    "attack": ("attacks.cli", "attack"),
+    "attack": ("harness.attack_cli", "attack"),
     "demo": ("harness.demo", "demo"),
     "reproduce": ("harness.demo", "reproduce"),
 }

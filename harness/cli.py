@@ -78,7 +78,7 @@ def common_options(fn):
 def _out_dir(out: str | None, bench_name: str, checkpoint: str | None, baselines, limit, tag: str = "") -> Path:
     if out:
         return Path(out)
-    from .bench import slug
+    from pixar.provenance import slug
 
     p = Path(checkpoint or baselines[0])
     base = f"{p.parent.name}-{p.name}" if p.parent.name else p.name  # e.g. pixar-tiny-stage1-step-0000600
@@ -124,10 +124,10 @@ def babi(checkpoint, baselines, limit, protocols, ocr, out, batch_size, device, 
          babi_dir, positions, finetune, finetune_steps, finetune_lr, finetune_batch):
     """bAbI QA tasks 1-20: paper prompt format (' |') and lm-eval's Passage/Question/Answer format."""
     from .bench import run_babi
-    from .finetune import FinetuneConfig
+    from .finetune import TaskFinetuneConfig
 
     _validate(checkpoint, baselines, limit)
-    fc = FinetuneConfig(steps=finetune_steps, lr=finetune_lr, batch_size=finetune_batch, seed=seed) if finetune else None
+    fc = TaskFinetuneConfig(steps=finetune_steps, lr=finetune_lr, batch_size=finetune_batch, seed=seed) if finetune else None
     out_dir = _out_dir(out, "babi", checkpoint, baselines, limit, "-finetuned" if finetune else "")
     run_babi(checkpoint, list(baselines), out_dir, tasks=tasks, variant=variant, babi_folder=babi_dir, limit=limit,
              protocols=tuple(protocols or ("paper", "lm-eval")), ocr=ocr, batch_size=batch_size, device=device,

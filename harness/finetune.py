@@ -38,9 +38,6 @@ class TaskFinetuneConfig:
                            log_every=max(1, self.steps // 10), eval_every=0)
 
 
-FinetuneConfig = TaskFinetuneConfig  # the name callers used before the two schedules were told apart
-
-
 def finetune_pixar(lm, pairs: list[tuple[str, str]], fc: TaskFinetuneConfig, progress: bool = True) -> list[dict]:
     """Fine-tune `lm.model` in place on (prompt, answer) pairs (`lm` has .model, .device and .compose, e.g. the
     PIXAR runner); returns the log records."""

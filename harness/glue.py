@@ -73,11 +73,6 @@ class TaskSpec:
         """The metric that selects the best dev evaluation: GLUE's first-listed one (MRPC/QQP F1, STS-B Pearson)."""
         return self.metrics[0]
 
-    @property
-    def is_pair(self) -> bool:
-        return self.hf_fields[1] is not None
-
-
 TASKS: dict[str, TaskSpec] = {t.name: t for t in [
     TaskSpec("cola", "cola", "CoLA", {"train": "train.tsv", "validation": "dev.tsv"}, False, (3, None, 1), 4,
              ("sentence", None), ("unacceptable", "acceptable"), "index", ("mcc",), ("validation",)),

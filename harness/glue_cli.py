@@ -1,6 +1,8 @@
 """`pixar bench glue`: fine-tune PIXAR (and optionally GPT-2) on GLUE tasks and tabulate dev metrics.
 
     <out>/<model>/<task>/results.json   config, seed, versions, data sources, eval history, best-dev metrics
+    <out>/summary.json                  harness.results schema: every (model, task, dev split, metric) of the
+                                        results.json files under <out>, with intervals (accuracy: Wilson 95%)
     <classifiers>/<model>/<task>/       the best-dev classifier (harness.glue_train.load_classifier reads it);
                                         default runs/glue-classifiers (git-ignored: weights stay out of results/)
     <out>/glue_finetuned.{md,csv}       one row per (model, task[, MNLI dev split]) from every results.json under <out>
@@ -11,10 +13,7 @@ these columns (it is not produced by this command).
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
-import platform
 import sys
 import time
 from dataclasses import asdict
@@ -22,26 +21,20 @@ from pathlib import Path
 
 import click
 
+from pixar.provenance import slug, versions
+
 from .glue import SPLIT_TAGS, TASK_ORDER, GlueDataError, get_task, has_local, load_split
 
 METRIC_COLUMNS = ("accuracy", "f1", "mcc", "pearson", "spearman")
 TABLE_NAME = "glue_finetuned"
-
-
-def _versions() -> dict:
-    import numpy
-    import torch
-    import transformers
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-            "numpy": numpy.__version__}
+FINETUNED_PROTOCOL = "glue fine-tuned dev"
+ZERO_SHOT_PROTOCOL = "glue zero-shot (lm-eval)"
 
 
 def model_tag(kind: str, name: str) -> str:
     """'pixar-<parent>_<dir>' for a directory (checkpoint dirs are often step-N/final), else '<kind>-<hub name>'."""
     path = Path(name)
-    base = "_".join(path.resolve().parts[-2:]) if path.exists() else name
-    return f"{kind}-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in base)
+    return f"{kind}-" + slug("_".join(path.resolve().parts[-2:]) if path.exists() else name)
 
 
 def run_task(kind: str, name: str, task: str, preset: str, out: Path, overrides: list[str] = (),
@@ -49,27 +42,27 @@ def run_task(kind: str, name: str, task: str, preset: str, out: Path, overrides:
              classifiers: Path | None = Path("runs/glue-classifiers"), log=None) -> dict:
     """Fine-tune one model (kind 'pixar' = checkpoint dir, 'gpt2' = dir or hub name) on one task; write
     <out>/<model>/<task>/results.json and (unless classifiers is None) the classifier to <classifiers>/<model>/<task>."""
-    from pixar.config import atomic_write_text
+    from pixar.paths import data_dir as resolve_data
 
-    from .glue_train import build_gpt2_classifier, build_pixar_classifier, finetune, load_preset, save_classifier
-    from .glue_train import classifier_info
+    from .glue_train import load_preset
+    from .results import write_json
+    from .runners import CLASSIFIER_RUNNERS
 
     spec = get_task(task)
     cfg = load_preset(preset, spec.name, list(overrides))
     train = load_split(spec.name, "train", source, data_dir).subset(cfg.max_train_examples, cfg.seed)
     devs = {s: load_split(spec.name, s, source, data_dir).subset(cfg.max_dev_examples, cfg.seed) for s in spec.dev_splits}
-    if kind == "pixar":
-        model = build_pixar_classifier(name, spec, cfg.seed)
-    else:
-        model = build_gpt2_classifier(name, spec, cfg.seed, cfg.max_tokens)
-    model = model.to(device)
+    runner = CLASSIFIER_RUNNERS[kind].build(name, spec, cfg.seed, cfg.max_tokens)
+    runner.model = runner.model.to(device)
     tag = model_tag(kind, name)
     folder = out / tag / spec.name
-    res = finetune(model, spec, train, devs, cfg, log=log)
+    res = runner.train(spec, train, devs, cfg, log=log)
     classifier_dir = None
     if classifiers is not None:
-        info = classifier_info(model, spec, source_model=str(name), best_step=res.best_step)
-        classifier_dir = str(save_classifier(model, Path(classifiers) / tag / spec.name, info))
+        from .glue_train import classifier_info
+
+        info = classifier_info(runner.model, spec, source_model=str(name), best_step=res.best_step)
+        classifier_dir = str(runner.save(Path(classifiers) / tag / spec.name, info))
     record = {
         "protocol": f"GLUE fine-tuned dev: best of the periodic dev evaluations, selected by {spec.main_metric} "
                     f"on {spec.dev_splits[0]}; metrics are fractions (tables show x100)",
@@ -79,16 +72,12 @@ def run_task(kind: str, name: str, task: str, preset: str, out: Path, overrides:
                  "dev": {s: {"source": d.source, "n": len(d)} for s, d in devs.items()}},
         "main_metric": spec.main_metric, "best_step": res.best_step, "metrics": res.best,
         "best_per_metric": res.best_per_metric, "history": res.history, "train_seconds": res.train_seconds,
-        "dev_truncated_fraction": {s: float(model.truncated(d.texts).mean()) for s, d in devs.items()},
-        "classifier_dir": classifier_dir, "versions": _versions(),
+        "dev_truncated_fraction": {s: runner.truncated_fraction(d.texts) for s, d in devs.items()},
+        "classifier_dir": classifier_dir, "versions": versions(), **runner.describe(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    if kind == "pixar":
-        record["renderer"] = model.renderer.fingerprint()
-        record["num_params"] = model.backbone.num_params()
-    else:
-        record["num_params"] = sum(p.numel() for p in model.hf.transformer.parameters())
-    atomic_write_text(folder / "results.json", json.dumps(record, indent=2))
+    d = resolve_data(data_dir)
+    write_json(folder / "results.json", record, folder, str(d) if d else None)
     return record
 
 
@@ -111,26 +100,43 @@ def table_rows(out: Path) -> list[dict]:
     return rows
 
 
-def write_tables(out: Path) -> tuple[Path, Path]:
-    """(Re)build <out>/glue_finetuned.md and .csv from every results.json under <out>."""
-    from pixar.config import atomic_write_text
+FINETUNED_NOTE = ("Protocol: each model is fine-tuned per task and evaluated on the dev set periodically; the row "
+                  "shows the evaluation with the best main metric (CoLA MCC, MRPC/QQP F1, STS-B Pearson, else "
+                  "accuracy), as in the paper. Values x100. `n_train`/`n_dev` < full size = seeded random subsets "
+                  "(tiny-cpu preset). Zero-shot (lm-eval) GLUE is a different protocol and is not in this table.")
 
-    rows = table_rows(out)
-    cols = list(rows[0]) if rows else ["model", "task"]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    md = ["# GLUE dev, fine-tuned", "",
-          "Protocol: each model is fine-tuned per task and evaluated on the dev set periodically; the row shows the "
-          "evaluation with the best main metric (CoLA MCC, MRPC/QQP F1, STS-B Pearson, else accuracy), as in the "
-          "paper. Values x100. `n_train`/`n_dev` < full size = seeded random subsets (tiny-cpu preset). "
-          "Zero-shot (lm-eval) GLUE is a different protocol and is not in this table.", "",
-          "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    md += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
-    md_path, csv_path = out / f"{TABLE_NAME}.md", out / f"{TABLE_NAME}.csv"
-    atomic_write_text(md_path, "\n".join(md) + "\n")
-    atomic_write_text(csv_path, buf.getvalue())
+
+def glue_metric(task: str, model: str, protocol: str, metric: str, value: float, n: int):
+    """Accuracy is a proportion (Wilson interval); F1, MCC and correlations get no interval here."""
+    from .results import point, proportion
+
+    return (proportion if metric in ("accuracy", "acc") else point)(task, model, protocol, metric, value, n)
+
+
+def write_tables(out: Path, command: str = "bench glue", config: dict | None = None) -> tuple[Path, Path]:
+    """(Re)build <out>/glue_finetuned.md and .csv, and <out>/summary.json (harness.results schema), from every
+    results.json under <out>."""
+    import pandas as pd
+
+    from .results import write_summary
+    from .tables import write_table
+
+    rows, metrics, models, files = table_rows(out), [], {}, []
+    for f in sorted(out.glob("*/*/results.json")):
+        r = json.loads(f.read_text())
+        files.append(f)
+        models[r["model"]] = {"name": r["model"], "kind": r["kind"], "source_model": r["source_model"]}
+        for split, ms in r["metrics"].items():
+            task = r["task"] + SPLIT_TAGS.get(split, f"-{split}")
+            n = r["data"]["dev"][split]["n"]
+            metrics += [glue_metric(task, r["model"], FINETUNED_PROTOCOL, m, ms[m], n) for m in METRIC_COLUMNS
+                        if m in ms and ms[m] == ms[m]]
+    df = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["model", "task"])
+    md_path, csv_path = write_table(df, out, TABLE_NAME, title=f"# GLUE dev, fine-tuned\n\n{FINETUNED_NOTE}")
+    protocol = {m: f"{FINETUNED_PROTOCOL}: {m} of the best dev evaluation (fraction)" for m in METRIC_COLUMNS}
+    write_summary(out, command=command, protocol=protocol, config=config or {}, seed=(config or {}).get("seed"),
+                  data={"results": [str(f) for f in files]}, models=list(models.values()),
+                  files=files + [md_path, csv_path], metrics=metrics)
     return md_path, csv_path
 
 
@@ -142,35 +148,43 @@ def resolve_tasks(task: str) -> tuple[list[str], bool]:
 
 def run_zero_shot(tasks: list[str], checkpoint: str | None, baselines: list[str], out: Path, limit: int | None,
                   data_dir: str | None, device: str = "cpu", seed: int = 0, batch_size: int = 16) -> tuple[Path, Path]:
-    """Zero-shot GLUE through lm-eval (harness.tasks.glue_zeroshot) -> <out>/glue_zeroshot.md/.csv + lm-eval JSON."""
-    import json
-
+    """Zero-shot GLUE through lm-eval (harness.tasks.glue_zeroshot) -> <out>/glue_zeroshot.md/.csv, lm-eval JSON
+    and summary.json (harness.results schema)."""
     import pandas as pd
 
-    from pixar.config import atomic_write_text
     from pixar.paths import data_dir as resolve_data
 
-    from .bench import lm_eval_eval, load_models, slug
+    from .bench import lm_eval_eval, load_models
+    from .results import write_json, write_summary
     from .tables import write_table
     from .tasks.glue_zeroshot import lm_eval_task
 
     d = resolve_data(data_dir, required=True)
     task_dicts = [lm_eval_task(t, d) for t in tasks]
-    rows = []
-    for bm in load_models(checkpoint, list(baselines), device, batch_size, "glyph", str(d), seed):
-        res = lm_eval_eval(bm, task_dicts, limit, batch_size, seed)
+    rows, metrics, files, models = [], [], [], []
+    out.mkdir(parents=True, exist_ok=True)
+    for runner in load_models(checkpoint, list(baselines), device, batch_size, "glyph", str(d), seed):
+        models.append({"name": runner.name, "kind": runner.kind, **{k: v for k, v in runner.info.items() if k != "config"}})
+        res = lm_eval_eval(runner, task_dicts, limit, batch_size, seed)
         res.pop("samples", None)
-        atomic_write_text(out / f"zeroshot-lm-eval-{slug(bm.name)}.json", json.dumps(res, indent=2, default=str))
+        files.append(write_json(out / f"zeroshot-lm-eval-{slug(runner.name)}.json", res, out, str(d)))
         for t, td in zip(tasks, task_dicts):
             r = res["results"][td["task"]]
-            row = {"model": bm.name, "task": t, "n": r.get("sample_len")}
+            row = {"model": runner.name, "task": t, "n": r.get("sample_len")}
             for m in ("acc", "f1", "mcc"):
                 if f"{m},none" in r:
                     row[f"zero-shot (lm-eval) dev {m} (x100)"] = round(100 * float(r[f"{m},none"]), 2)
+                    metrics.append(glue_metric(t, runner.name, ZERO_SHOT_PROTOCOL, m, float(r[f"{m},none"]),
+                                               int(r.get("sample_len") or 0)))
             rows.append(row)
-    df = pd.DataFrame(rows)
-    out.mkdir(parents=True, exist_ok=True)
-    md, csv = write_table(df, out, stem="glue_zeroshot")
+    md, csv = write_table(pd.DataFrame(rows), out, stem="glue_zeroshot")
+    protocol = {m: f"{ZERO_SHOT_PROTOCOL}: lm-eval multiple choice with lm-eval's GLUE prompts, {m} (fraction)"
+                for m in ("acc", "f1", "mcc")}
+    config = {"tasks": tasks, "checkpoint": checkpoint, "baselines": list(baselines), "limit": limit,
+              "data_dir": data_dir, "device": device, "seed": seed, "batch_size": batch_size}
+    write_summary(out, command="bench glue --zero-shot", protocol=protocol, config=config, seed=seed,
+                  data={t: td.get("dataset_kwargs", {}) for t, td in zip(tasks, task_dicts)}, models=models,
+                  files=files + [md, csv], metrics=metrics, data_dir=str(d))
     return md, csv
 
 
@@ -214,7 +228,9 @@ def glue(task, checkpoint, baselines, preset, limit_train, limit_dev, out, sourc
     extra += [f"max_dev_examples={limit_dev}"] if limit_dev is not None else []
     extra += [f"seed={seed}"] if seed is not None else []
     out_dir = Path(out)
-    models = ([("pixar", checkpoint)] if checkpoint else []) + [("gpt2", b) for b in baselines]
+    from .runners import model_specs
+
+    models = model_specs(checkpoint, list(baselines))
     if zero_shot:
         from .tasks.glue_zeroshot import PROMPTS
         from .tasks.common import TaskError
@@ -247,7 +263,9 @@ def glue(task, checkpoint, baselines, preset, limit_train, limit_dev, out, sourc
                                Path(classifiers) if save_classifier else None, log=lambda s: click.echo(s, err=True))
                 shown = ", ".join(f"{s}:{m}={v:.4f}" for s, ms in rec["metrics"].items() for m, v in ms.items())
                 click.echo(f"{rec['model']} {t}: fine-tuned dev (best @ step {rec['best_step']}) {shown}")
-        md, csv_path = write_tables(out_dir)
+        config = {"task": task, "checkpoint": checkpoint, "baselines": list(baselines), "preset": preset,
+                  "overrides": extra, "source": source, "data_dir": data_dir, "device": device, "seed": seed}
+        md, csv_path = write_tables(out_dir, config=config)
     except (GlueDataError, ConfigError, CheckpointError, DataNotFound, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     if skipped:

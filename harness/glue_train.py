@@ -69,9 +69,6 @@ class GlueFinetuneConfig:
             raise ConfigError("warmup_steps, micro_batch_size must be >= 0 and min_lr_ratio in [0, 1]")
 
 
-FinetuneConfig = GlueFinetuneConfig  # the name callers used before the two schedules were told apart
-
-
 def load_preset(name_or_path: str, task: str, overrides: list[str] | None = None) -> GlueFinetuneConfig:
     """`configs/glue/<name>.yaml` (or a path): `defaults` merged with `tasks.<task>`, then `key=value` overrides."""
     path = Path(name_or_path)
@@ -259,18 +256,18 @@ def classifier_info(model, spec: TaskSpec, **extra) -> dict:
 
 def save_classifier(model, path: str | os.PathLike, info: dict) -> Path:
     """Atomically write a fine-tuned classifier directory (safetensors + JSON; never pickle)."""
-    from pixar.checkpoint import _versions, atomic_dir, save_checkpoint
+    from pixar.checkpoint import atomic_dir, save_checkpoint
+    from pixar.provenance import versions
 
     path = Path(path)
     if isinstance(model, PixarClassifier):
         return save_checkpoint(path, model, model.cfg, meta={"kind": model.kind, "classifier": info})
-    import transformers
 
     with atomic_dir(path) as tmp:
         model.hf.save_pretrained(tmp, safe_serialization=True)
         model.tokenizer.save_pretrained(tmp)
         meta = {"kind": model.kind, "classifier": {**info, "max_tokens": model.max_tokens},
-                "versions": {**_versions(), "transformers": transformers.__version__}}
+                "versions": versions()}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     return path
 

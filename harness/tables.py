@@ -1,4 +1,5 @@
-"""Comparison tables: one row per (task, model), one column per metric with its protocol in the name.
+"""Comparison tables: one row per (task, model), one column per metric with its protocol in the name, and the
+95% interval of each number beside it (harness.results). `markdown_table` is the one Markdown table writer.
 
 Column names say what a number is, so incomparable quantities never share a column:
     "paper: ..."    generate a fixed number of positions/tokens, read back, score the first word
@@ -9,7 +10,6 @@ target; GPT-2: every target token is the argmax).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -53,6 +53,42 @@ def comparison_table(rows: list[dict]) -> pd.DataFrame:
     return df[ids + metrics].rename(columns=METRIC_LABELS)
 
 
+def metric_label(metric: str, protocol: str) -> str:
+    """The column a metric row lands in: its METRIC_LABELS label, else "<protocol>: <metric>" -- the protocol is
+    always part of the column, so two protocols never share one."""
+    return METRIC_LABELS.get(metric) or f"{protocol}: {metric}"
+
+
+def _interval(lo, hi) -> str:
+    if lo is None or hi is None or pd.isna(lo) or pd.isna(hi):
+        return ""
+    return f"[{_fmt(float(lo))}, {_fmt(float(hi))}]"
+
+
+def metrics_table(metrics: list[dict], ids: dict[tuple, dict] | None = None) -> pd.DataFrame:
+    """Schema metric rows ({task, model, protocol, metric, value, n, ci_low, ci_high}, + optional "run") -> one
+    row per (run, task, model): id columns, n, and per metric its value and a "<label> 95% CI" column.
+    ids: extra id columns per (task, model) (kind, params, ...)."""
+    if not metrics:
+        return pd.DataFrame()
+    keys, table = [], {}
+    for m in metrics:
+        key = (m.get("run", ""), m["task"], m["model"])
+        if key not in table:
+            keys.append(key)
+            table[key] = {"run": key[0], "task": key[1], "model": key[2],
+                          **(ids or {}).get((key[1], key[2]), {}), "n": m["n"]}
+        row, label = table[key], metric_label(m["metric"], m["protocol"])
+        row["n"] = max(row["n"] or 0, m["n"] or 0)
+        row[label] = m["value"]
+        row[f"{label} 95% CI"] = _interval(m.get("ci_low"), m.get("ci_high"))
+    df = pd.DataFrame([table[k] for k in keys])
+    if not df["run"].astype(bool).any():
+        df = df.drop(columns="run")
+    empty_ci = [c for c in df.columns if c.endswith(" 95% CI") and not df[c].astype(bool).any()]
+    return df.drop(columns=empty_ci)
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         if pd.isna(v):
@@ -61,38 +97,45 @@ def _fmt(v) -> str:
     return "" if v is None else str(v)
 
 
-def to_markdown(df: pd.DataFrame) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for _, r in df.iterrows():
-        lines.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table; cells are formatted (floats to 4 decimals) and '|' / newlines escaped."""
+    esc = lambda s: _fmt(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
-def write_table(df: pd.DataFrame, out_dir: str | Path, stem: str = "table") -> tuple[Path, Path]:
-    """table.md (Markdown) + table.csv in out_dir, each written atomically."""
+def to_markdown(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    return markdown_table(cols, [[r[c] for c in cols] for _, r in df.iterrows()])
+
+
+def write_table(df: pd.DataFrame, out_dir: str | Path, stem: str = "table", title: str = "") -> tuple[Path, Path]:
+    """<stem>.md (Markdown, with an optional preamble) + <stem>.csv in out_dir, each written atomically."""
     out = Path(out_dir)
     md, csv = out / f"{stem}.md", out / f"{stem}.csv"
-    atomic_write_text(md, to_markdown(df))
+    atomic_write_text(md, (title.rstrip() + "\n\n" if title else "") + to_markdown(df))
     atomic_write_text(csv, df.to_csv(index=False))
     return md, csv
 
 
 def collect(results_root: str | Path) -> pd.DataFrame:
-    """All rows of every `summary.json` under results_root, as one labelled table."""
-    rows = []
-    for path in sorted(Path(results_root).rglob("summary.json")):
-        summary = json.loads(path.read_text())
-        for row in summary.get("rows", []):
-            rows.append({**row, "task": row.get("task", "")})
-    return comparison_table(rows) if rows else pd.DataFrame()
+    """Every metric row of every summary.json (harness.results schema) under results_root, as one table;
+    "run" names the folder each row came from. A summary of another schema is an error naming the file."""
+    from .results import read_summary
+
+    root, rows = Path(results_root), []
+    for path in sorted(root.rglob("summary.json")):
+        run = path.parent.relative_to(root).as_posix()
+        rows += [{**m, "run": "" if run == "." else run} for m in read_summary(path)["metrics"]]
+    return metrics_table(rows)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """python -m harness.tables [RESULTS_DIR] [--out DIR]: one table of every run's rows."""
+    """python -m harness.tables [RESULTS_DIR] [--out DIR]: one table of every run's metrics."""
     import argparse
 
-    p = argparse.ArgumentParser(description="Collect results/**/summary.json rows into one comparison table.")
+    p = argparse.ArgumentParser(description="Collect results/**/summary.json metrics into one comparison table.")
     p.add_argument("root", nargs="?", default="results")
     p.add_argument("--out", help="Also write <out>/comparison.md + .csv")
     args = p.parse_args(argv)

@@ -49,7 +49,7 @@ def train(stage, config, overrides, out, resume, init, data_dir, device, model_k
     from pixar.data import DataError
     from pixar.paths import DataNotFound
     from pixar.paths import data_dir as find_data_dir
-    from pixar.train import TrainingError
+    from pixar.loop import TrainingError
 
     expected = (ConfigError, DataError, DataNotFound, CheckpointError, TrainingError)
     try:

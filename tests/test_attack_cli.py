@@ -67,7 +67,7 @@ def glue_env(tmp_path_factory):
 
 
 def _attack(args):
-    from attacks.cli import attack
+    from harness.attack_cli import attack
 
     return CliRunner().invoke(attack, [str(a) for a in args])
 
@@ -144,11 +144,10 @@ def test_pixel_attacks_hit_pixar_only_and_are_seeded(glue_env, tmp_path):
     assert gpt_only.exit_code != 0 and "need a PIXAR model" in gpt_only.output
 
 
-def test_pixel_attack_perturbs_the_rendered_batch_and_restores_the_renderer(tmp_path):
+def test_pixel_attack_perturbs_the_rendered_input_and_leaves_the_renderer(tmp_path):
     from types import SimpleNamespace
 
-    from attacks.cli import run_pixel_attacks
-    from attacks.tasks import AttackModel
+    from harness.attack_runs import run_pixel_attacks
     from pixar.config import RenderConfig
     from pixar.render import Renderer
 
@@ -156,16 +155,21 @@ def test_pixel_attack_perturbs_the_rendered_batch_and_restores_the_renderer(tmp_
     clean_ink = int((r.render_batch(["ab", "cd"]).pixels == 0).sum())
     seen = []
 
-    def predict(texts):  # "prediction" = ink pixel count of what the model was shown
-        seen.append(int((r.render_batch(texts).pixels == 0).sum()))
-        return [0] * len(texts)
+    class InkModel:  # "prediction" = 0; records the ink pixel count of what the model was shown
+        name, metric, supports_pixels, renderer = "pixar:x", "m", True, r
 
-    m = AttackModel("pixar:x", "pixar", predict, "m", "p", {}, None, r)
+        def predict(self, texts, transform=None, ids=None):
+            pixels = r.render_batch(texts).pixels
+            shown = [transform(pixels[i], ids[i]) for i in range(len(texts))] if transform else list(pixels)
+            seen.append(int(sum((p == 0).sum() for p in shown)))
+            return [0] * len(texts)
+
     data = SimpleNamespace(examples=[{"text": "ab", "label": 0}, {"text": "cd", "label": 0}], name="toy")
-    res = run_pixel_attacks(data, [m], ["salt-pepper"], [0.0, 0.5], 0, tmp_path)
+    res = run_pixel_attacks(data, [InkModel()], ["salt-pepper"], [0.0, 0.5], 0, tmp_path)
     assert seen[0] == clean_ink and abs(seen[1] - (16 * 16 * 8 * 2) / 2) < 300  # p=0.5 flips half of all pixels
     assert "render_batch" not in vars(r) and int((r.render_batch(["ab", "cd"]).pixels == 0).sum()) == clean_ink
     assert [row["accuracy"] for row in res["rows"]] == [1.0, 1.0]
+    assert [m.ci_low < 1.0 == m.ci_high for m in res["metrics"]] == [True, True]  # Wilson interval of 2/2
 
 
 def test_pair_task_perturbs_both_texts(glue_env, tmp_path):
@@ -230,8 +234,9 @@ def test_babi_finetune_paper_protocol_with_pixar_and_gpt2(micro_checkpoint, tmp_
     [(pixar_name, cov)] = summary["tasks"]["babi-qa1"]["suite"]["pixar_glyph_coverage"].items()
     assert pixar_name == models[0]["name"] and 0 <= cov["confusable"]["no_glyph"] <= cov["confusable"]["chars"]
     saved = [m["info"]["saved_to"] for m in models]
-    assert load_model(saved[0])[1].name == "pixar-micro"
-    assert load_gpt2(saved[1])[2]["name"].endswith("-ft-babi-qa1") and all(p.endswith("_ft-babi-qa1") for p in saved)
+    assert not any(p.startswith("/") for p in saved)  # results hold paths relative to the run folder
+    assert load_model(out / saved[0])[1].name == "pixar-micro"
+    assert load_gpt2(str(out / saved[1]))[2]["name"].endswith("-ft-babi-qa1") and all(p.endswith("_ft-babi-qa1") for p in saved)
 
 
 def test_deepwordbug_success_rate_table(glue_env, tmp_path):
@@ -244,16 +249,50 @@ def test_deepwordbug_success_rate_table(glue_env, tmp_path):
     row = table.iloc[0]
     assert row["num_attacked"] + row["num_skipped"] == 4 and row["num_succeeded"] + row["num_failed"] == row["num_attacked"]
     assert row["clean_accuracy"] == pytest.approx(row["num_attacked"] / 4)
-    if row["num_attacked"]:
-        assert 0 <= row["attack_success_rate"] <= 1 and 0 < row["avg_num_queries"] <= 40
-    records = [json.loads(x) for x in (out / "sst2-deepwordbug_records.jsonl").read_text().splitlines()]
-    assert len(records) == 4 and {x["status"] for x in records} <= {"succeeded", "failed", "skipped"}
-    assert "attack_success_rate" in (out / "sst2-deepwordbug.md").read_text()
+    _check_recipe_run(out, "deepwordbug", glue_env["gpt2"], row, 4, 40)
     assert json.loads((out / "summary.json").read_text())["versions"]["textattack"] == "0.3.11"
 
 
+def _check_recipe_run(out, recipe, clf_dir, row, n, budget):
+    """A recipe table row against the classifier itself: attacked = the examples it gets right."""
+    from harness.glue_train import load_classifier
+
+    gold = np.array([y for _, y in SST2_ROWS[:n]])
+    right = load_classifier(clf_dir)[1]([t for t, _ in SST2_ROWS[:n]]).argmax(-1) == gold
+    assert row["num_attacked"] == int(right.sum()) >= 1  # the fixture classifier is right on some examples
+    assert row["attack_success_rate"] == pytest.approx(row["num_succeeded"] / row["num_attacked"])
+    assert row["accuracy_under_attack"] == pytest.approx(row["num_failed"] / n)
+    assert 0 < row["avg_num_queries"] <= budget
+    records = [json.loads(x) for x in (out / f"sst2-{recipe}_records.jsonl").read_text().splitlines()]
+    assert len(records) == n and [x["status"] == "skipped" for x in records] == (~right).tolist()
+    for x in records:
+        if x["status"] == "succeeded":  # the perturbed text flips the classifier's argmax
+            assert x["perturbed"] != x["original"]
+            assert int(load_classifier(clf_dir)[1]([x["perturbed"]]).argmax(-1)[0]) != x["label"]
+    assert "attack_success_rate" in (out / f"sst2-{recipe}.md").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    asr = [m for m in summary["metrics"] if m["metric"] == f"{recipe} attack success rate"]
+    assert len(asr) == 1 and asr[0]["n"] == row["num_attacked"] and asr[0]["ci_low"] <= asr[0]["value"] <= asr[0]["ci_high"]
+
+
+def test_pruthi_recipe_success_rate_table(glue_env, tmp_path):
+    out = tmp_path / "pruthi"
+    r = _attack(["--type", "pruthi", "--task", "sst2", "--baseline", glue_env["gpt2"], "--data-dir",
+                 glue_env["data"], "--limit", 6, "--query-budget", 30, "--seed", 1, "--out", out])
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(out / "sst2-pruthi.csv")
+    assert table["model"].tolist() == ["gpt2:gpt2-tiny"] and table["n"].tolist() == [6]
+    row = table.iloc[0]
+    assert row["num_attacked"] + row["num_skipped"] == 6 and row["num_succeeded"] + row["num_failed"] == row["num_attacked"]
+    _check_recipe_run(out, "pruthi", glue_env["gpt2"], row, 6, 30)
+    again = tmp_path / "pruthi2"
+    assert _attack(["--type", "pruthi", "--task", "sst2", "--baseline", glue_env["gpt2"], "--data-dir", glue_env["data"],
+                    "--limit", 6, "--query-budget", 30, "--seed", 1, "--out", again]).exit_code == 0
+    assert (again / "sst2-pruthi_records.jsonl").read_text() == (out / "sst2-pruthi_records.jsonl").read_text()
+
+
 def test_glyph_coverage_counts_characters_without_glyph():
-    from attacks.tasks import glyph_coverage
+    from harness.attack_tasks import glyph_coverage
     from pixar.config import RenderConfig
     from pixar.render import Renderer
 
@@ -263,7 +302,7 @@ def test_glyph_coverage_counts_characters_without_glyph():
 
 
 def test_paper_preset_and_overrides(tmp_path):
-    from attacks.cli import parse_rates, parse_types, resolve_settings
+    from harness.attack_cli import parse_rates, parse_types, resolve_settings
 
     s = resolve_settings({"ocr": "glyph", "limit": 5, "task": None}, "paper")
     assert s["type"] == "confusable" and s["task"] == "lambada,babi" and s["seed"] == 42 and s["limit"] == 5

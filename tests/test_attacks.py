@@ -25,7 +25,8 @@ from attacks import (
     perturb_image,
 )
 from attacks import char_ops
-from attacks.suite import derive_seed, run_suite, write_report
+from attacks.seeded import derive_seed
+from harness.robustness import run_suite, write_report
 from attacks.visual import CONFUSABLES, HOMOGLYPHS, ZEROE_CONFUSABLES, salt_pepper, shift
 from attacks.words import count_words, split_keep_whitespace
 
@@ -333,7 +334,7 @@ def test_suite_queries_each_distinct_input_once_and_checks_lengths():
 # ------------------------------------------------------------ TextAttack bridge
 
 def test_bridge_module_does_not_import_textattack():
-    code = ("import sys, attacks, attacks.suite, attacks.textattack_bridge as b; "
+    code = ("import sys, attacks, attacks.seeded, harness.robustness, harness.textattack_bridge as b; "
             "assert 'textattack' not in sys.modules; "
             "assert len(b.NLTK_ENGLISH_STOPWORDS) == 179 and 'the' in b.NLTK_ENGLISH_STOPWORDS")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
@@ -348,7 +349,7 @@ def test_textattack_bridge_offline(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    from attacks import textattack_bridge as bridge
+    from harness import textattack_bridge as bridge
 
     state = random.getstate(), np.random.get_state()[1].copy()
     sentence = "The quick brown fox jumps over the lazy dog"

@@ -279,15 +279,23 @@ def test_cli_on_fixture(tmp_path, micro_checkpoint):
     csv_lines = (out / "glue_finetuned.csv").read_text().strip().splitlines()
     assert len(csv_lines) == 3 and csv_lines[0].startswith("model,task,preset,n_train,n_dev")
     gpt2_rec = json.loads((out / "gpt2-gpt2-run_final/sst2/results.json").read_text())
-    assert gpt2_rec["kind"] == "gpt2" and load_classifier(gpt2_rec["classifier_dir"])[1](["ab"]).shape == (1, 2)
+    gpt2_clf = out / "gpt2-gpt2-run_final/sst2" / gpt2_rec["classifier_dir"]  # relative to the record's folder
+    assert gpt2_rec["kind"] == "gpt2" and load_classifier(gpt2_clf)[1](["ab"]).shape == (1, 2)
     [res_file] = out.glob("pixar-*/sst2/results.json")
     rec = json.loads(res_file.read_text())
     assert rec["data"]["dev"]["validation"]["n"] == 8 and rec["config"]["steps"] == 3 and rec["seed"] == 42
     assert [h["step"] for h in rec["history"]] == [2, 3] and rec["best_step"] in (2, 3)
     assert rec["versions"]["torch"] and rec["renderer"].startswith("pixar-render-")
-    assert rec["classifier_dir"] == str(tmp_path / "clf" / rec["model"] / "sst2")
-    _, predict_proba = load_classifier(rec["classifier_dir"])
+    assert (res_file.parent / rec["classifier_dir"]).resolve() == (tmp_path / "clf" / rec["model"] / "sst2").resolve()
+    _, predict_proba = load_classifier(res_file.parent / rec["classifier_dir"])
     assert predict_proba(["mmm"]).shape == (1, 2)
+    summary = json.loads((out / "summary.json").read_text())  # harness.results schema over both records
+    assert summary["schema_version"] == 1 and summary["command"] == "bench glue"
+    acc = {m["model"]: m for m in summary["metrics"] if m["metric"] == "accuracy"}
+    assert set(acc) == {rec["model"], "gpt2-gpt2-run_final"}
+    assert acc[rec["model"]]["value"] == rec["metrics"]["validation"]["accuracy"] and acc[rec["model"]]["n"] == 8
+    assert acc[rec["model"]]["ci_low"] <= acc[rec["model"]]["value"] <= acc[rec["model"]]["ci_high"]
+    assert not any(str(v).startswith("/") for v in summary["files"])
     bad = CliRunner().invoke(glue, ["--task", "qqp", "--checkpoint", str(micro_checkpoint),
                                     "--data-dir", str(tmp_path / "data"), "--out", str(out)])
     assert bad.exit_code == 1 and "qqp train split is missing locally" in bad.output
@@ -337,6 +345,18 @@ def test_zero_shot_glue_through_lm_eval(micro_checkpoint, data_dir, tmp_path):
     df = pd.read_csv(out / "glue_zeroshot.csv")
     assert sorted(df["task"]) == ["rte", "sst2"] and (df["n"] == 4).all()
     assert df["zero-shot (lm-eval) dev acc (x100)"].between(0, 100).all()
+    [lm_json] = out.glob("zeroshot-lm-eval-*.json")
+    res = json.loads(lm_json.read_text())
+    assert str(data_dir) not in lm_json.read_text()  # data paths are written relative to $PIXAR_DATA
+    summary = json.loads((out / "summary.json").read_text())
+    for row in df.itertuples():
+        acc = res["results"][f"pixar_glue_{row.task}_zeroshot"]["acc,none"]
+        k = acc * 4
+        assert abs(k - round(k)) < 1e-9  # 4 examples: an accuracy of k/4
+        assert getattr(row, "_4") == pytest.approx(round(100 * acc, 2))
+        [m] = [m for m in summary["metrics"] if m["task"] == row.task and m["metric"] == "acc"]
+        assert m["value"] == pytest.approx(acc) and m["n"] == 4 and m["ci_low"] <= acc <= m["ci_high"]
+        assert m["protocol"] == "glue zero-shot (lm-eval)"
     bad = CliRunner().invoke(main, ["bench", "glue", "--zero-shot", "--task", "stsb", "--checkpoint", str(micro_checkpoint),
                                     "--data-dir", str(data_dir), "--out", str(out)])
     assert bad.exit_code != 0 and "no zero-shot task" in bad.output

@@ -1,5 +1,6 @@
-"""PixarLM against lm-eval's model contract: types, input order under Collator reordering, empty
-context, rolling windows, `until` cutting, max_gen_toks budget, offline simple_evaluate (PIXAR + GPT-2)."""
+"""PixarLM (over the PIXAR runner, `lm.runner`) against lm-eval's model contract: types, input order under
+Collator reordering, empty context, rolling windows, `until` cutting, max_gen_toks budget, offline
+simple_evaluate (PIXAR + GPT-2)."""
 import math
 
 import numpy as np
@@ -7,7 +8,8 @@ import pytest
 import torch
 from conftest import make_instance
 
-from harness.lm import PixarLM, left_fit, positions_for_chars, window_plan
+from harness.lm import PixarLM
+from harness.runners.layout import left_fit, positions_for_chars, window_plan
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +39,12 @@ def test_window_plan_scores_every_position_once(n_prefix, n_target, P):
 def test_left_fit_keeps_a_word_suffix_that_fits(lm):
     text = " ".join(f"word{i}" for i in range(80))
     for budget in (1, 5, 20):
-        fitted = left_fit(lm.renderer, text, budget)
+        fitted = left_fit(lm.runner.renderer, text, budget)
         assert text.endswith(fitted) and fitted
-        assert int(lm.renderer.render(fitted).eos_position[0]) <= budget
+        assert int(lm.runner.renderer.render(fitted).eos_position[0]) <= budget
         if budget > 1:
             assert fitted.startswith("word")  # cut at a word start
-    assert left_fit(lm.renderer, "short text", 20) == "short text"
+    assert left_fit(lm.runner.renderer, "short text", 20) == "short text"
 
 
 def test_loglikelihood_types_and_input_order(lm):
@@ -69,46 +71,51 @@ def test_empty_context_equals_rolling_and_empty_continuation(lm):
 
 def test_rolling_long_text_scores_each_position_once(lm):
     text = "the quick brown fox jumps over the lazy dog " * 12
-    target = lm.continuation_positions(text)
-    assert target.shape[0] > 2 * lm.P  # needs several windows
-    prefix = lm.context_positions([""], [1])[0]
-    jobs = lm._jobs(0, prefix, target)
+    target = lm.runner.continuation_positions(text)
+    assert target.shape[0] > 2 * lm.runner.P  # needs several windows
+    prefix = lm.runner.context_positions([""], [1])[0]
+    jobs = lm.runner.jobs(0, prefix, target)
     assert sum(e - s for _, _, s, e in jobs) == target.shape[0]
-    assert all(seq.shape[0] <= lm.P for _, seq, _, _ in jobs)
+    assert all(seq.shape[0] <= lm.runner.P for _, seq, _, _ in jobs)
     ll = lm.loglikelihood_rolling([make_instance("loglikelihood_rolling", (text,))])[0]
     assert math.isfinite(ll) and ll < lm.loglikelihood_rolling([make_instance("loglikelihood_rolling", (text[:40],))])[0]
 
 
 def test_compose_is_the_scoring_layout_plus_eos(lm):
     prompts, answers = ["Mary went to the kitchen. Where is Mary? |", "x " * 200], [" kitchen", " garden"]
-    pos, mask = lm.compose(prompts, answers)
-    assert pos.shape == (2, lm.P, lm.H * lm.pw) and mask.shape == (2, lm.P)
+    pos, mask = lm.runner.compose(prompts, answers)
+    assert pos.shape == (2, lm.runner.P, lm.runner.H * lm.runner.pw) and mask.shape == (2, lm.runner.P)
     for i in range(2):
-        t = lm.continuation_positions(answers[i])
-        c = lm.context_positions([prompts[i]], [lm.P - 1 - t.shape[0]])[0]
+        t = lm.runner.continuation_positions(answers[i])
+        c = lm.runner.context_positions([prompts[i]], [lm.runner.P - 1 - t.shape[0]])[0]
         n = c.shape[0] + t.shape[0]
         assert torch.equal(pos[i, : c.shape[0]], c.float()) and torch.equal(pos[i, c.shape[0]: n], t.float())
         assert (pos[i, n] == 0).all() and (pos[i, n + 1:] == 1).all()  # EOS block, then white padding
         assert int(mask[i].sum()) == n + 1
-    assert int(mask[1].sum()) == lm.P or int(mask[1].sum()) >= lm.P - 2  # the long prompt was left-fitted
+    # the long prompt was left-fitted: its context is the longest word-suffix whose rendering fits the budget
+    run, k = lm.runner, lm.runner.continuation_positions(answers[1]).shape[0]
+    fitted = left_fit(run.renderer, prompts[1], run.P - 1 - k)
+    n_ctx = int(run.renderer.render(fitted).eos_position[0])
+    assert n_ctx <= run.P - 1 - k < int(run.renderer.render("x " + fitted).eos_position[0])
+    assert int(mask[1].sum()) == n_ctx + k + 1 <= run.P
 
 
 def _clean_strip(lm, text):
     from pixar.model import unpatchify
 
-    pos = lm.continuation_positions(text)
-    return unpatchify(pos[None], lm.H)[0].numpy()  # uint8 [H, k*pw], 1 = white
+    pos = lm.runner.continuation_positions(text)
+    return unpatchify(pos[None], lm.runner.H)[0].numpy()  # uint8 [H, k*pw], 1 = white
 
 
 def test_read_back_of_clean_continuation_positions(lm):
-    assert lm.read([_clean_strip(lm, " kitchen garden"), _clean_strip(lm, " Mary")]) == \
+    assert lm.runner.read([_clean_strip(lm, " kitchen garden"), _clean_strip(lm, " Mary")]) == \
         {"glyph": ["kitchen garden", "Mary"]}
 
 
 @pytest.mark.requires_tesseract
 def test_union_reads_with_both_engines(lm):
-    union = PixarLM(model=lm.model, config=lm.config, ocr="union")
-    reads = union.read([_clean_strip(lm, " kitchen")])
+    union = PixarLM(model=lm.runner.model, config=lm.runner.config, ocr="union")
+    reads = union.runner.read([_clean_strip(lm, " kitchen")])
     assert set(reads) == {"glyph", "tesseract"} and reads["glyph"] == ["kitchen"]
     assert reads["tesseract"][0].strip() == "kitchen"
 
@@ -120,32 +127,32 @@ def test_is_greedy_reads_back_the_continuation(lm, monkeypatch):
         seen.extend(s.shape for s in strips)
         return {"glyph": ["maq" for _ in strips]}  # g and q are one glyph: folded
 
-    monkeypatch.setattr(lm, "read", fake_read)
+    monkeypatch.setattr(lm.runner, "read", fake_read)
     out = lm.loglikelihood([ll_req("The cat sat on the", " mag"), ll_req("The cat sat on the", " rug")])
     assert [g for _, g in out] == [True, False]
-    k = lm.continuation_positions(" mag").shape[0]
-    assert seen[0] == (lm.H, k * lm.pw)  # the greedy span has exactly the continuation's positions
+    k = lm.runner.continuation_positions(" mag").shape[0]
+    assert seen[0] == (lm.runner.H, k * lm.runner.pw)  # the greedy span has exactly the continuation's positions
 
 
 def test_generate_until_cuts_at_until_and_char_budget(lm, monkeypatch):
     budgets = []
-    real = lm.generate_positions
+    real = lm.runner.generate_positions
 
     def spy(contexts, num_positions, **kw):
         budgets.extend(num_positions)
         return real(contexts, num_positions, **kw)
 
-    monkeypatch.setattr(lm, "generate_positions", spy)
-    monkeypatch.setattr(lm, "read", lambda strips: {"glyph": ["kitchen. Passage: Mary went" for _ in strips]})
+    monkeypatch.setattr(lm.runner, "generate_positions", spy)
+    monkeypatch.setattr(lm.runner, "read", lambda strips: {"glyph": ["kitchen. Passage: Mary went" for _ in strips]})
     reqs = [gen_req("Where is Mary?", {"until": ["Passage:"], "max_gen_toks": 40}, 0),
             gen_req("Q", {"until": ["tch"], "max_gen_toks": 40}, 1),
             gen_req("Where is John?", {"until": "\n", "max_gen_toks": 3}, 2),
             gen_req("", {"until": [], "max_gen_toks": 100}, 3)]
     out = lm.generate_until(reqs)
     assert out == ["kitchen. ", "ki", "kit", "kitchen. Passage: Mary went"]
-    assert sorted(set(budgets)) == sorted({positions_for_chars(n, lm.P) for n in (40, 3, 100)})
-    assert positions_for_chars(3, lm.P) == math.ceil(3 / 3.3 * 1.25) + 1
-    assert positions_for_chars(10_000, lm.P) == lm.P - 1  # capped to fit the strip
+    assert sorted(set(budgets)) == sorted({positions_for_chars(n, lm.runner.P) for n in (40, 3, 100)})
+    assert positions_for_chars(3, lm.runner.P) == math.ceil(3 / 3.3 * 1.25) + 1
+    assert positions_for_chars(10_000, lm.runner.P) == lm.runner.P - 1  # capped to fit the strip
 
 
 def test_generate_until_order_and_types_real_generation(lm):
@@ -164,9 +171,9 @@ def test_registry_and_tokenizer_name(lm):
 
     assert get_model("pixar") is PixarLM
     assert get_model("hf").__name__ == "HFLM"  # built-ins survive our registration
-    assert lm.tokenizer_name == lm.renderer.fingerprint() and lm.tokenizer_name.startswith("pixar-render-")
+    assert lm.tokenizer_name == lm.runner.renderer.fingerprint() and lm.tokenizer_name.startswith("pixar-render-")
     with pytest.raises(ValueError, match="ocr"):
-        PixarLM(model=lm.model, config=lm.config, ocr="paddle")
+        PixarLM(model=lm.runner.model, config=lm.runner.config, ocr="paddle")
 
 
 def _local_tasks(tmp_path, data_dir=None):
@@ -193,12 +200,26 @@ def _evaluate(model, tasks):
 def test_simple_evaluate_offline_with_pixar(lm, tmp_path):
     res = _evaluate(lm, _local_tasks(tmp_path))
     lam, bab = res["results"]["lambada_tiny"], res["results"]["babi_tiny"]
-    assert set(lam) >= {"acc,none", "nll,none", "perplexity,none"} and 0 <= lam["acc,none"] <= 1
+    assert set(lam) >= {"acc,none", "nll,none", "perplexity,none"}
     assert lam["nll,none"] > 0  # pixel NLL in nats
-    assert 0 <= bab["exact_match,first_word"] <= 1
     assert len(res["samples"]["lambada_tiny"]) == 3 and len(res["samples"]["babi_tiny"]) == 4
     nll = [s["nll"] for s in res["samples"]["lambada_tiny"]]
     assert lam["nll,none"] == pytest.approx(np.mean(nll))
+    _check_samples_against_model(lm.runner, res)
+
+
+def _check_samples_against_model(runner, res):
+    """Every aggregate is the mean of its samples, and every sample is what the model itself returns."""
+    lam, bab = res["results"]["lambada_tiny"], res["results"]["babi_tiny"]
+    lam_s, bab_s = res["samples"]["lambada_tiny"], res["samples"]["babi_tiny"]
+    assert lam["acc,none"] == pytest.approx(np.mean([s["acc"] for s in lam_s]))
+    direct = runner.loglikelihood([tuple(s["arguments"][0][:2]) for s in lam_s])
+    assert [float(s["acc"]) for s in lam_s] == [float(g) for _, g in direct]
+    assert [s["resps"][0][0][0] for s in lam_s] == pytest.approx([ll for ll, _ in direct], rel=1e-4)
+    assert bab["exact_match,first_word"] == pytest.approx(np.mean([s["exact_match"] for s in bab_s]))
+    for s in bab_s:  # first word of the response vs the target, case/punctuation-insensitive
+        said = s["filtered_resps"][0].strip().split()
+        assert s["exact_match"] == float(bool(said) and said[0].strip(".,!?").lower() == str(s["target"]).lower())
 
 
 def test_simple_evaluate_offline_with_random_gpt2(tmp_path, data_dir):
@@ -212,4 +233,6 @@ def test_simple_evaluate_offline_with_random_gpt2(tmp_path, data_dir):
     res = _evaluate(gpt2_lm(model, tok, batch_size=4), _local_tasks(tmp_path))
     lam = res["results"]["lambada_tiny"]
     assert lam["acc,none"] == 0.0 and lam["nll,none"] > 5  # a random 50k-way softmax: ~10.8 nats per token
-    assert 0 <= res["results"]["babi_tiny"]["exact_match,first_word"] <= 1
+    from harness.runners import GPT2Runner
+
+    _check_samples_against_model(GPT2Runner(model, tok, batch_size=4), res)

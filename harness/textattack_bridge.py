@@ -93,9 +93,9 @@ def prepare_offline() -> None:
     target = root / "corpora" / "stopwords" / "english"
     if not target.exists() or target.read_text(encoding="utf-8").split() != NLTK_ENGLISH_STOPWORDS:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".english.{os.getpid()}.tmp")
-        tmp.write_text("\n".join(NLTK_ENGLISH_STOPWORDS) + "\n", encoding="utf-8")
-        os.replace(tmp, target)
+        from pixar.config import atomic_write_text
+
+        atomic_write_text(target, "\n".join(NLTK_ENGLISH_STOPWORDS) + "\n")
     if str(root) not in nltk.data.path:
         nltk.data.path.append(str(root))
     nltk.corpus.stopwords.words("english")  # fails loudly here if the shim did not work

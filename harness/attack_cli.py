@@ -5,32 +5,34 @@
     pixar attack --type deepwordbug --task sst2 --checkpoint CLF_DIR --baseline CLF_DIR --limit 100
     pixar attack --preset paper --checkpoint PIXAR_CKPT --baseline GPT2_DIR
 
-What a model directory is depends on the task (attacks.tasks): GLUE tasks take classifiers fine-tuned by
+What a model directory is depends on the task (harness.attack_tasks): GLUE tasks take classifiers fine-tuned by
 `pixar bench glue`; bAbI / LAMBADA take a PIXAR LM checkpoint (or run folder) and GPT-2 LM folders or hub
 names, scored with the paper protocol. `--type` is a comma list of registered text attacks (`all` = every
 available one) and/or TextAttack recipes (deepwordbug, pruthi: GLUE classifiers only).
 
 Outputs under --out, per task (stem = sst2, babi-qa1, lambada):
-    <stem>.md / .csv / .png        accuracy per (attack, rate, model) (attacks.suite.write_report), with the
-                                   metric and protocol of every model
+    <stem>.md / .csv / .png        accuracy per (attack, rate, model) (harness.robustness.write_report), with
+                                   the metric and protocol of every model and 95% Wilson intervals
     <stem>_perturbed.csv           every perturbed input; <stem>_predictions.jsonl every prediction + score
+    <stem>-pixel.*                 the same for pixel attacks (PIXAR models; each example seeded on its own)
     <stem>-<recipe>.md / .csv      attack success rate and queries per model; <stem>-<recipe>_records.jsonl
-    summary.json                   settings, preset, seed, versions, protocols, data, models, files, rows
+    summary.json                   harness.results schema: config, seed, versions, protocol, data, models,
+                                   files, metrics (+ attacks, recipes, rates, per-task details)
 Presets (`configs/attack/<name>.yaml`) set defaults; options given on the command line win.
 """
 from __future__ import annotations
 
-import io
-import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 import click
 
+from pixar.config import preset_dir
+from pixar.provenance import slug
+
 log = logging.getLogger(__name__)
-PRESET_DIR = Path(__file__).resolve().parent.parent / "configs" / "attack"
+PRESET_DIR = preset_dir("attack")
 DEFAULTS = {"type": "swap", "task": "sst2", "rates": "0,0.05,0.1,0.2,0.4,0.6", "seed": 0, "limit": None,
             "ocr": "glyph", "positions": None, "batch_size": 16, "babi_task": 1, "variant": "en",
             "query_budget": None}
@@ -91,7 +93,7 @@ def parse_types(spec: str) -> tuple[list[str], list[str]]:
     """'swap,confusable,salt-pepper,deepwordbug' / 'all' -> (attacks, TextAttack recipes). `all` = every available
     text attack; pixel attacks (family 'pixel') are named explicitly and apply to PIXAR models only."""
     from attacks import ATTACKS, AttackUnavailableError, available_attacks
-    from attacks.textattack_bridge import RECIPES
+    from .textattack_bridge import RECIPES
 
     text, recipes = [], []
     for name in (p.strip().lower() for p in spec.split(",") if p.strip()):
@@ -111,172 +113,19 @@ def parse_types(spec: str) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(text)), list(dict.fromkeys(recipes))
 
 
-# ---- running ---------------------------------------------------------------------------------
-def _recording(model):
-    """model.predict wrapped to remember input -> prediction (for the predictions file)."""
-    store: dict = {}
-
-    def call(inputs: list) -> list:
-        preds = list(model.predict(inputs))
-        store.update(zip(inputs, preds))
-        return preds
-
-    return call, store
-
-
-def _jsonl(rows: list[dict]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
-
-
-def run_pixel_attacks(data, models, attacks_: list[str], rates: list[float], seed: int, out: Path) -> dict:
-    """Pixel-space attacks (attacks.perturb_image) on the images PIXAR models render; GPT-2 has no pixels to attack.
-
-    The clean texts are rendered as usual and each rendered batch is perturbed before the model sees it: the
-    model's own renderer gets an instance-level `render_batch` for the duration of one (attack, rate) pass and
-    is restored afterwards. Each pass draws from `random.Random(derive_seed(seed, attack, rate, 0))`, so a rerun
-    with the same seed, inputs and batch size perturbs identically. -> {'files', 'rows'}."""
-    import random
-
-    import pandas as pd
-
-    from attacks import perturb_image
-    from attacks.suite import PERTURBED_COLUMNS, derive_seed, write_report
-    from attacks.tasks import score_prediction
-
-    pixel_models = [m for m in models if m.kind == "pixar" and m.renderer is not None]
-    if not pixel_models:
-        raise AttackConfigError(f"pixel attacks {attacks_} need a PIXAR model (--checkpoint); GPT-2 reads tokens")
-    inputs = [ex["text"] for ex in data.examples]
-    rows = []
-    for m in pixel_models:
-        renderer = m.renderer
-        for attack in attacks_:
-            for rate in rates:
-                rng = random.Random(derive_seed(seed, attack, rate, 0))
-
-                def perturbed(texts, _render=type(renderer).render_batch, _rng=rng, _a=attack, _rate=rate):
-                    batch = _render(renderer, texts)
-                    batch.pixels = perturb_image(batch.pixels, _a, _rate, _rng)
-                    return batch
-
-                renderer.render_batch = perturbed
-                try:
-                    preds = m.predict(inputs)
-                finally:
-                    del renderer.render_batch
-                scores = [score_prediction(p, ex) for p, ex in zip(preds, data.examples)]
-                rows.append((attack, float(rate), m.name, len(scores), sum(scores) / max(len(scores), 1)))
-    table = pd.DataFrame(rows, columns=["attack", "rate", "model", "n", "accuracy"])
-    table = table.assign(task=data.name, metric=table["model"].map({m.name: m.metric for m in models}))
-    paths = write_report(table, pd.DataFrame(columns=PERTURBED_COLUMNS), out,
-                         title=f"Accuracy under pixel-space attacks (PIXAR only): {data.name}", stem=f"{data.name}-pixel")
-    return {"files": {k: str(v) for k, v in paths.items()}, "rows": table.to_dict("records")}
-
-
-def run_text_attacks(data, models, attacks_: list[str], rates: list[float], seed: int, out: Path) -> dict:
-    """run_suite + write_report + predictions file + protocol notes; -> {'files', 'rows'}."""
-    from attacks.suite import run_suite, write_report
-    from attacks.tasks import FirstWordPrediction, glyph_coverage, score_prediction
-    from pixar.config import atomic_write_text
-
-    recorders = {m.name: _recording(m) for m in models}
-    table, perturbed = run_suite(data.examples, attacks_, rates, {n: r[0] for n, r in recorders.items()},
-                                 score=score_prediction, seed=seed)
-    metric = {m.name: m.metric for m in models}
-    table = table.assign(task=data.name, metric=table["model"].map(metric))
-    title = f"Accuracy under attack: {data.name}"
-    paths = write_report(table, perturbed, out, title=title, stem=data.name)
-    notes = [f"Task `{data.name}`: {len(data.examples)} of {data.n_total} examples ({data.source}); "
-             "rate = severity per attack family (see attacks/__init__.py). Metric per model:", ""]
-    notes += [f"- `{m.name}`: {m.metric} -- {m.protocol}" for m in models]
-    coverage = {}
-    for m in (m for m in models if m.renderer is not None):
-        coverage[m.name] = {a: glyph_coverage(m.renderer, sub["perturbed"].tolist())
-                            for a, sub in perturbed[perturbed["rate"] > 0].groupby("attack", sort=False)}
-        notes += [f"- `{m.name}` renderer: {c['no_glyph_fraction']:.2%} of the non-space characters of the attacked "
-                  f"({a}) inputs have no glyph and are drawn as the replacement box: {c['no_glyph_chars']}"
-                  for a, c in coverage[m.name].items() if c["no_glyph"]]
-    md = paths["markdown"].read_text(encoding="utf-8").split("\n", 1)
-    atomic_write_text(paths["markdown"], md[0] + "\n\n" + "\n".join(notes) + "\n" + (md[1] if len(md) > 1 else ""))
-    rows = []
-    for r in perturbed.itertuples(index=False):
-        example = data.examples[r.example]
-        for m in models:
-            pred = recorders[m.name][1][r.perturbed]
-            rows.append({"attack": r.attack, "rate": r.rate, "example": r.example, "model": m.name,
-                         "prediction": pred.to_json() if isinstance(pred, FirstWordPrediction) else pred,
-                         "gold": example.get("target", example.get("label")),
-                         "correct": bool(score_prediction(pred, example))})
-    paths["predictions"] = out / f"{data.name}_predictions.jsonl"
-    atomic_write_text(paths["predictions"], _jsonl(rows))
-    return {"files": {k: str(v) for k, v in paths.items()}, "rows": table.to_dict("records"),
-            "pixar_glyph_coverage": coverage}
-
-
-RECIPE_COLUMNS = ["task", "recipe", "model", "n", "clean_accuracy", "num_attacked", "num_skipped", "num_succeeded",
-                  "num_failed", "attack_success_rate", "accuracy_under_attack", "avg_num_queries", "query_budget"]
-
-
-def run_recipes(data, models, recipes: list[str], seed: int, query_budget: int | None, out: Path) -> dict:
-    """TextAttack recipes against every classifier; one table (Markdown + CSV) and records file per recipe."""
-    import pandas as pd
-
-    from attacks.suite import _markdown_table
-    from attacks.textattack_bridge import RECIPES, run_recipe
-    from pixar.config import atomic_write_text
-
-    dataset = [(ex["text"], ex["label"]) for ex in data.examples]
-    files, all_rows = {}, []
-    for recipe in recipes:
-        rows, records = [], []
-        for m in models:
-            res = run_recipe(recipe, m.predict_proba, dataset, seed=seed, query_budget=query_budget)
-            n = len(dataset)
-            rows.append({"task": data.name, "recipe": recipe, "model": m.name, "n": n,
-                         "clean_accuracy": res["num_attacked"] / n if n else float("nan"),
-                         **{k: res[k] for k in RECIPE_COLUMNS if k in res},
-                         "accuracy_under_attack": res["num_failed"] / n if n else float("nan"),
-                         "query_budget": query_budget})
-            records += [{"model": m.name, **r} for r in res["records"]]
-        df = pd.DataFrame(rows, columns=RECIPE_COLUMNS)
-        stem = out / f"{data.name}-{recipe}"
-        fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))  # noqa: E731
-        md = [f"# TextAttack {RECIPES[recipe]} on {data.name}", "",
-              f"{len(dataset)} examples of {data.n_total} ({data.source}), seed {seed}, query budget "
-              f"{query_budget or 'none'} per example. attack_success_rate = succeeded / (succeeded + failed); "
-              "skipped = already misclassified (clean_accuracy = 1 - skipped / n); accuracy_under_attack = "
-              "failed / n; avg_num_queries over attacked examples. Models are fine-tuned GLUE classifiers.", "",
-              _markdown_table(RECIPE_COLUMNS[2:], [[fmt(r[c]) for c in RECIPE_COLUMNS[2:]] for r in rows])]
-        buf = io.StringIO()
-        df.to_csv(buf, index=False)
-        paths = {"markdown": Path(f"{stem}.md"), "csv": Path(f"{stem}.csv"), "records": Path(f"{stem}_records.jsonl")}
-        atomic_write_text(paths["markdown"], "\n".join(md) + "\n")
-        atomic_write_text(paths["csv"], buf.getvalue())
-        atomic_write_text(paths["records"], _jsonl(records))
-        files[recipe] = {k: str(v) for k, v in paths.items()}
-        all_rows += rows
-    return {"files": files, "rows": all_rows}
-
-
-def _versions(recipes: list[str]) -> dict:
-    from importlib import metadata
-
-    from harness.bench import versions
-
-    out = versions()
-    if recipes:
-        out["textattack"] = metadata.version("textattack")
-    return out
-
-
 def run_attack(settings: dict, checkpoint: str | None, baselines: list[str], out: Path, device: str = "cpu",
                data_dir: str | None = None, babi_dir: str | None = None, finetune=None,
                save_finetuned: str | None = None, echo=click.echo) -> dict:
     """Everything behind the command: validate, load, attack each task, write reports + summary.json."""
+    import pandas as pd
+
     from attacks import ATTACKS
-    from attacks.tasks import (AttackTaskError, check_glue_paths, check_lm_paths, load_glue_models, load_lm_models,
+    from pixar.paths import data_dir as resolve_data
+
+    from .attack_runs import run_pixel_attacks, run_recipes, run_text_attacks
+    from .attack_tasks import (AttackTaskError, check_glue_paths, check_lm_paths, load_glue_models, load_lm_models,
                                load_task_data, task_family)
-    from pixar.config import atomic_write_text
+    from .results import write_summary
 
     text_attacks, recipes = parse_types(settings["type"])
     rates = parse_rates(settings["rates"])
@@ -294,14 +143,10 @@ def run_attack(settings: dict, checkpoint: str | None, baselines: list[str], out
         else:
             check_lm_paths(checkpoint, baselines)
     seed, limit = int(settings["seed"]), settings["limit"]
-    summary = {"command": "pixar attack", "argv": sys.argv[1:], "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-               "settings": settings, "preset": settings.get("preset"), "seed": seed, "checkpoint": checkpoint,
-               "baselines": list(baselines), "device": device, "versions": _versions(recipes),
-               "attacks": {a: {"family": ATTACKS[a].family, "severity": ATTACKS[a].severity,
-                               "source": ATTACKS[a].source} for a in text_attacks},
-               "recipes": recipes, "rates": rates,
-               "finetune": None if finetune is None else vars(finetune), "tasks": {}}
+    attacks_info = {a: {"family": ATTACKS[a].family, "severity": ATTACKS[a].severity, "source": ATTACKS[a].source}
+                    for a in text_attacks}
     out.mkdir(parents=True, exist_ok=True)
+    entries, metrics, files, models_info, data_info = {}, [], [], [], {}
     for t in tasks:
         data = load_task_data(t, limit, data_dir, int(settings["babi_task"]), settings["variant"], babi_dir,
                               with_train=finetune is not None)
@@ -315,33 +160,55 @@ def run_attack(settings: dict, checkpoint: str | None, baselines: list[str], out
             models = load_lm_models(checkpoint, list(baselines), data, device, int(settings["batch_size"]),
                                     settings["ocr"], data_dir, seed, finetune, save_finetuned,
                                     log=lambda s: echo(s, err=True))
+        described = [{"name": m.name, "kind": m.kind, "metric": m.metric, "protocol": m.protocol, "info": m.info}
+                     for m in models]
+        models_info += [{**d, "task": data.name} for d in described]
+        data_info[data.name] = {"source": data.source, "n_total": data.n_total, "n_evaluated": len(data.examples)}
         entry = {"family": families[t], "source": data.source, "n_total": data.n_total,
-                 "n_evaluated": len(data.examples), "positions": data.positions,
-                 "models": [{"name": m.name, "kind": m.kind, "metric": m.metric, "protocol": m.protocol,
-                             "info": m.info} for m in models]}
+                 "n_evaluated": len(data.examples), "positions": data.positions, "models": described}
         pixel = [a for a in text_attacks if ATTACKS[a].family == "pixel"]
+        runs = []
         if pixel:
-            entry["pixel_suite"] = run_pixel_attacks(data, models, pixel, rates, seed, out)
-            df = __import__("pandas").DataFrame(entry["pixel_suite"]["rows"])
-            echo(df.pivot_table(index=["attack", "rate"], columns="model", values="accuracy").to_string())
+            runs.append(("pixel_suite", run_pixel_attacks(data, models, pixel, rates, seed, out)))
         if [a for a in text_attacks if a not in pixel]:
-            entry["suite"] = run_text_attacks(data, models, [a for a in text_attacks if a not in pixel], rates, seed, out)
-            df = __import__("pandas").DataFrame(entry["suite"]["rows"])
+            runs.append(("suite", run_text_attacks(data, models, [a for a in text_attacks if a not in pixel], rates,
+                                                   seed, out)))
+        for key, res in runs:
+            df = pd.DataFrame(res["rows"])
             echo(df.pivot_table(index=["attack", "rate"], columns="model", values="accuracy").to_string())
         if recipes:
-            entry["recipes"] = run_recipes(data, models, recipes, seed, settings["query_budget"], out)
-            for r in entry["recipes"]["rows"]:
+            runs.append(("recipes", run_recipes(data, models, recipes, seed, settings["query_budget"], out)))
+            for r in runs[-1][1]["rows"]:
                 echo(f"{r['recipe']} {r['model']}: success rate {r['attack_success_rate']:.4f}, "
                      f"avg queries {r['avg_num_queries']:.1f} ({r['num_attacked']} attacked)")
-        summary["tasks"][data.name] = entry
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
-    return summary
+        for key, res in runs:
+            metrics += res.pop("metrics")
+            found = res["files"].values()
+            files += [p for v in found for p in (v.values() if isinstance(v, dict) else [v])]
+            entry[key] = res
+        entries[data.name] = entry
+    protocol = {m.metric: f"{m.metric.split(' @ ')[0]} at that rate; rate = {attack_severity(m.metric, attacks_info)}"
+                for m in metrics if m.metric.startswith("accuracy under ")}
+    protocol |= {m.metric: f"TextAttack {m.metric}, see <task>-<recipe>.md" for m in metrics
+                 if not m.metric.startswith("accuracy under ")}
+    config = {**settings, "checkpoint": checkpoint, "baselines": list(baselines), "device": device,
+              "data_dir": data_dir, "babi_dir": babi_dir, "save_finetuned": save_finetuned}
+    d = resolve_data(data_dir)
+    return write_summary(out, command="attack", protocol=protocol, config=config, seed=seed, data=data_info,
+                         models=models_info, files=files, metrics=metrics, data_dir=str(d) if d else None,
+                         preset=settings.get("preset"), attacks=attacks_info, recipes=recipes, rates=rates,
+                         finetune=None if finetune is None else vars(finetune), tasks=entries)
+
+
+def attack_severity(metric: str, attacks_info: dict) -> str:
+    name = metric[len("accuracy under "):].split(" @ ")[0]
+    return attacks_info.get(name, {}).get("severity", "")
 
 
 # ---- command ---------------------------------------------------------------------------------
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from attacks import AttackUnavailableError
-    from harness.baselines import BaselineError
+    from .baselines import BaselineError
     from pixar.checkpoint import CheckpointError
     from pixar.config import ConfigError
     from pixar.ocr import OCRError
@@ -358,9 +225,9 @@ def _one_line(fn):
 
 
 def _default_out(settings: dict) -> Path:
-    slug = lambda s: "".join(c if c.isalnum() or c in "-_." else "_" for c in s.replace(",", "+"))  # noqa: E731
     limit = f"-limit{settings['limit']}" if settings["limit"] else ""
-    return Path("results") / "attack" / f"{slug(settings['task'])}-{slug(settings['type'])}{limit}"
+    name = f"{slug(settings['task'].replace(',', '+'))}-{slug(settings['type'].replace(',', '+'))}{limit}"
+    return Path("results") / "attack" / name
 
 
 @click.command("attack")
@@ -412,9 +279,9 @@ def attack(type_, task, rates, checkpoint, baselines, seed, limit, ocr, position
                                  "variant": variant, "query_budget": query_budget}, preset)
     fc = None
     if finetune:
-        from harness.finetune import FinetuneConfig
+        from .finetune import TaskFinetuneConfig
 
-        fc = FinetuneConfig(steps=finetune_steps, lr=finetune_lr, batch_size=finetune_batch, seed=int(settings["seed"]))
+        fc = TaskFinetuneConfig(steps=finetune_steps, lr=finetune_lr, batch_size=finetune_batch, seed=int(settings["seed"]))
     out_dir = Path(out) if out else _default_out(settings)
     run_attack(settings, checkpoint, list(baselines), out_dir, device, data_dir, babi_dir, fc, save_finetuned)
     click.echo(f"results: {out_dir}")
