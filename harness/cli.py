@@ -60,10 +60,14 @@ def common_options(fn):
         click.option("--baseline", "baselines", multiple=True, metavar="gpt2|DIR",
                      help="GPT-2 baseline: 'gpt2' (HF cache/hub) or a save_pretrained folder (repeatable)."),
         click.option("--limit", type=int, help="Evaluate only the first N examples (per task)."),
-        click.option("--protocol", "protocols", multiple=True, type=click.Choice(["paper", "lm-eval"]),
-                     help="Protocol(s) to run (repeatable); default both."),
-        click.option("--ocr", type=click.Choice(["glyph", "tesseract", "union"]), default="glyph", show_default=True,
-                     help="Read-back for PIXAR (union = the paper's scoring: correct if either engine is)."),
+        click.option("--protocol", "protocols", multiple=True, metavar="NAME",
+                     help="Protocol(s) to run (repeatable; default: paper and lm-eval): paper = the official "
+                          "protocol exactly, paper-* = our variants (docs/protocol.md), lm-eval."),
+        click.option("--ocr", type=click.Choice(["glyph", "tesseract", "union"]),
+                     help="Replace the protocol's read-back engines (default: the protocol's own, paper = glyph and "
+                          "Tesseract, each reported with their union); the label then names the engines."),
+        click.option("--context-cap", type=int, help="Keep at most N context positions (a capped protocol is "
+                                                      "labelled +capN): keeps a small model inside its trained range."),
         click.option("--out", type=click.Path(file_okay=False), help="Output folder (default results/<bench>/<run>)."),
         click.option("--batch-size", default=16, show_default=True),
         click.option("--device", default="cpu", show_default=True),
@@ -95,16 +99,16 @@ def _validate(checkpoint, baselines, limit):
 
 @bench.command()
 @common_options
-@click.option("--positions", default=4, show_default=True, help="Paper protocol: positions to generate.")
 @_one_line
-def lambada(checkpoint, baselines, limit, protocols, ocr, out, batch_size, device, data_dir, seed, positions):
-    """LAMBADA (OpenAI test set, 5,153 passages): paper protocol and lm-eval loglikelihood."""
+def lambada(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batch_size, device, data_dir, seed):
+    """LAMBADA (5,153 passages): the paper's protocol (original test set) and its variants, lm-eval loglikelihood
+    (OpenAI's set)."""
     from .bench import run_lambada
 
     _validate(checkpoint, baselines, limit)
     out_dir = _out_dir(out, "lambada", checkpoint, baselines, limit)
     run_lambada(checkpoint, list(baselines), out_dir, limit=limit, protocols=tuple(protocols or ("paper", "lm-eval")),
-                ocr=ocr, batch_size=batch_size, device=device, data_dir=data_dir, seed=seed, positions=positions)
+                ocr=ocr, batch_size=batch_size, device=device, data_dir=data_dir, seed=seed, context_cap=context_cap)
     click.echo(f"results: {out_dir}")
 
 
@@ -114,14 +118,13 @@ def lambada(checkpoint, baselines, limit, protocols, ocr, out, batch_size, devic
 @click.option("--variant", type=click.Choice(["en", "en-10k"]), default="en", show_default=True,
               help="bAbI files: en (1k train) or en-10k (10k train); the test files are the same.")
 @click.option("--babi-dir", type=click.Path(), help="Folder of qa*_{train,test}.txt (e.g. harness.babi_gen output).")
-@click.option("--positions", default=5, show_default=True, help="Paper protocol: positions to generate.")
 @click.option("--finetune", is_flag=True, help="Train each model on the task's train split first.")
 @click.option("--finetune-steps", default=300, show_default=True)
 @click.option("--finetune-lr", default=1e-3, show_default=True)
 @click.option("--finetune-batch", default=16, show_default=True)
 @_one_line
-def babi(checkpoint, baselines, limit, protocols, ocr, out, batch_size, device, data_dir, seed, tasks, variant,
-         babi_dir, positions, finetune, finetune_steps, finetune_lr, finetune_batch):
+def babi(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batch_size, device, data_dir, seed, tasks,
+         variant, babi_dir, finetune, finetune_steps, finetune_lr, finetune_batch):
     """bAbI QA tasks 1-20: paper prompt format (' |') and lm-eval's Passage/Question/Answer format."""
     from .bench import run_babi
     from .finetune import TaskFinetuneConfig
@@ -131,5 +134,5 @@ def babi(checkpoint, baselines, limit, protocols, ocr, out, batch_size, device, 
     out_dir = _out_dir(out, "babi", checkpoint, baselines, limit, "-finetuned" if finetune else "")
     run_babi(checkpoint, list(baselines), out_dir, tasks=tasks, variant=variant, babi_folder=babi_dir, limit=limit,
              protocols=tuple(protocols or ("paper", "lm-eval")), ocr=ocr, batch_size=batch_size, device=device,
-             data_dir=data_dir, seed=seed, positions=positions, finetune=fc)
+             data_dir=data_dir, seed=seed, finetune=fc, context_cap=context_cap)
     click.echo(f"results: {out_dir}")

@@ -170,9 +170,10 @@ def cap_for_training_lengths(lengths: Sequence[int], positions: int, coverage: f
 
 # ---- examples ------------------------------------------------------------------------------------
 def load_examples(spec: ProtocolSpec, data_dir: str | Path | None = None, seed: int = 0,
-                  babi_folder: str | Path | None = None) -> list[dict]:
+                  babi_folder: str | Path | None = None, task: int = 1, variant: str = "en") -> list[dict]:
     """The protocol's examples, all of them: [{'idx', 'prompt', 'target', 'source'}] (slice to limit).
-    seed: the babi-generated stories' seed (recorded with the results)."""
+    seed: the babi-generated stories' seed (recorded with the results). task / variant / babi_folder: which
+    released bAbI test file the babi-qa1-test protocols read (the generated stories are task 1 only)."""
     from .tasks import babi, lambada
 
     if spec.data == "lambada-original":
@@ -184,9 +185,12 @@ def load_examples(spec: ProtocolSpec, data_dir: str | Path | None = None, seed: 
         return [{**e, "source": f"{lambada.LAMBADA_FILE}:{e['idx'] + 1}"}
                 for e in lambada.paper_examples(lambada.load_lambada(data_dir))]
     if spec.data == "babi-generated":
+        if task != 1:
+            raise ValueError(f"{spec.label} is defined on generated task-1 stories; for bAbI task {task} use "
+                             f"{', '.join(n for n in protocol_names('babi') if PROTOCOLS[('babi', n)].data != spec.data)}")
         questions = babi.generated_task1(spec.babi_stories, seed)
     else:
-        questions = babi.load_babi(1, "test", babi.babi_dir("en", data_dir, babi_folder))
+        questions = babi.load_babi(task, "test", babi.babi_dir(variant, data_dir, babi_folder))
     if spec.prompt_prep == "last-question":
         questions = babi.last_question_per_story(questions)
     return [{"idx": i, "prompt": q.paper_prompt(), "target": q.answer, "source": q.source}
@@ -228,6 +232,12 @@ def summarise(spec: ProtocolSpec, rows: Sequence[Mapping], level: float = stats.
     if rows[0].get("readable") is not None:
         out["readability"] = stats.proportion_interval([r["readable"] for r in rows], level).to_dict()
     return {"protocol": spec.label, "n": len(rows), **out}
+
+
+def text_model_spec(spec: ProtocolSpec) -> ProtocolSpec:
+    """The protocol as a text model (GPT-2) is scored: one reading ("text", the greedy continuation) and the
+    official evaluate_gpt2.py rule (first whitespace token, case-insensitive); same examples, same label."""
+    return dataclasses.replace(spec, engines=("text",), scorer="gpt2-official")
 
 
 def paired_difference(rows_a: Sequence[Mapping], rows_b: Sequence[Mapping], metric: str = "correct_union",

@@ -150,6 +150,17 @@ def harness_readable(text: str, vocab: Collection[str]) -> bool:
     return _first_token_lower(text) in vocab
 
 
+def gpt2_prediction(text: str) -> str:
+    # evaluate_gpt2.py: gen = gen[0]['generated_text'].strip().split()[0]
+    parts = text.strip().split()
+    return parts[0] if parts else ""
+
+
+def gpt2_correct(text: str, target: str) -> bool:
+    """evaluate_gpt2.py: `if gen.lower() == target.lower()` (the first whitespace token, punctuation kept)."""
+    return gpt2_prediction(text).lower() == target.lower()
+
+
 @dataclass(frozen=True)
 class Scorer:
     name: str
@@ -175,6 +186,8 @@ SCORERS = {
                       "lambada.ipynb _evluate (its evaluate(): the alpha-sweep cells)"),
     "harness": Scorer("harness", ocr.first_word, harness_correct, harness_readable,
                       "pixar.ocr.score_first_word + pixar.wordlist.Readability (this harness)"),
+    "gpt2-official": Scorer("gpt2-official", gpt2_prediction, gpt2_correct, harness_readable,
+                            "evaluate_gpt2.py: first whitespace token of the greedy text, case-insensitive"),
 }
 
 

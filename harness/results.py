@@ -41,16 +41,14 @@ class ResultsError(ValueError):
     """A summary.json that is not of this schema; the message names the file."""
 
 
-def proportion_interval(k: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """95% Wilson score interval of k successes in n trials (NaNs for n = 0).
-    (Named apart from harness.stats.wilson_interval; the two are to be unified.)"""
+def proportion_interval(k: float, n: int) -> tuple[float, float]:
+    """95% Wilson score interval of k successes in n trials (NaNs for n = 0): harness.stats.wilson_interval."""
     if n <= 0:
         return math.nan, math.nan
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    from .stats import wilson_interval
+
+    iv = wilson_interval(int(round(k)), n)
+    return iv.low, iv.high
 
 
 @dataclass

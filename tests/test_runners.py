@@ -146,12 +146,14 @@ def test_bench_writes_the_schema_with_no_absolute_path(micro_checkpoint, data_di
     s = run_lambada(str(micro_checkpoint), [], out, limit=2, batch_size=4)
     assert s["schema_version"] == 1 and s["command"] == "bench lambada" and s["seed"] == 0
     got = {(m["protocol"], m["metric"]) for m in s["metrics"]}
-    assert {("paper", "paper_acc_glyph"), ("lm-eval", "lm_eval_pixel_nll"), ("lm-eval", "lm_eval_acc_ocr")} <= got
+    assert {("lambada:paper", "acc_glyph"), ("lambada:paper", "acc_union"), ("lm-eval", "lm_eval_pixel_nll"),
+            ("lm-eval", "lm_eval_acc_ocr")} <= got
     assert all(m["n"] == 2 and m["model"].startswith("pixar:") for m in s["metrics"])
-    acc = [m for m in s["metrics"] if m["metric"] == "paper_acc_glyph"][0]
+    acc = [m for m in s["metrics"] if m["metric"] == "acc_union"][0]
     assert (acc["ci_low"], acc["ci_high"]) == pytest.approx(proportion_interval(round(acc["value"] * 2), 2))
-    assert set(s["protocol"]) == {m["metric"] for m in s["metrics"]}
-    assert all((out / f).is_file() for f in s["files"]) and s["data"]["source"].startswith("$PIXAR_DATA/")
+    assert {m["metric"] for m in s["metrics"]} | {"lambada:paper"} <= set(s["protocol"])
+    assert all((out / f).is_file() for f in s["files"]) and s["data"]["lm-eval"]["source"].startswith("$PIXAR_DATA/")
+    assert s["data"]["protocols"]["lambada:paper"]["source"] == "lambada/lambada_test_plain_text.txt"
     for f in ["summary.json", *[f for f in s["files"] if f.endswith(".json")]]:
         text = (out / f).read_text()
         assert str(tmp_path) not in text and str(data_dir) not in text and os.getcwd() + "/" not in text, f

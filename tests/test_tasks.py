@@ -145,25 +145,44 @@ def _bench(args):
     return CliRunner().invoke(bench, args, catch_exceptions=False)
 
 
+def _metrics(summary: dict, protocol: str) -> dict[str, dict]:
+    return {m["metric"]: m for m in summary["metrics"] if m["protocol"] == protocol}
+
+
 def test_cli_bench_lambada_limit_3_writes_results(micro_checkpoint, data_dir, tmp_path):
+    from harness.paper_protocol import get_protocol, load_examples
+
     out = tmp_path / "res"
     r = _bench(["lambada", "--checkpoint", str(micro_checkpoint), "--limit", "3", "--out", str(out)])
     assert r.exit_code == 0, r.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["data"]["n_evaluated"] == 3 and summary["protocols"] == ["paper", "lm-eval"]
-    row = summary["rows"][0]
-    assert row["n"] == 3 and 0 <= row["paper_acc_glyph"] <= 1 and row["lm_eval_pixel_nll"] > 0
-    assert "lm_eval_token_nll" not in row  # pixel NLL never lands in a token column
-    preds = (out / "predictions-pixar_ckpt0_pixar-micro-random-paper.jsonl")
-    assert len(preds.read_text().splitlines()) == 3
+    assert summary["protocols"] == ["paper", "lm-eval"]
+    assert summary["data"]["protocols"]["lambada:paper"] == {"source": "lambada/lambada_test_plain_text.txt",
+                                                            "n_total": 5153, "n_evaluated": 3}
+    assert summary["data"]["lm-eval"]["n_evaluated"] == 3
+    # the official protocol: every reading engine and their union, each with a Wilson interval, over the 3 passages
+    paper = _metrics(summary, "lambada:paper")
+    assert set(paper) == {"acc_glyph", "acc_tesseract", "acc_union", "readability"}
+    assert all(m["n"] == 3 and m["interval"] == "wilson95" and m["ci_low"] <= m["value"] <= m["ci_high"]
+               for m in paper.values())
+    preds = [json.loads(x) for x in (out / "predictions-pixar_ckpt0_pixar-micro-random-lambada_paper.jsonl")
+             .read_text().splitlines()]
+    gold = load_examples(get_protocol("lambada", "paper"), data_dir)[:3]
+    assert [p["target"] for p in preds] == [g["target"] for g in gold] and [p["idx"] for p in preds] == [0, 1, 2]
+    assert all(p["correct_union"] == any(p["correct"].values()) and set(p["read"]) == {"glyph", "tesseract"}
+               and 40 <= p["context_positions"] <= 48 - 4 for p in preds)  # long passages fill the budget
+    assert paper["acc_union"]["value"] == pytest.approx(sum(p["correct_union"] for p in preds) / 3)
+    assert paper["readability"]["value"] == pytest.approx(sum(p["readable"] for p in preds) / 3)
+    row = summary["rows"][0]  # lm-eval: pixel NLL, never in a token column
+    assert row["n"] == 3 and row["lm_eval_pixel_nll"] > 0 and "lm_eval_token_nll" not in row
     table = (out / "table.md").read_text()
-    assert "lm-eval: pixel NLL per target (nats)" in table and "paper: first-word acc (glyph read-back)" in table
+    assert "lm-eval: pixel NLL per target (nats)" in table and "lambada:paper: acc_union" in table
     assert (out / "table.csv").is_file() and (out / "tasks" / "pixar_lambada.yaml").is_file()
     assert "pixar_lambada" in r.output  # lm-eval's make_table was printed
     from harness.tables import collect, comparison_table
 
     df = collect(tmp_path)
-    assert len(df) == 1 and df["n"].tolist() == [3] and "lm-eval: pixel NLL per target (nats)" in df.columns
+    assert df["n"].tolist() == [3] * len(df) and "lm-eval: pixel NLL per target (nats)" in df.columns
     with pytest.raises(ValueError, match="unlabelled metric"):
         comparison_table([{"task": "x", "model": "m", "perplexity": 3.0}])
 
@@ -173,11 +192,19 @@ def test_cli_bench_babi_finetune_on_generated_data(micro_checkpoint, tmp_path):
     babi_gen.write_task1(folder, train=20, test=4, seed=0)
     out = tmp_path / "res"
     r = _bench(["babi", "--checkpoint", str(micro_checkpoint), "--babi-dir", str(folder), "--protocol", "paper",
+                "--protocol", "paper-all-questions", "--limit", "4", "--ocr", "glyph",
                 "--finetune", "--finetune-steps", "2", "--finetune-batch", "4", "--out", str(out)])
     assert r.exit_code == 0, r.output
     summary = json.loads((out / "summary.json").read_text())
-    row = summary["rows"][0]
-    assert row["finetuned"] is True and row["n"] == 4 and "paper_acc_glyph" in row and "lm_eval_exact_match" not in row
+    official, ours = _metrics(summary, "babi:paper[glyph]"), _metrics(summary, "babi:paper-all-questions[glyph]")
+    assert set(official) == set(ours) == {"acc_glyph", "readability"}  # --ocr glyph: one reading, no union
+    assert official["acc_glyph"]["n"] == 4 and ours["acc_glyph"]["n"] == 4
+    counts = summary["data"]["tasks"]
+    assert counts["qa1 babi:paper[glyph]"]["n_total"] == 10000  # one sample per generated story
+    assert not any(k.endswith("lm-eval") for k in counts)
+    preds = [json.loads(x) for x in (out / "predictions-pixar_ckpt0_pixar-micro-random-babi_paper_glyph_-qa1.jsonl")
+             .read_text().splitlines()]
+    assert len(preds) == 4 and all(p["target"] and "|" not in p["target"] for p in preds)
     log = [json.loads(x) for x in (out / "finetune-pixar_ckpt0_pixar-micro-random-qa1.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 2 and log[-1]["loss"] > 0
 
@@ -187,6 +214,8 @@ def test_cli_bench_babi_finetune_on_generated_data(micro_checkpoint, tmp_path):
     (["babi", "--checkpoint", "CKPT", "--tasks", "21"], "unknown bAbI task"),
     (["babi", "--checkpoint", "CKPT", "--babi-dir", "/nonexistent/babi"], "bAbI folder not found"),
     (["lambada", "--limit", "1"], "--checkpoint DIR and/or --baseline"),
+    (["lambada", "--checkpoint", "CKPT", "--protocol", "paper-nonsense"], "unknown lambada protocol 'paper-nonsense'"),
+    (["babi", "--checkpoint", "CKPT", "--tasks", "2", "--protocol", "paper"], "defined on generated task-1 stories"),
 ])
 def test_cli_errors_are_one_line(args, message, micro_checkpoint, request):
     from harness.cli import bench
@@ -196,7 +225,8 @@ def test_cli_errors_are_one_line(args, message, micro_checkpoint, request):
     args = [str(micro_checkpoint) if a == "CKPT" else a for a in args]
     r = CliRunner().invoke(bench, args)
     assert r.exit_code != 0 and message in r.output
-    assert "Traceback" not in r.output
+    errors = [line for line in r.output.splitlines() if line.startswith("Error")]
+    assert "Traceback" not in r.output and len(errors) == 1 and message in errors[0]  # one line, naming the problem
 
 
 def test_lm_eval_cli_wrapper_prepares_include_path(data_dir, tmp_path):

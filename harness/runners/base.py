@@ -155,6 +155,25 @@ class LMRunner(ABC):
         return self.paper_metrics(rows, readability), rows
 
     @abstractmethod
+    def protocol_reads(self, spec, prompts: list[str], transform: PixelTransform | None = None,
+                       ids: list[int] | None = None) -> tuple[dict[str, list[str]], object, list[int | None]]:
+        """A named protocol's generation (harness.paper_protocol.ProtocolSpec `spec`) for each prompt ->
+        ({reading: [text per prompt]}, the spec the readings are scored under, context positions per prompt)."""
+
+    def protocol_eval(self, spec, examples: list[dict], vocab, transform: PixelTransform | None = None) -> list[dict]:
+        """A named protocol on examples {'idx', 'prompt', 'target'}: one scored row per example
+        (harness.paper_protocol.score_rows: prediction, correct per reading, correct_union, readable)."""
+        from harness.paper_protocol import score_rows
+
+        reads, scored, context = self.protocol_reads(spec, [e["prompt"] for e in examples], transform,
+                                                     [int(e["idx"]) for e in examples])
+        rows = score_rows(scored, examples, reads, vocab)
+        for row, n in zip(rows, context):
+            if n is not None:
+                row["context_positions"] = n
+        return rows
+
+    @abstractmethod
     def lm_eval_model(self, batch_size: int):
         """This model as an lm-eval `LM` (PIXAR: harness.lm.PixarLM; GPT-2: HFLM)."""
 

@@ -41,6 +41,17 @@ class GPT2Runner(LMRunner):
         texts = greedy_continuations(self.hf_model, self.tokenizer, list(prompts), PAPER_NEW_TOKENS, self.batch_size)
         return [TextReads(t) for t in texts]
 
+    def protocol_reads(self, spec, prompts: list[str], transform: PixelTransform | None = None,
+                       ids: list[int] | None = None):
+        """Greedy PAPER_NEW_TOKENS tokens after each prompt, scored as the official evaluate_gpt2.py
+        (harness.paper_protocol.text_model_spec: first whitespace token, case-insensitive)."""
+        from harness.baselines import PAPER_NEW_TOKENS, greedy_continuations
+        from harness.paper_protocol import text_model_spec
+
+        check_transform(self, transform)
+        texts = greedy_continuations(self.hf_model, self.tokenizer, list(prompts), PAPER_NEW_TOKENS, self.batch_size)
+        return {"text": texts}, text_model_spec(spec), [None] * len(prompts)
+
     def paper_row(self, example: dict, reads: TextReads, readability) -> dict:
         from pixar import ocr
 

@@ -56,7 +56,8 @@ class PixarRunner(LMRunner):
         self._renderer = Renderer(config.render)
         self.cont_offset = max(0, self._renderer.glyph(" ").advance + 1 - SPACING)
         self._cont_renderers: dict[int, Renderer] = {}
-        self._decoder = self._tesseract = None  # OCR readers, built on first read
+        self._decoder = None  # OCR readers, built on first read
+        self._tesseracts: dict = {}  # engine -> pixar.ocr.TesseractReader
         self.P = config.render.max_positions
         self.pw = config.render.position_width
         self.H = config.render.patch_size
@@ -222,20 +223,24 @@ class PixarRunner(LMRunner):
                 out.append(res.generated_span(i)[:, : max(n, 0) * self.pw])
         return coll.get_original(out)
 
-    def read(self, strips: list[np.ndarray]) -> dict[str, list[str]]:
-        """OCR every strip [H, w] with this runner's engine(s): {engine: texts} (readers built once)."""
+    def read(self, strips: list[np.ndarray], engines: tuple[str, ...] | list[str] | None = None,
+             stop_at_eos: bool = True) -> dict[str, list[str]]:
+        """OCR every strip [H, w] with `engines` (default: this runner's): {engine: texts} (readers built once)."""
         from pixar import ocr
 
-        engines = self.engines
+        engines = list(self.engines if engines is None else engines)
         if "glyph" in engines and self._decoder is None:
             from pixar.glyph_decoder import GlyphDecoder
 
             self._decoder = GlyphDecoder(self._renderer)
-        if "tesseract" in engines and self._tesseract is None:
-            self._tesseract = ocr.TesseractReader()
+        for e in engines:
+            if e != "glyph" and e not in self._tesseracts:
+                self._tesseracts[e] = ocr.tesseract_for(e)  # "tesseract" (paper preprocessing), "tesseract-line"
         if not strips:
             return {e: [] for e in engines}
-        return ocr.read_engines(strips, engines, self._renderer, decoder=self._decoder, tesseract=self._tesseract)
+        return {e: ocr.read_strips(strips, e, self._renderer, decoder=self._decoder,
+                                   tesseract=self._tesseracts.get(e), stop_at_eos=stop_at_eos)
+                for e in engines}
 
     def is_greedy(self, continuations: list[str], contexts, targets) -> list[bool]:
         """Greedy k-position decoding from each context reads back as the stripped continuation (g->q folded)."""
@@ -265,6 +270,25 @@ class PixarRunner(LMRunner):
             out += [OcrReads(tuple((e, reads[e][j]) for e in self.engines), int(ctx[j].shape[0]))
                     for j in range(len(chunk))]
         return out
+
+    def protocol_reads(self, spec, prompts: list[str], transform: PixelTransform | None = None,
+                       ids: list[int] | None = None):
+        """spec.positions greedy positions after each prompt's last `context_budget(spec, P)` positions (spaced
+        spec.spacing_px columns), the exact generated span read by every engine of the spec."""
+        from harness.paper_protocol import context_budget
+
+        if spec.spacing_px != SPACING:
+            raise ValueError(f"{spec.label}: spacing {spec.spacing_px} px, the runner lays out {SPACING} px")
+        ids = list(range(len(prompts))) if ids is None else list(ids)
+        budget = context_budget(spec, self.P)
+        strips, sizes = [], []
+        for a in tqdm(range(0, len(prompts), GEN_CHUNK), desc=f"{spec.label} {self.name}", unit="chunk",
+                      disable=len(prompts) <= GEN_CHUNK):
+            ctx = self.context_positions(prompts[a: a + GEN_CHUNK], [budget] * len(prompts[a: a + GEN_CHUNK]),
+                                         transform=transform, ids=ids[a: a + GEN_CHUNK])
+            strips += self.generate_positions(ctx, [spec.positions] * len(ctx), stop_at_eos=False)
+            sizes += [int(c.shape[0]) for c in ctx]
+        return self.read(strips, spec.engines, stop_at_eos=spec.stop_at_eos), spec, sizes
 
     def paper_row(self, example: dict, reads: OcrReads, readability) -> dict:
         from pixar import ocr
