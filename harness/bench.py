@@ -199,8 +199,6 @@ class BenchRun:
         protocol = {k: f"{PROTOCOL_NOTES['paper' if k.startswith('paper_') else 'lm-eval']} -- {label}"
                     for k, label in METRIC_LABELS.items()}
         models_info = [{"name": m.name, "kind": m.kind, "finetuned": m.finetuned, **m.info} for m in models]
-        for label, spec in extra.pop("specs", {}).items():
-            protocol[label] = f"{spec.summary}; follows {spec.official}" if spec.official else spec.summary
         for m in self.metrics:  # the named protocols' metric keys (their rows carry the protocol label)
             if m.metric not in protocol:
                 protocol[m.metric] = READING_NOTES.get(m.metric) or (
@@ -251,7 +249,7 @@ def run_lambada(checkpoint: str | None, baselines: list[str], out: Path, limit: 
     config = {"checkpoint": checkpoint, "baselines": baselines, "limit": limit, "protocols": list(protocols),
               "ocr": ocr, "batch_size": batch_size, "device": device, "data_dir": data_dir, "seed": seed,
               "context_cap": context_cap}
-    return run.finish(models, config, seed, data, protocols=list(protocols), specs={s.label: s for s in specs},
+    return run.finish(models, config, seed, data, protocols=list(protocols),
                       protocol_specs={s.label: s.to_dict() for s in specs})
 
 
@@ -307,5 +305,5 @@ def run_babi(checkpoint: str | None, baselines: list[str], out: Path, tasks: str
               "batch_size": batch_size, "device": device, "data_dir": data_dir, "seed": seed,
               "context_cap": context_cap, "finetune": None if finetune is None else vars(finetune)}
     return run.finish(models, config, seed, {"source": str(folder), "tasks": counts}, protocols=list(protocols),
-                      specs={s.label: s for s in specs}, protocol_specs={s.label: s.to_dict() for s in specs},
+                      protocol_specs={s.label: s.to_dict() for s in specs},
                       finetune=None if finetune is None else vars(finetune))

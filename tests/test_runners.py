@@ -151,7 +151,8 @@ def test_bench_writes_the_schema_with_no_absolute_path(micro_checkpoint, data_di
     assert all(m["n"] == 2 and m["model"].startswith("pixar:") for m in s["metrics"])
     acc = [m for m in s["metrics"] if m["metric"] == "acc_union"][0]
     assert (acc["ci_low"], acc["ci_high"]) == pytest.approx(proportion_interval(round(acc["value"] * 2), 2))
-    assert {m["metric"] for m in s["metrics"]} | {"lambada:paper"} <= set(s["protocol"])
+    assert {m["metric"] for m in s["metrics"]} == set(s["protocol"])
+    assert s["protocol_specs"]["lambada:paper"]["scorer"] == "notebook" and "lambada.ipynb" in s["protocol_specs"]["lambada:paper"]["official"]
     assert all((out / f).is_file() for f in s["files"]) and s["data"]["lm-eval"]["source"].startswith("$PIXAR_DATA/")
     assert s["data"]["protocols"]["lambada:paper"]["source"] == "lambada/lambada_test_plain_text.txt"
     for f in ["summary.json", *[f for f in s["files"] if f.endswith(".json")]]:
