@@ -76,7 +76,13 @@ def train(stage, config, overrides, out, resume, init, data_dir, device, model_k
                 raise click.UsageError("--stage 2 needs --init <stage-1 checkpoint> (or --resume)")
             from pixar.stage2 import train_stage2
 
-            path = train_stage2(cfg=cfg, init=init, out_dir=out, device=device, resume=resume, data_dir=data_dir)
+            evaluate = None
+            if cfg.adv.eval_every > 0:  # the stage-2 step curve (harness.step_curve)
+                from .step_curve import curve_evaluator
+
+                evaluate = curve_evaluator(cfg, out, data_dir, seed=cfg.train.seed)
+            path = train_stage2(cfg=cfg, init=init, out_dir=out, device=device, resume=resume, data_dir=data_dir,
+                                evaluate=evaluate)
     except expected as e:
         raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
     click.echo(f"stage {stage} finished: {path}")

@@ -163,12 +163,17 @@ class AdvConfig:
     """The step curve's prompt set: lambada or babi (the application builds it; pixar itself never reads tasks)."""
     eval_prompts: int = 200
     """How many held-out prompts the step curve scores (glyph read-back: cheap)."""
+    eval_context_cap: int = 0
+    """Context positions the step curve keeps (0 = the protocol's own); small presets cap it to stay in the
+    positions they were trained on (the curve's protocol label then says +capN)."""
 
     def __post_init__(self) -> None:
         if self.num_samples <= 0:
             raise ConfigError("adv.num_samples must be positive")
-        if self.eval_every < 0 or self.eval_prompts <= 0:
-            raise ConfigError("adv.eval_every must be >= 0 and adv.eval_prompts positive")
+        if self.eval_every < 0 or self.eval_prompts <= 0 or self.eval_context_cap < 0:
+            raise ConfigError("adv.eval_every and adv.eval_context_cap must be >= 0 and adv.eval_prompts positive")
+        if self.eval_task not in ("lambada", "babi"):
+            raise ConfigError(f"adv.eval_task must be lambada or babi, got {self.eval_task!r}")
 
 
 @dataclass
