@@ -20,6 +20,7 @@ import click
 
 LAZY_COMMANDS = {
     "train": ("pixar.train_cli", "train"),
+    "data": ("pixar.data_cli", "data"),
     "bench": ("harness.cli", "bench"),
     "attack": ("attacks.cli", "attack"),
     "convert": ("pixar.convert", "convert"),

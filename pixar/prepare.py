@@ -59,6 +59,8 @@ def describe_sources(sources: list[str], data_dir: str | os.PathLike | None = No
             path = resolve_data_path(spec, data_dir)
         except DataNotFound as e:
             raise DataError(str(e)) from None
+        if is_prepared(path):
+            raise DataError(f"{path}: a prepared dataset, not a source; use it as train.data by itself")
         files = []
         for f in source_files(path) if path.is_dir() else [path]:
             st = f.stat()
