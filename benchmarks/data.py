@@ -52,6 +52,14 @@ def make_jsonl(path: Path, mb: float) -> int:
     return path.stat().st_size
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its finished children (the prepare pool's workers)."""
+    import resource
+
+    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
+
+
 def vm_hwm_mb(pid: int | str = "self") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -130,15 +138,16 @@ def main() -> None:
             make_jsonl(sources[mb], mb)
         rates = {}
         for n in (1, 2):
-            t0 = time.perf_counter()
+            load, cpu0, t0 = os.getloadavg()[0], cpu_seconds(), time.perf_counter()
             manifest, _ = prepare([str(sources[args.throughput_mb])], tmp / f"tp-{n}", packing, num_proc=n)
             secs = time.perf_counter() - t0
             rates[n] = sources[args.throughput_mb].stat().st_size / 1e6 / secs
             say(f"prepare {args.throughput_mb:g} MB --num-proc {n}: {secs:6.1f} s  {rates[n]:6.2f} MB/s  "
-                f"({manifest['chunks']} chunks)")
+                f"({manifest['chunks']} chunks; {cpu_seconds() - cpu0:.1f} CPU s; load average before {load:.1f})")
         identical = all((tmp / "tp-1" / f).read_bytes() == (tmp / "tp-2" / f).read_bytes()
                         for f in [p.relative_to(tmp / "tp-1") for p in (tmp / "tp-1").rglob("*") if p.is_file()])
-        say(f"speed-up --num-proc 2 / 1: {rates[2] / rates[1]:.2f}x (target >= 1.8x)   byte-identical: {identical}")
+        say(f"speed-up --num-proc 2 / 1: {rates[2] / rates[1]:.2f}x wall clock (target >= 1.8x on 2 idle cores; "
+            f"the machine is shared, see load averages)   byte-identical: {identical}")
         shutil.rmtree(tmp / "tp-1")
         results = {}
         for mb in sizes:

@@ -48,17 +48,27 @@ _CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 def decode_text(raw: bytes, name: str) -> str:
     """UTF-8 (BOM allowed), else latin-1 with a logged warning; NUL bytes or many control chars = binary."""
+    return decode_bytes(raw, name)[0]
+
+
+def decode_bytes(raw: bytes, name: str, latin1: bool = False, bom: bool = True) -> tuple[str, bool]:
+    """decode_text -> (text, decoded as latin-1?); `latin1` skips the UTF-8 attempt, `bom=False` keeps a
+    leading U+FEFF (a byte range from the middle of a file)."""
     if b"\x00" in raw:
         raise DataError(f"{name}: binary file (contains NUL bytes), expected UTF-8 or latin-1 text")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        log.warning("%s: not valid UTF-8 (%s); decoded as latin-1", name, e.reason)
+    fell_back = latin1
+    if not latin1:
+        try:
+            text = raw.decode("utf-8-sig" if bom else "utf-8")
+        except UnicodeDecodeError as e:
+            log.warning("%s: not valid UTF-8 (%s); decoded as latin-1", name, e.reason)
+            fell_back = True
+    if fell_back:
         text = raw.decode("latin-1")
     controls = len(_CONTROL.findall(text))
     if text and controls > 0.01 * len(text):
         raise DataError(f"{name}: binary file ({controls} control characters in {len(text)}), expected text")
-    return text
+    return text, fell_back
 
 
 _PG_START = re.compile(r"^\*\*\* ?START OF[^\n]*(?:\n[^\n]+)*", re.M)

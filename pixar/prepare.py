@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import atomic_dir
-from .data import (DataError, Splits, decode_text, hf_documents, pack_document, read_jsonl, source_files,
+from .data import (DataError, Splits, decode_bytes, hf_documents, pack_document, read_jsonl, source_files,
                    split_indices, strip_gutenberg)
 from .dataset import (FORMAT, FORMAT_VERSION, MANIFEST, PACKING_KEYS, SPLITS, check_shards, is_prepared,
                       open_dataset, read_manifest, read_shard, shard_name, write_hf_metadata, write_shard)
@@ -131,8 +131,10 @@ def plan_units(sources: list[dict], unit_bytes: int = UNIT_BYTES):
 
 
 # ---- 2. pack --------------------------------------------------------------------------------------
-def unit_documents(pieces: list[tuple]):
-    """The documents of a unit's pieces, read and decoded as pixar.data.iter_documents does."""
+def unit_documents(pieces: list[tuple], latin1: frozenset = frozenset(), fell_back: set | None = None):
+    """The documents of a unit's pieces, read and decoded as pixar.data.iter_documents does. A file is
+    decoded as a whole there, so a .jsonl range of a file in `latin1` skips UTF-8; the paths of partial
+    ranges that needed latin-1 are added to `fell_back` (build() then redoes that file's ranges)."""
     for piece in pieces:
         if piece[0] == "hf":
             yield from piece[2]
@@ -148,7 +150,9 @@ def unit_documents(pieces: list[tuple]):
             raise DataError(f"{path}: changed while being prepared (shorter than its {end} bytes); prepare again")
         if start == 0 and not raw.strip():
             raise DataError(f"{path}: empty source file (no text)")
-        text = decode_text(raw, path)
+        text, latin = decode_bytes(raw, path, latin1=path in latin1, bom=start == 0)
+        if latin and fell_back is not None and kind == "jsonl" and (start, end) != (0, os.path.getsize(path)):
+            fell_back.add(path)
         if kind == "txt":
             yield strip_gutenberg(text)
             continue
@@ -164,15 +168,16 @@ def unit_documents(pieces: list[tuple]):
         yield from docs
 
 
-def pack_unit(task: tuple) -> tuple[int, int]:
-    """(index, pieces, packing, parts folder) -> (chunks, documents); writes parts/part-<index>.arrow."""
-    index, pieces, packing, parts = task
-    chunks, docs = [], 0
-    for doc in unit_documents(pieces):
+def pack_unit(task: tuple) -> tuple[int, int, set]:
+    """(index, pieces, packing, parts folder, latin-1 paths) -> (chunks, documents, paths of partial .jsonl
+    ranges that fell back to latin-1); writes parts/part-<index>.arrow."""
+    index, pieces, packing, parts, latin1 = task
+    chunks, docs, fell_back = [], 0, set()
+    for doc in unit_documents(pieces, latin1, fell_back):
         chunks.extend(pack_document(doc, packing["max_chars"], packing["min_chars"], packing["packing"]))
         docs += 1
     write_shard(Path(parts) / f"part-{index:06d}.arrow", chunks, digest=False)
-    return len(chunks), docs
+    return len(chunks), docs, fell_back
 
 
 def ordered_map(pool, num_proc: int, fn, tasks):
@@ -217,11 +222,24 @@ def build(tmp: Path, sources: list[dict], packing: dict, fp: str, num_proc: int,
     ctx = mp.get_context(mp_context if mp_context in mp.get_all_start_methods() else "spawn")
     pool = ctx.Pool(num_proc) if num_proc > 1 else None
     try:
-        tasks = ((i, pieces, packing, str(parts)) for i, pieces in enumerate(plan_units(sources, unit_bytes)))
-        counts, docs = [], 0
-        for n, d in ordered_map(pool, num_proc, pack_unit, tasks):
+        local = {}  # unit index -> pieces, for units with .jsonl ranges (a latin-1 redo needs them)
+
+        def tasks():
+            for i, pieces in enumerate(plan_units(sources, unit_bytes)):
+                if any(p[0] == "jsonl" for p in pieces):
+                    local[i] = pieces
+                yield i, pieces, packing, str(parts), frozenset()
+
+        counts, docs, latin1 = [], 0, set()
+        for n, d, fell_back in ordered_map(pool, num_proc, pack_unit, tasks()):
             counts.append(n)
             docs += d
+            latin1 |= fell_back
+        if latin1:  # decode those files as latin-1 throughout, as the whole-file reader does
+            redo = [(i, pieces, packing, str(parts), frozenset(latin1)) for i, pieces in local.items()
+                    if any(p[1] in latin1 for p in pieces)]
+            for (i, *_), (n, _, _) in zip(redo, ordered_map(pool, num_proc, pack_unit, redo)):
+                counts[i] = n
         total = sum(counts)
         if total == 0:
             raise DataError(f"{what}: empty corpus (no chunk of >= {packing['min_chars']} characters in {docs} "

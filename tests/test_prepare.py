@@ -63,6 +63,21 @@ def test_prepared_chunks_equal_the_in_memory_splits(corpus, tmp_path, packing):
         assert any(len(c) < 40 for c in ref.train)  # no minimum length in the official packing
 
 
+def test_a_jsonl_cut_into_ranges_decodes_as_one_file(tmp_path):
+    """One latin-1 byte in the last range: the whole file is latin-1, as the in-RAM reader decodes it."""
+    lines = [json.dumps({"text": f"Na\u00efve caf\u00e9 number {i}. " + text(i, 8)}, ensure_ascii=False)
+             for i in range(30)]
+    raw = "\n".join(lines[:-1]).encode("utf-8") + b"\n" + lines[-1].encode("latin-1") + b"\n"
+    (tmp_path / "mixed.jsonl").write_bytes(raw)
+    cfg = cfg_for(tmp_path / "mixed.jsonl")
+    for n in (1, 2):
+        prepare(cfg.data, tmp_path / f"ds{n}", packing_config(cfg), num_proc=n, unit_bytes=3000)
+    ref = build_splits_in_memory(cfg)
+    assert any("\u00c3" in c for c in ref.train + ref.val)  # UTF-8 bytes read as latin-1 (mojibake)
+    assert files_of(tmp_path / "ds1") == files_of(tmp_path / "ds2")
+    assert open_dataset(tmp_path / "ds1") == ref
+
+
 def test_official_packing_matches_collate_text_rules():
     long = "x" * 12
     assert pack_official(["aa.", "bb.", "cc."], 8) == ["aa. bb.", "cc."]  # 3 + 4 < 8, then 3 + 8 >= 8
