@@ -7,6 +7,11 @@
       -> deterministic validation split (seed) -> per-epoch shuffles of the training chunks (seed, epoch)
       -> ChunkStream: an IterableDataset rendering micro-batches on the fly (one Renderer per worker)
 
+build_splits serves the splits memory-mapped from a prepared dataset (pixar.prepare, pixar.dataset;
+docs/data.md): cfg.data naming one, or raw sources prepared once into a cache folder. ChunkStream then
+holds a ChunkTable, which DataLoader workers re-open by path and read by global chunk index.
+build_splits_in_memory is the same pipeline with Python lists (the reference the tests compare against).
+
 Positions in the training stream are absolute chunk counts `consumed` (epoch = consumed // N,
 index = consumed % N), so a resumed run continues at exactly the same chunk. Global step s consumes
 chunks [start + s*B, start + (s+1)*B) of the stream (B = the global batch); that batch is cut into
@@ -250,6 +255,8 @@ class Splits:
 
     train: list[str]
     val: list[str]
+    fingerprint: str | None = None
+    """The prepared dataset's fingerprint (manifest.json), None for in-RAM splits: store it with checkpoints."""
 
 
 def split_indices(num_chunks: int, seed: int, val_fraction: float, what: str) -> np.ndarray:

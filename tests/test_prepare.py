@@ -139,7 +139,9 @@ def test_build_splits_prepares_into_the_cache_then_opens_datasets(corpus, tmp_pa
     splits = build_splits(cfg)
     [cached] = list((tmp_path / "dc").iterdir())
     assert cached.name.startswith("src-") and isinstance(splits.train, ChunkTable)
-    assert build_splits(cfg) == splits == build_splits_in_memory(cfg)
+    assert cached.name.endswith(splits.fingerprint) and build_splits_in_memory(cfg).fingerprint is None
+    ref = build_splits_in_memory(cfg)
+    assert build_splits(cfg) == splits and (splits.train, splits.val) == (ref.train, ref.val)
     assert build_splits(cfg_for(cached)) == splits  # train.data naming the prepared folder itself
     with pytest.raises(DataError, match=r"manifest.json: prepared with max_chars=150 \(the run has 200\)"):
         build_splits(cfg_for(cached, max_chars=200))
