@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -255,7 +255,7 @@ class Splits:
 
     train: list[str]
     val: list[str]
-    fingerprint: str | None = None
+    fingerprint: str | None = field(default=None, compare=False)
     """The prepared dataset's fingerprint (manifest.json), None for in-RAM splits: store it with checkpoints."""
 
 
