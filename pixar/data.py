@@ -7,10 +7,8 @@
       -> deterministic validation split (seed) -> per-epoch shuffles of the training chunks (seed, epoch)
       -> ChunkStream: an IterableDataset rendering micro-batches on the fly (one Renderer per worker)
 
-build_splits serves the splits memory-mapped from a prepared dataset (pixar.prepare, pixar.dataset;
-docs/data.md): cfg.data naming one, or raw sources prepared once into a cache folder. ChunkStream then
-holds a ChunkTable, which DataLoader workers re-open by path and read by global chunk index.
-build_splits_in_memory is the same pipeline with Python lists (the reference the tests compare against).
+build_splits serves memory-mapped ChunkTables of a prepared dataset (pixar.prepare, pixar.dataset,
+docs/data.md); build_splits_in_memory is the same pipeline on Python lists (the tests' reference).
 
 Positions in the training stream are absolute chunk counts `consumed` (epoch = consumed // N,
 index = consumed % N), so a resumed run continues at exactly the same chunk. Global step s consumes
