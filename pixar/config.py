@@ -104,6 +104,11 @@ class TrainConfig:
     """Text sources: local files/folders (relative paths try $PIXAR_DATA), .jsonl, or `hf:<dataset>[:<config>]`."""
     max_chars: int = 1180
     min_chars: int = 101
+    packing: str = "pixar"
+    """pixar = greedy packing with over-long sentences cut at spaces (default); official = the official
+    collate_text (docs/data.md)."""
+    data_cache: str = ""
+    """Where raw sources are prepared (pixar.prepare); "" = <pixar cache>/datasets ($PIXAR_CACHE, ~/.cache/pixar)."""
     val_fraction: float = 0.01
     seed: int = 42
     steps: int = 1000
@@ -137,6 +142,8 @@ class TrainConfig:
             raise ConfigError(f"train.precision must be auto|fp32|bf16|fp16, got {self.precision!r}")
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"train.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.packing not in ("pixar", "official"):
+            raise ConfigError(f"train.packing must be pixar|official, got {self.packing!r}")
 
 
 @dataclass

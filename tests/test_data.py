@@ -15,6 +15,12 @@ WORDS = ("the a of and to in was he it his that with had for as at her on by whi
          "Emma harbour whale Thursday lantern orchard silver remembered quietly").split()
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """build_splits prepares raw sources into $PIXAR_CACHE: keep the tests' datasets out of ~/.cache."""
+    monkeypatch.setenv("PIXAR_CACHE", str(tmp_path / "cache"))
+
+
 def make_text(seed: int, sentences: int = 300) -> str:
     """Paragraphs of pseudo-English sentences (seeded), with hard line wraps like a Gutenberg book."""
     rng = random.Random(seed)
