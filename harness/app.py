@@ -13,12 +13,13 @@ and is imported only when used (lm-eval, textattack and transformers are slow to
 """
 from __future__ import annotations
 
-import functools
 import importlib
 import logging
 import sys
 
 import click
+
+from pixar.cli import one_line_errors  # noqa: F401  (the commands' one-line error decorator)
 
 COMMANDS = {
     "render": ("pixar.cli", "render"),
@@ -56,23 +57,6 @@ class LazyGroup(click.Group):
             if module_available(module):
                 cmd = getattr(importlib.import_module(module), attr)
         return cmd
-
-
-def one_line_errors(expected, what: str):
-    """Decorator for click commands: an expected error (a callable returning exception types, so slow
-    imports stay lazy) becomes a one-line click error; anything else keeps its traceback."""
-
-    def deco(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except expected() as e:
-                logging.getLogger(fn.__module__).debug("%s failed", what, exc_info=True)
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise click.ClickException(msg) from None
-        return wrapper
-    return deco
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,8 +1,30 @@
 """`pixar render` and `pixar generate`: the model library's own commands (the `pixar` click root that
-collects every command is the application's, harness.app). Thin: parse options, call library functions."""
+collects every command is the application's, harness.app), and `one_line_errors`, the decorator every command
+uses to turn an expected error into one line. Thin: parse options, call library functions."""
 from __future__ import annotations
 
+import functools
+import logging
+
 import click
+
+
+def one_line_errors(expected, what: str):
+    """Decorator for click commands: an expected error (a callable returning exception types, so slow
+    imports stay lazy) becomes a one-line click error; anything else keeps its traceback."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except expected() as e:
+                logging.getLogger(fn.__module__).debug("%s failed", what, exc_info=True)
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise click.ClickException(msg) from None
+        return wrapper
+    return deco
+
 
 def _renderer(config: str | None, font: str | None, max_positions: int | None):
     from .config import PixarConfig, RenderConfig, preset_path

@@ -84,16 +84,22 @@ def test_cli_bench_lambada_with_gpt2_baseline(tmp_path, data_dir, tok):
     from harness.gpt2_train import save_gpt2
     from harness.cli import bench
 
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=256))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2, n_positions=256))
     base = save_gpt2(model, tok, tmp_path / "gpt2-random", {"name": "gpt2-random", "match": "none (test)"})
     out = tmp_path / "res"
     r = CliRunner().invoke(bench, ["lambada", "--baseline", str(base), "--limit", "2", "--out", str(out)],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    row = json.loads((out / "summary.json").read_text())["rows"][0]
+    summary = json.loads((out / "summary.json").read_text())
+    row = summary["rows"][0]
     assert row["kind"] == "gpt2" and row["match"] == "none (test)"
-    assert {"paper_acc_ci", "paper_acc_cs", "lm_eval_acc_token", "lm_eval_token_nll", "lm_eval_token_ppl"} <= set(row)
-    assert not any("pixel" in k or k.startswith("paper_acc_glyph") for k in row)
-    preds = [json.loads(x) for x in (out / "predictions-gpt2_gpt2-random-paper.jsonl").read_text().splitlines()]
-    assert len(preds) == 2 and all(isinstance(p["text"], str) for p in preds)
+    assert {"lm_eval_acc_token", "lm_eval_token_nll", "lm_eval_token_ppl"} <= set(row)
+    assert not any("pixel" in k for k in row)
+    # the paper protocol for a text model: one reading (its greedy text), scored as evaluate_gpt2.py
+    paper = {m["metric"]: m for m in summary["metrics"] if m["protocol"] == "lambada:paper"}
+    assert set(paper) == {"acc_text", "readability"} and all(m["n"] == 2 for m in paper.values())
+    preds = [json.loads(x) for x in (out / "predictions-gpt2_gpt2-random-lambada_paper.jsonl").read_text().splitlines()]
+    assert len(preds) == 2 and all(set(p["read"]) == {"text"} and isinstance(p["read"]["text"], str) for p in preds)
+    assert all(p["correct"]["text"] == (p["read"]["text"].strip().split()[:1] == [p["target"]]) for p in preds)

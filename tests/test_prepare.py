@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pixar.cli import main
+from harness.app import main
 from pixar.config import RenderConfig, TrainConfig
 from pixar.data import (ChunkStream, DataError, DataPosition, build_splits, build_splits_in_memory, make_loader,
                         pack_official)
