@@ -40,8 +40,8 @@ PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "GH200": 989.0, "A100": 312.0,
                     "L40": 181.0, "A6000": 155.0, "A10G": 70.0, "A10": 125.0, "L4": 121.0, "4090": 165.0,
                     "3090": 71.0}
 """Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, SXM parts (H100 PCIe: 756)."""
-SMOKE_SETS = ["model.hidden=64", "model.layers=2", "model.heads=4", "model.ffn=256", "model.max_positions=32",
-              "render.max_positions=32", "adv.num_samples=4"]
+SMOKE_SETS = ["model.hidden=32", "model.layers=2", "model.heads=2", "model.ffn=64", "model.max_positions=16",
+              "render.max_positions=16", "adv.num_samples=4"]
 
 
 def chip_peak(name: str) -> float | None:
@@ -299,21 +299,21 @@ def main(argv=None) -> dict:
     if device.type != "cuda" and not args.smoke:
         raise SystemExit("gpu_check needs a CUDA device (use --smoke for the CPU check)")
     cfg = PixarConfig.from_yaml(preset_path(args.config), SMOKE_SETS if args.smoke else [])
-    cfg.adv.batch_size = 4 if args.smoke else 64
+    cfg.adv.batch_size = 2 if args.smoke else 64
     configure_cuda(device)
-    bf16 = True
-    warmup, steps = (1, 2) if args.smoke else (3, 10)
-    r = {"config": cfg.name, "smoke": args.smoke, "device": str(device), "dtype": "bf16 autocast",
+    bf16 = device.type == "cuda"  # CPU bf16 matmuls are ~100x slower: the smoke run times fp32 (the precision
+    warmup, steps = (1, 2) if args.smoke else (3, 10)  # section still compares fp32 with bf16 autocast)
+    r = {"config": cfg.name, "smoke": args.smoke, "device": str(device), "dtype": "bf16 autocast" if bf16 else "fp32",
          "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
          "versions": versions()}
     r["stage1"] = check_stage1(cfg, device, bf16, 16 if args.smoke else 384, warmup, steps)
-    batch = min(r["stage1"]["batch"], 4 if args.smoke else 64)
+    batch = min(r["stage1"]["batch"], 2 if args.smoke else 64)
     if not args.no_compile:
         r["compile"] = check_compile(cfg, device, bf16, batch, warmup, steps)
-    r["precision"] = check_precision(cfg, device, 4 if args.smoke else 32, 20)
+    r["precision"] = check_precision(cfg, device, 2 if args.smoke else 32, 20)
     r["hf_llama"] = check_hf(cfg, device, bf16, batch, warmup, steps)
     r["generate"] = check_generate(cfg, device, 4 if args.smoke else 16, 8 if args.smoke else 128)
-    r["stage2"] = check_stage2(cfg, device, bf16, 20)
+    r["stage2"] = check_stage2(cfg, device, bf16, 20)  # the issue's 20 steps, also in the smoke run
     r["wall_s"] = time.perf_counter() - t_start
     args.out.mkdir(parents=True, exist_ok=True)
     text = summary(r)
