@@ -97,7 +97,9 @@ def prepare_model(model: nn.Module, tc: TrainConfig, device: torch.device) -> nn
 # ---- wrapping --------------------------------------------------------------------------------
 def wrap(model: nn.Module, parallel: str, device: torch.device) -> nn.Module:
     """Wrap for data parallelism across the current process group (the model itself in one process).
-    fsdp: fully_shard every transformer Block, then the root (embed, norm, head stay in the root group);
+    fsdp: fully_shard every transformer Block and every `head` Linear (stage 2 calls heads directly), then
+    the root (embed and norms stay in the root group; hidden_states/real_logits/fake_logits are registered
+    as forward methods so calling them all-gathers the root's parameters);
     the returned module IS `model` (FSDP2 swaps its class), its parameters are DTensor shards."""
     _, size = world()
     if size == 1:
@@ -113,6 +115,9 @@ def wrap(model: nn.Module, parallel: str, device: torch.device) -> nn.Module:
     mesh = init_device_mesh(device.type, (size,))
     for block in transformer_blocks(model):
         fully_shard(block, mesh=mesh)
+    for name, sub in model.named_modules():  # heads called directly (stage 2: gen.head(gen.hidden_states(x)))
+        if name.split(".")[-1] == "head" and isinstance(sub, nn.Linear):
+            fully_shard(sub, mesh=mesh)
     fully_shard(model, mesh=mesh)
     for name in FORWARD_METHODS:
         if callable(getattr(model, name, None)):

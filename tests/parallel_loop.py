@@ -22,7 +22,8 @@ from pixar.checkpoint import load_state
 from pixar.config import PixarConfig, from_dict
 from pixar.discriminator import Discriminator
 from pixar.model import Pixar, patchify
-from pixar.parallel import clip_grad_norm, grad_sync, load_sharded, make_adamw, save_sharded, world, wrap
+from pixar.parallel import (clip_grad_norm, grad_sync, load_sharded, make_adamw, save_sharded, unwrap, world,
+                            wrap)
 
 GLOBAL_BATCH = 8
 DEVICE = torch.device("cpu")
@@ -114,14 +115,27 @@ def discriminator_steps(parallel: str, steps: int, out: Path | None = None) -> l
     return losses
 
 
+def head_path_diff(parallel: str) -> float:
+    """max |forward() logits - head(hidden_states())| (stage 2 calls the two parts separately)."""
+    cfg = tiny_cfg()
+    model = wrap(Pixar(cfg.model, generator=torch.Generator().manual_seed(0)), parallel, DEVICE)
+    x = rows(0, cfg)
+    with torch.no_grad():
+        logits, _ = model(x)
+        base = unwrap(model)  # DDP only syncs forward(); FSDP modules are their own module
+        split = base.head(base.hidden_states(patchify(x, 16)))
+    return float((logits - split).abs().max())
+
+
 def main(argv: list[str]) -> None:
     parallel, out, steps, save_at, accum = argv[0], Path(argv[1]), int(argv[2]), int(argv[3]), int(argv[4])
     dist.init_process_group("gloo")
     try:
         losses = run(parallel, steps, out, (save_at,), accum=accum)
+        head_diff = head_path_diff(parallel)
         d_losses = discriminator_steps(parallel, 2, out) if parallel == "fsdp" else []
         if dist.get_rank() == 0:
-            (out / "result.json").write_text(json.dumps({"losses": losses, "d_losses": d_losses,
+            (out / "result.json").write_text(json.dumps({"losses": losses, "d_losses": d_losses, "head_diff": head_diff,
                                                          "world_size": dist.get_world_size()}))
     finally:
         dist.destroy_process_group()

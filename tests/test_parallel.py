@@ -79,6 +79,7 @@ def test_fsdp_equals_ddp_equals_one_process_and_resumes_at_world_size_1(tmp_path
         max_diff(fsdp["losses"], ddp["losses"])
     print(f"\nmax |loss diff| over {STEPS} steps: DDP-single {d_ddp:.2e}, FSDP-single {d_fsdp:.2e}, FSDP-DDP {d_both:.2e}")
     assert fsdp["world_size"] == ddp["world_size"] == 2
+    assert fsdp["head_diff"] < 1e-6  # head(hidden_states(x)) called outside forward() works on FSDP shards
     assert single[-1] < single[0] - 0.05  # it does learn: the comparison is not between constants
     assert d_ddp < TOL and d_fsdp < TOL and d_both < TOL
 
