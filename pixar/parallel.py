@@ -18,6 +18,13 @@ A sharded checkpoint is our checkpoint folder with the DCP files in `sharded/`:
     <dir>/model.safetensors                       optional consolidated weights of one module (full_weights=)
 Keys are module FQNs (get_state_dict strips DDP's `module.`), so a checkpoint saved by FSDP at world size
 N loads into FSDP at world size M, into DDP, or into a plain module in one process without a process group.
+
+Stage 2 under FSDP: wrap() shards the generator and the discriminator alike, and their forward methods and
+heads run on the shards. But gradients must come from `.backward()` (FSDP reduce-scatters them into the
+shards' .grad): `torch.autograd.grad(loss, sharded_params)` returns None, because the sharded parameters
+are not leaves of the graph (the all-gathered ones are); measured in torch 2.13. A trainer that takes
+autograd.grad w.r.t. parameters and all-reduces them by hand (pixar.adversarial today) must switch to
+backward() (with grad_sync / clip_grad_norm from here) before it runs under train.parallel=fsdp.
 """
 from __future__ import annotations
 
