@@ -193,7 +193,8 @@ def check_hf(cfg, device, bf16, batch, warmup, steps) -> dict:
     with torch.no_grad():
         diff = abs(float(ours(pixels, mask, pixels)[1]) - float(theirs(pixels, mask)))
     out = {"batch": batch, "fp32_loss_abs_diff": diff}
-    for name, model, loss_fn in (("ours", ours, lambda: ours(pixels, mask, pixels)[1]), ("hf_llama", theirs, lambda: theirs(pixels, mask))):
+    contenders = (("ours", ours, lambda: ours(pixels, mask, pixels)[1]), ("hf_llama", theirs, lambda: theirs(pixels, mask)))
+    for name, model, loss_fn in contenders:
         opt = make_adamw(model.parameters(), cfg.train, device)
 
         def step(i, model=model, loss_fn=loss_fn, opt=opt):
@@ -259,30 +260,30 @@ def check_stage2(cfg, device, bf16, steps: int) -> dict:
 
 
 def summary(r: dict) -> str:
-    s1, lines = r["stage1"], [f"PIXAR GPU check on {r['device_name']} ({r['config']}, {'smoke' if r['smoke'] else 'full'})"]
+    """The text summary: one line per section."""
+    ms = lambda seconds: f"{seconds * 1e3:.1f} ms"  # noqa: E731
+    s1, c, p, h, g, s2 = (r.get(k) for k in ("stage1", "compile", "precision", "hf_llama", "generate", "stage2"))
     mfu = f"{s1['mfu']:.1%}" if s1["mfu"] is not None else "n/a (unknown chip peak)"
     mem = f"{s1['peak_memory_gib']:.1f} GiB" if s1["peak_memory_gib"] is not None else "n/a (CPU)"
-    lines.append(f"stage 1 ({r['dtype']}): batch {s1['batch']} (largest that fits) x {s1['positions_per_step'] // s1['batch']} "
-                 f"positions: {s1['step_s_median'] * 1e3:.1f} ms/step median, {s1['positions_per_s']:,.0f} positions/s, "
-                 f"{s1['achieved_tflops']:.1f} TFLOP/s, MFU {mfu}, peak memory {mem}")
-    if "compile" in r:
-        c = r["compile"]
-        lines.append(f"compile: eager {c['eager']['step_s_median'] * 1e3:.1f} ms vs compiled {c['compiled']['step_s_median'] * 1e3:.1f} ms "
-                     f"= {c['speedup_eager_over_compiled']:.2f}x (first compiled step {c['compiled']['first_step_s']:.0f} s), "
-                     f"first-loss |diff| {c['first_loss_abs_diff']:.1e}")
-    p = r["precision"]
-    lines.append(f"fp32 vs bf16 over {p['steps']} steps: max |loss diff| {p['max_abs_diff']:.2e} ({p['max_rel_diff']:.2%}); "
-                 f"loss drop fp32 {p['loss_drop_fp32']:.3f}, bf16 {p['loss_drop_bf16']:.3f}")
-    h = r["hf_llama"]
-    lines.append(f"ours vs HF LlamaModel build, same weights: fp32 |loss diff| {h['fp32_loss_abs_diff']:.1e}; step "
-                 f"{h['ours_step_s_median'] * 1e3:.1f} vs {h['hf_llama_step_s_median'] * 1e3:.1f} ms (HF/ours {h['hf_over_ours']:.2f}x)")
-    g = r["generate"]
-    lines.append(f"generation ({g['batch']} prompts, {g['new_positions']} new positions): KV cache {g['kv_cache_positions_per_s']:,.0f} "
-                 f"positions/s, recompute {g['recompute_positions_per_s']:,.0f} ({g['cache_speedup']:.1f}x), same output: {g['same_output']}")
-    s2 = r["stage2"]
-    lines.append(f"stage 2: {s2['steps']} steps at batch {s2['batch']}, {s2['step_s_median'] * 1e3:.1f} ms/step, all finite: "
-                 f"{s2['all_finite']}; d_loss {s2['first']['d_loss']:.3f} -> {s2['last']['d_loss']:.3f}")
-    lines.append(f"total {r['wall_s']:.0f} s; protocol: medians after warm-up, seeded random binary strips (no text data)")
+    T = s1["positions_per_step"] // s1["batch"]
+    lines = [f"PIXAR GPU check on {r['device_name']} ({r['config']}, {'smoke' if r['smoke'] else 'full'})",
+             f"stage 1 ({r['dtype']}): batch {s1['batch']} (largest that fits) x {T} positions: "
+             f"{ms(s1['step_s_median'])}/step median, {s1['positions_per_s']:,.0f} positions/s, "
+             f"{s1['achieved_tflops']:.1f} TFLOP/s, MFU {mfu}, peak memory {mem}"]
+    if c is not None:
+        lines.append(f"compile: eager {ms(c['eager']['step_s_median'])} vs compiled {ms(c['compiled']['step_s_median'])} "
+                     f"= {c['speedup_eager_over_compiled']:.2f}x (first compiled step "
+                     f"{c['compiled']['first_step_s']:.0f} s), first-loss |diff| {c['first_loss_abs_diff']:.1e}")
+    lines += [f"fp32 vs bf16 over {p['steps']} steps: max |loss diff| {p['max_abs_diff']:.2e} "
+              f"({p['max_rel_diff']:.2%}); loss drop fp32 {p['loss_drop_fp32']:.3f}, bf16 {p['loss_drop_bf16']:.3f}",
+              f"ours vs HF LlamaModel build, same weights: fp32 |loss diff| {h['fp32_loss_abs_diff']:.1e}; step "
+              f"{ms(h['ours_step_s_median'])} vs {ms(h['hf_llama_step_s_median'])} (HF/ours {h['hf_over_ours']:.2f}x)",
+              f"generation ({g['batch']} prompts, {g['new_positions']} new positions): KV cache "
+              f"{g['kv_cache_positions_per_s']:,.0f} positions/s, recompute {g['recompute_positions_per_s']:,.0f} "
+              f"({g['cache_speedup']:.1f}x), same output: {g['same_output']}",
+              f"stage 2: {s2['steps']} steps at batch {s2['batch']}, {ms(s2['step_s_median'])}/step, all finite: "
+              f"{s2['all_finite']}; d_loss {s2['first']['d_loss']:.3f} -> {s2['last']['d_loss']:.3f}",
+              f"total {r['wall_s']:.0f} s; protocol: medians after warm-up, seeded random binary strips (no text data)"]
     return "\n".join(lines) + "\n"
 
 
