@@ -1,8 +1,8 @@
-"""Training-step speed: our Pixar vs an HF `LlamaModel` build of the same config, and the fraction of
-this machine's measured fp32 matmul peak.
+"""Training-step speed: our Pixar vs an HF `LlamaModel` build of the same config, the fraction of
+this machine's measured fp32 matmul peak, and torch.compile vs eager (train.compile).
 
     python benchmarks/train_step.py [--config pixar-tiny] [--set model.hidden=256 ...] [--batch 16]
-                                    [--threads 2] [--steps 10]
+                                    [--threads 2] [--steps 10] [--no-compile]
 
 Both models take the same random binary strips [B, 8, T*16] and the same masked per-pixel BCE:
   * ours: pixar.model.Pixar (Linear patch in/out, our attention/RoPE/SwiGLU);
@@ -13,6 +13,9 @@ timed in alternation, round after round (after 2 warm-up rounds), so that load f
 on a shared machine hits all three alike; best and median over the rounds are printed. Model FLOPs =
 6 * params * positions + 12 * layers * hidden * T * positions (attention scores, fwd+bwd, causal mask
 not discounted); "of the matmul rate" = model GFLOP/s / the matmul's GFLOP/s (best/best, median/median).
+Compile: a third contender, our model with every block torch.compile'd in place exactly as
+`train.compile=true` does (pixar.parallel.prepare_model; inductor on CPU), same weights; its compilation
+happens in the warm-up steps and is reported separately; the eager/compiled step-time ratio is printed.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import torch.nn as nn
 from pixar.config import ModelConfig, PixarConfig, preset_path
 from pixar.convert import OfficialPixar, llama_config_for, pixar_to_official
 from pixar.model import Pixar, masked_bce, patchify
+from pixar.parallel import prepare_model
 
 
 class HFPixar(nn.Module):
@@ -95,6 +99,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=0, help="sequences per step (default: the config's batch_size)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10, help="timed steps per model")
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile contender")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = PixarConfig.from_yaml(preset_path(args.config), args.overrides)
@@ -111,11 +116,24 @@ def main() -> None:
     with torch.no_grad():
         same = abs(float(ours(pixels, mask, pixels)[1]) - float(theirs(pixels, mask)))
     mm = 1024
-    times = interleaved_times({
+    contenders = {
         "ours (pixar.model)": make_step(ours, lambda mod, px, mk: mod(px, mk, px)[1], pixels, mask),
         "HF LlamaModel + conv": make_step(theirs, lambda mod, px, mk: mod(px, mk), pixels, mask),
-        "matmul": make_matmul(mm)}, args.steps)
+        "matmul": make_matmul(mm)}
+    compile_s = None
+    if not args.no_compile:
+        compiled = Pixar(m)
+        compiled.load_state_dict(ours.state_dict())
+        cfg.train.compile = True
+        prepare_model(compiled, cfg.train, torch.device("cpu"))
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            same_compiled = abs(float(compiled(pixels, mask, pixels)[1]) - float(ours(pixels, mask, pixels)[1]))
+        compile_s = time.perf_counter() - t0
+        contenders["ours, torch.compile"] = make_step(compiled, lambda mod, px, mk: mod(px, mk, px)[1], pixels, mask)
+    times = interleaved_times(contenders, args.steps)
     mm_times = times.pop("matmul")
+    compiled_times = times.pop("ours, torch.compile", None)
     peak_best, peak_med = 2 * mm ** 3 / min(mm_times) / 1e9, 2 * mm ** 3 / statistics.median(mm_times) / 1e9
     flops = 6 * n_ours * B * T + 12 * m.layers * m.hidden * T * B * T
     print(f"config {cfg.name} {args.overrides or ''}: hidden {m.hidden}, layers {m.layers}, heads {m.heads}, "
@@ -133,6 +151,13 @@ def main() -> None:
     ratios = [y / x for x, y in zip(ta, tb)]
     print(f"step time HF/ours: best {min(tb) / min(ta):.2f}x, median of per-round ratios "
           f"{statistics.median(ratios):.2f}x (>1: ours faster)")
+    if compiled_times is not None:
+        tc = compiled_times
+        print(f"{'ours, torch.compile':22s} step {min(tc) * 1e3:7.1f} / {statistics.median(tc) * 1e3:7.1f} ms  "
+              f"(first forward incl. compilation {compile_s:.1f} s; |loss difference| vs eager {same_compiled:.1e})")
+        c_ratios = [x / y for x, y in zip(ta, tc)]
+        print(f"step time eager/compiled: best {min(ta) / min(tc):.2f}x, median of per-round ratios "
+              f"{statistics.median(c_ratios):.2f}x (>1: compile faster)")
 
 
 if __name__ == "__main__":

@@ -7,12 +7,18 @@
     <dir>/meta.json           kind (pixar | pixar-classifier | ...), step, library versions
 
 A directory is first written as `<dir>.tmp-<pid>` and then renamed into place, so a crash leaves either
-the old checkpoint or the new one, never a half-written one.
+the old checkpoint or the new one, never a half-written one. A write that fails (disk full, quota, I/O
+error) deletes the temp folder and raises one-line CheckpointError naming what was kept.
+
+Training run folders (`save_step_checkpoint`): `<out>/step-XXXXXXX/` checkpoints plus `<out>/last`, a JSON
+pointer {"step", "path"} to the newest one, replaced atomically only after its checkpoint is complete.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +28,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import ConfigError, PixarConfig, from_dict
+from .config import ConfigError, PixarConfig, atomic_write_text, from_dict
 
 
 class CheckpointError(RuntimeError):
@@ -30,6 +36,7 @@ class CheckpointError(RuntimeError):
 
 
 LAST_POINTER = "last"  # a training run folder's JSON pointer to its newest step-XXXXXXX checkpoint
+STEP_DIR = re.compile(r"^step-(\d{7,})$")
 
 
 def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
@@ -100,6 +107,17 @@ def _versions() -> dict[str, str]:
 
 
 @contextmanager
+def write_errors(path: Path, kept: str):
+    """Turn an OSError while writing `path` into a one-line CheckpointError saying what was `kept`."""
+    try:
+        yield
+    except OSError as e:
+        what = "no space left on device" if e.errno == errno.ENOSPC else \
+            "disk quota exceeded" if e.errno == errno.EDQUOT else f"write failed ({e.strerror or e})"
+        raise CheckpointError(f"{what} while writing {path}; {kept}") from e
+
+
+@contextmanager
 def atomic_dir(path: str | os.PathLike):
     """Yield a fresh temp folder beside `path`; on success it replaces `path` as a whole (the old folder is
     moved aside first and removed last), on any error it is deleted and `path` is left untouched."""
@@ -120,20 +138,85 @@ def atomic_dir(path: str | os.PathLike):
 
 
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, cfg: PixarConfig | None,
-                    state: dict | None = None, meta: dict | None = None) -> Path:
-    """Atomically write `model` (+ optional training `state`) to directory `path`."""
+                    state: dict | None = None, meta: dict | None = None, extra_files: dict[str, str] | None = None,
+                    kept: str | None = None) -> Path:
+    """Atomically write `model` (+ optional training `state`, + `extra_files` {name: text}) to directory
+    `path`. On a failed write: CheckpointError (`kept` says what survives; default: `path` as it was)."""
+    return save_weights_checkpoint(path, model.state_dict(), cfg, state, meta, extra_files, kept)
+
+
+def save_weights_checkpoint(path: str | os.PathLike, weights: dict[str, torch.Tensor], cfg: PixarConfig | None,
+                            state: dict | None = None, meta: dict | None = None,
+                            extra_files: dict[str, str] | None = None, kept: str | None = None) -> Path:
+    """save_checkpoint from a state dict {name: tensor} (e.g. one gathered from FSDP shards)."""
     path = Path(path)
-    with atomic_dir(path) as tmp:
-        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(weights, str(tmp / "model.safetensors"))
-        if cfg is not None:
-            (tmp / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-        if state is not None:
-            skel, tensors = flatten_state(state)
-            save_file(tensors, str(tmp / "state.safetensors"))
-            (tmp / "state.json").write_text(json.dumps(skel))
-        m = {"kind": "pixar", "versions": _versions(), **(meta or {})}
-        (tmp / "meta.json").write_text(json.dumps(m, indent=2))
+    kept = kept or (f"previous checkpoint {path} kept" if path.exists() else "nothing was written")
+    with write_errors(path, kept), atomic_dir(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / "model.safetensors"))
+        write_checkpoint_files(tmp, cfg, state, meta, extra_files)
+    return path
+
+
+def write_checkpoint_files(folder: Path, cfg: PixarConfig | None, state: dict | None = None, meta: dict | None = None,
+                           extra_files: dict[str, str] | None = None) -> None:
+    """config.json, state.safetensors + state.json, meta.json and extra text files into `folder`."""
+    if cfg is not None:
+        (folder / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    if state is not None:
+        skel, tensors = flatten_state(state)
+        save_file(tensors, str(folder / "state.safetensors"))
+        (folder / "state.json").write_text(json.dumps(skel))
+    m = {"kind": "pixar", "versions": _versions(), **(meta or {})}
+    (folder / "meta.json").write_text(json.dumps(m, indent=2))
+    for name, text in (extra_files or {}).items():
+        (folder / name).write_text(text)
+
+
+# ---- training run folders: step-XXXXXXX checkpoints + the `last` pointer ----------------------
+def step_checkpoints(out_dir: str | os.PathLike) -> list[Path]:
+    """The `step-XXXXXXX` checkpoints in `out_dir`, oldest first."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in out.iterdir() if (m := STEP_DIR.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found)]
+
+
+def step_path(out_dir: str | os.PathLike, step: int) -> Path:
+    return Path(out_dir) / f"step-{step:07d}"
+
+
+def write_last_pointer(out_dir: str | os.PathLike, step: int, path: str | os.PathLike) -> Path:
+    """Atomically point `<out_dir>/last` at checkpoint `path` (a folder inside out_dir) of `step`. Call it
+    only after the checkpoint is complete; a failed write keeps the old pointer (CheckpointError)."""
+    out = Path(out_dir)
+    pointer = out / LAST_POINTER
+    previous = latest_checkpoint(out) if pointer.is_file() else None
+    kept = f"previous pointer kept (-> {previous.name})" if previous is not None else "no pointer was written"
+    with write_errors(pointer, kept):
+        atomic_write_text(pointer, json.dumps({"step": int(step), "path": Path(path).name}))
+    return pointer
+
+
+def save_step_checkpoint(out_dir: str | os.PathLike, step: int, model: torch.nn.Module, cfg: PixarConfig,
+                         state: dict | None = None, meta: dict | None = None, keep_last: int = 0,
+                         weights: dict[str, torch.Tensor] | None = None) -> Path:
+    """The whole save sequence of a training run: write `<out>/step-XXXXXXX` atomically, then repoint
+    `<out>/last`, then keep only the newest `keep_last` step folders (0 = all). `weights` (a full state
+    dict) replaces model.state_dict() when given. A failure at any point leaves the previous checkpoint
+    and pointer intact and raises CheckpointError("no space left on device while writing ...; previous
+    checkpoint ... kept")."""
+    out = Path(out_dir)
+    previous = latest_checkpoint(out)
+    path = step_path(out, step)
+    kept = f"previous checkpoint {previous} kept" if previous is not None else "no earlier checkpoint exists"
+    save_weights_checkpoint(path, model.state_dict() if weights is None else weights, cfg, state,
+                            {"step": step, **(meta or {})}, kept=kept)
+    write_last_pointer(out, step, path)
+    if keep_last > 0:
+        for old in step_checkpoints(out)[:-keep_last]:
+            if old != path:
+                shutil.rmtree(old, ignore_errors=True)
     return path
 
 

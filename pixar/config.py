@@ -134,8 +134,21 @@ class TrainConfig:
     keep_last: int = 2
     threads: int = 0
     """torch CPU threads; 0 = leave torch's default."""
+    parallel: str = "ddp"
+    """ddp (replicated model, all-reduced grads) or fsdp (FSDP2 fully_shard per block + root; sharded
+    torch.distributed.checkpoint saves). Only matters under torchrun with more than one process."""
+    compile: bool | str = "auto"
+    """torch.compile the transformer blocks: true, false, or auto (= on for CUDA, off on CPU)."""
+    activation_checkpointing: bool = False
+    """Recompute each block's activations in backward (less memory, ~1/3 more compute)."""
 
     def __post_init__(self) -> None:
+        if self.parallel not in ("ddp", "fsdp"):
+            raise ConfigError(f"train.parallel must be ddp|fsdp, got {self.parallel!r}")
+        if self.compile not in (True, False, "auto"):
+            raise ConfigError(f"train.compile must be true|false|auto, got {self.compile!r}")
+        if not isinstance(self.activation_checkpointing, bool):
+            raise ConfigError(f"train.activation_checkpointing must be true|false, got {self.activation_checkpointing!r}")
         if self.steps < 0 or self.batch_size <= 0 or self.grad_accum <= 0:
             raise ConfigError("train.steps must be >= 0 and batch_size, grad_accum > 0")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):

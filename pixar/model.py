@@ -14,10 +14,13 @@ Shapes: B batch, T positions, C hidden, nh heads, hs head size, H patch height, 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from .config import ModelConfig
 
@@ -132,28 +135,41 @@ class Block(nn.Module):
 
 
 # ---- the model -------------------------------------------------------------------------------
-class Pixar(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+class Pixar(nn.Module, PyTorchModelHubMixin, library_name="pixar-harness", paper_url="https://arxiv.org/abs/2401.03321",
+            repo_url="https://github.com/april-tools/pixar", tags=["pixar", "pixel-language-model"]):
+    """The model. Hub/folder sharing (huggingface_hub's mixin, our checkpoint layout: model.safetensors +
+    config.json = the whole PixarConfig incl. render settings + meta.json + a model card README.md):
+        Pixar.from_pretrained(name_or_dir) -> model (eval mode) with `.pixar_config` (render settings)
+        model.save_pretrained(dir, config=PixarConfig, model_card_kwargs={"training": {...}, "benchmarks": [...]})
+        model.push_to_hub(repo_id, config=..., model_card_kwargs=...)
+    `activation_checkpointing = True` recomputes each block in backward (training only)."""
+
+    def __init__(self, cfg: ModelConfig, generator: torch.Generator | None = None):
         super().__init__()
         self.cfg = cfg
+        self.activation_checkpointing = False
+        self.pixar_config = None  # the full PixarConfig (render settings) when loaded from a checkpoint
         D = cfg.pixels_per_position
         self.embed = nn.Linear(D, cfg.hidden, bias=False)  # = Conv2d(1, C, (8, 16), stride 16)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.norm = RMSNorm(cfg.hidden, cfg.norm_eps)
         self.head = nn.Linear(cfg.hidden, D, bias=False)  # = ConvTranspose2d(C, 1, (8, 16), stride 16)
-        self.reset_parameters()
+        self.reset_parameters(generator)
 
-    def reset_parameters(self) -> None:
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """HF LLaMA init (normal, init_std) for the body; PyTorch's conv default for the patch
-        in/out projections, as in the official code (uniform +-1/sqrt(128) for both)."""
+        in/out projections, as in the official code (uniform +-1/sqrt(128) for both).
+        `generator` (a seeded torch.Generator) makes the init independent of the global RNG."""
         for name, p in self.named_parameters():
+            if p.is_meta:
+                continue
             if name.endswith("norm.weight"):
                 nn.init.ones_(p)
             elif name in ("embed.weight", "head.weight"):
                 bound = 1.0 / math.sqrt(self.cfg.pixels_per_position)
-                nn.init.uniform_(p, -bound, bound)
+                nn.init.uniform_(p, -bound, bound, generator=generator)
             else:
-                nn.init.normal_(p, mean=0.0, std=self.cfg.init_std)
+                nn.init.normal_(p, mean=0.0, std=self.cfg.init_std, generator=generator)
 
     @property
     def position_width(self) -> int:
@@ -185,8 +201,12 @@ class Pixar(nn.Module):
             if key_mask is not None:
                 allowed = allowed & key_mask[:, None, None, : past + T].bool()
             attn_mask = allowed | (k_idx == q_idx)[None, None]
+        recompute = self.activation_checkpointing and self.training and cache is None and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):
-            x = block(x, cos, sin, attn_mask, cache, i)
+            if recompute:  # keep only each block's input; recompute its activations in backward
+                x = activation_checkpoint(block, x, cos, sin, attn_mask, None, i, use_reentrant=False)
+            else:
+                x = block(x, cos, sin, attn_mask, cache, i)
         if cache is not None:
             cache.length += T
         return self.norm(x)
@@ -202,6 +222,43 @@ class Pixar(nn.Module):
                 mask = torch.ones(positions.shape[:2], device=pixels.device)
             loss = masked_bce(logits, patchify(targets.float(), self.position_width), mask)
         return logits, loss
+
+    # ---- sharing (huggingface_hub mixin; our checkpoint layout) ------------------------------
+    def save_pretrained(self, save_directory, *, config=None, repo_id=None, push_to_hub=False,
+                        model_card_kwargs=None, **push_to_hub_kwargs):
+        """Write our checkpoint layout + a model card to `save_directory` (atomically). `config`: the
+        PixarConfig (or its dict) to store; default `self.pixar_config`, else one built from `self.cfg`.
+        model_card_kwargs: {"training": {"steps": ..., ...}, "benchmarks": [{"task", "metric", "value",
+        "protocol", ...}]} for the generated card."""
+        from .hub import pixar_config_for
+
+        self._hub_pending = (pixar_config_for(self, config), dict(model_card_kwargs or {}))
+        try:
+            return super().save_pretrained(save_directory, config=None, repo_id=repo_id, push_to_hub=push_to_hub,
+                                           model_card_kwargs=model_card_kwargs, **push_to_hub_kwargs)
+        finally:
+            del self._hub_pending
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        from .hub import save_for_hub
+
+        cfg, card = getattr(self, "_hub_pending", (None, {}))
+        save_for_hub(self, Path(save_directory), cfg, card)
+
+    def generate_model_card(self, *args, **kwargs):
+        from .hub import model_card
+
+        cfg = getattr(self, "_hub_pending", (None, {}))[0]
+        return model_card(self, cfg, **kwargs)
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision=None, cache_dir=None, force_download=False, proxies=None,
+                         resume_download=None, local_files_only=False, token=None, map_location: str = "cpu",
+                         **model_kwargs):
+        from .hub import load_for_hub
+
+        return load_for_hub(model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
+                            local_files_only=local_files_only, token=token, device=map_location)
 
 
 def masked_bce(logits: torch.Tensor, target_positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
