@@ -99,13 +99,6 @@ def unflatten_state(skel: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 # ---- writing ---------------------------------------------------------------------------------
-def _versions() -> dict[str, str]:
-    import numpy
-    import PIL
-
-    return {"torch": torch.__version__, "numpy": numpy.__version__, "pillow": PIL.__version__}
-
-
 @contextmanager
 def write_errors(path: Path, kept: str):
     """Turn an OSError while writing `path` into a one-line CheckpointError saying what was `kept`."""
@@ -166,7 +159,9 @@ def write_checkpoint_files(folder: Path, cfg: PixarConfig | None, state: dict | 
         skel, tensors = flatten_state(state)
         save_file(tensors, str(folder / "state.safetensors"))
         (folder / "state.json").write_text(json.dumps(skel))
-    m = {"kind": "pixar", "versions": _versions(), **(meta or {})}
+    from .provenance import versions
+
+    m = {"kind": "pixar", "versions": versions(), **(meta or {})}
     (folder / "meta.json").write_text(json.dumps(m, indent=2))
     for name, text in (extra_files or {}).items():
         (folder / name).write_text(text)

@@ -36,6 +36,15 @@ class TrainingError(RuntimeError):
     """A run that cannot start or continue (diverged, nothing to resume, occupied output folder)."""
 
 
+class Preempted(Exception):
+    """The run stopped early on request (SIGTERM/SIGUSR1) after saving `checkpoint` at `step`; `message` is the
+    one line saying how to resume. Not an error: `pixar train` prints the message and exits 0."""
+
+    def __init__(self, message: str, step: int, checkpoint):
+        super().__init__(message)
+        self.message, self.step, self.checkpoint = message, step, checkpoint
+
+
 class NonFiniteLoss(TrainingError):
     """A NaN/Inf loss or gradient norm, detected before the optimiser stepped."""
 
@@ -92,26 +101,31 @@ class StandardStep:
     """One optimiser step of a plain objective.
 
     micro_batches(step) -> [(batch, weight), ...]: the step's micro-batches and their loss weights (summing
-    to 1); loss_fn(batch) -> scalar loss tensor. Gradients accumulate over the micro-batches (DDP syncs only
-    on the last: pass `no_sync`), are clipped to `grad_clip` (0 = no clipping, norm still reported), and a
-    NaN/Inf loss or norm raises NonFiniteLoss before the update. `reduce(values)` averages the logged loss
-    over ranks (identity in one process)."""
+    to 1); loss_fn(batch) -> scalar loss tensor. Gradients accumulate over the micro-batches (data-parallel
+    gradient sync only on the last: pass `grad_sync(enabled)`, e.g. pixar.parallel.grad_sync for DDP/FSDP), are
+    clipped to `grad_clip` (0 = no clipping, norm still reported; `clip_norm(max_norm) -> pre-clip norm`
+    replaces the plain clip, e.g. FSDP's global norm over shards), and a NaN/Inf loss or norm raises
+    NonFiniteLoss before the update. `reduce(values)` averages the logged loss over ranks (identity in one
+    process)."""
 
     def __init__(self, params: Sequence[torch.nn.Parameter], loss_fn: Callable[[object], torch.Tensor],
                  optimizer: torch.optim.Optimizer, micro_batches: Callable[[int], list[tuple[object, float]]],
-                 grad_clip: float = 1.0, no_sync: Callable[[], contextlib.AbstractContextManager] | None = None,
-                 scaler: torch.amp.GradScaler | None = None,
+                 grad_clip: float = 1.0,
+                 grad_sync: Callable[[bool], contextlib.AbstractContextManager] | None = None,
+                 clip_norm: Callable[[float], float] | None = None, scaler: torch.amp.GradScaler | None = None,
                  autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
                  reduce: Callable[[list[float]], list[float]] = lambda v: v):
         self.params = [p for p in params if p.requires_grad]
         self.loss_fn, self.optimizer, self.micro_batches = loss_fn, optimizer, micro_batches
-        self.grad_clip, self.no_sync, self.scaler, self.autocast, self.reduce = grad_clip, no_sync, scaler, autocast, reduce
+        self.grad_clip, self.grad_sync, self.scaler, self.autocast, self.reduce = grad_clip, grad_sync, scaler, autocast, reduce
+        self.clip_norm = clip_norm or (lambda max_norm: float(torch.nn.utils.clip_grad_norm_(self.params, max_norm)))
 
     def __call__(self, step: int) -> dict:
         parts = self.micro_batches(step)
         loss_acc = None
         for i, (batch, weight) in enumerate(parts):
-            sync = self.no_sync() if self.no_sync is not None and i < len(parts) - 1 else contextlib.nullcontext()
+            last = i == len(parts) - 1
+            sync = self.grad_sync(last) if self.grad_sync is not None else contextlib.nullcontext()
             with sync:
                 with self.autocast():
                     loss = self.loss_fn(batch)
@@ -122,8 +136,7 @@ class StandardStep:
         (loss_val,) = self.reduce([float(loss_acc)])
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        clip = self.grad_clip if self.grad_clip > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, clip))
+        grad_norm = self.clip_norm(self.grad_clip if self.grad_clip > 0 else math.inf)
         if not math.isfinite(loss_val) or (self.scaler is None and not math.isfinite(grad_norm)):
             self.optimizer.zero_grad(set_to_none=True)
             raise NonFiniteLoss(f"non-finite loss ({loss_val}) or gradient norm ({grad_norm}) at step {step + 1}")

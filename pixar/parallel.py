@@ -70,10 +70,11 @@ def configure_cuda(device: torch.device) -> None:
 
 
 def make_adamw(params, tc: TrainConfig, device: torch.device, lr: float | None = None) -> torch.optim.AdamW:
-    """AdamW with the config's betas/eps/weight decay; the fused CUDA kernel when on CUDA."""
-    fused = torch.device(device).type == "cuda"
-    return torch.optim.AdamW(params, lr=tc.lr if lr is None else lr, betas=(tc.beta1, tc.beta2), eps=tc.eps,
-                             weight_decay=tc.weight_decay, fused=fused)
+    """pixar.loop.adamw (the one optimiser policy) with the config's betas/eps/weight decay; fused on CUDA."""
+    from .loop import adamw
+
+    return adamw(params, tc.lr if lr is None else lr, (tc.beta1, tc.beta2), tc.eps, tc.weight_decay,
+                 fused=torch.device(device).type == "cuda")
 
 
 def resolve_compile(setting: bool | str, device: torch.device) -> bool:
@@ -226,7 +227,7 @@ def save_sharded(path: str | os.PathLike, modules: dict[str, nn.Module], optimiz
                     save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / "model.safetensors"))
     except BaseException as e:  # noqa: BLE001 - every rank must learn of a failure before the rename
         error = e
-    failed = _any_rank(error is not None)
+    failed = any_rank(error is not None)
     if failed:
         if rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -245,7 +246,8 @@ def save_sharded(path: str | os.PathLike, modules: dict[str, nn.Module], optimiz
     return path
 
 
-def _any_rank(flag: bool) -> bool:
+def any_rank(flag: bool) -> bool:
+    """True on every rank if `flag` is true on any rank (a collective; the flag itself in one process)."""
     _, size = world()
     if size == 1:
         return flag

@@ -103,8 +103,8 @@ def resume_command(argv: list[str] | None = None) -> str:
         i += 1
     if out:
         prog = Path(out[0])
-        if prog.name == "cli.py" and prog.parent.name == "pixar":  # python -m pixar.cli
-            out = ["python", "-m", "pixar.cli"] + out[1:]
+        if prog.name == "app.py" and prog.parent.name == "harness":  # python -m harness.app (torchrun -m ...)
+            out = ["python", "-m", "harness.app"] + out[1:]
         elif prog.suffix == ".py":
             out = ["python", str(prog)] + out[1:]
         else:  # a console script such as `pixar`

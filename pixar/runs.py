@@ -4,8 +4,9 @@ checkpoints with the `last` pointer, metrics.jsonl.
     setup_distributed(device) -> DistInfo       joins the torchrun process group when WORLD_SIZE > 1
     resolve_precision / autocast                 fp32 on CPU, bf16 autocast on CUDA (`auto`), fp16 on request
     capture_rng_state / restore_rng_state        for exact resume
-    prepare_out_dir(out, resume)                 the checkpoint to resume from (or None); refuses to overwrite
-    save_training_checkpoint(out, step, ...)     `<out>/step-XXXXXXX` atomically, then the `last` pointer
+    prepare_out_dir(out, resume)                 the checkpoint to resume from (resume auto|true|false) or None;
+                                                 refuses to start over a run folder that holds checkpoints
+    (step checkpoints + the `last` pointer: pixar.checkpoint.save_step_checkpoint / parallel.save_sharded)
     MetricsLogger(out, ...)                      one JSON line per record (+ TensorBoard when installed)
 """
 from __future__ import annotations
@@ -14,8 +15,6 @@ import contextlib
 import json
 import os
 import random
-import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,12 +22,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .checkpoint import LAST_POINTER, latest_checkpoint, load_config, save_checkpoint
+from .checkpoint import CheckpointError, load_config, step_checkpoints
 from .config import ConfigError, PixarConfig, atomic_write_text
 from .loop import TrainingError
-
-STEP_DIR = re.compile(r"^step-(\d{7,})$")
-
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """auto -> bf16 on CUDA, fp32 elsewhere; bf16/fp16 on CPU are refused (~100x slower there)."""
@@ -107,28 +103,6 @@ def restore_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def checkpoint_dirs(out_dir: str | os.PathLike) -> list[Path]:
-    """The `step-XXXXXXX` checkpoints in `out_dir`, oldest first."""
-    out = Path(out_dir)
-    found = [(int(m.group(1)), p) for p in out.iterdir() if (m := STEP_DIR.match(p.name)) and p.is_dir()] \
-        if out.is_dir() else []
-    return [p for _, p in sorted(found)]
-
-
-def save_training_checkpoint(out_dir: str | os.PathLike, step: int, model: torch.nn.Module, cfg: PixarConfig,
-                             state: dict, keep_last: int = 0, meta: dict | None = None) -> Path:
-    """Write `<out>/step-XXXXXXX` atomically, repoint `<out>/last`, then keep only the newest
-    `keep_last` step folders (0 = keep all)."""
-    out = Path(out_dir)
-    path = save_checkpoint(out / f"step-{step:07d}", unwrap(model), cfg, state, {"step": step, **(meta or {})})
-    atomic_write_text(out / LAST_POINTER, json.dumps({"step": step, "path": path.name}))
-    if keep_last > 0:
-        for old in checkpoint_dirs(out)[:-keep_last]:
-            if old != path:
-                shutil.rmtree(old, ignore_errors=True)
-    return path
-
-
 class MetricsLogger:
     """Appends JSON lines to `<out>/metrics.jsonl` (main process only); TensorBoard too when installed."""
 
@@ -165,12 +139,17 @@ class MetricsLogger:
 
 
 # ---- run folders -----------------------------------------------------------------------------------
-def prepare_out_dir(out: Path, resume: bool) -> Path | None:
-    ckpt = latest_checkpoint(out)
-    if resume and ckpt is None:
-        raise TrainingError(f"{out}: nothing to resume (no '{LAST_POINTER}' checkpoint pointer)")
-    if not resume and (ckpt is not None or checkpoint_dirs(out)):
-        raise TrainingError(f"{out} already holds checkpoints; pass --resume to continue or choose another --out")
+def prepare_out_dir(out: Path, resume: str | bool) -> Path | None:
+    """The checkpoint to start from: resume "auto" = the newest one in `out` if any (a requeued job reruns the
+    same command), "true" = it must exist, "false" = none. A fresh start never overwrites checkpoints."""
+    from .preempt import resume_checkpoint
+
+    try:
+        ckpt = resume_checkpoint(out, resume)
+    except CheckpointError as e:
+        raise TrainingError(str(e)) from None
+    if ckpt is None and step_checkpoints(out):
+        raise TrainingError(f"{out} already holds checkpoints; pass --resume auto to continue or choose another --out")
     return ckpt
 
 

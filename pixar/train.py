@@ -20,7 +20,9 @@ saves; every rank reads the checkpoint on resume (a shared filesystem is assumed
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -28,18 +30,21 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .checkpoint import latest_checkpoint, load_state, load_weights
+from . import parallel
+from .checkpoint import (CheckpointError, latest_checkpoint, load_state, load_weights, save_step_checkpoint,
+                         step_checkpoints, step_path, write_last_pointer)
 from .config import ConfigError, PixarConfig, atomic_write
 from .data import ChunkStream, build_splits, make_loader, render_texts
-from .loop import NonFiniteLoss, Schedule, StandardStep, TrainingError, adamw, every, run_loop
+from .loop import NonFiniteLoss, Preempted, Schedule, StandardStep, TrainingError, every, run_loop
 from .model import Pixar
 from .paths import with_fonts
+from .preempt import Preemption
+from .runlock import RunLock
 from .runs import (DistInfo, MetricsLogger, all_reduce_mean, autocast, capture_rng_state, check_compatible,
-                   prepare_out_dir, resolve_precision, restore_rng_state, save_training_checkpoint, setup_distributed,
-                   unwrap)
+                   prepare_out_dir, resolve_precision, restore_rng_state, setup_distributed)
 
 __all__ = ["train_stage1", "validation_loss", "sample_prompts", "save_samples", "TrainingError", "NonFiniteLoss",
-           "latest_checkpoint"]
+           "Preempted", "latest_checkpoint"]
 
 
 # ---- evaluation and samples ----------------------------------------------------------------
@@ -82,7 +87,7 @@ def save_samples(model: Pixar, renderer, prompts: list[str], path: Path, max_new
     from .model import unpatchify
     from .render import to_image
 
-    gen = generate_from_text(unwrap(model), renderer, prompts, max_new_positions)
+    gen = generate_from_text(parallel.unwrap(model), renderer, prompts, max_new_positions)
     pw, H = gen.position_width, gen.pixels.shape[1]
     spans = [(int(gen.start[i]) * pw, (int(gen.start[i]) + int(gen.num_generated[i])) * pw) for i in range(len(prompts))]
     width, n = max(end for _, end in spans), len(prompts)
@@ -99,20 +104,53 @@ def save_samples(model: Pixar, renderer, prompts: list[str], path: Path, max_new
 
 
 # ---- stage 1 -----------------------------------------------------------------------------------
-def train_stage1(cfg: PixarConfig, out_dir: str | os.PathLike, device: str = "auto", resume: bool = False,
+def train_stage1(cfg: PixarConfig, out_dir: str | os.PathLike, device: str = "auto", resume: str | bool = False,
                  data_dir: str | os.PathLike | None = None,
                  after_step: Callable[[int, torch.nn.Module], None] | None = None) -> Path:
-    """Run (or resume) stage 1 to cfg.train.steps; returns the final checkpoint folder.
+    """Run (or resume: "auto" | "true" | "false", True/False) stage 1 to cfg.train.steps; returns the final
+    checkpoint folder. On SIGTERM/SIGUSR1 it finishes the step, saves and raises Preempted (how to resume).
     `after_step(step, model)` is called after every optimizer step (tests use it to inject faults)."""
     info = setup_distributed(device)
     try:
-        return _stage1(cfg, Path(out_dir), info, resume, data_dir, after_step)
+        with RunLock(out_dir) if info.is_main else contextlib.nullcontext():
+            return _stage1(cfg, Path(out_dir), info, resume, data_dir, after_step)
     finally:
         if info.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _stage1(cfg: PixarConfig, out: Path, info: DistInfo, resume: bool, data_dir, after_step) -> Path:
+def save_run_checkpoint(out: Path, step: int, model: torch.nn.Module, cfg: PixarConfig, state: dict, keep_last: int,
+                        info: DistInfo, meta: dict | None = None, sharded: tuple[dict, dict] | None = None) -> Path:
+    """Write step checkpoint `<out>/step-XXXXXXX`, then the `last` pointer, then prune to `keep_last`.
+    One process / DDP: rank 0 writes `model`'s weights and `state` (optimizer states included by the caller).
+    FSDP: `sharded` = ({name: module}, {name: optimizer}) go through torch.distributed.checkpoint on every
+    rank, rank 0 adds `state` and `model`'s gathered weights (so load_model reads the folder). A failed write
+    keeps the previous checkpoint and pointer (CheckpointError, one line)."""
+    path = step_path(out, step)
+    if sharded is not None:
+        modules, optimizers = sharded
+        name = next(k for k, v in modules.items() if v is model)
+        parallel.save_sharded(path, modules, optimizers, cfg, state=state if info.is_main else None,
+                              meta={"step": step, **(meta or {})}, full_weights=name)
+        if info.is_main:
+            write_last_pointer(out, step, path)
+            for old in (step_checkpoints(out)[:-keep_last] if keep_last > 0 else []):
+                if old != path:
+                    shutil.rmtree(old, ignore_errors=True)
+        parallel.barrier()
+        return path
+    error = None
+    if info.is_main:
+        try:
+            save_step_checkpoint(out, step, parallel.unwrap(model), cfg, state, meta=meta, keep_last=keep_last)
+        except CheckpointError as e:
+            error = e
+    if parallel.any_rank(error is not None):  # every rank stops together (no rank left at a barrier)
+        raise error if error is not None else CheckpointError(f"writing {path} failed on rank 0")
+    return path
+
+
+def _stage1(cfg: PixarConfig, out: Path, info: DistInfo, resume, data_dir, after_step) -> Path:
     tc = cfg.train
     precision = resolve_precision(tc.precision, info.device)
     if tc.batch_size % (info.world_size * tc.grad_accum):
@@ -122,19 +160,26 @@ def _stage1(cfg: PixarConfig, out: Path, info: DistInfo, resume: bool, data_dir,
         torch.set_num_threads(tc.threads)
     ckpt = prepare_out_dir(out, resume)
     splits = build_splits(tc, data_dir)
+    parallel.configure_cuda(info.device)
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(tc.seed)  # scoped: the global generator is restored on exit
-        model = Pixar(cfg.model)
-    model.to(info.device).train()
-    opt = adamw(model.parameters(), tc.lr, (tc.beta1, tc.beta2), tc.eps, tc.weight_decay)
+    model = Pixar(cfg.model, generator=torch.Generator().manual_seed(tc.seed)).to(info.device).train()
+    state = None
+    if ckpt is not None:
+        check_compatible(cfg, ckpt)
+        state = load_state(ckpt)
+        if not parallel.is_sharded(ckpt):
+            if tc.parallel == "fsdp" and info.world_size > 1:
+                raise TrainingError(f"{ckpt} was saved unsharded (train.parallel=ddp); resume it with ddp")
+            load_weights(model, ckpt)
+    model = parallel.wrap(parallel.prepare_model(model, tc, info.device), tc.parallel, info.device)
+    opt = parallel.make_adamw(model.parameters(), tc, info.device)  # after wrap: under FSDP the shards
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     start, consumed = 0, 0
     if ckpt is not None:
-        check_compatible(cfg, ckpt)
-        load_weights(model, ckpt)
-        state = load_state(ckpt)
-        opt.load_state_dict(state["optimizer"])
+        if parallel.is_sharded(ckpt):
+            parallel.load_sharded(ckpt, {"model": model}, {"model": opt})
+        else:
+            opt.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         restore_rng_state(state["rng"])
@@ -145,10 +190,6 @@ def _stage1(cfg: PixarConfig, out: Path, info: DistInfo, resume: bool, data_dir,
             logging.getLogger(__name__).warning(
                 "%s: the corpus changed (%s -> %d training chunks); the data position is approximate",
                 ckpt, state.get("num_train_chunks"), len(splits.train))
-    ddp = model
-    if info.world_size > 1:
-        ddp = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
 
     stream = ChunkStream(splits.train, with_fonts(cfg.render, data_dir), tc.seed, tc.batch_size, consumed, info.rank,
                          info.world_size, tc.grad_accum)
@@ -156,8 +197,10 @@ def _stage1(cfg: PixarConfig, out: Path, info: DistInfo, resume: bool, data_dir,
     renderer = stream.renderer()
     val_texts = splits.val[: tc.eval_batches * tc.batch_size]
     mb = stream.micro_batch
-    val_batches = [render_texts(renderer, val_texts[i: i + mb])
-                   for n, i in enumerate(range(0, len(val_texts), mb)) if n % info.world_size == info.rank]
+    starts = list(range(0, len(val_texts), mb))
+    starts = starts[: len(starts) - len(starts) % info.world_size] if len(starts) >= info.world_size else starts
+    val_batches = [render_texts(renderer, val_texts[i: i + mb])  # every rank the same number (FSDP needs all)
+                   for n, i in enumerate(starts) if n % info.world_size == info.rank]
     prompts = sample_prompts(splits.val or splits.train, renderer) if info.is_main else []
     metrics = MetricsLogger(out, info.is_main, resume_step=start if ckpt is not None else -1, tag="stage1")
     if info.is_main:
@@ -169,10 +212,11 @@ def _stage1(cfg: PixarConfig, out: Path, info: DistInfo, resume: bool, data_dir,
     def loss_fn(batch: dict) -> torch.Tensor:
         pixels = batch["pixels"].to(info.device, non_blocking=True)
         mask = batch["mask"].to(info.device, non_blocking=True)
-        return ddp(pixels, mask, pixels)[1]
+        return model(pixels, mask, pixels)[1]
 
     step_fn = StandardStep(list(model.parameters()), loss_fn, opt, micro_batches, tc.grad_clip,
-                           no_sync=ddp.no_sync if ddp is not model else None, scaler=scaler,
+                           grad_sync=lambda last: parallel.grad_sync(model, enabled=last),
+                           clip_norm=lambda max_norm: parallel.clip_grad_norm(model, max_norm), scaler=scaler,
                            autocast=lambda: autocast(precision, info.device),
                            reduce=lambda v: all_reduce_mean(v, info))
 
@@ -180,53 +224,62 @@ def _stage1(cfg: PixarConfig, out: Path, info: DistInfo, resume: bool, data_dir,
         return validation_loss(model, val_batches, info, precision) if val_texts and tc.eval_batches > 0 else None
 
     def sample(at: int) -> None:
-        if info.is_main and prompts:
+        if prompts:  # rank 0 alone runs the generator: not under FSDP (its forward needs every rank)
             save_samples(model, renderer, prompts, out / "samples" / f"step-{at:07d}.png", cfg.render.max_positions // 4)
 
-    last = ckpt
+    done = {"last": ckpt, "saved_at": start}
     positions_per_step = tc.batch_size * cfg.render.max_positions
     window = {"seconds": 0.0, "steps": 0}
 
+    fsdp = parallel.is_fsdp(model)
+
+    def save(step: int) -> None:
+        n = step - start
+        state = {"step": step, "consumed": consumed + n * tc.batch_size, "data": stream.position_after(n).to_dict(),
+                 "num_train_chunks": len(splits.train), "rng": capture_rng_state(),
+                 "scaler": scaler.state_dict() if scaler is not None else None}
+        if not fsdp:
+            state["optimizer"] = opt.state_dict()
+        done["last"] = save_run_checkpoint(out, step, model, cfg, state, tc.keep_last, info,
+                                           sharded=({"model": model}, {"model": opt}) if fsdp else None)
+        done["saved_at"] = step
+
     def on_step(step: int, m: dict) -> None:
-        nonlocal last
         window["seconds"] += m["step_seconds"]
         window["steps"] += 1
         record = {"step": step, "loss": m["loss"], "lr": m["lr"], "grad_norm": m["grad_norm"],
                   "positions_per_s": window["steps"] * positions_per_step / max(window["seconds"], 1e-9)}
         if every(tc.eval_every, step, tc.steps) and (val := evaluate()) is not None:
             record["val_loss"] = val
-        if every(tc.sample_every, step, tc.steps):
+        if every(tc.sample_every, step, tc.steps) and not fsdp:
             sample(step)
         if step % max(tc.log_every, 1) == 0 or "val_loss" in record or step == tc.steps:
             metrics.log(record)
             window.update(seconds=0.0, steps=0)
         if every(tc.save_every, step, tc.steps):
-            done = step - start
-            state = {"step": step, "consumed": consumed + done * tc.batch_size,
-                     "data": stream.position_after(done).to_dict(), "num_train_chunks": len(splits.train),
-                     "optimizer": opt.state_dict(), "rng": capture_rng_state(),
-                     "scaler": scaler.state_dict() if scaler is not None else None}
-            if info.is_main:
-                save_training_checkpoint(out, step, model, cfg, state, tc.keep_last)
-            if info.world_size > 1:
-                dist.barrier()
-            last = out / f"step-{step:07d}"
+            save(step)
         if after_step is not None:
-            after_step(step, model)
+            after_step(step, parallel.unwrap(model))
 
     def kept(step: int, e: Exception) -> str:
-        where = f"last good checkpoint: {last}" if last is not None else "no checkpoint was saved before it"
+        where = f"last good checkpoint: {done['last']}" if done["last"] is not None else "no checkpoint was saved before it"
         hint = "a lower train.lr" + (" or train.precision=fp32" if precision != "fp32" else "")
         return f"stopped ({where}); try {hint}"
 
     if ckpt is None and tc.steps > 0:  # the untrained baseline (every rank joins the validation all-reduce)
         if (val := evaluate()) is not None:
             metrics.log({"step": 0, "val_loss": val})
-        sample(0)
+        if not fsdp:
+            sample(0)
     try:
-        run_loop(step_fn, start, tc.steps, schedules=[(opt, Schedule.of(tc))], hooks=[on_step], desc="stage 1",
-                 progress=info.is_main, on_error=kept,
-                 postfix=lambda m: {"loss": f"{m['loss']:.4f}", "lr": f"{m['lr']:.2e}"})
+        with Preemption() as pre:
+            step = run_loop(step_fn, start, tc.steps, schedules=[(opt, Schedule.of(tc))], hooks=[on_step],
+                            desc="stage 1", progress=info.is_main, on_error=kept, should_stop=pre.should_stop,
+                            postfix=lambda m: {"loss": f"{m['loss']:.4f}", "lr": f"{m['lr']:.2e}"})
+            if step < tc.steps:  # stopped on request: save where we are (once), say how to resume
+                if done["saved_at"] != step:
+                    save(step)
+                raise Preempted(pre.resume_message(step, done["last"]), step, done["last"])
     finally:
         metrics.close()
-    return last if last is not None else out
+    return done["last"] if done["last"] is not None else out

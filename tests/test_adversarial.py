@@ -13,7 +13,7 @@ from pixar.adversarial import (ADV_WEIGHT_EPS, LAMBDA_EPS, AdversarialError, Adv
                                adversarial_forward, alpha_at, lambda_auto, sample_positions)
 from pixar.stage2 import LOGGED_KEYS, train_stage2
 from pixar.checkpoint import CheckpointError, load_model, load_state
-from pixar.runs import save_training_checkpoint
+from pixar.checkpoint import save_step_checkpoint
 from pixar.config import AdvConfig, ModelConfig, PixarConfig, RenderConfig, preset_path
 from pixar.discriminator import Discriminator, PrefixKV, fake_attention_mask
 from pixar.model import Pixar, patchify
@@ -225,7 +225,7 @@ def stage2_setup(tmp_path_factory):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = Pixar(cfg.model)
-    init = save_training_checkpoint(root / "stage1", 10, model, cfg, {"step": 10})
+    init = save_step_checkpoint(root / "stage1", 10, model, cfg, {"step": 10})
     return cfg, init, root
 
 
@@ -319,11 +319,11 @@ def test_stage2_continues_after_the_chunks_stage1_consumed(stage2, tmp_path, mon
 
     monkeypatch.setattr(stage2_module, "ChunkStream", Recording)
     # a stage-1 checkpoint that consumed 7 chunks of this very corpus: stage 2 starts at chunk 7
-    ck = save_training_checkpoint(root / "consumed", 3, load_model(init)[0], cfg,
+    ck = save_step_checkpoint(root / "consumed", 3, load_model(init)[0], cfg,
                                   {"step": 3, "consumed": 7, "num_train_chunks": n})
     train_stage2(cfg, str(ck), tmp_path / "after", device="cpu")
     # one made on another corpus (a different chunk count): the position means nothing here, start at 0
-    other = save_training_checkpoint(root / "other", 3, load_model(init)[0], cfg,
+    other = save_step_checkpoint(root / "other", 3, load_model(init)[0], cfg,
                                      {"step": 3, "consumed": 7, "num_train_chunks": n + 1})
     train_stage2(cfg, str(other), tmp_path / "fresh", device="cpu")
     assert seen == [7, 0]

@@ -74,9 +74,9 @@ def test_handlers_are_restored_and_flags(tmp_path):
 
 
 def test_resume_command_and_resume_modes(tmp_path):
-    cli = str(REPO / "pixar" / "cli.py")
+    cli = str(REPO / "harness" / "app.py")
     assert resume_command([cli, "train", "--out", "r", "--resume", "true", "--stage", "1"]) == \
-        "python -m pixar.cli train --out r --stage 1 --resume auto"
+        "python -m harness.app train --out r --stage 1 --resume auto"
     assert resume_command(["/venv/bin/pixar", "train", "--resume=false", "--out", "my run"]) == \
         "pixar train --out 'my run' --resume auto"
     assert resume_checkpoint(tmp_path, "auto") is None and resume_checkpoint(tmp_path, False) is None

@@ -21,7 +21,8 @@ from pixar.config import ConfigError, PixarConfig, TrainConfig, preset_path
 from pixar.paths import DataNotFound, find_font
 from pixar.checkpoint import latest_checkpoint
 from pixar.loop import Schedule, TrainingError
-from pixar.runs import capture_rng_state, resolve_precision, restore_rng_state, save_training_checkpoint
+from pixar.checkpoint import save_step_checkpoint
+from pixar.runs import capture_rng_state, resolve_precision, restore_rng_state
 from pixar.train import train_stage1
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,7 +106,7 @@ def test_checkpoint_round_trip_with_optimizer_and_rng(tmp_path):
     rng = capture_rng_state()
     expected = (torch.rand(3), np.random.rand(3), random.random())
     for step in (1, 2, 3):
-        save_training_checkpoint(tmp_path, step, model, cfg, {"step": step, "optimizer": opt.state_dict(), "rng": rng},
+        save_step_checkpoint(tmp_path, step, model, cfg, {"step": step, "optimizer": opt.state_dict(), "rng": rng},
                                  keep_last=2)
     assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-0000002", "step-0000003"]
     ckpt = latest_checkpoint(tmp_path)
