@@ -1,0 +1,154 @@
+"""Cluster readiness through `pixar train` itself: FSDP == DDP == one process and resharded resume, SIGTERM ->
+checkpoint + exit 0 + exact resume with `--resume auto`, the run lock between two processes, a disk-full save."""
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pixar.checkpoint import CheckpointError, latest_checkpoint, load_model, step_checkpoints, write_last_pointer
+from pixar.config import PixarConfig, preset_path
+from pixar.train import train_stage1
+from test_train import corpus, free_port, losses, micro_overrides  # noqa: F401  (shared fixtures)
+
+REPO = Path(__file__).resolve().parent.parent
+TOL = 1e-5  # fp32 on CPU: the same global batch through 1, 2 (DDP) or 2 (FSDP) ranks, summed in another order
+
+
+def train_cmd(out: Path, sets: list[str], *extra: str) -> list[str]:
+    cmd = [sys.executable, "-m", "harness.app", "train", "--stage", "1", "--config", "pixar-micro", "--out", str(out),
+           "--device", "cpu", *extra]
+    for s in sets:
+        cmd += ["--set", s]
+    return cmd
+
+
+def run_two_ranks(cmd: list[str]) -> None:
+    env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
+           "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen(cmd, cwd=REPO, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    try:
+        outputs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+
+
+@pytest.mark.slow
+def test_fsdp_matches_ddp_and_one_process_and_resumes_at_world_size_1(corpus, tmp_path):  # noqa: F811
+    sets = micro_overrides(corpus, steps=4, batch_size=8, save_every=2, grad_accum=2)
+    single = tmp_path / "single"
+    train_stage1(PixarConfig.from_yaml(preset_path("pixar-micro"), sets), single, device="cpu")
+    runs = {}
+    for mode in ("ddp", "fsdp"):
+        runs[mode] = tmp_path / mode
+        run_two_ranks(train_cmd(runs[mode], sets + [f"train.parallel={mode}"]))
+    ref = losses(single)
+    for mode, out in runs.items():
+        got = losses(out)
+        assert sorted(got) == [1, 2, 3, 4]
+        assert max(abs(got[s] - ref[s]) for s in ref) < TOL, (mode, got, ref)
+    fsdp_ckpt = latest_checkpoint(runs["fsdp"])
+    assert (fsdp_ckpt / "sharded" / ".metadata").is_file()  # a torch.distributed.checkpoint folder ...
+    m_fsdp, _ = load_model(fsdp_ckpt)  # ... that also holds the gathered weights
+    m_one, _ = load_model(latest_checkpoint(single))
+    for (k, a), (_, b) in zip(m_fsdp.state_dict().items(), m_one.state_dict().items()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=k)
+
+    # saved at world size 2 (step 2), resumed in one process: steps 3-4 reproduce the uninterrupted losses
+    write_last_pointer(runs["fsdp"], 2, runs["fsdp"] / "step-0000002")
+    shutil.rmtree(runs["fsdp"] / "step-0000004")
+    train_stage1(PixarConfig.from_yaml(preset_path("pixar-micro"), sets + ["train.parallel=fsdp"]), runs["fsdp"],
+                 device="cpu", resume="auto")
+    resumed = losses(runs["fsdp"])
+    assert sorted(resumed) == [1, 2, 3, 4] and max(abs(resumed[s] - ref[s]) for s in (3, 4)) < TOL
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _logged_steps(out: Path) -> int:
+    try:
+        return len((out / "metrics.jsonl").read_text().splitlines())
+    except OSError:
+        return 0
+
+
+@pytest.mark.slow
+def test_sigterm_saves_exits_0_and_resume_auto_reproduces_the_losses_and_the_lock_refuses_a_second_run(corpus, tmp_path):  # noqa: F811
+    steps = 600  # ~10 s at ~60 steps/s: long enough that the second run starts while the first trains
+    sets = micro_overrides(corpus, steps=steps, save_every=250, log_every=1)
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(train_cmd(out, sets), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        _wait_for(lambda: _logged_steps(out) >= 3, 120, "the first run's third step")
+        # a second run on the same folder is refused with one line while the first runs
+        second = subprocess.run(train_cmd(out, sets, "--resume", "auto"), cwd=REPO, env=env, capture_output=True,
+                                text=True, timeout=120)
+        assert second.returncode != 0
+        errors = [line for line in second.stderr.splitlines() if line.startswith("Error")]
+        assert len(errors) == 1 and str(first.pid) in errors[0] and "Traceback" not in second.stderr
+        first.send_signal(signal.SIGTERM)
+        stdout, stderr = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, stderr[-2000:]
+    stopped = latest_checkpoint(out)
+    at = int(stopped.name.split("-")[1])
+    assert 3 <= at < steps and "--resume auto" in stdout and f"after step {at}" in stdout
+    assert not (out / ".lock").exists()  # released on the clean exit
+
+    # the requeued job: the same command with --resume auto continues exactly
+    again = subprocess.run(train_cmd(out, sets, "--resume", "auto"), cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    reference = tmp_path / "reference"
+    train_stage1(PixarConfig.from_yaml(preset_path("pixar-micro"), sets), reference, device="cpu")
+    a, b = losses(out), losses(reference)
+    assert sorted(a) == sorted(b) == list(range(1, steps + 1))
+    assert max(abs(a[s] - b[s]) for s in a) < 1e-6
+
+
+def test_disk_full_during_a_save_keeps_the_previous_checkpoint_and_stops_with_one_line(corpus, tmp_path, monkeypatch):  # noqa: F811
+    import pixar.checkpoint as ck
+
+    real, calls = ck.save_file, []
+
+    def full_disk(tensors, filename, *args, **kwargs):
+        calls.append(filename)
+        if len(calls) >= 3:  # step 2: model + state written; step 4: the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device", filename)
+        return real(tensors, filename, *args, **kwargs)
+
+    monkeypatch.setattr(ck, "save_file", full_disk)
+    out = tmp_path / "run"
+    with pytest.raises(CheckpointError, match=r"no space left on device while writing .*step-0000004; previous "
+                                              r"checkpoint .*step-0000002 kept"):
+        train_stage1(PixarConfig.from_yaml(preset_path("pixar-micro"), micro_overrides(corpus, steps=4, save_every=2)),
+                     out, device="cpu")
+    assert latest_checkpoint(out).name == "step-0000002"
+    assert [p.name for p in step_checkpoints(out)] == ["step-0000002"]
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("step-")) == ["step-0000002"]  # no temp folder
+    assert json.loads((out / "last").read_text())["step"] == 2
+    model, _ = load_model(out / "step-0000002")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
