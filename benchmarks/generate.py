@@ -30,8 +30,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = PixarConfig.from_yaml(preset_path(args.preset)).model
-    torch.manual_seed(0)
-    model = Pixar(cfg).eval()
+    model = Pixar(cfg, generator=torch.Generator().manual_seed(0)).eval()
     P, pw = args.prompt_positions, cfg.patch_size * cfg.patch_len
     rng = np.random.default_rng(0)
     pixels = (rng.random((args.batch, cfg.patch_size, (P + 1) * pw)) > 0.2).astype(np.uint8)

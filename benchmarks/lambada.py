@@ -25,8 +25,7 @@ def build_random_models(tmp: Path) -> tuple[str, str]:
     from pixar.model import Pixar
 
     cfg = PixarConfig.from_yaml(preset_path("pixar-tiny"))
-    torch.manual_seed(0)
-    px = save_checkpoint(tmp / "pixar", Pixar(cfg.model), cfg)
+    px = save_checkpoint(tmp / "pixar", Pixar(cfg.model, generator=torch.Generator().manual_seed(0)), cfg)
     gcfg = GPT2BaselineConfig.from_yaml(preset_path("gpt2-tiny"))
     tok = gpt2_tokenizer()
     gpt = save_gpt2(build_gpt2(gcfg, len(tok), tok.eos_token_id, 0), tok, tmp / "gpt2", {"name": "gpt2-tiny-random"})

@@ -108,8 +108,7 @@ def main() -> None:
     pixels = (torch.rand(B, m.patch_size, T * m.patch_size * m.patch_len, generator=gen) > 0.2).to(torch.uint8)
     mask = torch.ones(B, T)
 
-    torch.manual_seed(0)
-    ours, theirs = Pixar(m), HFPixar(m)
+    ours, theirs = Pixar(m, generator=torch.Generator().manual_seed(0)), HFPixar(m)
     n_ours = ours.num_params()
     n_theirs = sum(p.numel() for n, p in theirs.named_parameters() if "embed_tokens" not in n)
     copy_weights(ours, theirs)

@@ -86,10 +86,9 @@ def _cached_fast_tokenizer(files: tuple[Path, Path]):
             log.warning("ignoring unreadable tokenizer cache %s (%s)", cached, e)
     tok = GPT2TokenizerFast(vocab_file=str(files[0]), merges_file=str(files[1]))
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-        tok.backend_tokenizer.save(str(tmp))
-        os.replace(tmp, cached)
+        from pixar.config import atomic_write
+
+        atomic_write(cached, lambda tmp: tok.backend_tokenizer.save(str(tmp)))
     except OSError as e:
         log.warning("cannot cache the GPT-2 tokenizer at %s (%s)", cached, e)
     return tok

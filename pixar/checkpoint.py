@@ -110,6 +110,16 @@ def write_errors(path: Path, kept: str):
         raise CheckpointError(f"{what} while writing {path}; {kept}") from e
 
 
+def publish_dir(tmp: Path, path: Path) -> None:
+    """Put the complete folder `tmp` in place of `path` (the old one, if any, is moved aside first and removed
+    last): readers see the old folder or the new one, never half of either."""
+    old = path.with_name(f"{path.name}.old-{os.getpid()}")
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 @contextmanager
 def atomic_dir(path: str | os.PathLike):
     """Yield a fresh temp folder beside `path`; on success it replaces `path` as a whole (the old folder is
@@ -120,11 +130,7 @@ def atomic_dir(path: str | os.PathLike):
     tmp.mkdir(parents=True)
     try:
         yield tmp
-        old = path.with_name(f"{path.name}.old-{os.getpid()}")
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+        publish_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

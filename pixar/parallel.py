@@ -40,7 +40,8 @@ import torch.nn as nn
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
                                                      set_model_state_dict, set_state_dict)
 
-from .checkpoint import CheckpointError, load_config, load_meta, save_checkpoint, write_checkpoint_files, write_errors
+from .checkpoint import (CheckpointError, load_config, load_meta, publish_dir, save_checkpoint, write_checkpoint_files,
+                         write_errors)
 from .config import ConfigError, PixarConfig, TrainConfig
 from .model import Block
 
@@ -237,11 +238,7 @@ def save_sharded(path: str | os.PathLike, modules: dict[str, nn.Module], optimiz
         raise CheckpointError(f"writing {path} failed on another rank; {kept}")
     if rank == 0:
         with write_errors(path, kept):
-            old = path.with_name(f"{path.name}.old-{os.getpid()}")
-            if path.exists():
-                os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+            publish_dir(tmp, path)
     barrier()
     return path
 
