@@ -16,12 +16,20 @@ Per step, on one batch of real rendered sequences (positions x [B, T, D], mask m
         alpha_t = alpha * min(1, (step - 1) / alpha_warmup).
     D update: grad(L_D) w.r.t. D only (real and fake are treated as constants), same batch, after G.
 
-Gradient bookkeeping: dL/dlogits is taken separately for L_bce and L_adv (cheap: L_adv reaches the
-logits through D's S-token pass only); W_out's gradients are then dL/dlogits^T h (h = G's final hidden
-states), and G needs a single backward with the combined logit gradient. Under torch.distributed the
-gradients are averaged across ranks (all_reduce) before the lambda means and before the updates, so
-no DistributedDataParallel wrapper is used here. Separate AdamW optimisers (stage-1 betas, eps, weight
-decay, clip) with schedules passed in as functions of the step; the run around it is pixar.stage2.
+Gradient bookkeeping: D scores a detached copy of the fakes (a leaf tensor `fake_in`), so D's graph never
+reaches G. dL/dlogits is taken separately for L_bce and for L_adv (autograd.grad w.r.t. activations: L_adv
+to `fake_in` through D's S-token pass, then through the sigmoid to the logits); W_out's gradients are
+dL/dlogits^T h (h = G's final hidden states), averaged across ranks before the lambda means. The parameter
+gradients come from `.backward()`: L_D.backward() fills D's .grad, and one
+`logits.backward(dL_bce/dlogits + w * dL_adv/dlogits)` fills G's. Three modes, one code path:
+    one process              plain modules
+    torchrun, unwrapped      .grad all-reduced (averaged) by hand across ranks (average_across_ranks)
+    torchrun, FSDP2          G and D from pixar.parallel.wrap(m, "fsdp", device): FSDP reduce-scatters the
+                             .grad of the shards itself; norms/clipping on shards via pixar.parallel.clip_grad_norm
+(DistributedDataParallel wrappers are refused: stage 2 calls hidden_states/head/real_logits directly, which
+DDP does not synchronise; pass the unwrapped modules instead.) Separate AdamW optimisers (stage-1 betas,
+eps, weight decay, clip), built from the modules' parameters in __init__ (so construct the trainer after
+wrapping) or passed in; schedules are functions of the step; the run around it is pixar.stage2.
 """
 from __future__ import annotations
 
@@ -38,6 +46,7 @@ from .config import PixarConfig
 from .discriminator import Discriminator, PrefixKV
 from .loop import NonFiniteLoss, adamw, set_lr
 from .model import Pixar, masked_bce, patchify
+from .parallel import clip_grad_norm, is_fsdp
 
 LAMBDA_EPS = 1e-8
 """Added to the denominator of lambda_auto (no fake gradient -> a large finite ratio, not inf)."""
@@ -104,11 +113,15 @@ class AdversarialForward:
     real_logits: torch.Tensor  # [B, T, 2]
     fake_logits: torch.Tensor  # [B, S, 2]
     fake_mask: torch.Tensor  # [B, S]: target of each sampled position attended in that row
+    fake: torch.Tensor  # [B, S, D] sigmoid(logits[:, pred_idx]), attached to G
+    fake_in: torch.Tensor  # [B, S, D] what D scored: `fake` itself, or a detached leaf copy (detach_fake)
 
 
 def adversarial_forward(gen: Pixar, disc: Discriminator, positions: torch.Tensor, mask: torch.Tensor,
-                        pred_idx: torch.Tensor) -> AdversarialForward:
-    """positions [B, T, D] real pixels in [0, 1]; mask [B, T]; pred_idx [S] long (see sample_positions)."""
+                        pred_idx: torch.Tensor, detach_fake: bool = False) -> AdversarialForward:
+    """positions [B, T, D] real pixels in [0, 1]; mask [B, T]; pred_idx [S] long (see sample_positions).
+    detach_fake: D scores a leaf copy of the fakes (requires_grad), so no loss on D's logits reaches G;
+    the gradient of L_adv then reaches G only through dL_adv/dfake_in chained by hand (the trainer)."""
     pred_idx = pred_idx.to(positions.device)
     hidden = gen.hidden_states(positions)
     logits = gen.head(hidden)
@@ -116,12 +129,13 @@ def adversarial_forward(gen: Pixar, disc: Discriminator, positions: torch.Tensor
     cache = PrefixKV(disc.cfg.layers)
     real_logits = disc.real_logits(positions, cache)
     fake = torch.sigmoid(logits[:, pred_idx].float())  # [B, S, D]: G's continuous next-position prediction
-    fake_logits = disc.fake_logits(fake, pred_idx, cache)
+    fake_in = fake.detach().requires_grad_() if detach_fake else fake
+    fake_logits = disc.fake_logits(fake_in, pred_idx, cache)
     fake_mask = mask[:, pred_idx + 1].float()
     ce_real, ce_fake = masked_ce(real_logits, 1, mask), masked_ce(fake_logits, 0, fake_mask)
     adv = masked_ce(fake_logits, 1, fake_mask)
     return AdversarialForward(hidden, logits, bce, adv, 0.5 * (ce_real + ce_fake), ce_real, ce_fake,
-                              real_logits, fake_logits, fake_mask)
+                              real_logits, fake_logits, fake_mask, fake, fake_in)
 
 
 def head_weight_grad(grad_logits: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
@@ -158,28 +172,48 @@ def average_across_ranks(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
 class AdversarialTrainer:
     """Owns G, D, their AdamW optimisers, lambda_prev and the position sampler's generator.
 
+    gen / disc: plain modules (one process, or torchrun with gradients all-reduced here), or both wrapped
+    by pixar.parallel.wrap(m, "fsdp", device) BEFORE the trainer is built (its optimisers hold the
+    parameters it sees: FSDP's shards). optimizers=(opt_g, opt_d) replaces the built-in AdamW pair.
     lr_g_at / lr_d_at: 1-based step -> learning rate (warm-up + cosine, supplied by the caller)."""
 
     def __init__(self, gen: Pixar, disc: Discriminator, cfg: PixarConfig, lr_g_at: Callable[[int], float],
-                 lr_d_at: Callable[[int], float], seed: int = 0, autocast: Callable[[], object] | None = None):
+                 lr_d_at: Callable[[int], float], seed: int = 0, autocast: Callable[[], object] | None = None,
+                 optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer] | None = None):
+        for name, m in (("generator", gen), ("discriminator", disc)):
+            if isinstance(m, torch.nn.parallel.DistributedDataParallel):
+                raise ValueError(f"stage 2 takes the {name} unwrapped or FSDP-wrapped, not under DistributedDataParallel "
+                                 "(it calls hidden_states/head/real_logits, which DDP does not synchronise; "
+                                 "unwrapped modules get their gradients all-reduced by the trainer)")
+        if is_fsdp(gen) != is_fsdp(disc):
+            raise ValueError("stage 2 needs the generator and the discriminator wrapped alike (both FSDP or neither)")
         self.gen, self.disc, self.cfg = gen, disc, cfg
+        self.fsdp = is_fsdp(gen)  # FSDP reduce-scatters gradients itself; otherwise they are averaged by hand
         t = cfg.train
-        opt = dict(betas=(t.beta1, t.beta2), eps=t.eps, weight_decay=t.weight_decay)
-        self.opt_g = adamw(gen.parameters(), lr_g_at(1), **opt)
-        self.opt_d = adamw(disc.parameters(), lr_d_at(1), **opt)
+        if optimizers is None:
+            opt = dict(betas=(t.beta1, t.beta2), eps=t.eps, weight_decay=t.weight_decay)
+            optimizers = adamw(gen.parameters(), lr_g_at(1), **opt), adamw(disc.parameters(), lr_d_at(1), **opt)
+        self.opt_g, self.opt_d = optimizers
         self.lr_g_at, self.lr_d_at = lr_g_at, lr_d_at
         self.lambda_prev: float | None = None  # None until the first step has measured it
         self.sampler = torch.Generator().manual_seed(seed)
         self.autocast = autocast or nullcontext
 
     # state for checkpoints (tensors + JSON-able values only)
-    def state_dict(self) -> dict:
-        return {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "lambda_prev": self.lambda_prev, "sampler": self.sampler.get_state()}
+    def state_dict(self, optimizers: bool = True) -> dict:
+        """optimizers=False: lambda and the sampler only (FSDP runs save the sharded optimiser states with
+        pixar.parallel.save_sharded(..., {"generator": opt_g, "discriminator": opt_d}))."""
+        state = {"lambda_prev": self.lambda_prev, "sampler": self.sampler.get_state()}
+        if optimizers:
+            state.update(opt_g=self.opt_g.state_dict(), opt_d=self.opt_d.state_dict())
+        return state
 
     def load_state_dict(self, state: dict) -> None:
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        """Optimiser states are restored when present (see state_dict(optimizers=False))."""
+        if "opt_g" in state:
+            self.opt_g.load_state_dict(state["opt_g"])
+        if "opt_d" in state:
+            self.opt_d.load_state_dict(state["opt_d"])
         self.lambda_prev = state["lambda_prev"]
         self.sampler.set_state(state["sampler"])
 
@@ -194,17 +228,17 @@ class AdversarialTrainer:
         self.gen.train()
         self.disc.train()
         with self.autocast():
-            fw = adversarial_forward(self.gen, self.disc, positions, mask, pred_idx)
+            fw = adversarial_forward(self.gen, self.disc, positions, mask, pred_idx, detach_fake=True)
         names = ("g_bce", "g_adv", "d_loss")  # averaged over ranks first, so every rank stops together
         values = average_across_ranks([torch.stack([fw.bce, fw.adv, fw.d_loss]).detach().float()])[0].tolist()
         if not all(math.isfinite(v) for v in values):
             raise AdversarialError(f"stage 2 step {step}: non-finite loss ("
                                    f"{', '.join(f'{k}={v}' for k, v in zip(names, values))}); stopping")
 
-        g_params = [p for p in self.gen.parameters() if p.requires_grad]
-        d_params = [p for p in self.disc.parameters() if p.requires_grad]
+        # logit gradients (activations, local): L_bce directly, L_adv through D's fake pass and the sigmoid
         dlogits_bce, = torch.autograd.grad(fw.bce, fw.logits, retain_graph=True)
-        dlogits_adv, = torch.autograd.grad(fw.adv, fw.logits, retain_graph=True)
+        dfake_adv, = torch.autograd.grad(fw.adv, fw.fake_in, retain_graph=True)  # D's graph is kept for L_D
+        dlogits_adv, = torch.autograd.grad(fw.fake, fw.logits, grad_outputs=dfake_adv, retain_graph=True)
         w_bce, w_adv = average_across_ranks([head_weight_grad(dlogits_bce, fw.hidden),
                                              head_weight_grad(dlogits_adv, fw.hidden)])
         measured = lambda_auto(w_bce, w_adv)
@@ -212,13 +246,17 @@ class AdversarialTrainer:
         update_g = self.lambda_prev is not None  # step 1 only measures the ratio
         adv_weight = self.lambda_prev * alpha_t + ADV_WEIGHT_EPS if update_g else 0.0
 
-        d_grads = torch.autograd.grad(fw.d_loss, d_params, retain_graph=update_g, allow_unused=True)
-        lr_g, lr_d = self.lr_g_at(step), self.lr_d_at(step)
-        g_grads = None
+        # parameter gradients by backward (FSDP reduce-scatters them into the shards' .grad)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.opt_d.zero_grad(set_to_none=True)
+        fw.d_loss.backward()  # D only: the fakes D saw are a detached leaf
         if update_g:  # one backward through G with the combined logit gradient
-            g_grads = torch.autograd.grad(fw.logits, g_params, grad_outputs=dlogits_bce + adv_weight * dlogits_adv)
-        d_norm = self._set_grads(d_params, d_grads)
-        g_norm = self._set_grads(g_params, g_grads) if update_g else 0.0
+            fw.logits.backward(gradient=dlogits_bce + adv_weight * dlogits_adv)
+        elif self.fsdp:
+            self.gen.reshard()  # no backward ran through G: free its all-gathered root parameters
+        lr_g, lr_d = self.lr_g_at(step), self.lr_d_at(step)
+        d_norm = self._finish_grads(self.disc)
+        g_norm = self._finish_grads(self.gen) if update_g else 0.0
         if update_g:  # generator first ...
             self._step(self.opt_g, lr_g)
         self._step(self.opt_d, lr_d)  # ... then the discriminator
@@ -230,19 +268,23 @@ class AdversarialTrainer:
                 "d_acc_fake": masked_accuracy(fw.fake_logits, 0, fw.fake_mask), "lr": lr_g, "lr_d": lr_d,
                 "g_updated": update_g, "g_grad_norm": g_norm, "d_grad_norm": d_norm, "num_fake": int(pred_idx.numel())}
 
-    def _set_grads(self, params: list, grads) -> float:
-        """Average grads across ranks, store them as .grad, clip to cfg.train.grad_clip -> pre-clip norm.
-        A non-finite norm clears the grads and raises before any optimiser has stepped."""
-        grads = average_across_ranks([torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)])
-        for p, g in zip(params, grads):
-            p.grad = g.to(p.dtype)
-        clip = self.cfg.train.grad_clip
-        norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else math.inf)
-        if not torch.isfinite(norm):
+    def _finish_grads(self, module: torch.nn.Module) -> float:
+        """After backward: unused parameters get zero gradients, unwrapped gradients are averaged across
+        ranks (FSDP's shards already hold the average), then clip to cfg.train.grad_clip -> pre-clip global
+        norm. A non-finite norm clears the grads and raises before any optimiser has stepped."""
+        params = [p for p in module.parameters() if p.requires_grad]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        if not self.fsdp:
+            for p, g in zip(params, average_across_ranks([p.grad for p in params])):
+                p.grad = g.to(p.dtype)
+        norm = clip_grad_norm(module, self.cfg.train.grad_clip)
+        if not math.isfinite(norm):
             self.opt_g.zero_grad(set_to_none=True)
             self.opt_d.zero_grad(set_to_none=True)
-            raise AdversarialError(f"non-finite gradient norm ({float(norm)}); stopping")
-        return float(norm)
+            raise AdversarialError(f"non-finite gradient norm ({norm}); stopping")
+        return norm
 
     @staticmethod
     def _step(opt: torch.optim.Optimizer, lr: float) -> None:
