@@ -87,8 +87,7 @@ def adamw(params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, f
     params = [p for p in params if p.requires_grad]
     if fused is None:
         fused = bool(params) and params[0].is_cuda
-    return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                             **({"fused": True} if fused else {}))
+    return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=bool(fused))
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -20,11 +20,10 @@ Keys are module FQNs (get_state_dict strips DDP's `module.`), so a checkpoint sa
 N loads into FSDP at world size M, into DDP, or into a plain module in one process without a process group.
 
 Stage 2 under FSDP: wrap() shards the generator and the discriminator alike, and their forward methods and
-heads run on the shards. But gradients must come from `.backward()` (FSDP reduce-scatters them into the
-shards' .grad): `torch.autograd.grad(loss, sharded_params)` returns None, because the sharded parameters
-are not leaves of the graph (the all-gathered ones are); measured in torch 2.13. A trainer that takes
-autograd.grad w.r.t. parameters and all-reduces them by hand (pixar.adversarial today) must switch to
-backward() (with grad_sync / clip_grad_norm from here) before it runs under train.parallel=fsdp.
+heads run on the shards. pixar.adversarial takes its parameter gradients with `.backward()` (the logit gradients
+w.r.t. activations), so FSDP reduce-scatters them into the shards; `torch.autograd.grad(loss, sharded_params)`
+would return None (the sharded parameters are not graph leaves; measured in torch 2.13). Under ddp stage 2 keeps
+its models unwrapped and all-reduces their gradients itself.
 """
 from __future__ import annotations
 

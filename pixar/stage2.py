@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
+from . import parallel
 from .adversarial import AdversarialTrainer
 from .checkpoint import CheckpointError, load_model, load_state, load_weights, resolve_checkpoint
 from .config import ConfigError, PixarConfig
@@ -83,8 +84,12 @@ def _models(cfg: PixarConfig, init, ckpt: Path | None, info: DistInfo):
     check_compatible(cfg, ckpt)
     with torch.random.fork_rng(devices=[]):  # weights are loaded next: the init only has to be scoped
         gen, disc = Pixar(cfg.model), Discriminator.from_config(cfg.model)
-    load_weights(gen, ckpt)
     state = load_state(ckpt)
+    if parallel.is_sharded(ckpt):  # both models and optimisers come from the shards, after wrapping
+        return gen, disc, state, state.get("init")
+    if cfg.train.parallel == "fsdp" and info.world_size > 1:
+        raise TrainingError(f"{ckpt} was saved unsharded (train.parallel=ddp); resume it with ddp")
+    load_weights(gen, ckpt)
     missing, unexpected = disc.load_state_dict(state["discriminator"], strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{ckpt}: discriminator weights do not match the config")
@@ -104,13 +109,24 @@ def _stage2(cfg: PixarConfig, init, out: Path, info: DistInfo, resume, data_dir,
     gen, disc, state, init = _models(cfg, init, ckpt, info)
     gen, disc = gen.to(info.device).train(), disc.to(info.device).train()
     splits = build_splits(tc, data_dir)
+    parallel.configure_cuda(info.device)
+    gen, disc = parallel.prepare_model(gen, tc, info.device), parallel.prepare_model(disc, tc, info.device)
+    if tc.parallel == "fsdp":  # both sharded; under ddp the trainer all-reduces the unwrapped models' gradients
+        gen, disc = parallel.wrap(gen, "fsdp", info.device), parallel.wrap(disc, "fsdp", info.device)
+    fsdp = parallel.is_fsdp(gen)
 
     sched_g = Schedule.of(acfg, lr=acfg.lr_g, total_steps=acfg.cosine_steps)
     sched_d = Schedule.of(acfg, lr=acfg.lr_d, total_steps=acfg.cosine_steps)
     trainer = AdversarialTrainer(gen, disc, cfg, lambda s: sched_g(s - 1), lambda s: sched_d(s - 1), seed=tc.seed,
-                                 autocast=lambda: autocast(precision, info.device))
+                                 autocast=lambda: autocast(precision, info.device),
+                                 optimizers=(parallel.make_adamw(gen.parameters(), tc, info.device, acfg.lr_g),
+                                             parallel.make_adamw(disc.parameters(), tc, info.device, acfg.lr_d)))
+    modules = {"generator": gen, "discriminator": disc}
+    optimizers = {"generator": trainer.opt_g, "discriminator": trainer.opt_d}
     start, consumed = 0, stream_start(Path(init), len(splits.train)) if ckpt is None else 0
     if state is not None:
+        if parallel.is_sharded(ckpt):
+            parallel.load_sharded(ckpt, modules, optimizers)
         trainer.load_state_dict(state["trainer"])
         restore_rng_state(state["rng"])
         start, consumed = int(state["step"]), int(state["consumed"])
@@ -124,11 +140,11 @@ def _stage2(cfg: PixarConfig, init, out: Path, info: DistInfo, resume, data_dir,
         cfg.to_yaml(out / "config.yaml")
 
     def sample(at: int) -> None:
-        if info.is_main and prompts:
+        if info.is_main and prompts and not fsdp:  # rank 0 alone runs the generator: not under FSDP
             save_samples(gen, renderer, prompts, out / "samples" / f"step-{at:07d}.png", cfg.render.max_positions // 4)
 
     def curve(step: int) -> dict:
-        if evaluate is None or acfg.eval_every <= 0 or not info.is_main:
+        if evaluate is None or acfg.eval_every <= 0 or not info.is_main or fsdp:
             return {}
         if not (step == 0 or every(acfg.eval_every, step, acfg.steps)):
             return {}
@@ -151,10 +167,12 @@ def _stage2(cfg: PixarConfig, init, out: Path, info: DistInfo, resume, data_dir,
     def save(step: int) -> None:
         n = step - start
         state = {"step": step, "consumed": consumed + n * acfg.batch_size, "data": stream.position_after(n).to_dict(),
-                 "num_train_chunks": len(splits.train), "discriminator": disc.state_dict(),
-                 "trainer": trainer.state_dict(), "rng": capture_rng_state(),
-                 "init": str(init) if init is not None else None}
-        done["last"] = save_run_checkpoint(out, step, gen, cfg, state, tc.keep_last, info, meta={"stage": 2})
+                 "num_train_chunks": len(splits.train), "trainer": trainer.state_dict(optimizers=not fsdp),
+                 "rng": capture_rng_state(), "init": str(init) if init is not None else None}
+        if not fsdp:
+            state["discriminator"] = disc.state_dict()
+        done["last"] = save_run_checkpoint(out, step, gen, cfg, state, tc.keep_last, info, meta={"stage": 2},
+                                           sharded=(modules, optimizers) if fsdp else None)
         done["saved_at"] = step
 
     def on_step(step: int, m: dict) -> None:
