@@ -237,12 +237,12 @@ def check_generate(cfg, device, batch: int, new: int) -> dict:
 def check_stage2(cfg, device, bf16, steps: int) -> dict:
     from pixar.adversarial import AdversarialTrainer
     from pixar.discriminator import Discriminator
-    from pixar.train import lr_at
+    from pixar.loop import Schedule
 
     gen = fresh_model(cfg, device)
     disc = Discriminator.from_generator(gen, head_seed=0)
     a = cfg.adv
-    lr = lambda base: (lambda s: lr_at(s - 1, a, base_lr=base, total_steps=a.cosine_steps))  # noqa: E731
+    lr = lambda base: (lambda s: Schedule.of(a, lr=base, total_steps=a.cosine_steps)(s - 1))  # noqa: E731
     trainer = AdversarialTrainer(gen, disc, cfg, lr(a.lr_g), lr(a.lr_d), seed=0, autocast=lambda: autocast(device, bf16))
     records, times = [], []
     for s in range(1, steps + 1):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.baselines import GPT2BaselineConfig
+from harness.gpt2_train import GPT2BaselineConfig
 from pixar.config import PixarConfig, preset_path
 from pixar.model import Pixar
 
