@@ -12,8 +12,9 @@ Protocols (never mixed in one column; see harness.tables):
   lm-eval  lm_eval.simple_evaluate on run-time task dicts (harness.tasks.*), TaskManager(include_defaults=
            False), offline, on each runner's `lm_eval_model` (PIXAR: harness.lm.PixarLM; GPT-2: HFLM).
 
-Outputs under --out: predictions-<model>-<protocol>[-<task>].jsonl, lm-eval-<model>.json, table.md + table.csv,
-tasks/*.yaml and summary.json in the harness.results schema (+ "protocols" and the wide "rows" per model).
+Outputs under --out: predictions-<model>-<protocol>[-<task>].jsonl, lm-eval-<model>.json, table.md + table.csv and
+summary.json in the harness.results schema (+ "protocols", "protocol_specs", "comparisons", the lm-eval task dicts
+and the wide lm-eval "rows" per model). Data only: no task code goes into a results folder.
 """
 from __future__ import annotations
 
@@ -132,12 +133,15 @@ class BenchRun:
         self.ids: dict[tuple, dict] = {}
         self.lm_results: list[tuple[str, dict]] = []
         self.scored: dict[tuple[str, str], list] = {}  # (task, protocol label) -> [(runner, rows)]
+        self.lm_tasks: dict[str, dict] = {}
 
     def record_tasks(self, tasks: list[dict]) -> None:
-        """The task dicts as lm-eval YAML under out/tasks: `lm_eval --include_path out/tasks` reruns them."""
-        from .tasks.common import write_task_yaml
-
-        self.files += write_task_yaml(tasks, self.out / "tasks") + [self.out / "tasks" / "utils.py"]
+        """The lm-eval task dicts, recorded in summary.json (data only: callables by their import path). No task
+        files or code go into the results folder: `python -m harness.lm_eval_cli --tasks-dir DIR` writes runnable
+        YAML + utils.py for lm-eval's own CLI."""
+        for t in tasks:
+            self.lm_tasks[t["task"]] = {k: (f"{v.__module__}.{v.__qualname__}" if callable(v) else v)
+                                        for k, v in t.items()}
 
     def jsonl(self, name: str, rows: list[dict]) -> None:
         self.files.append(write_jsonl(self.out / name, rows))
@@ -206,7 +210,8 @@ class BenchRun:
                     "(protocol_specs: data, prompts, scorer), 95% Wilson interval")
         summary = write_summary(self.out, command=f"bench {self.bench}", protocol=protocol, config=config, seed=seed,
                                 data=data, models=models_info, files=self.files + [md, csv], metrics=self.metrics,
-                                data_dir=self.data_dir, rows=self.rows, comparisons=self.comparisons(seed), **extra)
+                                data_dir=self.data_dir, rows=self.rows, comparisons=self.comparisons(seed),
+                                lm_eval_tasks=self.lm_tasks, **extra)
         for name, res in self.lm_results:
             print(f"lm-eval results: {name}")
             print(make_table(res))
