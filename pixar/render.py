@@ -1,8 +1,9 @@
-"""Text -> binary pixel strips, the way PIXAR sees text (pixar-paper.md §1).
+"""Text -> binary pixel strips, the way PIXAR sees text (pixar-paper.md §1; docs/rendering.md).
 
 Geometry (paper settings): an image `patch_size` (8) px high and `max_positions * patch_size * patch_len`
 px wide; Pixeloid Sans drawn by FreeType at its native 9-px em with the text origin at (2, -2) (its
-baseline at y = 7), which reproduces the authors' PangoCairo renderer pixel for pixel. 1 = white
+baseline at y = 7), which reproduces the authors' PangoCairo renderer pixel for pixel, including what
+it does with tabs, line breaks, Unicode spaces and invisible characters (pixar.text_rules). 1 = white
 background, 0 = ink. One model *position* is `patch_len` 8x8 patches (8x16 px).
 
     col:  0 2            2+advance   +eos_gap   next position boundary
@@ -10,42 +11,42 @@ background, 0 = ink. One model *position* is `patch_len` 8x8 patches (8x16 px).
                                                  ^ EOS block (one position, all ink)
     mask: 1 per position up to and including the EOS position, 0 after (padding).
 
-Two drawing paths give identical pixels (tested with hypothesis):
-  * `render_reference`: straightforward Pillow drawing of each same-font run of the string;
-  * `render` / `render_batch`: a glyph atlas (each glyph rasterised once, cached with its advance)
-    composed with numpy -- the fast path.
+Two drawing paths give identical pixels (tested with hypothesis; both tested against the authors'
+renderer with the committed goldens):
+  * `render_reference`: straightforward Pillow drawing of each same-font run of each line;
+  * `render` / `render_batch`: the fast path. An 8-px column is one byte, so a word is a cached byte
+    string of column masks and a line is `space.join(words)`; the batch is unpacked to pixels once.
+    Words the byte path cannot join (fallback fonts, tabs, overhanging glyphs, several lines) are
+    composed from the glyph table with numpy.
 
-Characters the main font lacks fall back to GoNoto, then to the main font's U+FFFD glyph; both are
-counted in the result (never silent). Newlines, tabs and Unicode spaces become spaces; zero-width
-characters are dropped. Text too long for the strip is cut
-at a position boundary and flagged, never an exception mid-batch.
+Characters the main font lacks fall back to GoNoto; characters in neither font are drawn as Pango's
+hex box; both are counted in the result (never silent). Cost is bounded by the strip: only a prefix
+that fills it is laid out. Text too long for the strip is cut at a position boundary and flagged.
 """
 from __future__ import annotations
 
 import logging
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageFont
 
+from . import text_rules as tr
 from .config import RenderConfig
+from .glyph_columns import REPLACEMENT, Glyph, blank, fallback_size, hexbox, rasterise, unpack_white, white_bytes
 from .paths import find_font, find_font_optional
 
 log = logging.getLogger(__name__)
 
-REPLACEMENT = "\ufffd"
-_SPACE_LIKE = str.maketrans({**{c: " " for c in "\n\r\t\v\f\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
-                                                  "\u200a\u202f\u205f\u3000"},
-                              **{c: None for c in "\u200b\u200c\u200d\u2060\ufeff"}})  # zero-width: dropped
+__all__ = ["REPLACEMENT", "Glyph", "RenderedBatch", "Renderer", "space_text", "to_image", "trim_to_mask"]
 
-
-@dataclass
-class Glyph:
-    ink: np.ndarray  # bool [H, w]: True where the glyph puts ink
-    left: int  # column of ink[:, 0] relative to the pen position
-    advance: int  # pen advance in px
+MAIN, FALLBACK = "main", "fallback"
+_SEPARATORS = re.compile("([ \t])")
+# Line metrics (ascent, descent) in px as Pango's hinted metrics give them at the paper's em.
+_METRICS = {MAIN: (9, 2), FALLBACK: (10, 3), tr.HEXBOX: (10, 2)}
 
 
 @dataclass
@@ -55,7 +56,7 @@ class RenderedBatch:
     eos_position: np.ndarray  # int64 [B]: index of the (last) EOS position
     truncated: np.ndarray  # bool [B]
     fallback_chars: Counter = field(default_factory=Counter)  # drawn with the fallback font
-    unknown_chars: Counter = field(default_factory=Counter)  # drawn as the replacement glyph
+    unknown_chars: Counter = field(default_factory=Counter)  # no glyph: hex box / .notdef / cut at NUL
 
     @property
     def num_text_positions(self) -> np.ndarray:
@@ -68,8 +69,23 @@ class RenderedBatch:
         return self.eos_position + 1
 
 
+@dataclass
+class WordRun:
+    """A run of non-separator characters laid out from pen 0 (general path)."""
+    ink: np.ndarray  # bool [H, w]
+    left: int
+    advance: int
+    font_out: str  # font state after the run (what a following space is drawn in)
+    fallback: Counter
+    unknown: Counter
+    metrics: tuple[int, int]  # max (ascent, descent) of the fonts used
+
+
 class Renderer:
-    """Renders text (or text pairs) to binary strips. Picklable: fonts and the atlas rebuild lazily."""
+    """Renders text (or text pairs) to binary strips. Picklable: fonts and caches rebuild lazily."""
+
+    WORD_CACHE_SIZE = 50_000
+    LONG_WORD = 64  # longer runs are composed but not cached
 
     def __init__(self, cfg: RenderConfig | None = None):
         self.cfg = cfg or RenderConfig()
@@ -77,18 +93,26 @@ class Renderer:
         fb = find_font("gonoto", self.cfg.fallback_font) if self.cfg.fallback_font else find_font_optional("gonoto")
         self.fallback_path = str(fb) if fb else None
         self.unknown_counts: Counter = Counter()
+        self.chars_laid_out = 0  # work counter: characters that went through layout (bounded-cost test)
         self._init_runtime()
 
     def _init_runtime(self) -> None:
-        self._fonts: dict[str, ImageFont.FreeTypeFont] = {}
+        self._fonts: dict[tuple[str, float], ImageFont.FreeTypeFont] = {}
         self._cmaps: dict[str, set[int]] = {}
-        self._atlas: dict[str, Glyph] = {}
-        self._font_of: dict[str, str] = {}
-        self._words: dict[str, Glyph] = {}
+        self._kind: dict[str, tuple[str, str | None]] = {}
+        self._glyphs: dict[tuple, Glyph] = {}
+        self._pure: dict[str, bytes] = {"": b""}
+        self._impure: set[str] = set()
+        self._runs: dict[tuple, WordRun] = {}
+        c = self.cfg
+        self._white = b"\xff" * c.width
+        self._eos = b"\x00" * c.position_width
+        P = c.max_positions
+        self._masks = (np.arange(P)[None, :] <= np.arange(P)[:, None]).astype(np.uint8)  # [eos, P]
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for k in ("_fonts", "_cmaps", "_atlas", "_font_of", "_words"):
+        for k in ("_fonts", "_cmaps", "_kind", "_glyphs", "_pure", "_impure", "_runs", "_white", "_eos", "_masks"):
             state.pop(k)
         return state
 
@@ -102,12 +126,20 @@ class Renderer:
         """y of the baseline: the paper's origin (2, -2) plus Pixeloid's ascent (9 px at size 9)."""
         return self.cfg.text_y + self._font(self.font_path).getmetrics()[0]
 
-    def _font(self, path: str) -> ImageFont.FreeTypeFont:
-        if path not in self._fonts:
-            self._fonts[path] = ImageFont.truetype(path, size=self.cfg.font_size, layout_engine=ImageFont.Layout.BASIC)
-        return self._fonts[path]
+    def _font(self, path: str, size: float | None = None) -> ImageFont.FreeTypeFont:
+        key = (path, size or self.cfg.font_size)
+        if key not in self._fonts:
+            self._fonts[key] = ImageFont.truetype(path, size=key[1], layout_engine=ImageFont.Layout.BASIC)
+        return self._fonts[key]
 
-    def _cmap(self, path: str) -> set[int]:
+    def _font_of_tag(self, tag: str) -> ImageFont.FreeTypeFont:
+        if tag == FALLBACK:
+            return self._font(self.fallback_path, fallback_size(self.cfg.font_size))
+        return self._font(self.font_path)
+
+    def _cmap(self, path: str | None) -> set[int]:
+        if path is None:
+            return set()
         if path not in self._cmaps:
             from fontTools.ttLib import TTFont  # fonttools ships with matplotlib
 
@@ -115,175 +147,326 @@ class Renderer:
                 self._cmaps[path] = set(tt["cmap"].getBestCmap())
         return self._cmaps[path]
 
+    def kind(self, ch: str) -> tuple[str, str | None]:
+        """(text_rules kind, font tag for graph characters) of one character."""
+        k = self._kind.get(ch)
+        if k is None:
+            in_main = ord(ch) in self._cmap(self.font_path)
+            in_fb = ord(ch) in self._cmap(self.fallback_path)
+            kind = tr.classify(ch, in_main, in_fb, self.cfg.whitespace)
+            tag = (MAIN if in_main else FALLBACK) if kind == tr.GRAPH else None
+            k = self._kind[ch] = (kind, tag)
+        return k
+
     def font_for(self, ch: str) -> tuple[str, str]:
-        """(font path, character actually drawn) for one normalised character."""
-        if ch not in self._font_of:
-            if ord(ch) in self._cmap(self.font_path) and ch.isprintable():
-                self._font_of[ch] = "main"
-            elif self.fallback_path and ch.isprintable() and ord(ch) in self._cmap(self.fallback_path):
-                self._font_of[ch] = "fallback"
-            else:
-                self._font_of[ch] = "unknown"
-        kind = self._font_of[ch]
-        if kind == "main":
-            return self.font_path, ch
-        if kind == "fallback":
-            return self.fallback_path, ch
-        return self.font_path, REPLACEMENT
+        """(font path, character actually drawn); REPLACEMENT marks a character with no glyph."""
+        kind, tag = self.kind(ch)
+        if kind == tr.GRAPH:
+            return (self.fallback_path if tag == FALLBACK else self.font_path), ch
+        if kind in (tr.HEXBOX, tr.NOTDEF):
+            return self.font_path, REPLACEMENT
+        return self.font_path, ch
 
     def normalise(self, text: str) -> str:
-        return text.translate(_SPACE_LIKE)
+        """The text the layout sees: cut at NUL, newline -> space; in "spaces" mode every tab, line
+        break and Unicode space becomes " " and invisible characters are dropped."""
+        text = tr.prepare(text, self.cfg.whitespace)
+        if self.cfg.whitespace == "spaces":
+            text = "".join(" " if self.kind(c)[0] == tr.SPACE else c for c in text if self.kind(c)[0] != tr.ZERO)
+        return text
 
-    # ---- glyph atlas -------------------------------------------------------------------------
+    # ---- glyphs -----------------------------------------------------------------------------
+    def _space_advance(self, tag: str, ch: str) -> int:
+        font = self._font_of_tag(tag)
+        own = None
+        if ord(ch) in self._cmap(self.fallback_path if tag == FALLBACK else self.font_path):
+            own = int(round(font.getlength(ch)))
+        if self.cfg.whitespace == "spaces":
+            own = int(round(font.getlength(" ")))
+        adv = lambda c: int(round(font.getlength(c)))  # noqa: E731
+        return tr.space_width(ch, own, adv(" "), adv("0"), adv("."), self.cfg.font_size)
+
+    def glyph_in(self, tag: str, ch: str, baseline: int | None = None) -> Glyph:
+        """The glyph of `ch` inside a run of font `tag` (the font only matters for spaces)."""
+        baseline = self.baseline if baseline is None else baseline
+        key = (tag, ch, baseline)
+        g = self._glyphs.get(key)
+        if g is None:
+            H = self.cfg.patch_size
+            kind, own = self.kind(ch)
+            if kind == tr.GRAPH:
+                g = rasterise(self._font_of_tag(own), ch, baseline, H)
+            elif kind == tr.SPACE:
+                g = blank(H, self._space_advance(tag, ch))
+            elif kind == tr.TAB:  # context-free upper bound; the layout uses tr.tab_advance
+                g = blank(H, tr.TAB_SPACES * self._space_advance(MAIN, " "))
+            elif kind == tr.HEXBOX:
+                g = hexbox(ch, H, baseline)
+            elif kind == tr.NOTDEF:
+                g = rasterise(self._font_of_tag(tag), ch, baseline, H)  # missing in the font: its .notdef box
+            else:  # ZERO, BREAK
+                g = blank(H, 0)
+            self._glyphs[key] = g
+        return g
+
     def glyph(self, ch: str) -> Glyph:
-        g = self._atlas.get(ch)
-        if g is None:
-            path, drawn = self.font_for(ch)
-            font = self._font(path)
-            advance = int(round(font.getlength(drawn)))
-            margin = 2 * self.cfg.font_size
-            canvas = Image.new("L", (advance + 2 * margin, self.cfg.patch_size), 255)
-            ImageDraw.Draw(canvas).text((margin, self.baseline), drawn, font=font, fill=0, anchor="ls")
-            ink = np.asarray(canvas) <= 127
-            cols = np.flatnonzero(ink.any(axis=0))
-            if cols.size:
-                g = Glyph(ink[:, cols[0]: cols[-1] + 1].copy(), int(cols[0]) - margin, advance)
-            else:
-                g = Glyph(np.zeros((self.cfg.patch_size, 0), bool), 0, advance)
-            self._atlas[ch] = g
-        return g
+        """The glyph of one character in a main-font run on the single-line baseline."""
+        return self.glyph_in(MAIN, ch)
 
-    def _account(self, text: str, fallback: Counter, unknown: Counter) -> None:
-        for ch in set(text):
-            self.font_for(ch)
-            kind = self._font_of[ch]
-            if kind == "fallback":
-                fallback[ch] += text.count(ch)
-            elif kind == "unknown":
-                n = text.count(ch)
-                unknown[ch] += n
-                if ch not in self.unknown_counts:
-                    log.warning("no glyph for %r (U+%04X): drawn as the replacement glyph", ch, ord(ch))
-                self.unknown_counts[ch] += n
+    def _count(self, ch: str, fallback: Counter, unknown: Counter, n: int = 1) -> None:
+        kind, tag = self.kind(ch)
+        if kind == tr.GRAPH and tag == FALLBACK:
+            fallback[ch] += n
+        elif kind in (tr.HEXBOX, tr.NOTDEF) or ch == "\x00":
+            unknown[ch] += n
+            if ch not in self.unknown_counts:
+                log.warning("no glyph for %r (U+%04X): drawn as Pango's hex box", ch, ord(ch))
+            self.unknown_counts[ch] += n
 
-    def word(self, token: str) -> Glyph:
-        """A run of non-space characters composed from the atlas once and cached (words repeat a lot
-        in natural text, so this turns per-character work into per-word lookups)."""
-        g = self._words.get(token)
-        if g is None:
-            if len(token) == 1:
-                return self.glyph(token)
-            glyphs, pens, pen = [self.glyph(c) for c in token], [], 0
-            for gl in glyphs:
-                pens.append(pen)
-                pen += gl.advance
-            lo = min((p + gl.left for p, gl in zip(pens, glyphs) if gl.ink.shape[1]), default=0)
-            hi = max((p + gl.left + gl.ink.shape[1] for p, gl in zip(pens, glyphs) if gl.ink.shape[1]), default=0)
-            ink = np.zeros((self.cfg.patch_size, max(hi - lo, 0)), bool)
-            for p, gl in zip(pens, glyphs):
-                a = p + gl.left - lo
-                ink[:, a: a + gl.ink.shape[1]] |= gl.ink
-            g = Glyph(ink, lo, pen)
-            if len(self._words) >= self.WORD_CACHE_SIZE:
-                self._words.clear()
-            self._words[token] = g
-        return g
+    # ---- words ------------------------------------------------------------------------------
+    def _pure_word(self, word: str) -> bytes | None:
+        """Column bytes of a word whose pixels do not depend on its neighbours (main font only, ink
+        inside its advance), cached; None for any other word."""
+        if word in self._impure:
+            return None
+        run = self._word_run(word, MAIN, self.baseline)
+        first = self.kind(word[0])
+        ok = (first[0] == tr.GRAPH and first[1] == MAIN and run.font_out == MAIN and not run.fallback
+              and not run.unknown and run.left >= 0 and run.left + run.ink.shape[1] <= run.advance)
+        if not ok:
+            if len(self._impure) < self.WORD_CACHE_SIZE:
+                self._impure.add(word)
+            return None
+        ink = np.zeros((self.cfg.patch_size, run.advance), bool)
+        ink[:, run.left: run.left + run.ink.shape[1]] = run.ink
+        b = white_bytes(ink)
+        if len(word) <= self.LONG_WORD:
+            if len(self._pure) >= self.WORD_CACHE_SIZE:
+                self._pure = {"": b""}
+            self._pure[word] = b
+        return b
 
-    WORD_CACHE_SIZE = 50_000
-
-    def _draw_atlas(self, strip: np.ndarray, text: str, x0: int, limit: int) -> int:
-        """OR the glyphs of `text` into strip (bool ink [H, W]) from pen x0; return the advance."""
-        pen = x0
-        space = self.glyph(" ").advance
-        for i, token in enumerate(text.split(" ")):
-            if i:
-                pen += space
-            if not token:
-                continue
-            g = self.word(token)
-            a, b = pen + g.left, pen + g.left + g.ink.shape[1]
-            lo, hi = max(a, 0), min(b, limit)
-            if hi > lo:
-                strip[:, lo:hi] |= g.ink[:, lo - a: hi - a]
+    def _word_run(self, word: str, font: str, baseline: int) -> WordRun:
+        key = (word, font, baseline)
+        run = self._runs.get(key)
+        if run is not None:
+            return run
+        pen, placed, fallback, unknown = 0, [], Counter(), Counter()
+        asc, desc = _METRICS[MAIN]
+        for ch in word:
+            kind, own = self.kind(ch)
+            if kind == tr.GRAPH:
+                font = own
+                asc, desc = max(asc, _METRICS[own][0]), max(desc, _METRICS[own][1])
+            elif kind == tr.HEXBOX:
+                asc, desc = max(asc, _METRICS[tr.HEXBOX][0]), max(desc, _METRICS[tr.HEXBOX][1])
+            self._count(ch, fallback, unknown)
+            g = self.glyph_in(font, ch, baseline)
+            if g.ink.shape[1]:
+                placed.append((pen + g.left, g.ink))
             pen += g.advance
-        return pen - x0
+        lo = min((x for x, _ in placed), default=0)
+        hi = max((x + ink.shape[1] for x, ink in placed), default=0)
+        ink = np.zeros((self.cfg.patch_size, max(hi - lo, 0)), bool)
+        for x, g in placed:
+            ink[:, x - lo: x - lo + g.shape[1]] |= g
+        run = WordRun(ink, lo, pen, font, fallback, unknown, (asc, desc))
+        if len(word) <= self.LONG_WORD:
+            if len(self._runs) >= self.WORD_CACHE_SIZE:
+                self._runs.clear()
+            self._runs[key] = run
+        return run
+
+    # ---- lines ------------------------------------------------------------------------------
+    def _line_bytes(self, line: str) -> bytes | None:
+        """Fast path: a single line of pure words and plain spaces -> its column bytes."""
+        if "\t" in line:
+            return None
+        parts = line.split(" ")
+        pieces = list(map(self._pure.get, parts))
+        if None in pieces:
+            for i, p in enumerate(pieces):
+                if p is None:
+                    p = self._pure_word(parts[i])
+                    if p is None:
+                        return None
+                    pieces[i] = p
+        return self._space_bytes().join(pieces)
+
+    def _space_bytes(self) -> bytes:
+        sp = self._glyphs.get("space-bytes")
+        if sp is None:
+            sp = self._glyphs["space-bytes"] = b"\xff" * self.glyph(" ").advance
+        return sp
+
+    def _line_runs(self, line: str, baseline: int, fallback: Counter, unknown: Counter):
+        """General path: [(x, WordRun)], advance, (ascent, descent) of one line."""
+        tokens = [t for t in _SEPARATORS.split(line) if t]
+        font = MAIN
+        for ch in line:  # leading whitespace takes the font of the first visible character
+            kind, tag = self.kind(ch)
+            if kind == tr.GRAPH:
+                font = tag
+                break
+        pen, out, asc, desc = 0, [], *_METRICS[MAIN]
+        space = self._space_advance(MAIN, " ")
+        for tok in tokens:
+            if tok == "\t":
+                pen += tr.tab_advance(pen, space)
+            elif tok == " ":
+                pen += self._space_advance(font, " ")
+            else:
+                run = self._word_run(tok, font, baseline)
+                for c, n in run.fallback.items():
+                    fallback[c] += n
+                for c, n in run.unknown.items():
+                    unknown[c] += n
+                out.append((pen, run))
+                pen, font = pen + run.advance, run.font_out
+                asc, desc = max(asc, run.metrics[0]), max(desc, run.metrics[1])
+        return out, pen, (asc, desc)
+
+    def _bounded(self, text: str) -> tuple[str, bool]:
+        """The shortest prefix of `text` (cut at a space when it can be) that overfills the strip, or
+        the whole text; True when it was cut. Doubles the prefix while it still fits."""
+        n = self.cfg.width // 4 + 64
+        while True:
+            if n >= len(text):
+                return text, False
+            t = text[:n]
+            cut = t.rfind(" ", n // 2)
+            t = t[:cut] if cut > 0 else t
+            self.chars_laid_out += len(t)
+            lines = tr.split_lines(tr.prepare(t, self.cfg.whitespace)) if self.cfg.whitespace == "pango" else [t]
+            width = max(sum(map(self._min_advance, ln)) for ln in lines)
+            if width > self.cfg.width + 8:
+                return t, True
+            n *= 4
+
+    def _min_advance(self, ch: str) -> int:
+        """A lower bound of the advance of `ch` in any context (spaces and tabs depend on it)."""
+        kind = self.kind(ch)[0]
+        if kind == tr.TAB:
+            return self._space_advance(MAIN, " ")
+        if kind == tr.SPACE and self.fallback_path:
+            return min(self._space_advance(MAIN, ch), self._space_advance(FALLBACK, ch))
+        return self.glyph(ch).advance
+
+    def _text_columns(self, text: str, x0: int, fallback: Counter, unknown: Counter) -> tuple[bytes | np.ndarray, int]:
+        """Column bytes (fast path) or bool ink [H, W] (general path) of one text drawn from x0, and its advance."""
+        cfg = self.cfg
+        if len(text) > cfg.width // 4 + 64:
+            text, _ = self._bounded(text)
+        self.chars_laid_out += len(text)
+        cut = text.find("\x00")
+        if cut >= 0:
+            self._count("\x00", fallback, unknown, text.count("\x00"))
+        text = self.normalise(text)
+        multi = cfg.whitespace == "pango" and ("\r" in text or "\u2028" in text or "\u2029" in text)
+        if not multi:
+            line = self._line_bytes(text)
+            if line is not None:
+                return line, len(line)
+        lines = tr.split_lines(text) if multi else [text]
+        ink = np.zeros((cfg.patch_size, cfg.width), bool)
+        laid = [self._line_runs(ln, self.baseline, fallback, unknown) for ln in lines]
+        baselines = self._baselines([m for _, _, m in laid]) if multi else [self.baseline]
+        width = 0
+        for i, (ln, bl) in enumerate(zip(lines, baselines)):
+            runs, adv, _ = laid[i] if bl == self.baseline else self._line_runs(ln, bl, Counter(), Counter())
+            width = max(width, adv)
+            for x, run in runs:
+                a = x0 + x + run.left
+                lo, hi = max(a, 0), min(a + run.ink.shape[1], cfg.width)
+                if hi > lo:
+                    ink[:, lo:hi] |= run.ink[:, lo - a: hi - a]
+        return ink, width
+
+    def _baselines(self, metrics: list[tuple[int, int]]) -> list[int]:
+        """Pango stacks the lines and centres the block: top = 8/2 - height/2 - 1 (pixar-render)."""
+        total = sum(a + d for a, d in metrics)
+        y, out = self.cfg.patch_size / 2 - total / 2 - 1, []
+        for a, d in metrics:
+            out.append(int(math.floor(y + a + 0.5)) + self.baseline - 7)
+            y += a + d
+        return out
 
     # ---- layout -----------------------------------------------------------------------------
     def _eos_col(self, end_px: int) -> int:
         pw = self.cfg.position_width
         return int(math.ceil((end_px + self.cfg.eos_gap) / pw)) * pw
 
-    def _layout(self, texts: tuple[str, ...], draw) -> tuple[np.ndarray, int, bool]:
-        """Place each text then an EOS block; `draw(ink, text, x0, limit) -> advance`."""
+    def _strip(self, parts: tuple[str, ...], fallback: Counter, unknown: Counter) -> tuple[bytes, int, bool]:
+        """One strip as W column bytes; (bytes, eos position, truncated)."""
         cfg, pw, width = self.cfg, self.cfg.position_width, self.cfg.width
-        ink = np.zeros((cfg.patch_size, width), dtype=bool)
         x, eos_col, truncated = cfg.text_x, 0, False
-        for text in texts:
-            advance = draw(ink, text, x, width)
+        buf, inks = bytearray(self._white), []
+        for text in parts:
+            cols, advance = self._text_columns(text, x, fallback, unknown)
+            if isinstance(cols, bytes):
+                end = min(x + len(cols), width)
+                buf[x:end] = cols[: end - x]
+            else:
+                inks.append(cols)
             eos_col = self._eos_col(x + advance)
             if eos_col + pw > width:  # too long: EOS on the last position, text cut at its boundary
                 eos_col, truncated = width - pw, True
-                ink[:, eos_col:] = False
                 break
-            ink[:, eos_col: eos_col + pw] = True
+            buf[eos_col: eos_col + pw] = self._eos
             x = eos_col + pw + cfg.text_x  # pairs: text_b starts 2 px after the first EOS block
-        ink[:, eos_col: eos_col + pw] = True
-        return ink, eos_col // pw, truncated
+        if inks:
+            ink = np.logical_or.reduce(inks) if len(inks) > 1 else inks[0]
+            buf = bytearray((np.frombuffer(buf, np.uint8) & np.frombuffer(white_bytes(ink), np.uint8)).tobytes())
+        buf[eos_col:] = self._eos + self._white[: width - eos_col - pw]
+        return bytes(buf), eos_col // pw, truncated
 
-    def _finish(self, inks, eos, trunc, fallback, unknown) -> RenderedBatch:
-        P = self.cfg.max_positions
-        pixels = (~np.stack(inks)).astype(np.uint8)
-        eos = np.asarray(eos, dtype=np.int64)
-        mask = (np.arange(P)[None, :] <= eos[:, None]).astype(np.uint8)
-        return RenderedBatch(pixels, mask, eos, np.asarray(trunc, dtype=bool), fallback, unknown)
+    def _finish(self, strips: list[bytes], eos: list[int], trunc: list[bool], fallback, unknown) -> RenderedBatch:
+        cfg = self.cfg
+        B, W, pw = len(strips), cfg.width, cfg.position_width
+        cols = np.frombuffer(b"".join(strips), np.uint8).reshape(B, W)
+        used = min(W, (max(eos) + 1) * pw)
+        pixels = np.ones((B, cfg.patch_size, W), np.uint8)
+        pixels[:, :, :used] = unpack_white(cols[:, :used])
+        eos_arr = np.array(eos, dtype=np.int64)
+        return RenderedBatch(pixels, self._masks[eos_arr], eos_arr, np.array(trunc, dtype=bool), fallback, unknown)
 
     def render_batch(self, texts: list[str] | list[tuple[str, str]]) -> RenderedBatch:
         """Fast path. `texts`: strings, or (a, b) pairs rendered as a, EOS, b, EOS."""
-        inks, eos, trunc, fallback, unknown = [], [], [], Counter(), Counter()
+        strips, eos, trunc, fallback, unknown = [], [], [], Counter(), Counter()
         for item in texts:
-            parts = tuple(self.normalise(t) for t in ((item,) if isinstance(item, str) else item))
-            for t in parts:
-                self._account(t, fallback, unknown)
-            ink, e, tr = self._layout(parts, self._draw_atlas)
-            inks.append(ink)
+            s, e, t = self._strip((item,) if isinstance(item, str) else tuple(item), fallback, unknown)
+            strips.append(s)
             eos.append(e)
-            trunc.append(tr)
-        return self._finish(inks, eos, trunc, fallback, unknown)
+            trunc.append(t)
+        return self._finish(strips, eos, trunc, fallback, unknown)
 
     def render(self, text: str | tuple[str, str]) -> RenderedBatch:
         return self.render_batch([text])
 
+    # ---- the slow oracle ----------------------------------------------------------------------
     def render_reference(self, text: str | tuple[str, str]) -> RenderedBatch:
-        """Straightforward Pillow drawing (one draw call per same-font run); the atlas's yardstick."""
+        """Straightforward Pillow drawing, no glyph table or byte columns: each line's runs of
+        same-font visible characters drawn with one `ImageDraw.text` call (fallback-font glyphs one by
+        one: Pango rounds each advance), whitespace from pixar.text_rules; the fast path's yardstick."""
+        from .reference_draw import draw_reference
+
+        cfg, pw, width = self.cfg, self.cfg.position_width, self.cfg.width
         fallback, unknown = Counter(), Counter()
-        parts = tuple(self.normalise(t) for t in ((text,) if isinstance(text, str) else text))
-        for t in parts:
-            self._account(t, fallback, unknown)
-
-        def draw(ink: np.ndarray, s: str, x0: int, limit: int) -> int:
-            img = Image.new("L", (ink.shape[1], ink.shape[0]), 255)
-            d = ImageDraw.Draw(img)
-            pen = x0
-            for path, run in self._runs(s):
-                font = self._font(path)
-                d.text((pen, self.baseline), run, font=font, fill=0, anchor="ls")
-                pen += int(round(font.getlength(run)))
-            ink |= np.asarray(img) <= 127
-            return pen - x0
-
-        ink, e, tr = self._layout(parts, draw)
-        return self._finish([ink], [e], [tr], fallback, unknown)
-
-    def _runs(self, s: str):
-        run, run_path = "", None
-        for ch in s:
-            path, drawn = self.font_for(ch)
-            if path != run_path and run:
-                yield run_path, run
-                run = ""
-            run, run_path = run + drawn, path
-        if run:
-            yield run_path, run
+        ink = np.zeros((cfg.patch_size, width), dtype=bool)
+        x, eos_col, truncated = cfg.text_x, 0, False
+        for part in ((text,) if isinstance(text, str) else tuple(text)):
+            advance = draw_reference(self, part, ink, x, fallback, unknown)
+            eos_col = self._eos_col(x + advance)
+            if eos_col + pw > width:
+                eos_col, truncated = width - pw, True
+                ink[:, eos_col:] = False
+                break
+            ink[:, eos_col: eos_col + pw] = True
+            x = eos_col + pw + cfg.text_x
+        ink[:, eos_col: eos_col + pw] = True
+        ink[:, eos_col + pw:] = False
+        eos = np.array([eos_col // pw], dtype=np.int64)
+        return RenderedBatch((~ink[None]).astype(np.uint8), self._masks[eos], eos, np.array([truncated]), fallback, unknown)
 
     def fingerprint(self) -> str:
         """Identifies the rendering (font bytes + geometry): lm-eval's `tokenizer_name` for PIXAR."""
@@ -296,6 +479,8 @@ class Renderer:
                     h.update(hashlib.sha256(f.read()).digest())
         c = self.cfg
         h.update(f"{c.font_size}/{c.patch_size}/{c.patch_len}/{c.max_positions}/{c.text_x}/{c.text_y}/{c.eos_gap}".encode())
+        if c.whitespace != "pango":
+            h.update(f"/{c.whitespace}".encode())
         return "pixar-render-" + h.hexdigest()[:16]
 
 
@@ -338,3 +523,4 @@ def to_image(pixels: np.ndarray, scale: int = 1, rows: int | None = None) -> Ima
 def trim_to_mask(pixels: np.ndarray, num_positions: int, position_width: int) -> np.ndarray:
     """Crop a strip [H, W] to its attended positions (for display)."""
     return pixels[:, : int(num_positions) * position_width]
+
