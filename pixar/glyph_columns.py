@@ -37,9 +37,9 @@ def white_bytes(ink: np.ndarray) -> bytes:
 
 
 def unpack_white(cols: np.ndarray) -> np.ndarray:
-    """uint8 column bytes [..., w] -> uint8 pixels [..., 8, w] (1 = white)."""
-    bits = np.unpackbits(cols[..., None], axis=-1, bitorder="little")  # [..., w, 8]
-    return np.swapaxes(bits, -1, -2)
+    """uint8 column bytes [B, w] -> uint8 pixels [B, 8, w] (1 = white), a transposed view."""
+    B, w = cols.shape
+    return np.unpackbits(cols, axis=-1, bitorder="little").reshape(B, w, 8).transpose(0, 2, 1)
 
 
 def fallback_size(font_size: int) -> float:

@@ -81,6 +81,19 @@ class WordRun:
     metrics: tuple[int, int]  # max (ascent, descent) of the fonts used
 
 
+class _SpacesTable(dict):
+    """str.translate table of the "spaces" mode, filled on first sight of each character."""
+
+    def __init__(self, renderer: "Renderer"):
+        super().__init__()
+        self.renderer = renderer
+
+    def __missing__(self, code: int):
+        kind = self.renderer.kind(chr(code))[0]
+        self[code] = value = " " if kind == tr.SPACE else ("" if kind == tr.ZERO else chr(code))
+        return value
+
+
 class Renderer:
     """Renders text (or text pairs) to binary strips. Picklable: fonts and caches rebuild lazily."""
 
@@ -104,6 +117,7 @@ class Renderer:
         self._pure: dict[str, bytes] = {"": b""}
         self._impure: set[str] = set()
         self._runs: dict[tuple, WordRun] = {}
+        self._spaces_table = _SpacesTable(self)
         c = self.cfg
         self._white = b"\xff" * c.width
         self._eos = b"\x00" * c.position_width
@@ -112,7 +126,8 @@ class Renderer:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for k in ("_fonts", "_cmaps", "_kind", "_glyphs", "_pure", "_impure", "_runs", "_white", "_eos", "_masks"):
+        for k in ("_fonts", "_cmaps", "_kind", "_glyphs", "_pure", "_impure", "_runs", "_white", "_eos", "_masks",
+                  "_spaces_table"):
             state.pop(k)
         return state
 
@@ -172,7 +187,7 @@ class Renderer:
         break and Unicode space becomes " " and invisible characters are dropped."""
         text = tr.prepare(text, self.cfg.whitespace)
         if self.cfg.whitespace == "spaces":
-            text = "".join(" " if self.kind(c)[0] == tr.SPACE else c for c in text if self.kind(c)[0] != tr.ZERO)
+            text = text.translate(self._spaces_table)
         return text
 
     # ---- glyphs -----------------------------------------------------------------------------
@@ -278,19 +293,28 @@ class Renderer:
         return run
 
     # ---- lines ------------------------------------------------------------------------------
-    def _line_bytes(self, line: str) -> bytes | None:
-        """Fast path: a single line of pure words and plain spaces -> its column bytes."""
-        if "\t" in line:
+    def _line_bytes(self, text: str) -> bytes | None:
+        """Fast path: a short single-line text of pure words and plain spaces -> its column bytes
+        (None when the general path is needed)."""
+        if self.cfg.whitespace == "spaces":
+            text = self.normalise(text)
+        elif "\t" in text or "\r" in text or "\x00" in text or "\u2028" in text or "\u2029" in text:
             return None
-        parts = line.split(" ")
-        pieces = list(map(self._pure.get, parts))
-        if None in pieces:
-            for i, p in enumerate(pieces):
+        if "\n" in text:
+            text = text.replace("\n", " ")
+        pure = self._pure
+        try:
+            return self._space_bytes().join([pure[w] for w in text.split(" ")])
+        except KeyError:
+            pass
+        pieces = []
+        for w in text.split(" "):
+            p = pure.get(w)
+            if p is None:
+                p = self._pure_word(w)
                 if p is None:
-                    p = self._pure_word(parts[i])
-                    if p is None:
-                        return None
-                    pieces[i] = p
+                    return None
+            pieces.append(p)
         return self._space_bytes().join(pieces)
 
     def _space_bytes(self) -> bytes:
@@ -361,12 +385,11 @@ class Renderer:
         cut = text.find("\x00")
         if cut >= 0:
             self._count("\x00", fallback, unknown, text.count("\x00"))
+        line = self._line_bytes(text)
+        if line is not None:
+            return line, len(line)
         text = self.normalise(text)
         multi = cfg.whitespace == "pango" and ("\r" in text or "\u2028" in text or "\u2029" in text)
-        if not multi:
-            line = self._line_bytes(text)
-            if line is not None:
-                return line, len(line)
         lines = tr.split_lines(text) if multi else [text]
         ink = np.zeros((cfg.patch_size, cfg.width), bool)
         laid = [self._line_runs(ln, self.baseline, fallback, unknown) for ln in lines]
@@ -421,21 +444,40 @@ class Renderer:
         return bytes(buf), eos_col // pw, truncated
 
     def _finish(self, strips: list[bytes], eos: list[int], trunc: list[bool], fallback, unknown) -> RenderedBatch:
+        """strips: column bytes up to and including each EOS block -> the batch (unpacked once)."""
         cfg = self.cfg
-        B, W, pw = len(strips), cfg.width, cfg.position_width
-        cols = np.frombuffer(b"".join(strips), np.uint8).reshape(B, W)
-        used = min(W, (max(eos) + 1) * pw)
-        pixels = np.ones((B, cfg.patch_size, W), np.uint8)
-        pixels[:, :, :used] = unpack_white(cols[:, :used])
+        B, W = len(strips), cfg.width
+        U = max(map(len, strips))
+        joined = strips[0] if B == 1 else b"".join([st + self._white[: U - len(st)] for st in strips])
+        cols = np.frombuffer(joined, np.uint8).reshape(B, U)
+        pixels = np.empty((B, cfg.patch_size, W), np.uint8)
+        pixels[:, :, U:] = 1
+        for i in range(0, B, 64):  # chunks that stay in cache while they are transposed
+            pixels[i: i + 64, :, :U] = unpack_white(cols[i: i + 64])
         eos_arr = np.array(eos, dtype=np.int64)
-        return RenderedBatch(pixels, self._masks[eos_arr], eos_arr, np.array(trunc, dtype=bool), fallback, unknown)
+        mask = self._masks[eos[0]: eos[0] + 1] if B == 1 else self._masks[eos_arr]
+        return RenderedBatch(pixels, mask, eos_arr, np.array(trunc, dtype=bool), fallback, unknown)
 
     def render_batch(self, texts: list[str] | list[tuple[str, str]]) -> RenderedBatch:
         """Fast path. `texts`: strings, or (a, b) pairs rendered as a, EOS, b, EOS."""
+        cfg = self.cfg
+        x0, gap, pw, W = cfg.text_x, cfg.eos_gap, cfg.position_width, cfg.width
+        limit, white, eos_block = cfg.width // 4 + 64, self._white, self._eos
         strips, eos, trunc, fallback, unknown = [], [], [], Counter(), Counter()
         for item in texts:
+            if type(item) is str and len(item) <= limit:
+                line = self._line_bytes(item)
+                if line is not None:
+                    self.chars_laid_out += len(item)
+                    n = len(line)
+                    eos_col = -(-(x0 + n + gap) // pw) * pw
+                    if eos_col + pw <= W:
+                        strips.append(b"".join((white[:x0], line, white[: eos_col - x0 - n], eos_block)))
+                        eos.append(eos_col // pw)
+                        trunc.append(False)
+                        continue
             s, e, t = self._strip((item,) if isinstance(item, str) else tuple(item), fallback, unknown)
-            strips.append(s)
+            strips.append(s[: (e + 1) * pw])
             eos.append(e)
             trunc.append(t)
         return self._finish(strips, eos, trunc, fallback, unknown)
