@@ -73,8 +73,25 @@ def test_eos_at_first_boundary_after_text_plus_gap(renderer):
         assert renderer.render(text).eos_position[0] == -(-(2 + adv + 2) // 16)
 
 
-def test_newlines_tabs_become_spaces(renderer):
-    assert (renderer.render("a\nb\tc").pixels == renderer.render("a b c").pixels).all()
+def test_newline_is_a_space_and_tab_goes_to_the_next_stop(renderer):
+    assert (renderer.render("a\nb").pixels == renderer.render("a b").pixels).all()
+    # Pango's default tab stops: every 8 spaces (24 px), at least one space of room
+    assert (renderer.render("a\tb").pixels == renderer.render("a" + " " * 6 + "b").pixels).all()
+    spaces = Renderer(RenderConfig(whitespace="spaces"))
+    assert (spaces.render("a\nb\tc\rd").pixels == spaces.render("a b c d").pixels).all()
+
+
+def test_bounded_cost_counts_characters_laid_out():
+    r = Renderer(RenderConfig(max_positions=360))
+    r.render("x" * 1180)
+    normal = r.chars_laid_out
+    r.chars_laid_out = 0
+    huge = r.render("x" * 5_000_000)
+    assert huge.truncated[0] and huge.eos_position[0] == 359
+    assert r.chars_laid_out <= 2 * normal
+    words = ("lorem ipsum " * 500_000)
+    r.chars_laid_out = 0
+    assert r.render(words).truncated[0] and r.chars_laid_out <= 2 * normal
 
 
 def test_truncation_flags_and_keeps_eos_on_last_position():
@@ -89,10 +106,10 @@ def test_truncation_flags_and_keeps_eos_on_last_position():
 def test_unknown_glyphs_are_counted_never_silent(renderer):
     b = renderer.render_batch(["日本 ok", "x\x00y\x00"])
     assert b.fallback_chars == {"日": 1, "本": 1}
-    assert b.unknown_chars == {"\x00": 2}
+    assert b.unknown_chars == {"\x00": 2}  # Pango reads a C string: the text ends at NUL
     assert renderer.unknown_counts["\x00"] >= 2
-    # the replacement glyph is visible ink, not a blank
-    assert (renderer.render("\x00").pixels[0, :, :16] == 0).any()
+    assert (renderer.render("x\x00y").pixels == renderer.render("x").pixels).all()
+    assert renderer.render("a\x01b").unknown_chars == {"\x01": 1}
 
 
 def test_pairs_render_a_eos_b_eos(renderer):
@@ -156,6 +173,9 @@ def test_missing_font_is_a_clear_error():
 
 def test_unicode_spaces_and_zero_width_characters(renderer):
     plain = renderer.render("a b").pixels
-    assert (renderer.render("a\u200ab").pixels == plain).all() and (renderer.render("a\u3000b").pixels == plain).all()
-    assert (renderer.render("a \u200bb\ufeff").pixels == plain).all()
+    assert (renderer.render("a\u00a0b").pixels == plain).all()  # NBSP: the font's space glyph
+    assert (renderer.render("a \u200bb\ufeff\u00ad").pixels == plain).all()  # invisible, no room
+    hair, em = renderer.render("a\u200ab").pixels, renderer.render("a\u3000b").pixels  # 1 px, 9 px (HarfBuzz)
+    b_col = lambda px: int(np.flatnonzero((px[0, :, 8:32] == 0).any(0))[0])  # noqa: E731
+    assert b_col(hair) == b_col(renderer.render("ab").pixels) + 1 and b_col(em) == b_col(plain) + 6
     assert not renderer.render("a\u200ab").unknown_chars
