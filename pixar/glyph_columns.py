@@ -36,10 +36,21 @@ def white_bytes(ink: np.ndarray) -> bytes:
     return (~ink).T.astype(np.uint8).dot(BIT.astype(np.int64)).astype(np.uint8).tobytes() if ink.shape[1] else b""
 
 
-def unpack_white(cols: np.ndarray) -> np.ndarray:
-    """uint8 column bytes [B, w] -> uint8 pixels [B, 8, w] (1 = white), a transposed view."""
-    B, w = cols.shape
-    return np.unpackbits(cols, axis=-1, bitorder="little").reshape(B, w, 8).transpose(0, 2, 1)
+ROW_BITS = BIT[:, None]  # uint8 [8, 1]: the bit of each row
+
+
+def columns_to_pixels(cols: np.ndarray, out: np.ndarray, chunk: int = 32) -> None:
+    """Column bytes uint8 [B, U] -> out[:, :, :U] uint8 [B, 8, >=U] (1 = white), rows contiguous.
+
+    One masked AND per row bit gives [B, 8, U] bytes that are 0 or 2**r; writing them through a bool
+    view makes them 0/1. Done in chunks of `chunk` strips so the temporary stays in cache (no per-string
+    unpack + strided transpose)."""
+    B, U = cols.shape
+    tmp = np.empty((min(B, chunk), 8, U), np.uint8)
+    for i in range(0, B, chunk):
+        t = tmp[: min(chunk, B - i)]
+        np.bitwise_and(cols[i: i + chunk, None, :], ROW_BITS, out=t)
+        out[i: i + chunk, :, :U] = t.view(bool)
 
 
 def fallback_size(font_size: int) -> float:

@@ -36,7 +36,7 @@ from PIL import Image, ImageFont
 
 from . import text_rules as tr
 from .config import RenderConfig
-from .glyph_columns import REPLACEMENT, Glyph, blank, fallback_size, hexbox, rasterise, unpack_white, white_bytes
+from .glyph_columns import REPLACEMENT, Glyph, ROW_BITS, blank, columns_to_pixels, fallback_size, hexbox, rasterise, white_bytes
 from .paths import find_font, find_font_optional
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,83 @@ class _SpacesTable(dict):
         return value
 
 
+class CharColumns(dict):
+    """char -> column bytes of a character whose pixels never depend on its neighbours in a main-font
+    line: a main-font glyph whose ink lies inside its advance, a space (blank columns) or an invisible
+    character (b""). Any other character raises KeyError. Filled on first sight (one entry per
+    distinct character seen)."""
+
+    def __init__(self, renderer: "Renderer"):
+        super().__init__()
+        self.renderer = renderer
+
+    def __missing__(self, ch: str) -> bytes | None:
+        r = self.renderer
+        kind, tag = r.kind(ch)
+        b = None
+        if kind == tr.ZERO:
+            b = b""
+        elif kind == tr.SPACE:
+            b = b"\xff" * r.glyph(ch).advance
+        elif kind == tr.GRAPH and tag == MAIN:
+            g = r.glyph(ch)
+            if g.left >= 0 and g.left + g.ink.shape[1] <= g.advance:
+                ink = np.zeros((r.cfg.patch_size, g.advance), bool)
+                ink[:, g.left: g.left + g.ink.shape[1]] = g.ink
+                b = white_bytes(ink)
+        self[ch] = b
+        if b is None:
+            raise KeyError(ch)
+        return b
+
+
+class WordColumns(dict):
+    """word -> its column bytes, for words whose pixels do not depend on their neighbours (the fast
+    path: a line is `space.join` of its words). Built on first sight (`__missing__`); any other word
+    raises KeyError and is remembered as such. Bounded: cleared when it holds `size` words; words
+    longer than `long_word` characters are built but not kept."""
+
+    def __init__(self, renderer: "Renderer", size: int, long_word: int):
+        super().__init__({"": b""})
+        self.renderer, self.size, self.long_word = renderer, size, long_word
+        self.impure: set[str] = set()
+
+    def __missing__(self, word: str) -> bytes:
+        if word in self.impure:
+            raise KeyError(word)
+        b = self.renderer.pure_word(word)
+        if b is None:
+            if len(self.impure) < self.size:
+                self.impure.add(word)
+            raise KeyError(word)
+        if len(word) <= self.long_word:
+            if len(self) >= self.size:
+                self.clear()
+                self[""] = b""
+            self[word] = b
+        return b
+
+
+class StripBlocks:
+    """Memory for render()'s strips: blocks of `n` strips [1, H, W] allocated at once (>= 4 MiB, so numpy
+    asks the kernel for huge pages), each strip handed out as a view. A fresh small array costs a page
+    fault per 4 KiB (46 KB per strip at the paper's width), about half of render()'s time on our
+    machines. A block is freed when all its strips are gone: holding one strip keeps its block alive
+    (at most `n` strips, ~4 MiB)."""
+
+    def __init__(self, height: int, width: int, block_bytes: int = 4 << 20, most: int = 256):
+        self.shape = (1, height, width)
+        self.n = max(1, min(most, -(-block_bytes // (height * width))))
+        self.block, self.used = None, self.n
+
+    def take(self) -> np.ndarray:
+        """A new uint8 [1, H, W] strip (contents undefined)."""
+        if self.used == self.n:
+            self.block, self.used = np.empty((self.n, *self.shape), np.uint8), 0
+        self.used += 1
+        return self.block[self.used - 1]
+
+
 class Renderer:
     """Renders text (or text pairs) to binary strips. Picklable: fonts and caches rebuild lazily."""
 
@@ -114,20 +191,24 @@ class Renderer:
         self._cmaps: dict[str, set[int]] = {}
         self._kind: dict[str, tuple[str, str | None]] = {}
         self._glyphs: dict[tuple, Glyph] = {}
-        self._pure: dict[str, bytes] = {"": b""}
-        self._impure: set[str] = set()
         self._runs: dict[tuple, WordRun] = {}
         self._spaces_table = _SpacesTable(self)
+        self._chars = CharColumns(self)
+        self._words = WordColumns(self, self.WORD_CACHE_SIZE, self.LONG_WORD)
+        self._space = None  # column bytes of " " (built on first use: needs the fonts)
         c = self.cfg
         self._white = b"\xff" * c.width
         self._eos = b"\x00" * c.position_width
+        self._blocks = StripBlocks(c.patch_size, c.width)
+        self._geometry = (c.text_x, c.eos_gap, c.position_width, c.width)
+        self._fast_limit = c.width // 4 + 64  # longer texts go through the bounded general path
         P = c.max_positions
         self._masks = (np.arange(P)[None, :] <= np.arange(P)[:, None]).astype(np.uint8)  # [eos, P]
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for k in ("_fonts", "_cmaps", "_kind", "_glyphs", "_pure", "_impure", "_runs", "_white", "_eos", "_masks",
-                  "_spaces_table"):
+        for k in ("_fonts", "_cmaps", "_kind", "_glyphs", "_runs", "_spaces_table", "_chars", "_words", "_space",
+                  "_white", "_eos", "_blocks", "_geometry", "_fast_limit", "_masks"):
             state.pop(k)
         return state
 
@@ -239,27 +320,27 @@ class Renderer:
             self.unknown_counts[ch] += n
 
     # ---- words ------------------------------------------------------------------------------
-    def _pure_word(self, word: str) -> bytes | None:
+    def pure_word(self, word: str) -> bytes | None:
         """Column bytes of a word whose pixels do not depend on its neighbours (main font only, ink
-        inside its advance), cached; None for any other word."""
-        if word in self._impure:
-            return None
+        inside its advance); None for any other word. Joins per-character bytes when every character
+        is self-contained, else composes the word's glyphs (e.g. a glyph reaching into its neighbour)."""
+        chars = self._chars
+        try:
+            parts = [chars[c] for c in word]
+        except KeyError:
+            parts = [None]
+        if None not in parts:
+            return b"".join(parts)
         run = self._word_run(word, MAIN, self.baseline)
         first = self.kind(word[0])
         ok = (first[0] == tr.GRAPH and first[1] == MAIN and run.font_out == MAIN and not run.fallback
-              and not run.unknown and run.left >= 0 and run.left + run.ink.shape[1] <= run.advance)
+              and not run.unknown and run.left >= 0 and run.left + run.ink.shape[1] <= run.advance
+              and all(self.kind(c)[0] in (tr.GRAPH, tr.SPACE, tr.ZERO) for c in word))
         if not ok:
-            if len(self._impure) < self.WORD_CACHE_SIZE:
-                self._impure.add(word)
             return None
         ink = np.zeros((self.cfg.patch_size, run.advance), bool)
         ink[:, run.left: run.left + run.ink.shape[1]] = run.ink
-        b = white_bytes(ink)
-        if len(word) <= self.LONG_WORD:
-            if len(self._pure) >= self.WORD_CACHE_SIZE:
-                self._pure = {"": b""}
-            self._pure[word] = b
-        return b
+        return white_bytes(ink)
 
     def _word_run(self, word: str, font: str, baseline: int) -> WordRun:
         key = (word, font, baseline)
@@ -293,35 +374,31 @@ class Renderer:
         return run
 
     # ---- lines ------------------------------------------------------------------------------
-    def _line_bytes(self, text: str) -> bytes | None:
-        """Fast path: a short single-line text of pure words and plain spaces -> its column bytes
-        (None when the general path is needed)."""
+    def _fast_line(self, text: str) -> bytes | None:
+        """Fast path: a single-line text of self-contained words -> its column bytes (one dict lookup
+        per word, one join); None when the general path is needed (tabs, line breaks, NUL, fallback
+        fonts, hex boxes, ...: any word WordColumns refuses)."""
         if self.cfg.whitespace == "spaces":
-            text = self.normalise(text)
-        elif "\t" in text or "\r" in text or "\x00" in text or "\u2028" in text or "\u2029" in text:
-            return None
-        if "\n" in text:
+            if "\x00" in text:
+                return None
+            text = text.translate(self._spaces_table)
+        elif "\n" in text:
             text = text.replace("\n", " ")
-        pure = self._pure
+        space = self._space
+        if space is None:
+            space = self._space = b"\xff" * self.glyph(" ").advance
+        words = self._words.__getitem__
         try:
-            return self._space_bytes().join([pure[w] for w in text.split(" ")])
+            if "\t" not in text:
+                return space.join(map(words, text.split(" ")))
+            # tabs: Pango's stops every 8 main-font spaces from the line start (pixar.text_rules)
+            parts = text.split("\t")
+            line = space.join(map(words, parts[0].split(" ")))
+            for part in parts[1:]:
+                line += self._white[: tr.tab_advance(len(line), len(space))] + space.join(map(words, part.split(" ")))
+            return line
         except KeyError:
-            pass
-        pieces = []
-        for w in text.split(" "):
-            p = pure.get(w)
-            if p is None:
-                p = self._pure_word(w)
-                if p is None:
-                    return None
-            pieces.append(p)
-        return self._space_bytes().join(pieces)
-
-    def _space_bytes(self) -> bytes:
-        sp = self._glyphs.get("space-bytes")
-        if sp is None:
-            sp = self._glyphs["space-bytes"] = b"\xff" * self.glyph(" ").advance
-        return sp
+            return None
 
     def _line_runs(self, line: str, baseline: int, fallback: Counter, unknown: Counter):
         """General path: [(x, WordRun)], advance, (ascent, descent) of one line."""
@@ -352,8 +429,10 @@ class Renderer:
 
     def _bounded(self, text: str) -> tuple[str, bool]:
         """The shortest prefix of `text` (cut at a space when it can be) that overfills the strip, or
-        the whole text; True when it was cut. Doubles the prefix while it still fits."""
-        n = self.cfg.width // 4 + 64
+        the whole text; True when it was cut. Grows the prefix 4x while it still fits, up to `width` +
+        64 characters: a text that long which still fits (invisible characters, many short lines) is
+        laid out from that prefix and flagged truncated, so the cost never depends on the input length."""
+        n, cap = self._fast_limit, self.cfg.width + 64
         while True:
             if n >= len(text):
                 return text, False
@@ -361,11 +440,17 @@ class Renderer:
             cut = t.rfind(" ", n // 2)
             t = t[:cut] if cut > 0 else t
             self.chars_laid_out += len(t)
-            lines = tr.split_lines(tr.prepare(t, self.cfg.whitespace)) if self.cfg.whitespace == "pango" else [t]
-            width = max(sum(map(self._min_advance, ln)) for ln in lines)
+            if n >= cap:
+                return t, True
+            line = self._fast_line(t)
+            if line is not None:  # exact width
+                width = len(line)
+            else:  # a lower bound of the widest line
+                lines = tr.split_lines(tr.prepare(t, self.cfg.whitespace)) if self.cfg.whitespace == "pango" else [t]
+                width = max(sum(map(self._min_advance, ln)) for ln in lines)
             if width > self.cfg.width + 8:
                 return t, True
-            n *= 4
+            n = min(4 * n, cap)
 
     def _min_advance(self, ch: str) -> int:
         """A lower bound of the advance of `ch` in any context (spaces and tabs depend on it)."""
@@ -376,18 +461,19 @@ class Renderer:
             return min(self._space_advance(MAIN, ch), self._space_advance(FALLBACK, ch))
         return self.glyph(ch).advance
 
-    def _text_columns(self, text: str, x0: int, fallback: Counter, unknown: Counter) -> tuple[bytes | np.ndarray, int]:
-        """Column bytes (fast path) or bool ink [H, W] (general path) of one text drawn from x0, and its advance."""
-        cfg = self.cfg
-        if len(text) > cfg.width // 4 + 64:
-            text, _ = self._bounded(text)
-        self.chars_laid_out += len(text)
-        cut = text.find("\x00")
-        if cut >= 0:
+    def _text_columns(self, text: str, x0: int, fallback: Counter, unknown: Counter) -> tuple[bytes | np.ndarray, int, bool]:
+        """Column bytes (fast path) or bool ink [H, W] (general path) of one text drawn from x0, its
+        advance, and whether the text was cut before layout (pixar.render._bounded)."""
+        cfg, cut = self.cfg, False
+        if len(text) > self._fast_limit:
+            text, cut = self._bounded(text)  # counts what it lays out
+        else:
+            self.chars_laid_out += len(text)
+        if "\x00" in text:
             self._count("\x00", fallback, unknown, text.count("\x00"))
-        line = self._line_bytes(text)
+        line = self._fast_line(text)
         if line is not None:
-            return line, len(line)
+            return line, len(line), cut
         text = self.normalise(text)
         multi = cfg.whitespace == "pango" and ("\r" in text or "\u2028" in text or "\u2029" in text)
         lines = tr.split_lines(text) if multi else [text]
@@ -403,7 +489,7 @@ class Renderer:
                 lo, hi = max(a, 0), min(a + run.ink.shape[1], cfg.width)
                 if hi > lo:
                     ink[:, lo:hi] |= run.ink[:, lo - a: hi - a]
-        return ink, width
+        return ink, width, cut
 
     def _baselines(self, metrics: list[tuple[int, int]]) -> list[int]:
         """Pango stacks the lines and centres the block: top = 8/2 - height/2 - 1 (pixar-render)."""
@@ -420,12 +506,14 @@ class Renderer:
         return int(math.ceil((end_px + self.cfg.eos_gap) / pw)) * pw
 
     def _strip(self, parts: tuple[str, ...], fallback: Counter, unknown: Counter) -> tuple[bytes, int, bool]:
-        """One strip as W column bytes; (bytes, eos position, truncated)."""
+        """General path: one strip as column bytes up to and including its EOS block; (bytes, eos
+        position, truncated)."""
         cfg, pw, width = self.cfg, self.cfg.position_width, self.cfg.width
         x, eos_col, truncated = cfg.text_x, 0, False
         buf, inks = bytearray(self._white), []
         for text in parts:
-            cols, advance = self._text_columns(text, x, fallback, unknown)
+            cols, advance, cut = self._text_columns(text, x, fallback, unknown)
+            truncated |= cut
             if isinstance(cols, bytes):
                 end = min(x + len(cols), width)
                 buf[x:end] = cols[: end - x]
@@ -440,49 +528,64 @@ class Renderer:
         if inks:
             ink = np.logical_or.reduce(inks) if len(inks) > 1 else inks[0]
             buf = bytearray((np.frombuffer(buf, np.uint8) & np.frombuffer(white_bytes(ink), np.uint8)).tobytes())
-        buf[eos_col:] = self._eos + self._white[: width - eos_col - pw]
-        return bytes(buf), eos_col // pw, truncated
+        buf[eos_col: eos_col + pw] = self._eos
+        return bytes(buf[: eos_col + pw]), eos_col // pw, truncated
 
-    def _finish(self, strips: list[bytes], eos: list[int], trunc: list[bool], fallback, unknown) -> RenderedBatch:
-        """strips: column bytes up to and including each EOS block -> the batch (unpacked once)."""
-        cfg = self.cfg
-        B, W = len(strips), cfg.width
-        U = max(map(len, strips))
-        joined = strips[0] if B == 1 else b"".join([st + self._white[: U - len(st)] for st in strips])
-        cols = np.frombuffer(joined, np.uint8).reshape(B, U)
-        pixels = np.empty((B, cfg.patch_size, W), np.uint8)
-        pixels[:, :, U:] = 1
-        for i in range(0, B, 64):  # chunks that stay in cache while they are transposed
-            pixels[i: i + 64, :, :U] = unpack_white(cols[i: i + 64])
-        eos_arr = np.array(eos, dtype=np.int64)
-        mask = self._masks[eos[0]: eos[0] + 1] if B == 1 else self._masks[eos_arr]
-        return RenderedBatch(pixels, mask, eos_arr, np.array(trunc, dtype=bool), fallback, unknown)
+    def _fast_strip(self, text: str) -> bytes | None:
+        """Fast path: column bytes of a short single-line text up to and including its EOS block."""
+        line = self._fast_line(text)
+        if line is None:
+            return None
+        x0, gap, pw, width = self._geometry
+        n = len(line)
+        eos_col = -(-(x0 + n + gap) // pw) * pw
+        if eos_col + pw > width:
+            return None
+        self.chars_laid_out += len(text)
+        white = self._white
+        return b"".join((white[:x0], line, white[: eos_col - x0 - n], self._eos))
 
     def render_batch(self, texts: list[str] | list[tuple[str, str]]) -> RenderedBatch:
-        """Fast path. `texts`: strings, or (a, b) pairs rendered as a, EOS, b, EOS."""
-        cfg = self.cfg
-        x0, gap, pw, W = cfg.text_x, cfg.eos_gap, cfg.position_width, cfg.width
-        limit, white, eos_block = cfg.width // 4 + 64, self._white, self._eos
-        strips, eos, trunc, fallback, unknown = [], [], [], Counter(), Counter()
+        """`texts`: strings, or (a, b) pairs rendered as a, EOS, b, EOS. Each strip becomes column
+        bytes (fast path, else the general path); the batch is turned into pixels in one pass."""
+        pw, limit, white = self.cfg.position_width, self._fast_limit, self._white
+        pieces, eos, trunc, fallback, unknown = [], [], [], Counter(), Counter()
+        U = 0
         for item in texts:
-            if type(item) is str and len(item) <= limit:
-                line = self._line_bytes(item)
-                if line is not None:
-                    self.chars_laid_out += len(item)
-                    n = len(line)
-                    eos_col = -(-(x0 + n + gap) // pw) * pw
-                    if eos_col + pw <= W:
-                        strips.append(b"".join((white[:x0], line, white[: eos_col - x0 - n], eos_block)))
-                        eos.append(eos_col // pw)
-                        trunc.append(False)
-                        continue
-            s, e, t = self._strip((item,) if isinstance(item, str) else tuple(item), fallback, unknown)
-            strips.append(s[: (e + 1) * pw])
-            eos.append(e)
-            trunc.append(t)
-        return self._finish(strips, eos, trunc, fallback, unknown)
+            st = self._fast_strip(item) if type(item) is str and len(item) <= limit else None
+            if st is not None:
+                eos.append(len(st) // pw - 1)
+                trunc.append(False)
+            else:
+                st, e, t = self._strip((item,) if isinstance(item, str) else tuple(item), fallback, unknown)
+                eos.append(e)
+                trunc.append(t)
+            pieces.append(st)
+            U = max(U, len(st))
+        B, H, W = len(pieces), self.cfg.patch_size, self.cfg.width
+        # pad every strip to the longest one (U columns, a multiple of pw) -> uint8 [B, U]
+        cols = np.frombuffer(b"".join([p + white[: U - len(p)] if len(p) < U else p for p in pieces]), np.uint8)
+        pixels = np.empty((B, H, W), np.uint8)
+        pixels[:, :, U:] = 1
+        if B:
+            columns_to_pixels(cols.reshape(B, U), pixels)
+        eos_arr = np.array(eos, dtype=np.int64)
+        mask = self._masks[eos_arr] if B else np.zeros((0, self.cfg.max_positions), np.uint8)
+        return RenderedBatch(pixels, mask, eos_arr, np.array(trunc, dtype=bool), fallback, unknown)
 
     def render(self, text: str | tuple[str, str]) -> RenderedBatch:
+        """One text (or pair) -> a batch of one; the same pixels as render_batch([text])."""
+        if type(text) is str and len(text) <= self._fast_limit:
+            st = self._fast_strip(text)
+            if st is not None:
+                pixels = self._blocks.take()  # [1, H, W]
+                U = len(st)
+                pixels[0, :, :U] = np.bitwise_and(np.frombuffer(st, np.uint8), ROW_BITS).view(bool)
+                pixels[0, :, U:] = 1
+                e = U // self._geometry[2] - 1
+                # Counter.__new__: an empty Counter without Counter.__init__'s Python-level update() call
+                return RenderedBatch(pixels, self._masks[e: e + 1], np.array([e]), np.zeros(1, bool),
+                                     Counter.__new__(Counter), Counter.__new__(Counter))
         return self.render_batch([text])
 
     # ---- the slow oracle ----------------------------------------------------------------------
