@@ -84,7 +84,7 @@ def hexbox(ch: str, height: int, baseline: int) -> Glyph:
             continue
         x0 = hexbox_table.SLOT_X[n][k]
         ink[:, x0: x0 + len(pat[0])] |= np.array([[c == "#" for c in row] for row in pat], dtype=bool)
-    shift = baseline - 7  # the table is captured on the single-line baseline
+    shift = baseline - hexbox_table.BASELINE  # the table is captured on a single line with a box
     out = np.zeros((height, ink.shape[1]), bool)
     src = ink[max(0, -shift): ink.shape[0] - max(0, shift)]
     out[max(0, shift): max(0, shift) + src.shape[0]] = src[: height - max(0, shift)]

@@ -17,13 +17,12 @@ from .glyph_columns import hexbox
 
 
 def _line_metrics(renderer, line: str) -> tuple[int, int]:
-    asc, desc = 9, 2
+    asc, desc = tr.LINE_METRICS["main"]
     for ch in line:
         kind, tag = renderer.kind(ch)
-        if kind == tr.GRAPH and tag == "fallback":
-            asc, desc = max(asc, 10), max(desc, 3)
-        elif kind == tr.HEXBOX:
-            asc = max(asc, 10)
+        key = tag if kind == tr.GRAPH else (tr.HEXBOX if kind == tr.HEXBOX else None)
+        if key:
+            asc, desc = max(asc, tr.LINE_METRICS[key][0]), max(desc, tr.LINE_METRICS[key][1])
     return asc, desc
 
 
@@ -58,7 +57,7 @@ def _draw_line(renderer, line: str, baseline: int, img: Image.Image, extra: np.n
             f = renderer._font_of_tag(tag)
             d.text((x0 + pen, baseline), ch, font=f, fill=0, anchor="ls")
             pen += int(round(f.getlength(ch)))
-            font = tag
+            font = font if tr.is_mark(ch) else tag
         elif kind == tr.SPACE:
             pen += renderer._space_advance(font, ch)
         elif kind == tr.TAB:
@@ -87,10 +86,7 @@ def draw_reference(renderer, text: str, ink: np.ndarray, x0: int, fallback: Coun
         renderer._count(ch, fallback, unknown, text.count(ch))
     mode = renderer.cfg.whitespace
     lines = tr.split_lines(text) if mode == "pango" else [text]
-    if len(lines) > 1:
-        baselines = renderer._baselines([_line_metrics(renderer, ln) for ln in lines])
-    else:
-        baselines = [renderer.baseline]
+    baselines = renderer.line_baselines([_line_metrics(renderer, ln) for ln in lines])
     img = Image.new("L", (ink.shape[1], ink.shape[0]), 255)
     extra = np.zeros_like(ink)
     width = 0

@@ -46,7 +46,7 @@ __all__ = ["REPLACEMENT", "Glyph", "RenderedBatch", "Renderer", "space_text", "t
 MAIN, FALLBACK = "main", "fallback"
 _SEPARATORS = re.compile("([ \t])")
 # Line metrics (ascent, descent) in px as Pango's hinted metrics give them at the paper's em.
-_METRICS = {MAIN: (9, 2), FALLBACK: (10, 3), tr.HEXBOX: (10, 2)}
+_METRICS = tr.LINE_METRICS  # keys: MAIN, FALLBACK, tr.HEXBOX
 
 
 @dataclass
@@ -352,7 +352,8 @@ class Renderer:
         for ch in word:
             kind, own = self.kind(ch)
             if kind == tr.GRAPH:
-                font = own
+                if not tr.is_mark(ch):
+                    font = own
                 asc, desc = max(asc, _METRICS[own][0]), max(desc, _METRICS[own][1])
             elif kind == tr.HEXBOX:
                 asc, desc = max(asc, _METRICS[tr.HEXBOX][0]), max(desc, _METRICS[tr.HEXBOX][1])
@@ -479,7 +480,7 @@ class Renderer:
         lines = tr.split_lines(text) if multi else [text]
         ink = np.zeros((cfg.patch_size, cfg.width), bool)
         laid = [self._line_runs(ln, self.baseline, fallback, unknown) for ln in lines]
-        baselines = self._baselines([m for _, _, m in laid]) if multi else [self.baseline]
+        baselines = self.line_baselines([m for _, _, m in laid])
         width = 0
         for i, (ln, bl) in enumerate(zip(lines, baselines)):
             runs, adv, _ = laid[i] if bl == self.baseline else self._line_runs(ln, bl, Counter(), Counter())
@@ -491,8 +492,8 @@ class Renderer:
                     ink[:, lo:hi] |= run.ink[:, lo - a: hi - a]
         return ink, width, cut
 
-    def _baselines(self, metrics: list[tuple[int, int]]) -> list[int]:
-        """Pango stacks the lines and centres the block: top = 8/2 - height/2 - 1 (pixar-render)."""
+    def line_baselines(self, metrics: list[tuple[int, int]]) -> list[int]:
+        """Baselines of the lines of one text. Pango stacks the lines and centres the block: top = 8/2 - height/2 - 1 (pixar-render)."""
         total = sum(a + d for a, d in metrics)
         y, out = self.cfg.patch_size / 2 - total / 2 - 1, []
         for a, d in metrics:

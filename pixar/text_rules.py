@@ -31,6 +31,11 @@ LINE_BREAKS = "\r\u2028\u2029"
 TAB_SPACES = 8  # Pango's default tab stop: 8 space widths
 PANGO_DPI, PANGO_PT = 80, 8  # the authors' renderer: font_size=8, dpi=80 -> em = 8.889 px
 
+# Line metrics (ascent, descent) in px, as Pango's hinted metrics give them at the paper's em, of a line
+# that uses the main font, the fallback font or a hex box; Pango centres a line of height a + d on the
+# strip, so a hex box (descent 3) moves the whole line up 1 px (measured; pixar.render.line_baselines).
+LINE_METRICS = {"main": (9, 2), "fallback": (10, 3), "hexbox": (9, 3)}
+
 # Character kinds.
 GRAPH, SPACE, ZERO, TAB, HEXBOX, NOTDEF, BREAK = "graph", "space", "zero", "tab", "hexbox", "notdef", "break"
 
@@ -52,6 +57,12 @@ _IGNORABLE_RANGES = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x17
 def is_ignorable(ch: str) -> bool:
     c = ord(ch)
     return any(lo <= c <= hi for lo, hi in _IGNORABLE_RANGES)
+
+
+def is_mark(ch: str) -> bool:
+    """A combining mark: HarfBuzz clusters it with its base, so the text after it (a space) stays in
+    the base's font (measured: "cafe\u0301 au" spaces like "cafe au")."""
+    return unicodedata.category(ch) in ("Mn", "Me")
 
 
 def keeps_font(ch: str) -> bool:
