@@ -34,17 +34,28 @@ BENCH_TOOL = next((p / "shared" / "tools" / "pango-bench" for p in (ROOT.parent,
                    if (p / "shared" / "tools" / "pango-bench").is_dir()), ROOT.parent / "shared" / "tools" / "pango-bench")
 
 
-def reference_strips(texts: list[str], ref: Path, tool: Path) -> np.ndarray:
-    """uint8 [N, 8, W] strips (1 = white) of `texts` from the authors' renderer."""
+def run_reference(texts: list[str], ref: Path, tool: Path = BENCH_TOOL) -> tuple[np.ndarray, float]:
+    """The authors' renderer on `texts` (its own process, timed by the bench tool's pango_side.py):
+    (uint8 [N, 8, W] strips, 1 = white; strings/s)."""
     py = ref / "venv" / "bin" / "python"
     if not py.exists():
         raise SystemExit(f"no Pango reference in {ref}: run {tool / 'setup.sh'} {ref} first")
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "texts.json").write_text(json.dumps(texts))
-        subprocess.run([str(py), str(tool / "pango_side.py"), str(ref / "wheel"), str(Path(tmp) / "texts.json"),
-                        str(Path(tmp) / "out.npz")], env=dict(os.environ, PYTHONPATH=str(ref / "stub")),
-                       check=True, capture_output=True, text=True)
-        return np.load(Path(tmp) / "out.npz")["images"]
+        out = subprocess.run([str(py), str(tool / "pango_side.py"), str(ref / "wheel"), str(Path(tmp) / "texts.json"),
+                              str(Path(tmp) / "out.npz")], env=dict(os.environ, PYTHONPATH=str(ref / "stub")),
+                             check=True, capture_output=True, text=True)
+        speed = json.loads(out.stdout.strip().splitlines()[-1])["strings_per_s"]
+        return np.load(Path(tmp) / "out.npz")["images"], speed
+
+
+def reference_strips(texts: list[str], ref: Path, tool: Path = BENCH_TOOL) -> np.ndarray:
+    """uint8 [N, 8, W] strips (1 = white) of `texts` from the authors' renderer."""
+    return run_reference(texts, ref, tool)[0]
+
+
+def default_ref() -> Path:
+    return Path(os.environ.get("PANGO_REF", Path(tempfile.gettempdir()) / "pango-ref"))
 
 
 def synthetic() -> list[tuple[str, str]]:
@@ -168,7 +179,7 @@ def capture_hexbox_table(renderer: Renderer, ref: Path, tool: Path) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ref", type=Path, default=Path(os.environ.get("PANGO_REF", Path(tempfile.gettempdir()) / "pango-ref")))
+    ap.add_argument("--ref", type=Path, default=default_ref())
     ap.add_argument("--tool", type=Path, default=BENCH_TOOL, help="the bench tool's folder (pango_side.py)")
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "golden")
     ap.add_argument("--lambada", type=int, default=120, help="bench passages with special characters")

@@ -40,17 +40,18 @@ ROW_BITS = BIT[:, None]  # uint8 [8, 1]: the bit of each row
 
 
 def columns_to_pixels(cols: np.ndarray, out: np.ndarray, chunk: int = 32) -> None:
-    """Column bytes uint8 [B, U] -> out[:, :, :U] uint8 [B, 8, >=U] (1 = white), rows contiguous.
+    """Column bytes uint8 [B, U] -> out uint8 [B, 8, W >= U] (1 = white; columns U.. white), rows contiguous.
 
     One masked AND per row bit gives [B, 8, U] bytes that are 0 or 2**r; writing them through a bool
-    view makes them 0/1. Done in chunks of `chunk` strips so the temporary stays in cache (no per-string
-    unpack + strided transpose)."""
+    view makes them 0/1. Done in chunks of `chunk` strips, each finished (text columns and white tail)
+    while it is in cache: no per-string unpack + strided transpose."""
     B, U = cols.shape
     tmp = np.empty((min(B, chunk), 8, U), np.uint8)
     for i in range(0, B, chunk):
         t = tmp[: min(chunk, B - i)]
         np.bitwise_and(cols[i: i + chunk, None, :], ROW_BITS, out=t)
         out[i: i + chunk, :, :U] = t.view(bool)
+        out[i: i + chunk, :, U:] = 1
 
 
 def fallback_size(font_size: int) -> float:

@@ -549,30 +549,25 @@ class Renderer:
     def render_batch(self, texts: list[str] | list[tuple[str, str]]) -> RenderedBatch:
         """`texts`: strings, or (a, b) pairs rendered as a, EOS, b, EOS. Each strip becomes column
         bytes (fast path, else the general path); the batch is turned into pixels in one pass."""
-        pw, limit, white = self.cfg.position_width, self._fast_limit, self._white
-        pieces, eos, trunc, fallback, unknown = [], [], [], Counter(), Counter()
-        U = 0
-        for item in texts:
-            st = self._fast_strip(item) if type(item) is str and len(item) <= limit else None
-            if st is not None:
-                eos.append(len(st) // pw - 1)
-                trunc.append(False)
-            else:
-                st, e, t = self._strip((item,) if isinstance(item, str) else tuple(item), fallback, unknown)
-                eos.append(e)
-                trunc.append(t)
+        pw, limit, white, fast = self.cfg.position_width, self._fast_limit, self._white, self._fast_strip
+        pieces, cut, fallback, unknown = [], {}, Counter(), Counter()
+        for item in texts:  # per text: column bytes up to and including its EOS block
+            st = fast(item) if type(item) is str and len(item) <= limit else None
+            if st is None:
+                st, _, cut[len(pieces)] = self._strip((item,) if isinstance(item, str) else tuple(item), fallback, unknown)
             pieces.append(st)
-            U = max(U, len(st))
         B, H, W = len(pieces), self.cfg.patch_size, self.cfg.width
-        # pad every strip to the longest one (U columns, a multiple of pw) -> uint8 [B, U]
+        lengths = np.fromiter(map(len, pieces), np.int64, B)
+        U = int(lengths.max()) if B else 0
+        # pad every strip to the longest one (U columns, a multiple of pw) -> uint8 [B, U] -> pixels once
         cols = np.frombuffer(b"".join([p + white[: U - len(p)] if len(p) < U else p for p in pieces]), np.uint8)
         pixels = np.empty((B, H, W), np.uint8)
-        pixels[:, :, U:] = 1
-        if B:
-            columns_to_pixels(cols.reshape(B, U), pixels)
-        eos_arr = np.array(eos, dtype=np.int64)
-        mask = self._masks[eos_arr] if B else np.zeros((0, self.cfg.max_positions), np.uint8)
-        return RenderedBatch(pixels, mask, eos_arr, np.array(trunc, dtype=bool), fallback, unknown)
+        columns_to_pixels(cols.reshape(B, U), pixels)
+        eos_arr = lengths // pw - 1
+        truncated = np.zeros(B, bool)
+        truncated[list(cut)] = list(cut.values())
+        mask = self._masks[eos_arr]
+        return RenderedBatch(pixels, mask, eos_arr, truncated, fallback, unknown)
 
     def render(self, text: str | tuple[str, str]) -> RenderedBatch:
         """One text (or pair) -> a batch of one; the same pixels as render_batch([text])."""
