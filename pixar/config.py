@@ -47,7 +47,8 @@ class RenderConfig:
     """White pixels between the text's advance and the earliest EOS column."""
     whitespace: str = "pango"
     """Tabs, line breaks, Unicode spaces, invisible characters: "pango" = what the authors' renderer
-    does (the faithful default: tab stops, "\\r" starts a hidden second line, ...); "spaces" = each
+    does (the faithful default: tab stops, "\\r" starts a second line and the two are centred on the
+    strip, ...); "spaces" = each
     becomes one space and invisible characters are dropped (docs/rendering.md)."""
 
     def __post_init__(self) -> None:

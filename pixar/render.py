@@ -15,9 +15,10 @@ Two drawing paths give identical pixels (tested with hypothesis; both tested aga
 renderer with the committed goldens):
   * `render_reference`: straightforward Pillow drawing of each same-font run of each line;
   * `render` / `render_batch`: the fast path. An 8-px column is one byte, so a word is a cached byte
-    string of column masks and a line is `space.join(words)`; the batch is unpacked to pixels once.
-    Words the byte path cannot join (fallback fonts, tabs, overhanging glyphs, several lines) are
-    composed from the glyph table with numpy.
+    string of column masks (CharColumns, WordColumns) and a line is `space.join(words)` (tabs: blank
+    bytes up to the next stop); the bytes become pixels with one masked AND per row bit, once per batch.
+    Texts the byte path cannot take (fallback fonts, hex boxes, several lines, NUL, truncation) are
+    composed from the glyph table with numpy, then join the same byte pipeline.
 
 Characters the main font lacks fall back to GoNoto; characters in neither font are drawn as Pango's
 hex box; both are counted in the result (never silent). Cost is bounded by the strip: only a prefix
@@ -36,6 +37,7 @@ from PIL import Image, ImageFont
 
 from . import text_rules as tr
 from .config import RenderConfig
+from .column_cache import CharColumns, StripBlocks, WordColumns
 from .glyph_columns import REPLACEMENT, Glyph, ROW_BITS, blank, columns_to_pixels, fallback_size, hexbox, rasterise, white_bytes
 from .paths import find_font, find_font_optional
 
@@ -92,83 +94,6 @@ class _SpacesTable(dict):
         kind = self.renderer.kind(chr(code))[0]
         self[code] = value = " " if kind == tr.SPACE else ("" if kind == tr.ZERO else chr(code))
         return value
-
-
-class CharColumns(dict):
-    """char -> column bytes of a character whose pixels never depend on its neighbours in a main-font
-    line: a main-font glyph whose ink lies inside its advance, a space (blank columns) or an invisible
-    character (b""). Any other character raises KeyError. Filled on first sight (one entry per
-    distinct character seen)."""
-
-    def __init__(self, renderer: "Renderer"):
-        super().__init__()
-        self.renderer = renderer
-
-    def __missing__(self, ch: str) -> bytes | None:
-        r = self.renderer
-        kind, tag = r.kind(ch)
-        b = None
-        if kind == tr.ZERO:
-            b = b""
-        elif kind == tr.SPACE:
-            b = b"\xff" * r.glyph(ch).advance
-        elif kind == tr.GRAPH and tag == MAIN:
-            g = r.glyph(ch)
-            if g.left >= 0 and g.left + g.ink.shape[1] <= g.advance:
-                ink = np.zeros((r.cfg.patch_size, g.advance), bool)
-                ink[:, g.left: g.left + g.ink.shape[1]] = g.ink
-                b = white_bytes(ink)
-        self[ch] = b
-        if b is None:
-            raise KeyError(ch)
-        return b
-
-
-class WordColumns(dict):
-    """word -> its column bytes, for words whose pixels do not depend on their neighbours (the fast
-    path: a line is `space.join` of its words). Built on first sight (`__missing__`); any other word
-    raises KeyError and is remembered as such. Bounded: cleared when it holds `size` words; words
-    longer than `long_word` characters are built but not kept."""
-
-    def __init__(self, renderer: "Renderer", size: int, long_word: int):
-        super().__init__({"": b""})
-        self.renderer, self.size, self.long_word = renderer, size, long_word
-        self.impure: set[str] = set()
-
-    def __missing__(self, word: str) -> bytes:
-        if word in self.impure:
-            raise KeyError(word)
-        b = self.renderer.pure_word(word)
-        if b is None:
-            if len(self.impure) < self.size:
-                self.impure.add(word)
-            raise KeyError(word)
-        if len(word) <= self.long_word:
-            if len(self) >= self.size:
-                self.clear()
-                self[""] = b""
-            self[word] = b
-        return b
-
-
-class StripBlocks:
-    """Memory for render()'s strips: blocks of `n` strips [1, H, W] allocated at once (>= 4 MiB, so numpy
-    asks the kernel for huge pages), each strip handed out as a view. A fresh small array costs a page
-    fault per 4 KiB (46 KB per strip at the paper's width), about half of render()'s time on our
-    machines. A block is freed when all its strips are gone: holding one strip keeps its block alive
-    (at most `n` strips, ~4 MiB)."""
-
-    def __init__(self, height: int, width: int, block_bytes: int = 4 << 20, most: int = 256):
-        self.shape = (1, height, width)
-        self.n = max(1, min(most, -(-block_bytes // (height * width))))
-        self.block, self.used = None, self.n
-
-    def take(self) -> np.ndarray:
-        """A new uint8 [1, H, W] strip (contents undefined)."""
-        if self.used == self.n:
-            self.block, self.used = np.empty((self.n, *self.shape), np.uint8), 0
-        self.used += 1
-        return self.block[self.used - 1]
 
 
 class Renderer:

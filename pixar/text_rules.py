@@ -7,8 +7,8 @@ whitespace and invisible character; the committed goldens (tests/golden/) pin it
   * "pango" (default, faithful: what a PIXAR checkpoint was trained on):
       - U+0000 ends the text (Pango takes a C string); "\\n" becomes one space (the authors' code);
       - "\\r", "\\r\\n", U+2028, U+2029 start a new layout line; the lines are stacked and centred
-        vertically on the 8-px strip, so with two lines the strip shows the top of the first line's
-        glyphs and the caps of the second; the EOS goes after the widest line;
+        vertically on the 8-px strip, so with two lines the strip shows the bottom of the first
+        line and the top of the second; the EOS goes after the widest line;
       - "\\t" advances to the next multiple of 8 spaces that leaves at least one space of room;
       - Unicode spaces take HarfBuzz's fallback widths (fractions of Pango's em, 8 pt at 80 dpi);
         U+00A0 and U+202F are the font's own space glyph;
