@@ -191,6 +191,8 @@ class Renderer:
     def normalise(self, text: str) -> str:
         """The text the layout sees: cut at NUL, newline -> space; in "spaces" mode every tab, line
         break and Unicode space becomes " " and invisible characters are dropped."""
+        if self.cfg.whitespace == "spaces" and "\r\n" in text:
+            text = text.replace("\r\n", "\n")  # one line break -> one space
         text = tr.prepare(text, self.cfg.whitespace)
         if self.cfg.whitespace == "spaces":
             text = text.translate(self._spaces_table)
@@ -307,7 +309,7 @@ class Renderer:
         if self.cfg.whitespace == "spaces":
             if "\x00" in text:
                 return None
-            text = text.translate(self._spaces_table)
+            text = self.normalise(text)
         elif "\n" in text:
             text = text.replace("\n", " ")
         space = self._space

@@ -245,3 +245,38 @@ def test_multiline_cost_is_bounded():
     assert r.chars_laid_out <= 8 * normal
     r.chars_laid_out = 0
     assert r.render("\u200b" * 5_000_000 + "x").truncated[0] and r.chars_laid_out <= 8 * normal
+
+
+def test_batch_mixes_fast_and_general_paths_like_single_renders():
+    r = Renderer(RenderConfig(max_positions=24))
+    texts = ["plain words", "tab\there", "日本 text", "a\rb", "x" * 400, "ctl\x01", "", "nul\x00cut", "ï j"]
+    b = r.render_batch(texts)
+    for i, t in enumerate(texts):
+        one = r.render(t)
+        assert np.array_equal(b.pixels[i], one.pixels[0]), t
+        assert b.eos_position[i] == one.eos_position[0] and b.truncated[i] == one.truncated[0]
+        assert np.array_equal(r.render_reference(t).pixels[0], one.pixels[0]), t
+    assert b.truncated.tolist() == [False] * 4 + [True] + [False] * 4
+
+
+def test_word_cache_is_bounded_and_results_are_independent():
+    class Small(Renderer):
+        WORD_CACHE_SIZE = 50
+
+    r = Small(RenderConfig(max_positions=40))
+    words = [f"w{i}" for i in range(500)]
+    for k in range(0, 500, 10):
+        r.render(" ".join(words[k: k + 10]))
+    assert len(r._words) <= 50
+    a, b = r.render("first").pixels, r.render("second").pixels
+    keep = b.copy()
+    a[...] = 0  # strips handed out from one block never alias each other
+    assert np.array_equal(b, keep) and np.array_equal(r.render("second").pixels, keep)
+
+
+def test_spaces_mode_normalises_every_class():
+    s = Renderer(RenderConfig(whitespace="spaces"))
+    plain = s.render("a b").pixels
+    for t in ["a\u00a0b", "a\u2003b", "a\u3000b", "a\rb", "a\r\nb", "a\u2028b", "a\tb", "a\u202fb"]:
+        assert np.array_equal(s.render(t).pixels, plain), repr(t)
+    assert np.array_equal(s.render("a\u200bb\u00ad").pixels, s.render("ab").pixels)
