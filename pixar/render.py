@@ -26,26 +26,22 @@ that fills it is laid out. Text too long for the strip is cut at a position boun
 """
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageFont
 
 from . import text_rules as tr
-from .config import RenderConfig
 from .column_cache import CharColumns, StripBlocks, WordColumns
-from .glyph_columns import REPLACEMENT, Glyph, ROW_BITS, blank, columns_to_pixels, fallback_size, hexbox, rasterise, white_bytes
-from .paths import find_font, find_font_optional
-
-log = logging.getLogger(__name__)
+from .config import RenderConfig
+from .glyph_columns import REPLACEMENT, ROW_BITS, Glyph, columns_to_pixels, white_bytes
+from .glyph_table import FALLBACK, MAIN, GlyphTable
+from .strip_ops import space_text, to_image, trim_to_mask
 
 __all__ = ["REPLACEMENT", "Glyph", "RenderedBatch", "Renderer", "space_text", "to_image", "trim_to_mask"]
 
-MAIN, FALLBACK = "main", "fallback"
 _SEPARATORS = re.compile("([ \t])")
 # Line metrics (ascent, descent) in px as Pango's hinted metrics give them at the paper's em.
 _METRICS = tr.LINE_METRICS  # keys: MAIN, FALLBACK, tr.HEXBOX
@@ -83,41 +79,20 @@ class WordRun:
     metrics: tuple[int, int]  # max (ascent, descent) of the fonts used
 
 
-class _SpacesTable(dict):
-    """str.translate table of the "spaces" mode, filled on first sight of each character."""
-
-    def __init__(self, renderer: "Renderer"):
-        super().__init__()
-        self.renderer = renderer
-
-    def __missing__(self, code: int):
-        kind = self.renderer.kind(chr(code))[0]
-        self[code] = value = " " if kind == tr.SPACE else ("" if kind == tr.ZERO else chr(code))
-        return value
-
-
-class Renderer:
+class Renderer(GlyphTable):
     """Renders text (or text pairs) to binary strips. Picklable: fonts and caches rebuild lazily."""
 
     WORD_CACHE_SIZE = 50_000
     LONG_WORD = 64  # longer runs are composed but not cached
 
     def __init__(self, cfg: RenderConfig | None = None):
-        self.cfg = cfg or RenderConfig()
-        self.font_path = str(find_font("pixeloid", self.cfg.font))
-        fb = find_font("gonoto", self.cfg.fallback_font) if self.cfg.fallback_font else find_font_optional("gonoto")
-        self.fallback_path = str(fb) if fb else None
-        self.unknown_counts: Counter = Counter()
+        super().__init__(cfg or RenderConfig())
         self.chars_laid_out = 0  # work counter: characters that went through layout (bounded-cost test)
         self._init_runtime()
 
     def _init_runtime(self) -> None:
-        self._fonts: dict[tuple[str, float], ImageFont.FreeTypeFont] = {}
-        self._cmaps: dict[str, set[int]] = {}
-        self._kind: dict[str, tuple[str, str | None]] = {}
-        self._glyphs: dict[tuple, Glyph] = {}
+        self._init_glyphs()
         self._runs: dict[tuple, WordRun] = {}
-        self._spaces_table = _SpacesTable(self)
         self._chars = CharColumns(self)
         self._words = WordColumns(self, self.WORD_CACHE_SIZE, self.LONG_WORD)
         self._space = None  # column bytes of " " (built on first use: needs the fonts)
@@ -140,111 +115,6 @@ class Renderer:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._init_runtime()
-
-    # ---- fonts ------------------------------------------------------------------------------
-    @property
-    def baseline(self) -> int:
-        """y of the baseline: the paper's origin (2, -2) plus Pixeloid's ascent (9 px at size 9)."""
-        return self.cfg.text_y + self._font(self.font_path).getmetrics()[0]
-
-    def _font(self, path: str, size: float | None = None) -> ImageFont.FreeTypeFont:
-        key = (path, size or self.cfg.font_size)
-        if key not in self._fonts:
-            self._fonts[key] = ImageFont.truetype(path, size=key[1], layout_engine=ImageFont.Layout.BASIC)
-        return self._fonts[key]
-
-    def _font_of_tag(self, tag: str) -> ImageFont.FreeTypeFont:
-        if tag == FALLBACK:
-            return self._font(self.fallback_path, fallback_size(self.cfg.font_size))
-        return self._font(self.font_path)
-
-    def _cmap(self, path: str | None) -> set[int]:
-        if path is None:
-            return set()
-        if path not in self._cmaps:
-            from fontTools.ttLib import TTFont  # fonttools ships with matplotlib
-
-            with TTFont(path, lazy=True) as tt:
-                self._cmaps[path] = set(tt["cmap"].getBestCmap())
-        return self._cmaps[path]
-
-    def kind(self, ch: str) -> tuple[str, str | None]:
-        """(text_rules kind, font tag for graph characters) of one character."""
-        k = self._kind.get(ch)
-        if k is None:
-            in_main = ord(ch) in self._cmap(self.font_path)
-            in_fb = ord(ch) in self._cmap(self.fallback_path)
-            kind = tr.classify(ch, in_main, in_fb, self.cfg.whitespace)
-            tag = (MAIN if in_main else FALLBACK) if kind == tr.GRAPH else None
-            k = self._kind[ch] = (kind, tag)
-        return k
-
-    def font_for(self, ch: str) -> tuple[str, str]:
-        """(font path, character actually drawn); REPLACEMENT marks a character with no glyph."""
-        kind, tag = self.kind(ch)
-        if kind == tr.GRAPH:
-            return (self.fallback_path if tag == FALLBACK else self.font_path), ch
-        if kind in (tr.HEXBOX, tr.NOTDEF):
-            return self.font_path, REPLACEMENT
-        return self.font_path, ch
-
-    def normalise(self, text: str) -> str:
-        """The text the layout sees: cut at NUL, newline -> space; in "spaces" mode every tab, line
-        break and Unicode space becomes " " and invisible characters are dropped."""
-        if self.cfg.whitespace == "spaces" and "\r\n" in text:
-            text = text.replace("\r\n", "\n")  # one line break -> one space
-        text = tr.prepare(text, self.cfg.whitespace)
-        if self.cfg.whitespace == "spaces":
-            text = text.translate(self._spaces_table)
-        return text
-
-    # ---- glyphs -----------------------------------------------------------------------------
-    def _space_advance(self, tag: str, ch: str) -> int:
-        font = self._font_of_tag(tag)
-        own = None
-        if ord(ch) in self._cmap(self.fallback_path if tag == FALLBACK else self.font_path):
-            own = int(round(font.getlength(ch)))
-        if self.cfg.whitespace == "spaces":
-            own = int(round(font.getlength(" ")))
-        adv = lambda c: int(round(font.getlength(c)))  # noqa: E731
-        return tr.space_width(ch, own, adv(" "), adv("0"), adv("."), self.cfg.font_size)
-
-    def glyph_in(self, tag: str, ch: str, baseline: int | None = None) -> Glyph:
-        """The glyph of `ch` inside a run of font `tag` (the font only matters for spaces)."""
-        baseline = self.baseline if baseline is None else baseline
-        key = (tag, ch, baseline)
-        g = self._glyphs.get(key)
-        if g is None:
-            H = self.cfg.patch_size
-            kind, own = self.kind(ch)
-            if kind == tr.GRAPH:
-                g = rasterise(self._font_of_tag(own), ch, baseline, H)
-            elif kind == tr.SPACE:
-                g = blank(H, self._space_advance(tag, ch))
-            elif kind == tr.TAB:  # context-free upper bound; the layout uses tr.tab_advance
-                g = blank(H, tr.TAB_SPACES * self._space_advance(MAIN, " "))
-            elif kind == tr.HEXBOX:
-                g = hexbox(ch, H, baseline)
-            elif kind == tr.NOTDEF:
-                g = rasterise(self._font_of_tag(tag), ch, baseline, H)  # missing in the font: its .notdef box
-            else:  # ZERO, BREAK
-                g = blank(H, 0)
-            self._glyphs[key] = g
-        return g
-
-    def glyph(self, ch: str) -> Glyph:
-        """The glyph of one character in a main-font run on the single-line baseline."""
-        return self.glyph_in(MAIN, ch)
-
-    def _count(self, ch: str, fallback: Counter, unknown: Counter, n: int = 1) -> None:
-        kind, tag = self.kind(ch)
-        if kind == tr.GRAPH and tag == FALLBACK:
-            fallback[ch] += n
-        elif kind in (tr.HEXBOX, tr.NOTDEF) or ch == "\x00":
-            unknown[ch] += n
-            if ch not in self.unknown_counts:
-                log.warning("no glyph for %r (U+%04X): drawn as Pango's hex box", ch, ord(ch))
-            self.unknown_counts[ch] += n
 
     # ---- words ------------------------------------------------------------------------------
     def pure_word(self, word: str) -> bytes | None:
@@ -550,45 +420,3 @@ class Renderer:
         if c.whitespace != "pango":
             h.update(f"/{c.whitespace}".encode())
         return "pixar-render-" + h.hexdigest()[:16]
-
-
-def space_text(pixels: np.ndarray, eos_position: np.ndarray, position_width: int, gap: int = 3) -> np.ndarray:
-    """PIXAR's `_spacing_text(gap)`: shift each prompt's ink right so exactly `gap` white columns sit
-    between the last ink column and the EOS block. pixels uint8 [B, H, W] -> a new array."""
-    out = pixels.copy()
-    for i, e in enumerate(np.asarray(eos_position)):
-        eos_col = int(e) * position_width
-        region = out[i, :, :eos_col]
-        cols = np.flatnonzero((region == 0).any(axis=0))
-        if cols.size == 0:
-            continue
-        shift = (eos_col - gap - 1) - int(cols[-1])
-        shift = max(shift, -int(cols[0]))  # never push ink off the left edge
-        if shift > 0:
-            region[:, shift:] = region[:, :-shift].copy()
-            region[:, :shift] = 1
-        elif shift < 0:
-            region[:, :shift] = region[:, -shift:].copy()
-            region[:, shift:] = 1
-    return out
-
-
-def to_image(pixels: np.ndarray, scale: int = 1, rows: int | None = None) -> Image.Image:
-    """A viewable PIL image of one strip [H, W] (values in [0, 1]); optionally wrapped onto rows."""
-    arr = np.asarray(pixels, dtype=np.float32)
-    if rows and rows > 1:
-        H, W = arr.shape
-        per = int(math.ceil(W / rows))
-        arr = np.pad(arr, ((0, 0), (0, per * rows - W)), constant_values=1.0)
-        gap = np.full((2, per), 0.75, dtype=np.float32)
-        arr = np.concatenate([np.concatenate([arr[:, r * per:(r + 1) * per], gap]) for r in range(rows)])
-    img = Image.fromarray((np.clip(arr, 0, 1) * 255).astype(np.uint8), mode="L")
-    if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    return img
-
-
-def trim_to_mask(pixels: np.ndarray, num_positions: int, position_width: int) -> np.ndarray:
-    """Crop a strip [H, W] to its attended positions (for display)."""
-    return pixels[:, : int(num_positions) * position_width]
-
