@@ -104,6 +104,7 @@ class Renderer(GlyphTable):
         self._fast_limit = c.width // 4 + 64  # longer texts go through the bounded general path
         P = c.max_positions
         self._masks = (np.arange(P)[None, :] <= np.arange(P)[:, None]).astype(np.uint8)  # [eos, P]
+        self._masks.setflags(write=False)  # render() hands out row views: they must not write into the table
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -377,7 +378,7 @@ class Renderer(GlyphTable):
                 pixels[0, :, U:] = 1
                 e = U // self._geometry[2] - 1
                 # Counter.__new__: an empty Counter without Counter.__init__'s Python-level update() call
-                return RenderedBatch(pixels, self._masks[e: e + 1], np.array([e]), np.zeros(1, bool),
+                return RenderedBatch(pixels, self._masks[e: e + 1].copy(), np.array([e]), np.zeros(1, bool),
                                      Counter.__new__(Counter), Counter.__new__(Counter))
         return self.render_batch([text])
 
