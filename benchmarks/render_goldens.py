@@ -78,7 +78,8 @@ def synthetic() -> list[tuple[str, str]]:
     add("control", *(f"a{chr(c)}b" for c in [1, 2, 7, 8, 0x0b, 0x0c, 0x1b, 0x1f, 0x7f, 0x85, 0x9f]),
         "a\x01\x02b", "x\x00y")
     add("fallback-script", "日本語", "日 本", "日\u00a0x", "a\t日", "Привет мир", "αβγ δ", "مرحبا", "שלום",
-        "नमस्ते", "สวัสดี", "안녕하세요", "ქართული", "Հայերեն", "ελληνικά and English", "中文，标点。")
+        "नमस्ते", "สวัสดี", "안녕하세요", "ქართული", "Հայերեն", "ελληνικά and English", "中文，标点。",
+        "שלום עולם", "abc שלום def", "שלום 123", "(שלום)", "a 12 שלום 34 b", "עברית, כן.")
     add("truncate", "x" * 1200, "lorem ipsum " * 200, "a b " * 700 + "\tz", "long " * 400 + "日本")
     add("plain", "gq jp Hello", "a", "", "Hello, world!", " leading", "trailing ", "two  spaces")
     return out

@@ -85,7 +85,7 @@ def draw_reference(renderer, text: str, ink: np.ndarray, x0: int, fallback: Coun
     for ch in set(text):
         renderer._count(ch, fallback, unknown, text.count(ch))
     mode = renderer.cfg.whitespace
-    lines = tr.split_lines(text) if mode == "pango" else [text]
+    lines = [tr.visual_order(ln) for ln in (tr.split_lines(text) if mode == "pango" else [text])]
     baselines = renderer.line_baselines([_line_metrics(renderer, ln) for ln in lines])
     img = Image.new("L", (ink.shape[1], ink.shape[0]), 255)
     extra = np.zeros_like(ink)

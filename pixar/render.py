@@ -275,7 +275,7 @@ class Renderer(GlyphTable):
             return line, len(line), cut
         text = self.normalise(text)
         multi = cfg.whitespace == "pango" and ("\r" in text or "\u2028" in text or "\u2029" in text)
-        lines = tr.split_lines(text) if multi else [text]
+        lines = [tr.visual_order(ln) for ln in (tr.split_lines(text) if multi else [text])]
         ink = np.zeros((cfg.patch_size, cfg.width), bool)
         laid = [self._line_runs(ln, self.baseline, fallback, unknown) for ln in lines]
         baselines = self.line_baselines([m for _, _, m in laid])

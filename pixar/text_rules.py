@@ -139,3 +139,54 @@ def prepare(text: str, mode: str) -> str:
     if "\n" in text:
         text = text.replace("\n", " ")
     return text
+
+
+_MIRROR = dict(zip("()[]{}<>«»", ")(][}{><»«"))
+
+
+def visual_order(line: str) -> str:
+    """The left-to-right drawing order of one line with right-to-left characters (Hebrew, Arabic), as
+    Pango's Unicode bidi gives it for plain text: the paragraph's direction is its first strong
+    character's; right-to-left runs (with the spaces and punctuation between them) are reversed, digit
+    runs inside them keep their order, mirrored brackets are swapped. Lines without R/AL characters
+    come back unchanged. (A subset of UAX #9: no explicit embeddings or isolates.)"""
+    bidi = [unicodedata.bidirectional(c) for c in line]
+    if "R" not in bidi and "AL" not in bidi:
+        return line
+    strong = [b for b in bidi if b in ("L", "R", "AL")]
+    base = 1 if strong[0] in ("R", "AL") else 0
+    # resolved direction per character: 0 = LTR, 1 = RTL, None = neutral (resolved below)
+    dirs: list[int | None] = []
+    last = base
+    for b in bidi:
+        if b in ("R", "AL"):
+            last = 1
+            dirs.append(1)
+        elif b == "L":
+            last = 0
+            dirs.append(0)
+        elif b in ("EN", "AN"):
+            dirs.append(2 if last == 1 else 0)  # a number after RTL text: an LTR island inside it
+        else:
+            dirs.append(None)
+    for i, d in enumerate(dirs):  # neutrals: the direction on both sides when they agree, else the base
+        if d is None:
+            j = next((k for k in range(i - 1, -1, -1) if dirs[k] is not None), None)
+            k = next((k for k in range(i + 1, len(dirs)) if dirs[k] is not None), None)
+            side = lambda x: base if x is None else min(dirs[x], 1)  # noqa: E731
+            dirs[i] = side(j) if side(j) == side(k) else base
+    levels = [base + (1 if d == 1 and base == 0 else 0) + (1 if d == 0 and base == 1 else 0)
+              + (2 if d == 2 and base == 0 else 1 if d == 2 else 0) for d in dirs]
+    chars = [(_MIRROR.get(c, c) if lv % 2 else c) for c, lv in zip(line, levels)]
+    for lv in range(max(levels), 0, -1):  # UAX #9 L2: reverse every run at this level or higher
+        i = 0
+        while i < len(chars):
+            if levels[i] >= lv:
+                j = i
+                while j < len(chars) and levels[j] >= lv:
+                    j += 1
+                chars[i:j], levels[i:j] = chars[i:j][::-1], levels[i:j][::-1]
+                i = j
+            else:
+                i += 1
+    return "".join(chars)
