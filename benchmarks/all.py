@@ -1,6 +1,6 @@
 """Every performance ratio in one run (`make bench`):
 
-  rendering         glyph atlas vs straightforward Pillow drawing            benchmarks/render.py
+  rendering         ours vs the authors' PangoCairo renderer + Pillow oracle benchmarks/render.py
   generation        KV cache vs full recompute (300-position prompt)         benchmarks/generate.py
   read-back         glyph decoder vs Tesseract (accuracy and lines/s)        benchmarks/ocr.py
   training step     our Pixar vs an HF LlamaModel build; fraction of fp32 matmul peak   benchmarks/train_step.py

@@ -45,8 +45,15 @@ class RenderConfig:
     text_y: int = -2
     eos_gap: int = 2
     """White pixels between the text's advance and the earliest EOS column."""
+    whitespace: str = "pango"
+    """Tabs, line breaks, Unicode spaces, invisible characters: "pango" = what the authors' renderer
+    does (the faithful default: tab stops, "\\r" starts a second line and the two are centred on the
+    strip, ...); "spaces" = each
+    becomes one space and invisible characters are dropped (docs/rendering.md)."""
 
     def __post_init__(self) -> None:
+        if self.whitespace not in ("pango", "spaces"):
+            raise ConfigError(f"render.whitespace must be 'pango' or 'spaces', got {self.whitespace!r}")
         for name in ("font_size", "patch_size", "patch_len", "max_positions"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"render.{name} must be positive, got {getattr(self, name)}")

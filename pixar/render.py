@@ -1,8 +1,9 @@
-"""Text -> binary pixel strips, the way PIXAR sees text (pixar-paper.md §1).
+"""Text -> binary pixel strips, the way PIXAR sees text (pixar-paper.md §1; docs/rendering.md).
 
 Geometry (paper settings): an image `patch_size` (8) px high and `max_positions * patch_size * patch_len`
 px wide; Pixeloid Sans drawn by FreeType at its native 9-px em with the text origin at (2, -2) (its
-baseline at y = 7), which reproduces the authors' PangoCairo renderer pixel for pixel. 1 = white
+baseline at y = 7), which reproduces the authors' PangoCairo renderer pixel for pixel, including what
+it does with tabs, line breaks, Unicode spaces and invisible characters (pixar.text_rules). 1 = white
 background, 0 = ink. One model *position* is `patch_len` 8x8 patches (8x16 px).
 
     col:  0 2            2+advance   +eos_gap   next position boundary
@@ -10,42 +11,40 @@ background, 0 = ink. One model *position* is `patch_len` 8x8 patches (8x16 px).
                                                  ^ EOS block (one position, all ink)
     mask: 1 per position up to and including the EOS position, 0 after (padding).
 
-Two drawing paths give identical pixels (tested with hypothesis):
-  * `render_reference`: straightforward Pillow drawing of each same-font run of the string;
-  * `render` / `render_batch`: a glyph atlas (each glyph rasterised once, cached with its advance)
-    composed with numpy -- the fast path.
+Two drawing paths give identical pixels (tested with hypothesis; both tested against the authors'
+renderer with the committed goldens):
+  * `render_reference`: straightforward Pillow drawing of each same-font run of each line;
+  * `render` / `render_batch`: the fast path. An 8-px column is one byte, so a word is a cached byte
+    string of column masks (CharColumns, WordColumns) and a line is `space.join(words)` (tabs: blank
+    bytes up to the next stop); the bytes become pixels with one masked AND per row bit, once per batch.
+    Texts the byte path cannot take (fallback fonts, hex boxes, several lines, NUL, truncation) are
+    composed from the glyph table with numpy, then join the same byte pipeline.
 
-Characters the main font lacks fall back to GoNoto, then to the main font's U+FFFD glyph; both are
-counted in the result (never silent). Newlines, tabs and Unicode spaces become spaces; zero-width
-characters are dropped. Text too long for the strip is cut
-at a position boundary and flagged, never an exception mid-batch.
+Characters the main font lacks fall back to GoNoto; characters in neither font are drawn as Pango's
+hex box; both are counted in the result (never silent). Cost is bounded by the strip: only a prefix
+that fills it is laid out. Text too long for the strip is cut at a position boundary and flagged.
 """
 from __future__ import annotations
 
-import logging
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
+from . import text_rules as tr
+from .column_cache import CharColumns, StripBlocks, WordColumns
 from .config import RenderConfig
-from .paths import find_font, find_font_optional
+from .glyph_columns import REPLACEMENT, ROW_BITS, Glyph, columns_to_pixels, white_bytes
+from .glyph_table import FALLBACK, MAIN, GlyphTable
+from .strip_ops import space_text, to_image, trim_to_mask
 
-log = logging.getLogger(__name__)
+__all__ = ["REPLACEMENT", "Glyph", "RenderedBatch", "Renderer", "space_text", "to_image", "trim_to_mask"]
 
-REPLACEMENT = "\ufffd"
-_SPACE_LIKE = str.maketrans({**{c: " " for c in "\n\r\t\v\f\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
-                                                  "\u200a\u202f\u205f\u3000"},
-                              **{c: None for c in "\u200b\u200c\u200d\u2060\ufeff"}})  # zero-width: dropped
-
-
-@dataclass
-class Glyph:
-    ink: np.ndarray  # bool [H, w]: True where the glyph puts ink
-    left: int  # column of ink[:, 0] relative to the pen position
-    advance: int  # pen advance in px
+_SEPARATORS = re.compile("([ \t])")
+# Line metrics (ascent, descent) in px as Pango's hinted metrics give them at the paper's em.
+_METRICS = tr.LINE_METRICS  # keys: MAIN, FALLBACK, tr.HEXBOX
 
 
 @dataclass
@@ -55,7 +54,7 @@ class RenderedBatch:
     eos_position: np.ndarray  # int64 [B]: index of the (last) EOS position
     truncated: np.ndarray  # bool [B]
     fallback_chars: Counter = field(default_factory=Counter)  # drawn with the fallback font
-    unknown_chars: Counter = field(default_factory=Counter)  # drawn as the replacement glyph
+    unknown_chars: Counter = field(default_factory=Counter)  # no glyph: hex box / .notdef / cut at NUL
 
     @property
     def num_text_positions(self) -> np.ndarray:
@@ -68,27 +67,49 @@ class RenderedBatch:
         return self.eos_position + 1
 
 
-class Renderer:
-    """Renders text (or text pairs) to binary strips. Picklable: fonts and the atlas rebuild lazily."""
+@dataclass
+class WordRun:
+    """A run of non-separator characters laid out from pen 0 (general path)."""
+    ink: np.ndarray  # bool [H, w]
+    left: int
+    advance: int
+    font_out: str  # font state after the run (what a following space is drawn in)
+    fallback: Counter
+    unknown: Counter
+    metrics: tuple[int, int]  # max (ascent, descent) of the fonts used
+
+
+class Renderer(GlyphTable):
+    """Renders text (or text pairs) to binary strips. Picklable: fonts and caches rebuild lazily."""
+
+    WORD_CACHE_SIZE = 50_000
+    LONG_WORD = 64  # longer runs are composed but not cached
 
     def __init__(self, cfg: RenderConfig | None = None):
-        self.cfg = cfg or RenderConfig()
-        self.font_path = str(find_font("pixeloid", self.cfg.font))
-        fb = find_font("gonoto", self.cfg.fallback_font) if self.cfg.fallback_font else find_font_optional("gonoto")
-        self.fallback_path = str(fb) if fb else None
-        self.unknown_counts: Counter = Counter()
+        super().__init__(cfg or RenderConfig())
+        self.chars_laid_out = 0  # work counter: characters that went through layout (bounded-cost test)
         self._init_runtime()
 
     def _init_runtime(self) -> None:
-        self._fonts: dict[str, ImageFont.FreeTypeFont] = {}
-        self._cmaps: dict[str, set[int]] = {}
-        self._atlas: dict[str, Glyph] = {}
-        self._font_of: dict[str, str] = {}
-        self._words: dict[str, Glyph] = {}
+        self._init_glyphs()
+        self._runs: dict[tuple, WordRun] = {}
+        self._chars = CharColumns(self)
+        self._words = WordColumns(self, self.WORD_CACHE_SIZE, self.LONG_WORD)
+        self._space = None  # column bytes of " " (built on first use: needs the fonts)
+        c = self.cfg
+        self._white = b"\xff" * c.width
+        self._eos = b"\x00" * c.position_width
+        self._blocks = StripBlocks(c.patch_size, c.width)
+        self._geometry = (c.text_x, c.eos_gap, c.position_width, c.width)
+        self._fast_limit = c.width // 4 + 64  # longer texts go through the bounded general path
+        P = c.max_positions
+        self._masks = (np.arange(P)[None, :] <= np.arange(P)[:, None]).astype(np.uint8)  # [eos, P]
+        self._masks.setflags(write=False)  # render() hands out row views: they must not write into the table
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for k in ("_fonts", "_cmaps", "_atlas", "_font_of", "_words"):
+        for k in ("_fonts", "_cmaps", "_kind", "_glyphs", "_runs", "_spaces_table", "_chars", "_words", "_space",
+                  "_white", "_eos", "_blocks", "_geometry", "_fast_limit", "_masks"):
             state.pop(k)
         return state
 
@@ -96,194 +117,295 @@ class Renderer:
         self.__dict__.update(state)
         self._init_runtime()
 
-    # ---- fonts ------------------------------------------------------------------------------
-    @property
-    def baseline(self) -> int:
-        """y of the baseline: the paper's origin (2, -2) plus Pixeloid's ascent (9 px at size 9)."""
-        return self.cfg.text_y + self._font(self.font_path).getmetrics()[0]
+    # ---- words ------------------------------------------------------------------------------
+    def pure_word(self, word: str) -> bytes | None:
+        """Column bytes of a word whose pixels do not depend on its neighbours (main font only, ink
+        inside its advance); None for any other word. Joins per-character bytes when every character
+        is self-contained, else composes the word's glyphs (e.g. a glyph reaching into its neighbour)."""
+        chars = self._chars
+        try:
+            parts = [chars[c] for c in word]
+        except KeyError:
+            parts = [None]
+        if None not in parts:
+            return b"".join(parts)
+        run = self._word_run(word, MAIN, self.baseline)
+        first = self.kind(word[0])
+        ok = (first[0] == tr.GRAPH and first[1] == MAIN and run.font_out == MAIN and not run.fallback
+              and not run.unknown and run.left >= 0 and run.left + run.ink.shape[1] <= run.advance
+              and all(self.kind(c)[0] in (tr.GRAPH, tr.SPACE, tr.ZERO) for c in word))
+        if not ok:
+            return None
+        ink = np.zeros((self.cfg.patch_size, run.advance), bool)
+        ink[:, run.left: run.left + run.ink.shape[1]] = run.ink
+        return white_bytes(ink)
 
-    def _font(self, path: str) -> ImageFont.FreeTypeFont:
-        if path not in self._fonts:
-            self._fonts[path] = ImageFont.truetype(path, size=self.cfg.font_size, layout_engine=ImageFont.Layout.BASIC)
-        return self._fonts[path]
-
-    def _cmap(self, path: str) -> set[int]:
-        if path not in self._cmaps:
-            from fontTools.ttLib import TTFont  # fonttools ships with matplotlib
-
-            with TTFont(path, lazy=True) as tt:
-                self._cmaps[path] = set(tt["cmap"].getBestCmap())
-        return self._cmaps[path]
-
-    def font_for(self, ch: str) -> tuple[str, str]:
-        """(font path, character actually drawn) for one normalised character."""
-        if ch not in self._font_of:
-            if ord(ch) in self._cmap(self.font_path) and ch.isprintable():
-                self._font_of[ch] = "main"
-            elif self.fallback_path and ch.isprintable() and ord(ch) in self._cmap(self.fallback_path):
-                self._font_of[ch] = "fallback"
-            else:
-                self._font_of[ch] = "unknown"
-        kind = self._font_of[ch]
-        if kind == "main":
-            return self.font_path, ch
-        if kind == "fallback":
-            return self.fallback_path, ch
-        return self.font_path, REPLACEMENT
-
-    def normalise(self, text: str) -> str:
-        return text.translate(_SPACE_LIKE)
-
-    # ---- glyph atlas -------------------------------------------------------------------------
-    def glyph(self, ch: str) -> Glyph:
-        g = self._atlas.get(ch)
-        if g is None:
-            path, drawn = self.font_for(ch)
-            font = self._font(path)
-            advance = int(round(font.getlength(drawn)))
-            margin = 2 * self.cfg.font_size
-            canvas = Image.new("L", (advance + 2 * margin, self.cfg.patch_size), 255)
-            ImageDraw.Draw(canvas).text((margin, self.baseline), drawn, font=font, fill=0, anchor="ls")
-            ink = np.asarray(canvas) <= 127
-            cols = np.flatnonzero(ink.any(axis=0))
-            if cols.size:
-                g = Glyph(ink[:, cols[0]: cols[-1] + 1].copy(), int(cols[0]) - margin, advance)
-            else:
-                g = Glyph(np.zeros((self.cfg.patch_size, 0), bool), 0, advance)
-            self._atlas[ch] = g
-        return g
-
-    def _account(self, text: str, fallback: Counter, unknown: Counter) -> None:
-        for ch in set(text):
-            self.font_for(ch)
-            kind = self._font_of[ch]
-            if kind == "fallback":
-                fallback[ch] += text.count(ch)
-            elif kind == "unknown":
-                n = text.count(ch)
-                unknown[ch] += n
-                if ch not in self.unknown_counts:
-                    log.warning("no glyph for %r (U+%04X): drawn as the replacement glyph", ch, ord(ch))
-                self.unknown_counts[ch] += n
-
-    def word(self, token: str) -> Glyph:
-        """A run of non-space characters composed from the atlas once and cached (words repeat a lot
-        in natural text, so this turns per-character work into per-word lookups)."""
-        g = self._words.get(token)
-        if g is None:
-            if len(token) == 1:
-                return self.glyph(token)
-            glyphs, pens, pen = [self.glyph(c) for c in token], [], 0
-            for gl in glyphs:
-                pens.append(pen)
-                pen += gl.advance
-            lo = min((p + gl.left for p, gl in zip(pens, glyphs) if gl.ink.shape[1]), default=0)
-            hi = max((p + gl.left + gl.ink.shape[1] for p, gl in zip(pens, glyphs) if gl.ink.shape[1]), default=0)
-            ink = np.zeros((self.cfg.patch_size, max(hi - lo, 0)), bool)
-            for p, gl in zip(pens, glyphs):
-                a = p + gl.left - lo
-                ink[:, a: a + gl.ink.shape[1]] |= gl.ink
-            g = Glyph(ink, lo, pen)
-            if len(self._words) >= self.WORD_CACHE_SIZE:
-                self._words.clear()
-            self._words[token] = g
-        return g
-
-    WORD_CACHE_SIZE = 50_000
-
-    def _draw_atlas(self, strip: np.ndarray, text: str, x0: int, limit: int) -> int:
-        """OR the glyphs of `text` into strip (bool ink [H, W]) from pen x0; return the advance."""
-        pen = x0
-        space = self.glyph(" ").advance
-        for i, token in enumerate(text.split(" ")):
-            if i:
-                pen += space
-            if not token:
-                continue
-            g = self.word(token)
-            a, b = pen + g.left, pen + g.left + g.ink.shape[1]
-            lo, hi = max(a, 0), min(b, limit)
-            if hi > lo:
-                strip[:, lo:hi] |= g.ink[:, lo - a: hi - a]
+    def _word_run(self, word: str, font: str, baseline: int) -> WordRun:
+        key = (word, font, baseline)
+        run = self._runs.get(key)
+        if run is not None:
+            return run
+        pen, placed, fallback, unknown = 0, [], Counter(), Counter()
+        asc, desc = _METRICS[MAIN]
+        for ch in word:
+            kind, own = self.kind(ch)
+            if kind == tr.GRAPH:
+                if not tr.is_mark(ch):
+                    font = own
+                asc, desc = max(asc, _METRICS[own][0]), max(desc, _METRICS[own][1])
+            elif kind == tr.HEXBOX:
+                asc, desc = max(asc, _METRICS[tr.HEXBOX][0]), max(desc, _METRICS[tr.HEXBOX][1])
+            self._count(ch, fallback, unknown)
+            g = self.glyph_in(font, ch, baseline)
+            if g.ink.shape[1]:
+                placed.append((pen + g.left, g.ink))
             pen += g.advance
-        return pen - x0
+        lo = min((x for x, _ in placed), default=0)
+        hi = max((x + ink.shape[1] for x, ink in placed), default=0)
+        ink = np.zeros((self.cfg.patch_size, max(hi - lo, 0)), bool)
+        for x, g in placed:
+            ink[:, x - lo: x - lo + g.shape[1]] |= g
+        run = WordRun(ink, lo, pen, font, fallback, unknown, (asc, desc))
+        if len(word) <= self.LONG_WORD:
+            if len(self._runs) >= self.WORD_CACHE_SIZE:
+                self._runs.clear()
+            self._runs[key] = run
+        return run
+
+    # ---- lines ------------------------------------------------------------------------------
+    def _fast_line(self, text: str) -> bytes | None:
+        """Fast path: a single-line text of self-contained words -> its column bytes (one dict lookup
+        per word, one join); None when the general path is needed (tabs, line breaks, NUL, fallback
+        fonts, hex boxes, ...: any word WordColumns refuses)."""
+        if self.cfg.whitespace == "spaces":
+            if "\x00" in text:
+                return None
+            text = self.normalise(text)
+        elif "\n" in text:
+            text = text.replace("\n", " ")
+        space = self._space
+        if space is None:
+            space = self._space = b"\xff" * self.glyph(" ").advance
+        words = self._words.__getitem__
+        try:
+            if "\t" not in text:
+                return space.join(map(words, text.split(" ")))
+            # tabs: Pango's stops every 8 main-font spaces from the line start (pixar.text_rules)
+            parts = text.split("\t")
+            line = space.join(map(words, parts[0].split(" ")))
+            for part in parts[1:]:
+                line += self._white[: tr.tab_advance(len(line), len(space))] + space.join(map(words, part.split(" ")))
+            return line
+        except KeyError:
+            return None
+
+    def _line_runs(self, line: str, baseline: int, fallback: Counter, unknown: Counter):
+        """General path: [(x, WordRun)], advance, (ascent, descent) of one line."""
+        tokens = [t for t in _SEPARATORS.split(line) if t]
+        font = MAIN
+        for ch in line:  # leading whitespace takes the font of the first visible character
+            kind, tag = self.kind(ch)
+            if kind == tr.GRAPH:
+                font = tag
+                break
+        pen, out, asc, desc = 0, [], *_METRICS[MAIN]
+        space = self._space_advance(MAIN, " ")
+        for tok in tokens:
+            if tok == "\t":
+                pen += tr.tab_advance(pen, space)
+            elif tok == " ":
+                pen += self._space_advance(font, " ")
+            else:
+                run = self._word_run(tok, font, baseline)
+                for c, n in run.fallback.items():
+                    fallback[c] += n
+                for c, n in run.unknown.items():
+                    unknown[c] += n
+                out.append((pen, run))
+                pen, font = pen + run.advance, run.font_out
+                asc, desc = max(asc, run.metrics[0]), max(desc, run.metrics[1])
+        return out, pen, (asc, desc)
+
+    def _bounded(self, text: str) -> tuple[str, bool]:
+        """The shortest prefix of `text` (cut at a space when it can be) that overfills the strip, or
+        the whole text; True when it was cut. Grows the prefix 4x while it still fits, up to `width` +
+        64 characters: a text that long which still fits (invisible characters, many short lines) is
+        laid out from that prefix and flagged truncated, so the cost never depends on the input length."""
+        n, cap = self._fast_limit, self.cfg.width + 64
+        while True:
+            if n >= len(text):
+                return text, False
+            t = text[:n]
+            cut = t.rfind(" ", n // 2)
+            t = t[:cut] if cut > 0 else t
+            self.chars_laid_out += len(t)
+            if n >= cap:
+                return t, True
+            line = self._fast_line(t)
+            if line is not None:  # exact width
+                width = len(line)
+            else:  # a lower bound of the widest line
+                lines = tr.split_lines(tr.prepare(t, self.cfg.whitespace)) if self.cfg.whitespace == "pango" else [t]
+                width = max(sum(map(self._min_advance, ln)) for ln in lines)
+            if width > self.cfg.width + 8:
+                return t, True
+            n = min(4 * n, cap)
+
+    def _min_advance(self, ch: str) -> int:
+        """A lower bound of the advance of `ch` in any context (spaces and tabs depend on it)."""
+        kind = self.kind(ch)[0]
+        if kind == tr.TAB:
+            return self._space_advance(MAIN, " ")
+        if kind == tr.SPACE and self.fallback_path:
+            return min(self._space_advance(MAIN, ch), self._space_advance(FALLBACK, ch))
+        return self.glyph(ch).advance
+
+    def _text_columns(self, text: str, x0: int, fallback: Counter, unknown: Counter) -> tuple[bytes | np.ndarray, int, bool]:
+        """Column bytes (fast path) or bool ink [H, W] (general path) of one text drawn from x0, its
+        advance, and whether the text was cut before layout (pixar.render._bounded)."""
+        cfg, cut = self.cfg, False
+        if len(text) > self._fast_limit:
+            text, cut = self._bounded(text)  # counts what it lays out
+        else:
+            self.chars_laid_out += len(text)
+        if "\x00" in text:
+            self._count("\x00", fallback, unknown, text.count("\x00"))
+        line = self._fast_line(text)
+        if line is not None:
+            return line, len(line), cut
+        text = self.normalise(text)
+        multi = cfg.whitespace == "pango" and ("\r" in text or "\u2028" in text or "\u2029" in text)
+        lines = [tr.visual_order(ln) for ln in (tr.split_lines(text) if multi else [text])]
+        ink = np.zeros((cfg.patch_size, cfg.width), bool)
+        laid = [self._line_runs(ln, self.baseline, fallback, unknown) for ln in lines]
+        baselines = self.line_baselines([m for _, _, m in laid])
+        width = 0
+        for i, (ln, bl) in enumerate(zip(lines, baselines)):
+            runs, adv, _ = laid[i] if bl == self.baseline else self._line_runs(ln, bl, Counter(), Counter())
+            width = max(width, adv)
+            for x, run in runs:
+                a = x0 + x + run.left
+                lo, hi = max(a, 0), min(a + run.ink.shape[1], cfg.width)
+                if hi > lo:
+                    ink[:, lo:hi] |= run.ink[:, lo - a: hi - a]
+        return ink, width, cut
+
+    def line_baselines(self, metrics: list[tuple[int, int]]) -> list[int]:
+        """Baselines of the lines of one text. Pango stacks the lines and centres the block: top = 8/2 - height/2 - 1 (pixar-render)."""
+        total = sum(a + d for a, d in metrics)
+        y, out = self.cfg.patch_size / 2 - total / 2 - 1, []
+        for a, d in metrics:
+            out.append(int(math.floor(y + a + 0.5)) + self.baseline - 7)
+            y += a + d
+        return out
 
     # ---- layout -----------------------------------------------------------------------------
     def _eos_col(self, end_px: int) -> int:
         pw = self.cfg.position_width
         return int(math.ceil((end_px + self.cfg.eos_gap) / pw)) * pw
 
-    def _layout(self, texts: tuple[str, ...], draw) -> tuple[np.ndarray, int, bool]:
-        """Place each text then an EOS block; `draw(ink, text, x0, limit) -> advance`."""
+    def _strip(self, parts: tuple[str, ...], fallback: Counter, unknown: Counter) -> tuple[bytes, int, bool]:
+        """General path: one strip as column bytes up to and including its EOS block; (bytes, eos
+        position, truncated)."""
         cfg, pw, width = self.cfg, self.cfg.position_width, self.cfg.width
-        ink = np.zeros((cfg.patch_size, width), dtype=bool)
         x, eos_col, truncated = cfg.text_x, 0, False
-        for text in texts:
-            advance = draw(ink, text, x, width)
+        buf, inks = bytearray(self._white), []
+        for text in parts:
+            cols, advance, cut = self._text_columns(text, x, fallback, unknown)
+            truncated |= cut
+            if isinstance(cols, bytes):
+                end = min(x + len(cols), width)
+                buf[x:end] = cols[: end - x]
+            else:
+                inks.append(cols)
             eos_col = self._eos_col(x + advance)
             if eos_col + pw > width:  # too long: EOS on the last position, text cut at its boundary
+                eos_col, truncated = width - pw, True
+                break
+            buf[eos_col: eos_col + pw] = self._eos
+            x = eos_col + pw + cfg.text_x  # pairs: text_b starts 2 px after the first EOS block
+        if inks:
+            ink = np.logical_or.reduce(inks) if len(inks) > 1 else inks[0]
+            buf = bytearray((np.frombuffer(buf, np.uint8) & np.frombuffer(white_bytes(ink), np.uint8)).tobytes())
+        buf[eos_col: eos_col + pw] = self._eos
+        return bytes(buf[: eos_col + pw]), eos_col // pw, truncated
+
+    def _fast_strip(self, text: str) -> bytes | None:
+        """Fast path: column bytes of a short single-line text up to and including its EOS block."""
+        line = self._fast_line(text)
+        if line is None:
+            return None
+        x0, gap, pw, width = self._geometry
+        n = len(line)
+        eos_col = -(-(x0 + n + gap) // pw) * pw
+        if eos_col + pw > width:
+            return None
+        self.chars_laid_out += len(text)
+        white = self._white
+        return b"".join((white[:x0], line, white[: eos_col - x0 - n], self._eos))
+
+    def render_batch(self, texts: list[str] | list[tuple[str, str]]) -> RenderedBatch:
+        """`texts`: strings, or (a, b) pairs rendered as a, EOS, b, EOS. Each strip becomes column
+        bytes (fast path, else the general path); the batch is turned into pixels in one pass."""
+        pw, limit, white, fast = self.cfg.position_width, self._fast_limit, self._white, self._fast_strip
+        pieces, cut, fallback, unknown = [], {}, Counter(), Counter()
+        for item in texts:  # per text: column bytes up to and including its EOS block
+            st = fast(item) if type(item) is str and len(item) <= limit else None
+            if st is None:
+                st, _, cut[len(pieces)] = self._strip((item,) if isinstance(item, str) else tuple(item), fallback, unknown)
+            pieces.append(st)
+        B, H, W = len(pieces), self.cfg.patch_size, self.cfg.width
+        lengths = np.fromiter(map(len, pieces), np.int64, B)
+        U = int(lengths.max()) if B else 0
+        # pad every strip to the longest one (U columns, a multiple of pw) -> uint8 [B, U] -> pixels once
+        cols = np.frombuffer(b"".join([p + white[: U - len(p)] if len(p) < U else p for p in pieces]), np.uint8)
+        pixels = np.empty((B, H, W), np.uint8)
+        columns_to_pixels(cols.reshape(B, U), pixels)
+        eos_arr = lengths // pw - 1
+        truncated = np.zeros(B, bool)
+        truncated[list(cut)] = list(cut.values())
+        mask = self._masks[eos_arr]
+        return RenderedBatch(pixels, mask, eos_arr, truncated, fallback, unknown)
+
+    def render(self, text: str | tuple[str, str]) -> RenderedBatch:
+        """One text (or pair) -> a batch of one; the same pixels as render_batch([text])."""
+        if type(text) is str and len(text) <= self._fast_limit:
+            st = self._fast_strip(text)
+            if st is not None:
+                pixels = self._blocks.take()  # [1, H, W]
+                U = len(st)
+                pixels[0, :, :U] = np.bitwise_and(np.frombuffer(st, np.uint8), ROW_BITS).view(bool)
+                pixels[0, :, U:] = 1
+                e = U // self._geometry[2] - 1
+                # Counter.__new__: an empty Counter without Counter.__init__'s Python-level update() call
+                return RenderedBatch(pixels, self._masks[e: e + 1].copy(), np.array([e]), np.zeros(1, bool),
+                                     Counter.__new__(Counter), Counter.__new__(Counter))
+        return self.render_batch([text])
+
+    # ---- the slow oracle ----------------------------------------------------------------------
+    def render_reference(self, text: str | tuple[str, str]) -> RenderedBatch:
+        """Straightforward Pillow drawing, no glyph table or byte columns: each line's runs of
+        same-font visible characters drawn with one `ImageDraw.text` call (fallback-font glyphs one by
+        one: Pango rounds each advance), whitespace from pixar.text_rules; the fast path's yardstick."""
+        from .reference_draw import draw_reference
+
+        cfg, pw, width = self.cfg, self.cfg.position_width, self.cfg.width
+        fallback, unknown = Counter(), Counter()
+        ink = np.zeros((cfg.patch_size, width), dtype=bool)
+        x, eos_col, truncated = cfg.text_x, 0, False
+        for part in ((text,) if isinstance(text, str) else tuple(text)):
+            advance = draw_reference(self, part, ink, x, fallback, unknown)
+            eos_col = self._eos_col(x + advance)
+            if eos_col + pw > width:
                 eos_col, truncated = width - pw, True
                 ink[:, eos_col:] = False
                 break
             ink[:, eos_col: eos_col + pw] = True
-            x = eos_col + pw + cfg.text_x  # pairs: text_b starts 2 px after the first EOS block
+            x = eos_col + pw + cfg.text_x
         ink[:, eos_col: eos_col + pw] = True
-        return ink, eos_col // pw, truncated
-
-    def _finish(self, inks, eos, trunc, fallback, unknown) -> RenderedBatch:
-        P = self.cfg.max_positions
-        pixels = (~np.stack(inks)).astype(np.uint8)
-        eos = np.asarray(eos, dtype=np.int64)
-        mask = (np.arange(P)[None, :] <= eos[:, None]).astype(np.uint8)
-        return RenderedBatch(pixels, mask, eos, np.asarray(trunc, dtype=bool), fallback, unknown)
-
-    def render_batch(self, texts: list[str] | list[tuple[str, str]]) -> RenderedBatch:
-        """Fast path. `texts`: strings, or (a, b) pairs rendered as a, EOS, b, EOS."""
-        inks, eos, trunc, fallback, unknown = [], [], [], Counter(), Counter()
-        for item in texts:
-            parts = tuple(self.normalise(t) for t in ((item,) if isinstance(item, str) else item))
-            for t in parts:
-                self._account(t, fallback, unknown)
-            ink, e, tr = self._layout(parts, self._draw_atlas)
-            inks.append(ink)
-            eos.append(e)
-            trunc.append(tr)
-        return self._finish(inks, eos, trunc, fallback, unknown)
-
-    def render(self, text: str | tuple[str, str]) -> RenderedBatch:
-        return self.render_batch([text])
-
-    def render_reference(self, text: str | tuple[str, str]) -> RenderedBatch:
-        """Straightforward Pillow drawing (one draw call per same-font run); the atlas's yardstick."""
-        fallback, unknown = Counter(), Counter()
-        parts = tuple(self.normalise(t) for t in ((text,) if isinstance(text, str) else text))
-        for t in parts:
-            self._account(t, fallback, unknown)
-
-        def draw(ink: np.ndarray, s: str, x0: int, limit: int) -> int:
-            img = Image.new("L", (ink.shape[1], ink.shape[0]), 255)
-            d = ImageDraw.Draw(img)
-            pen = x0
-            for path, run in self._runs(s):
-                font = self._font(path)
-                d.text((pen, self.baseline), run, font=font, fill=0, anchor="ls")
-                pen += int(round(font.getlength(run)))
-            ink |= np.asarray(img) <= 127
-            return pen - x0
-
-        ink, e, tr = self._layout(parts, draw)
-        return self._finish([ink], [e], [tr], fallback, unknown)
-
-    def _runs(self, s: str):
-        run, run_path = "", None
-        for ch in s:
-            path, drawn = self.font_for(ch)
-            if path != run_path and run:
-                yield run_path, run
-                run = ""
-            run, run_path = run + drawn, path
-        if run:
-            yield run_path, run
+        ink[:, eos_col + pw:] = False
+        eos = np.array([eos_col // pw], dtype=np.int64)
+        return RenderedBatch((~ink[None]).astype(np.uint8), self._masks[eos], eos, np.array([truncated]), fallback, unknown)
 
     def fingerprint(self) -> str:
         """Identifies the rendering (font bytes + geometry): lm-eval's `tokenizer_name` for PIXAR."""
@@ -296,45 +418,6 @@ class Renderer:
                     h.update(hashlib.sha256(f.read()).digest())
         c = self.cfg
         h.update(f"{c.font_size}/{c.patch_size}/{c.patch_len}/{c.max_positions}/{c.text_x}/{c.text_y}/{c.eos_gap}".encode())
+        if c.whitespace != "pango":
+            h.update(f"/{c.whitespace}".encode())
         return "pixar-render-" + h.hexdigest()[:16]
-
-
-def space_text(pixels: np.ndarray, eos_position: np.ndarray, position_width: int, gap: int = 3) -> np.ndarray:
-    """PIXAR's `_spacing_text(gap)`: shift each prompt's ink right so exactly `gap` white columns sit
-    between the last ink column and the EOS block. pixels uint8 [B, H, W] -> a new array."""
-    out = pixels.copy()
-    for i, e in enumerate(np.asarray(eos_position)):
-        eos_col = int(e) * position_width
-        region = out[i, :, :eos_col]
-        cols = np.flatnonzero((region == 0).any(axis=0))
-        if cols.size == 0:
-            continue
-        shift = (eos_col - gap - 1) - int(cols[-1])
-        shift = max(shift, -int(cols[0]))  # never push ink off the left edge
-        if shift > 0:
-            region[:, shift:] = region[:, :-shift].copy()
-            region[:, :shift] = 1
-        elif shift < 0:
-            region[:, :shift] = region[:, -shift:].copy()
-            region[:, shift:] = 1
-    return out
-
-
-def to_image(pixels: np.ndarray, scale: int = 1, rows: int | None = None) -> Image.Image:
-    """A viewable PIL image of one strip [H, W] (values in [0, 1]); optionally wrapped onto rows."""
-    arr = np.asarray(pixels, dtype=np.float32)
-    if rows and rows > 1:
-        H, W = arr.shape
-        per = int(math.ceil(W / rows))
-        arr = np.pad(arr, ((0, 0), (0, per * rows - W)), constant_values=1.0)
-        gap = np.full((2, per), 0.75, dtype=np.float32)
-        arr = np.concatenate([np.concatenate([arr[:, r * per:(r + 1) * per], gap]) for r in range(rows)])
-    img = Image.fromarray((np.clip(arr, 0, 1) * 255).astype(np.uint8), mode="L")
-    if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    return img
-
-
-def trim_to_mask(pixels: np.ndarray, num_positions: int, position_width: int) -> np.ndarray:
-    """Crop a strip [H, W] to its attended positions (for display)."""
-    return pixels[:, : int(num_positions) * position_width]
