@@ -110,7 +110,7 @@ def hexbox_chars(renderer: Renderer) -> dict[int, list[str]]:
     for rng in ranges:
         for c in rng:
             ch = chr(c)
-            if renderer.kind(ch)[0] != tr.HEXBOX or tr.is_ignorable(ch) or ch in "\x00\x85\n\r\t":
+            if renderer.char_class(ch)[0] != tr.HEXBOX or tr.is_ignorable(ch) or ch in "\x00\x85\n\r\t":
                 continue
             digits = f"{c:04X}" if c <= 0xFFFF else f"{c:06X}"
             n = len(digits)

@@ -32,13 +32,13 @@ class CharColumns(dict):
 
     def __missing__(self, ch: str) -> bytes | None:
         r = self.renderer
-        kind, tag = r.kind(ch)
+        char_class, tag = r.char_class(ch)
         b = None
-        if kind == tr.ZERO:
+        if char_class == tr.ZERO:
             b = b""
-        elif kind == tr.SPACE:
+        elif char_class == tr.SPACE:
             b = b"\xff" * r.glyph(ch).advance
-        elif kind == tr.GRAPH and tag == MAIN:
+        elif char_class == tr.GRAPH and tag == MAIN:
             g = r.glyph(ch)
             if g.left >= 0 and g.left + g.ink.shape[1] <= g.advance:
                 ink = np.zeros((r.cfg.patch_size, g.advance), bool)

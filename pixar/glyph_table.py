@@ -1,7 +1,7 @@
 """Fonts and the glyph table of one render configuration (the base of pixar.render.Renderer).
 
 Which font draws each character (Pixeloid Sans, else the fallback GoNoto, else Pango's hex box), what
-text_rules kind it is, and its Glyph (ink, left, advance), each computed once per character and cached.
+text_rules char_class it is, and its Glyph (ink, left, advance), each computed once per character and cached.
 """
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ class _SpacesTable(dict):
         self.renderer = renderer
 
     def __missing__(self, code: int):
-        kind = self.renderer.kind(chr(code))[0]
-        self[code] = value = " " if kind == tr.SPACE else ("" if kind == tr.ZERO else chr(code))
+        char_class = self.renderer.char_class(chr(code))[0]
+        self[code] = value = " " if char_class == tr.SPACE else ("" if char_class == tr.ZERO else chr(code))
         return value
 
 
@@ -47,7 +47,7 @@ class GlyphTable:
     def _init_glyphs(self) -> None:
         self._fonts: dict[tuple[str, float], ImageFont.FreeTypeFont] = {}
         self._cmaps: dict[str, set[int]] = {}
-        self._kind: dict[str, tuple[str, str | None]] = {}
+        self._char_class: dict[str, tuple[str, str | None]] = {}
         self._glyphs: dict[tuple, Glyph] = {}
         self._spaces_table = _SpacesTable(self)
 
@@ -77,23 +77,23 @@ class GlyphTable:
                 self._cmaps[path] = set(tt["cmap"].getBestCmap())
         return self._cmaps[path]
 
-    def kind(self, ch: str) -> tuple[str, str | None]:
-        """(text_rules kind, font tag for graph characters) of one character."""
-        k = self._kind.get(ch)
+    def char_class(self, ch: str) -> tuple[str, str | None]:
+        """(text_rules char_class, font tag for graph characters) of one character."""
+        k = self._char_class.get(ch)
         if k is None:
             in_main = ord(ch) in self._cmap(self.font_path)
             in_fb = ord(ch) in self._cmap(self.fallback_path)
-            kind = tr.classify(ch, in_main, in_fb, self.cfg.whitespace)
-            tag = (MAIN if in_main else FALLBACK) if kind == tr.GRAPH else None
-            k = self._kind[ch] = (kind, tag)
+            char_class = tr.classify(ch, in_main, in_fb, self.cfg.whitespace)
+            tag = (MAIN if in_main else FALLBACK) if char_class == tr.GRAPH else None
+            k = self._char_class[ch] = (char_class, tag)
         return k
 
     def font_for(self, ch: str) -> tuple[str, str]:
         """(font path, character actually drawn); REPLACEMENT marks a character with no glyph."""
-        kind, tag = self.kind(ch)
-        if kind == tr.GRAPH:
+        char_class, tag = self.char_class(ch)
+        if char_class == tr.GRAPH:
             return (self.fallback_path if tag == FALLBACK else self.font_path), ch
-        if kind in (tr.HEXBOX, tr.NOTDEF):
+        if char_class in (tr.HEXBOX, tr.NOTDEF):
             return self.font_path, REPLACEMENT
         return self.font_path, ch
 
@@ -125,16 +125,16 @@ class GlyphTable:
         g = self._glyphs.get(key)
         if g is None:
             H = self.cfg.patch_size
-            kind, own = self.kind(ch)
-            if kind == tr.GRAPH:
+            char_class, own = self.char_class(ch)
+            if char_class == tr.GRAPH:
                 g = rasterise(self._font_of_tag(own), ch, baseline, H)
-            elif kind == tr.SPACE:
+            elif char_class == tr.SPACE:
                 g = blank(H, self._space_advance(tag, ch))
-            elif kind == tr.TAB:  # context-free upper bound; the layout uses tr.tab_advance
+            elif char_class == tr.TAB:  # context-free upper bound; the layout uses tr.tab_advance
                 g = blank(H, tr.TAB_SPACES * self._space_advance(MAIN, " "))
-            elif kind == tr.HEXBOX:
+            elif char_class == tr.HEXBOX:
                 g = hexbox(ch, H, baseline)
-            elif kind == tr.NOTDEF:
+            elif char_class == tr.NOTDEF:
                 g = rasterise(self._font_of_tag(tag), ch, baseline, H)  # missing in the font: its .notdef box
             else:  # ZERO, BREAK
                 g = blank(H, 0)
@@ -146,10 +146,10 @@ class GlyphTable:
         return self.glyph_in(MAIN, ch)
 
     def _count(self, ch: str, fallback: Counter, unknown: Counter, n: int = 1) -> None:
-        kind, tag = self.kind(ch)
-        if kind == tr.GRAPH and tag == FALLBACK:
+        char_class, tag = self.char_class(ch)
+        if char_class == tr.GRAPH and tag == FALLBACK:
             fallback[ch] += n
-        elif kind in (tr.HEXBOX, tr.NOTDEF) or ch == "\x00":
+        elif char_class in (tr.HEXBOX, tr.NOTDEF) or ch == "\x00":
             unknown[ch] += n
             if ch not in self.unknown_counts:
                 log.warning("no glyph for %r (U+%04X): drawn as Pango's hex box", ch, ord(ch))

@@ -80,9 +80,9 @@ def file_pieces(f: dict, unit_bytes: int) -> list[tuple]:
     """A file -> ("txt"|"jsonl", path, start, end) byte ranges; .jsonl files over unit_bytes are cut
     after a newline every ~unit_bytes, .txt files (one document each) stay whole."""
     path, size = f["path"], f["size"]
-    kind = "jsonl" if path.lower().endswith(".jsonl") else "txt"
-    if kind == "txt" or size <= unit_bytes:
-        return [(kind, path, 0, size)]
+    fmt = "jsonl" if path.lower().endswith(".jsonl") else "txt"
+    if fmt == "txt" or size <= unit_bytes:
+        return [(fmt, path, 0, size)]
     cuts, pos = [0], unit_bytes
     with open(path, "rb") as fh:
         while pos < size:
@@ -98,7 +98,7 @@ def file_pieces(f: dict, unit_bytes: int) -> list[tuple]:
                 cuts.append(pos)
             pos += unit_bytes
     cuts.append(size)
-    return [(kind, path, a, b) for a, b in zip(cuts, cuts[1:])]
+    return [(fmt, path, a, b) for a, b in zip(cuts, cuts[1:])]
 
 
 def plan_units(sources: list[dict], unit_bytes: int = UNIT_BYTES):
@@ -139,7 +139,7 @@ def unit_documents(pieces: list[tuple], latin1: frozenset = frozenset(), fell_ba
         if piece[0] == "hf":
             yield from piece[2]
             continue
-        kind, path, start, end = piece
+        fmt, path, start, end = piece
         try:
             with open(path, "rb") as fh:
                 fh.seek(start)
@@ -151,9 +151,9 @@ def unit_documents(pieces: list[tuple], latin1: frozenset = frozenset(), fell_ba
         if start == 0 and not raw.strip():
             raise DataError(f"{path}: empty source file (no text)")
         text, latin = decode_bytes(raw, path, latin1=path in latin1, bom=start == 0)
-        if latin and fell_back is not None and kind == "jsonl" and (start, end) != (0, os.path.getsize(path)):
+        if latin and fell_back is not None and fmt == "jsonl" and (start, end) != (0, os.path.getsize(path)):
             fell_back.add(path)
-        if kind == "txt":
+        if fmt == "txt":
             yield strip_gutenberg(text)
             continue
         try:

@@ -19,8 +19,8 @@ from .glyph_columns import hexbox
 def _line_metrics(renderer, line: str) -> tuple[int, int]:
     asc, desc = tr.LINE_METRICS["main"]
     for ch in line:
-        kind, tag = renderer.kind(ch)
-        key = tag if kind == tr.GRAPH else (tr.HEXBOX if kind == tr.HEXBOX else None)
+        char_class, tag = renderer.char_class(ch)
+        key = tag if char_class == tr.GRAPH else (tr.HEXBOX if char_class == tr.HEXBOX else None)
         if key:
             asc, desc = max(asc, tr.LINE_METRICS[key][0]), max(desc, tr.LINE_METRICS[key][1])
     return asc, desc
@@ -32,8 +32,8 @@ def _draw_line(renderer, line: str, baseline: int, img: Image.Image, extra: np.n
     main = renderer._font_of_tag("main")
     font = "main"
     for ch in line:  # leading whitespace takes the font of the first visible character
-        kind, tag = renderer.kind(ch)
-        if kind == tr.GRAPH:
+        char_class, tag = renderer.char_class(ch)
+        if char_class == tr.GRAPH:
             font = tag
             break
     pen, run = 0, ""
@@ -47,29 +47,29 @@ def _draw_line(renderer, line: str, baseline: int, img: Image.Image, extra: np.n
 
     space = renderer._space_advance("main", " ")
     for ch in line:
-        kind, tag = renderer.kind(ch)
-        if kind == tr.GRAPH and tag == "main":
+        char_class, tag = renderer.char_class(ch)
+        if char_class == tr.GRAPH and tag == "main":
             run += ch
             font = "main"
             continue
         flush()
-        if kind == tr.GRAPH:
+        if char_class == tr.GRAPH:
             f = renderer._font_of_tag(tag)
             d.text((x0 + pen, baseline), ch, font=f, fill=0, anchor="ls")
             pen += int(round(f.getlength(ch)))
             font = font if tr.is_mark(ch) else tag
-        elif kind == tr.SPACE:
+        elif char_class == tr.SPACE:
             pen += renderer._space_advance(font, ch)
-        elif kind == tr.TAB:
+        elif char_class == tr.TAB:
             pen += tr.tab_advance(pen, space)
-        elif kind == tr.HEXBOX:
+        elif char_class == tr.HEXBOX:
             g = hexbox(ch, extra.shape[0], baseline)
             a = x0 + pen + g.left
             lo, hi = max(a, 0), min(a + g.ink.shape[1], extra.shape[1])
             if hi > lo:
                 extra[:, lo:hi] |= g.ink[:, lo - a: hi - a]
             pen += g.advance
-        elif kind == tr.NOTDEF:
+        elif char_class == tr.NOTDEF:
             f = renderer._font_of_tag(font)
             d.text((x0 + pen, baseline), ch, font=f, fill=0, anchor="ls")
             pen += int(round(f.getlength(ch)))

@@ -108,7 +108,7 @@ class Renderer(GlyphTable):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for k in ("_fonts", "_cmaps", "_kind", "_glyphs", "_runs", "_spaces_table", "_chars", "_words", "_space",
+        for k in ("_fonts", "_cmaps", "_char_class", "_glyphs", "_runs", "_spaces_table", "_chars", "_words", "_space",
                   "_white", "_eos", "_blocks", "_geometry", "_fast_limit", "_masks"):
             state.pop(k)
         return state
@@ -130,10 +130,10 @@ class Renderer(GlyphTable):
         if None not in parts:
             return b"".join(parts)
         run = self._word_run(word, MAIN, self.baseline)
-        first = self.kind(word[0])
+        first = self.char_class(word[0])
         ok = (first[0] == tr.GRAPH and first[1] == MAIN and run.font_out == MAIN and not run.fallback
               and not run.unknown and run.left >= 0 and run.left + run.ink.shape[1] <= run.advance
-              and all(self.kind(c)[0] in (tr.GRAPH, tr.SPACE, tr.ZERO) for c in word))
+              and all(self.char_class(c)[0] in (tr.GRAPH, tr.SPACE, tr.ZERO) for c in word))
         if not ok:
             return None
         ink = np.zeros((self.cfg.patch_size, run.advance), bool)
@@ -148,12 +148,12 @@ class Renderer(GlyphTable):
         pen, placed, fallback, unknown = 0, [], Counter(), Counter()
         asc, desc = _METRICS[MAIN]
         for ch in word:
-            kind, own = self.kind(ch)
-            if kind == tr.GRAPH:
+            char_class, own = self.char_class(ch)
+            if char_class == tr.GRAPH:
                 if not tr.is_mark(ch):
                     font = own
                 asc, desc = max(asc, _METRICS[own][0]), max(desc, _METRICS[own][1])
-            elif kind == tr.HEXBOX:
+            elif char_class == tr.HEXBOX:
                 asc, desc = max(asc, _METRICS[tr.HEXBOX][0]), max(desc, _METRICS[tr.HEXBOX][1])
             self._count(ch, fallback, unknown)
             g = self.glyph_in(font, ch, baseline)
@@ -204,8 +204,8 @@ class Renderer(GlyphTable):
         tokens = [t for t in _SEPARATORS.split(line) if t]
         font = MAIN
         for ch in line:  # leading whitespace takes the font of the first visible character
-            kind, tag = self.kind(ch)
-            if kind == tr.GRAPH:
+            char_class, tag = self.char_class(ch)
+            if char_class == tr.GRAPH:
                 font = tag
                 break
         pen, out, asc, desc = 0, [], *_METRICS[MAIN]
@@ -253,10 +253,10 @@ class Renderer(GlyphTable):
 
     def _min_advance(self, ch: str) -> int:
         """A lower bound of the advance of `ch` in any context (spaces and tabs depend on it)."""
-        kind = self.kind(ch)[0]
-        if kind == tr.TAB:
+        char_class = self.char_class(ch)[0]
+        if char_class == tr.TAB:
             return self._space_advance(MAIN, " ")
-        if kind == tr.SPACE and self.fallback_path:
+        if char_class == tr.SPACE and self.fallback_path:
             return min(self._space_advance(MAIN, ch), self._space_advance(FALLBACK, ch))
         return self.glyph(ch).advance
 
