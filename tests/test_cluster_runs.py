@@ -15,6 +15,7 @@ import torch
 
 from pixar.checkpoint import CheckpointError, latest_checkpoint, load_model, step_checkpoints, write_last_pointer
 from pixar.config import PixarConfig, preset_path
+from pixar.loop import Preempted
 from pixar.train import train_stage1
 from test_train import corpus, free_port, losses, micro_overrides  # noqa: F401  (shared fixtures)
 
@@ -91,41 +92,60 @@ def _logged_steps(out: Path) -> int:
         return 0
 
 
+def _stop_when(proc: subprocess.Popen, out: Path, steps: int) -> tuple[str, str]:
+    """SIGTERM `proc` once `out/metrics.jsonl` holds `steps` records; -> its (stdout, stderr)."""
+    try:
+        _wait_for(lambda: _logged_steps(out) >= steps, 120, f"step {steps}")
+        proc.send_signal(signal.SIGTERM)
+        return proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 @pytest.mark.slow
 def test_sigterm_saves_exits_0_and_resume_auto_reproduces_the_losses_and_the_lock_refuses_a_second_run(corpus, tmp_path):  # noqa: F811
-    steps = 600  # ~10 s at ~60 steps/s: long enough that the second run starts while the first trains
-    sets = micro_overrides(corpus, steps=steps, save_every=250, log_every=1)
+    steps = 100_000  # never reached: every run here ends on SIGTERM, the way a cluster job is preempted
+    sets = micro_overrides(corpus, steps=steps, save_every=1000, log_every=1)
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    first = subprocess.Popen(train_cmd(out, sets), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
-    try:
-        _wait_for(lambda: _logged_steps(out) >= 3, 120, "the first run's third step")
-        # a second run on the same folder is refused with one line while the first runs
-        second = subprocess.run(train_cmd(out, sets, "--resume", "auto"), cwd=REPO, env=env, capture_output=True,
-                                text=True, timeout=120)
-        assert second.returncode != 0
-        errors = [line for line in second.stderr.splitlines() if line.startswith("Error")]
-        assert len(errors) == 1 and str(first.pid) in errors[0] and "Traceback" not in second.stderr
-        first.send_signal(signal.SIGTERM)
-        stdout, stderr = first.communicate(timeout=120)
-    finally:
-        if first.poll() is None:
-            first.kill()
+
+    def start(*extra):
+        return subprocess.Popen(train_cmd(out, sets, *extra), cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    first = start()
+    _wait_for(lambda: _logged_steps(out) >= 3, 120, "the first run's third step")
+    # a second run on the same folder is refused with one line while the first runs
+    second = subprocess.run(train_cmd(out, sets, "--resume", "auto"), cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert second.returncode != 0
+    errors = [line for line in second.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and str(first.pid) in errors[0] and "Traceback" not in second.stderr
+    stdout, stderr = _stop_when(first, out, 5)
     assert first.returncode == 0, stderr[-2000:]
-    stopped = latest_checkpoint(out)
-    at = int(stopped.name.split("-")[1])
-    assert 3 <= at < steps and "--resume auto" in stdout and f"after step {at}" in stdout
+    k = int(latest_checkpoint(out).name.split("-")[1])
+    assert 5 <= k < steps and "--resume auto" in stdout and f"after step {k}" in stdout
     assert not (out / ".lock").exists()  # released on the clean exit
 
-    # the requeued job: the same command with --resume auto continues exactly
-    again = subprocess.run(train_cmd(out, sets, "--resume", "auto"), cwd=REPO, env=env, capture_output=True, text=True,
-                           timeout=300)
-    assert again.returncode == 0, again.stderr[-2000:]
+    # the requeued job: the same command with --resume auto continues exactly where the first stopped
+    again = start("--resume", "auto")
+    stdout, stderr = _stop_when(again, out, k + 10)
+    assert again.returncode == 0, stderr[-2000:]
+    k2 = int(latest_checkpoint(out).name.split("-")[1])
+    assert k2 >= k + 10
+
+    # the uninterrupted reference, stopped by the same signal at step k2
+    def stop_at(step, model):
+        if step == k2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
     reference = tmp_path / "reference"
-    train_stage1(PixarConfig.from_yaml(preset_path("pixar-micro"), sets), reference, device="cpu")
+    with pytest.raises(Preempted, match=f"after step {k2}"):
+        train_stage1(PixarConfig.from_yaml(preset_path("pixar-micro"), sets), reference, device="cpu",
+                     after_step=stop_at)
     a, b = losses(out), losses(reference)
-    assert sorted(a) == sorted(b) == list(range(1, steps + 1))
+    assert sorted(a) == sorted(b) == list(range(1, k2 + 1))
     assert max(abs(a[s] - b[s]) for s in a) < 1e-6
 
 
