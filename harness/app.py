@@ -7,7 +7,8 @@ and is imported only when used (lm-eval, textattack and transformers are slow to
     train                 harness.train_cli  (PIXAR stage 1/2 through pixar.train, GPT-2 through harness.baselines)
     bench                 harness.cli
     attack                harness.attack_cli
-    demo, reproduce       harness.demo
+    demo                  harness.demo
+    reproduce             harness.reproduce
 
 `python -m harness.app ...` is the same command (torchrun: `torchrun --nproc-per-node 4 -m harness.app train ...`).
 """
@@ -30,7 +31,7 @@ COMMANDS = {
     "bench": ("harness.cli", "bench"),
     "attack": ("harness.attack_cli", "attack"),
     "demo": ("harness.demo", "demo"),
-    "reproduce": ("harness.demo", "reproduce"),
+    "reproduce": ("harness.reproduce", "reproduce"),
 }
 
 

@@ -6,7 +6,9 @@ from pathlib import Path
 import click
 import pytest
 
-from harness.demo import Step, _write_generated_data, demo_steps, reproduce_steps, run_steps
+from harness.demo import demo_steps, write_generated_data
+from harness.reproduce import reproduce_steps
+from harness.steps import Step, run_steps
 from harness.app import main as pixar_main
 
 
@@ -32,7 +34,7 @@ def test_every_reproduce_and_demo_command_parses(tmp_path):
 
 
 def test_generated_demo_data_is_babi_format(tmp_path):
-    corpus = _write_generated_data(tmp_path, seed=0)
+    corpus = write_generated_data(tmp_path, seed=0)
     text = corpus.read_text()
     assert "Where is" in text and " | " in text
     lines = (tmp_path / "babi" / "qa1_single-supporting-fact_train.txt").read_text().splitlines()
