@@ -1,324 +1,244 @@
-"""results/REPORT.md and results/train-tiny/: assembled from the files the study's commands wrote.
+"""results/REPORT.md, written from the result files alone (nothing here types a number).
 
-Nothing here computes a score: every number comes from a bench/attack summary.json or table, or from a
-training run's metrics.jsonl, and the table it came from is named beside it. Paper numbers are the ones in
-shared/reference/pixar-paper.md §7 (notebook outputs of the official 113M model).
+Every table comes from a `summary.json` of the one results schema (harness.results.read_summary: an older
+summary is refused with one line) or from committed per-example prediction files; every interval is the one in
+the summary (Wilson / lm-eval stderr) or a paired bootstrap computed here from the two prediction files of the
+same examples (harness.paper_protocol.paired_difference, seeded). The prose is results/findings.md, a template
+whose figures are references resolved from the summaries:
+
+    {{lambada/stage2 | pixar | lambada:paper | acc_union}}   -> "0.0% [0.0, 0.1]"  (value and its 95% interval)
+    {{diff lambada/stage2 - lambada/stage1-vs-gpt2 | lambada:paper | correct_union}}   -> "+1.2 pp [-0.3, 2.8]"
+
+(folder relative to results/, a model-name prefix, the protocol label, the metric), so a finding cannot drift
+from its number; an unresolvable reference stops the report with one line. The paper's published numbers come
+from results/paper-numbers.json (with their source).
 """
 from __future__ import annotations
 
+import gzip
 import json
-import shutil
+import re
 from pathlib import Path
 
 from pixar.config import atomic_write_text
 
-PAPER = {  # pixar-paper.md §7: union accuracy (PaddleOCR or Tesseract) / readability, 113M model
-    "lambada": {"stage 1": (0.0571, 0.548), "stage 2": (0.1376, 0.822)},
-    "babi": {"stage 1": (0.1109, 0.632), "stage 2": (0.1958, 0.770)},
-    "sst2": 89.3,
-}
+from .results import ResultsError, read_summary
+from .tables import metrics_table, to_markdown
+
+REF = re.compile(r"\{\{(.+?)\}\}")
 
 
-def _jsonl(path: Path) -> list[dict]:
-    """Rows of a JSONL file, or of its committed gzipped copy (`<path>.gz`)."""
-    import gzip
+class ReportError(ValueError):
+    """A results folder or findings reference the report cannot resolve; the message names it."""
 
+
+# ---- reading -----------------------------------------------------------------------------------
+def summaries(results: Path) -> dict[str, dict]:
+    """{folder relative to results/: summary} for every summary.json below `results` (schema checked)."""
+    out = {}
+    for path in sorted(results.rglob("summary.json")):
+        out[path.parent.relative_to(results).as_posix()] = read_summary(path)
+    return out
+
+
+def jsonl_rows(path: Path) -> list[dict]:
+    """Rows of a JSONL file or of its committed gzipped copy (`<path>.gz`)."""
     gz = path.with_name(path.name + ".gz")
     if path.exists():
         text = path.read_text()
     elif gz.exists():
         text = gzip.decompress(gz.read_bytes()).decode()
     else:
-        return []
+        raise ReportError(f"{path}: no such prediction file (nor {gz.name})")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def _summary(path: Path) -> dict | None:
-    f = path / "summary.json"
-    return json.loads(f.read_text()) if f.exists() else None
+def metric(summary: dict, where: str, model: str, protocol: str, name: str) -> dict:
+    """The one metric row of `summary` (folder `where`) for a model-name prefix, protocol label and metric."""
+    rows = [m for m in summary["metrics"] if m["model"].startswith(model) and m["protocol"] == protocol
+            and m["metric"] == name]
+    if len(rows) != 1:
+        raise ReportError(f"{where}: {len(rows)} metric rows for model {model!r}, protocol {protocol!r}, "
+                          f"metric {name!r} (need exactly one)")
+    return rows[0]
 
 
-def plot_training(runs: Path, out: Path) -> Path | None:
-    """Loss curves of stage 1 (train + val pixel BCE), stage 2 (G/D losses) and GPT-2 (token CE)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def prediction_rows(results: Path, where: str, summary: dict, protocol: str, model: str = "pixar") -> list[dict]:
+    """The per-example rows a bench run wrote for (model prefix, protocol label) (files named in the summary)."""
+    from pixar.provenance import slug
 
-    s1 = _jsonl(runs / "pixar-tiny-stage1" / "metrics.jsonl")
-    s2 = _jsonl(runs / "pixar-tiny-stage2" / "metrics.jsonl")
-    g = _jsonl(runs / "gpt2-tiny" / "metrics.jsonl")
-    if not s1:
-        return None
-    fig = Figure(figsize=(13, 3.6))
-    ax = fig.subplots(1, 3)
-    tr = [(r["step"], r["loss"]) for r in s1 if "loss" in r]
-    va = [(r["step"], r["val_loss"]) for r in s1 if "val_loss" in r]
-    ax[0].plot(*zip(*tr), label="train")
-    if va:
-        ax[0].plot(*zip(*va), "o-", label="validation")
-    ax[0].set(title="PIXAR stage 1 (pixel BCE, nats/pixel)", xlabel="step")
-    ax[0].legend()
-    if s2:
-        for key in ("g_bce", "d_loss", "g_adv"):
-            pts = [(r["step"], r[key]) for r in s2 if key in r]
-            if pts:
-                ax[1].plot(*zip(*pts), label=key)
-        ax[1].set(title="PIXAR stage 2 (adversarial)", xlabel="step")
-        ax[1].legend()
-    if g:
-        pts = [(r["step"], r["loss"]) for r in g if "loss" in r]
-        ax[2].plot(*zip(*pts), label="train")
-        vp = [(r["step"], r["val_loss"]) for r in g if "val_loss" in r]
-        if vp:
-            ax[2].plot(*zip(*vp), "o-", label="validation")
-        ax[2].set(title="GPT-2 tiny (token CE, nats/token)", xlabel="step")
-        ax[2].legend()
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "loss_curves.png"
-    tmp = out / ".loss_curves.tmp.png"
-    FigureCanvasAgg(fig).print_png(str(tmp))
-    tmp.replace(path)
-    return path
+    pattern = re.compile(rf"^predictions-{re.escape(slug(model))}.*-{re.escape(slug(protocol))}(-qa\d+)?\.jsonl$")
+    for name in summary["files"]:
+        stem = name[:-3] if name.endswith(".gz") else name
+        if pattern.match(stem):
+            return jsonl_rows(results / where / stem)
+    raise ReportError(f"{where}: no prediction file for model {model!r} under protocol {protocol!r}")
 
 
-def train_report(runs: Path, results: Path, records: list[dict]) -> Path | None:
-    """results/train-tiny/README.md: loss curves, samples before/after stage 2, positions/s, commands."""
-    out = results / "train-tiny"
-    s1 = _jsonl(runs / "pixar-tiny-stage1" / "metrics.jsonl")
-    if not s1:
-        return None
-    plot = plot_training(runs, out)
-    samples = []
-    for run, tag in (("pixar-tiny-stage1", "stage1"), ("pixar-tiny-stage2", "stage2")):
-        pngs = sorted((runs / run / "samples").glob("step-*.png"))
-        if pngs:
-            dst = out / f"samples-{tag}-final.png"
-            shutil.copyfile(pngs[-1], dst)
-            samples.append((tag, dst.name, pngs[-1].name))
-    s2 = _jsonl(runs / "pixar-tiny-stage2" / "metrics.jsonl")
-    pos = [r["positions_per_s"] for r in s1 if "positions_per_s" in r]
-    val = [r for r in s1 if "val_loss" in r]
-    cmds = [r for r in records if r["name"] in ("stage 1", "stage 2", "gpt2")]
-    lines = ["# Tiny CPU training run (pixar-tiny, book corpus)", "",
-             "Commands (wall-clock on the shared 2-core CPU machine):", ""]
-    lines += [f"- `{r['command']}` — {r['seconds'] / 60:.1f} min" for r in cmds] or ["- (see ../REPORT.md)"]
-    lines += ["", f"![loss curves]({plot.name})" if plot else "", ""]
-    if val:
-        lines.append(f"Validation pixel BCE (nats/pixel; **not** a token perplexity): {val[0]['val_loss']:.4f} at step "
-                     f"{val[0]['step']} -> {val[-1]['val_loss']:.4f} at step {val[-1]['step']}.")
-    if pos:
-        pos_sorted = sorted(pos)
-        lines.append(f"Stage-1 throughput: median {pos_sorted[len(pos_sorted) // 2]:,.0f} positions/s (8x16-px positions), "
-                     f"max {max(pos):,.0f} (shared machine; the rate moved with other jobs' load).")
-    if s2:
-        last = s2[-1]
-        keys = [k for k in ("g_bce", "g_adv", "d_loss", "lambda_auto", "alpha_t", "d_acc_real", "d_acc_fake") if k in last]
-        lines.append("Stage 2, last step: " + ", ".join(f"{k} {last[k]:.4g}" for k in keys) + ".")
-    lines += ["", "Samples (each prompt: greedy continuation, then the predicted probabilities in grey):", ""]
-    for tag, name, src in samples:
-        lines += [f"- {tag} ({src}):", "", f"  ![{tag}]({name})", ""]
-    path = out / "README.md"
-    atomic_write_text(path, "\n".join(lines) + "\n")
-    return path
+# ---- formatting --------------------------------------------------------------------------------
+def pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
 
 
-def _table(path: Path) -> str:
-    f = path / "table.md"
-    return f.read_text().strip() if f.exists() else "_(not run)_"
+def with_interval(m: dict) -> str:
+    if m.get("ci_low") is None:
+        return pct(m["value"]) if m["metric"].startswith(("acc", "readab", "paper_acc")) else f"{m['value']:.4g}"
+    if m["metric"].endswith(("_nll", "_ppl")):
+        return f"{m['value']:.4g} [{m['ci_low']:.4g}, {m['ci_high']:.4g}]"
+    return f"{pct(m['value'])} [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}]"
 
 
-def _paper_vs_ours(results: Path) -> list[str]:
-    rows = ["| benchmark | model | ours: accuracy (engine) | ours: readability | paper (113M): union acc | paper readability |",
-            "|---|---|---|---|---|---|"]
-    for bench, runs in (("lambada", ("stage1-vs-gpt2", "stage2")), ("babi", ("qa1-zero-shot-stage1", "qa1-zero-shot-stage2"))):
-        for run in runs:
-            s = _summary(results / bench / run)
-            if not s:
-                continue
-            stage = "stage 1" if "stage1" in run else "stage 2"
-            for row in s.get("rows", []):
-                if row.get("kind") != "pixar":
-                    continue
-                acc = row.get("paper_acc_union", row.get("paper_acc_glyph"))
-                eng = "union" if "paper_acc_union" in row else "glyph"
-                read = row.get("paper_readability")
-                p_acc, p_read = PAPER[bench][stage]
-                rows.append(f"| {bench} ({row.get('n')} ex.) | PIXAR tiny, {stage} | {_pct(acc)} ({eng}) | {_pct(read)} | "
-                            f"{_pct(p_acc)} | {_pct(p_read)} |")
-    return rows
+def diff_text(d: dict) -> str:
+    return f"{100 * d['estimate']:+.1f} pp [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
 
 
-def _paper_rows(path: Path, limit: int | None = None) -> tuple[float, float, int] | None:
-    """(accuracy, readability, n) of a PIXAR paper-protocol predictions file, optionally its first `limit` rows."""
-    rows = _jsonl(path)[:limit] if limit else _jsonl(path)
-    if not rows:
-        return None
-    acc = sum(any(r["correct"].values()) for r in rows) / len(rows)
-    read = sum(bool(r.get("readable")) for r in rows) / len(rows)
-    return acc, read, len(rows)
+def paired(results: Path, sums: dict, a: str, b: str, protocol: str, flag: str, model: str = "pixar",
+           seed: int = 0) -> dict:
+    """Paired bootstrap interval of mean(flag in run a) - mean(flag in run b) over the same examples."""
+    from .paper_protocol import paired_difference
+
+    for where in (a, b):
+        if where not in sums:
+            raise ReportError(f"results/{where}: no summary.json")
+    rows_a = prediction_rows(results, a, sums[a], protocol, model)
+    rows_b = prediction_rows(results, b, sums[b], protocol, model)
+    return paired_difference(rows_a, rows_b, flag, seed=seed).to_dict()
 
 
-def _first(folder: Path, pattern: str) -> Path:
-    """The first file matching `pattern` (a committed `.gz` copy counts; `_jsonl` reads either)."""
-    found = sorted(folder.glob(pattern)) if folder.exists() else []
-    found += [p.with_name(p.name[:-3]) for p in sorted(folder.glob(pattern + ".gz"))] if folder.exists() else []
-    return found[0] if found else folder / pattern
+def resolve(ref: str, results: Path, sums: dict) -> str:
+    """One findings reference (see the module docstring) -> its formatted figure."""
+    parts = [p.strip() for p in ref.split("|")]
+    try:
+        if parts[0].startswith("diff "):
+            a, b = (x.strip() for x in parts[0][5:].split(" - "))
+            protocol, flag = parts[1], parts[2]
+            model = parts[3] if len(parts) > 3 else "pixar"
+            return diff_text(paired(results, sums, a, b, protocol, flag, model))
+        where, model, protocol, name = parts
+    except ValueError:
+        raise ReportError(f"findings: malformed reference {{{{{ref}}}}}") from None
+    if where not in sums:
+        raise ReportError(f"findings: {{{{{ref}}}}}: results/{where} has no summary.json")
+    return with_interval(metric(sums[where], where, model, protocol, name))
 
 
-def sweep_table(results: Path) -> list[str]:
-    """Stage 1 vs stage 2 at several alpha: paper-protocol readability/accuracy, LAMBADA first 1,000 + bAbI qa1."""
-    lines = ["| model | LAMBADA (first 1,000): acc | LAMBADA: readability | bAbI qa1 zero-shot: acc | bAbI: readability |",
-             "|---|---|---|---|---|"]
-    runs = [("stage 1 (3,000 steps)", _first(results / "lambada" / "stage1-vs-gpt2", "predictions-pixar*-paper.jsonl"),
-             _first(results / "babi" / "qa1-zero-shot-stage1", "predictions-pixar*-paper*.jsonl")),
-            ("stage 2, alpha 1 (preset)", _first(results / "lambada" / "stage2", "predictions-pixar*-paper.jsonl"),
-             _first(results / "babi" / "qa1-zero-shot-stage2", "predictions-pixar*-paper*.jsonl"))]
-    for a in ("0.1", "0.3"):
-        runs.append((f"stage 2, alpha {a}", _first(results / "stage2-sweep" / f"lambada-alpha{a}", "predictions-pixar*-paper.jsonl"),
-                     _first(results / "stage2-sweep" / f"babi-alpha{a}", "predictions-pixar*-paper*.jsonl")))
-    for name, lam, babi in runs:
-        a, b = _paper_rows(lam, 1000), _paper_rows(babi)
-        if a is None and b is None:
-            continue
-        cells = [f"{_pct(x[0])} | {_pct(x[1])}" if x else "– | –" for x in (a, b)]
-        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+def render_findings(text: str, results: Path, sums: dict) -> str:
+    return REF.sub(lambda m: resolve(m.group(1), results, sums), text)
+
+
+# ---- sections ----------------------------------------------------------------------------------
+def run_section(where: str, summary: dict) -> list[str]:
+    """One result folder: what ran (command, seed, data), its metrics with intervals, its comparisons."""
+    cfg = summary.get("config", {})
+    lines = [f"### `{where}`", "",
+             f"`pixar {summary['command']}`, seed {summary.get('seed')}; models: "
+             + ", ".join(f"`{m['name']}`" for m in summary.get("models", [])) + ".", ""]
+    if cfg.get("limit"):
+        lines[-2] = lines[-2][:-1] + f"; first {cfg['limit']} examples."
+    df = metrics_table(summary["metrics"])
+    if len(df):
+        lines += [to_markdown(df).strip(), ""]
+    comps = summary.get("comparisons") or []
+    if comps:
+        lines += ["Paired differences on the same examples (PIXAR - GPT-2, paired bootstrap 95%):", ""]
+        lines += [f"- {c['protocol']}, {c['metric']}: {diff_text(c)} ({c['a']} vs {c['b']}, n = {c['n']})"
+                  for c in comps]
+        lines.append("")
     return lines
 
 
-def _pct(x) -> str:
-    return "–" if x is None else f"{100 * float(x):.1f}%"
-
-
-def equal_compute_babi_attack(results: Path) -> list[str]:
-    """bAbI attack table: PIXAR fine-tuned 3,000 steps (its own run) beside GPT-2 fine-tuned 400 steps (the main
-    attack run). Same seed, examples and perturbations (seeds derive from seed, attack, rate, example index)."""
-    import pandas as pd
-
-    a = results / "attack" / "babi-qa1-finetuned" / "babi-qa1.csv"
-    b = results / "attack" / "babi-qa1-finetuned-pixar-3000" / "babi-qa1.csv"
-    if not (a.exists() and b.exists()):
+def stage_comparison(results: Path, sums: dict, pairs: list[dict]) -> list[str]:
+    """Stage 2 (or an alpha variant) vs stage 1 on the same examples: both flags, paired bootstrap."""
+    if not pairs:
         return []
-    gpt = pd.read_csv(a)
-    gpt = gpt[gpt["model"].str.startswith("gpt2")]
-    px = pd.read_csv(b)
-    gpt["model"] = "GPT-2 tiny, fine-tuned 400 steps"
-    px["model"] = "PIXAR tiny (stage 2), fine-tuned 3,000 steps"
-    both = pd.concat([px, gpt]).pivot_table(index=["attack", "rate"], columns="model", values="accuracy").reset_index()
-    _plot_attack(both, results / "attack" / "babi-qa1-equal-compute.png")
-    cols = list(both.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for row in both.itertuples(index=False):
-        lines.append("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) and c not in ("rate",) else str(v)
-                                       for c, v in zip(cols, row)) + " |")
-    return ["## bAbI task 1 under attack at about equal fine-tuning compute", "",
-            "PIXAR fine-tuned 3,000 steps x 8 (`results/attack/babi-qa1-finetuned-pixar-3000/`) beside GPT-2 tiny "
-            "fine-tuned 400 steps x 8 (`results/attack/babi-qa1-finetuned/`): same 300 questions, same perturbations. "
-            "Paper protocol (PIXAR: glyph read-back, case-sensitive with g->q fold; GPT-2: first generated word, "
-            "case-insensitive).", ""] + lines + ["", "![equal-compute bAbI attack](attack/babi-qa1-equal-compute.png)", ""]
+    lines = ["| comparison | protocol | accuracy (union) difference | readability difference |", "|---|---|---|---|"]
+    for p in pairs:
+        try:
+            acc = paired(results, sums, p["a"], p["b"], p["protocol"], "correct_union")
+            read = paired(results, sums, p["a"], p["b"], p["protocol"], "readable")
+        except ReportError as e:
+            lines.append(f"| {p['label']} | {p['protocol']} | not available: {e} | |")
+            continue
+        lines.append(f"| {p['label']} | {p['protocol']} | {diff_text(acc)} | {diff_text(read)} |")
+    return lines + [""]
 
 
-def _plot_attack(df, path: Path) -> None:
-    """Accuracy vs rate, one line per model, one panel per attack (matplotlib Agg, no global state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def curve_section(results: Path) -> list[str]:
+    """The stage-2 step curves committed under results/stage2-curve/ (copied from the runs' metrics.jsonl)."""
+    folder = results / "stage2-curve"
+    runs = {p.stem: p for p in sorted(folder.glob("*.jsonl"))} if folder.exists() else {}
+    if not runs:
+        return []
+    from .step_curve import plot_curve
 
-    attacks = sorted(df["attack"].unique())
-    fig = Figure(figsize=(5 * len(attacks), 3.4))
-    axes = fig.subplots(1, len(attacks), squeeze=False)[0]
-    for ax, attack in zip(axes, attacks):
-        sub = df[df["attack"] == attack].sort_values("rate")
-        for col in [c for c in df.columns if c not in ("attack", "rate")]:
-            ax.plot(sub["rate"], sub[col], "o-", label=col)
-        ax.set(title=f"bAbI task 1: {attack}", xlabel="attack rate", ylabel="first-word accuracy", ylim=(0, None))
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    FigureCanvasAgg(fig).print_png(str(tmp))
-    tmp.replace(path)
+    png = plot_curve({k: v for k, v in runs.items()}, folder / "curve.png", "stage-2 step curve")
+    lines = ["| run | step | readability | accuracy (glyph) | n |", "|---|---|---|---|---|"]
+    for name, path in runs.items():
+        for r in jsonl_rows(path):
+            lines.append(f"| {name} | {r['step']} | {pct(r['readability'])} | {pct(r['acc'])} | {r['n']} |")
+    return lines + ["", f"![stage-2 step curve]({png.relative_to(results).as_posix()})", ""]
 
 
-def write_report(results: Path, runs: Path, records: list[dict], seed: int) -> Path:
-    train = train_report(runs, results, records)
+def paper_section(results: Path) -> list[str]:
+    path = results / "paper-numbers.json"
+    if not path.exists():
+        return []
+    paper = json.loads(path.read_text())
+    lines = [f"Source: {paper['source']}. Their union is PaddleOCR or Tesseract; ours is our glyph decoder or "
+             "Tesseract (PaddleOCR is not available offline), so compare Tesseract with Tesseract.", "",
+             "| task | stage | PaddleOCR | Tesseract | union | readability |", "|---|---|---|---|---|---|"]
+    for task, stages in paper["numbers"].items():
+        for stage, v in stages.items():
+            lines.append(f"| {task} | {stage} | {pct(v['acc_paddle'])} | {pct(v['acc_tesseract'])} | "
+                         f"{pct(v['acc_union'])} | {pct(v['readability'])} |")
+    return lines + [""]
+
+
+def copy_curves(runs: Path, results: Path, names: dict[str, str]) -> None:
+    """Copy the step-curve records of stage-2 runs ({label: run folder under runs/}) into results/stage2-curve/."""
+    from .results import write_jsonl
+    from .step_curve import read_curve
+
+    for label, run in names.items():
+        if (runs / run / "metrics.jsonl").exists():
+            points = read_curve(runs / run)
+            if points:
+                write_jsonl(results / "stage2-curve" / f"{label}.jsonl", points)
+
+
+def write_report(results: Path, records: list[dict], seed: int, pairs: list[dict] | None = None) -> Path:
+    """results/REPORT.md from results/ alone: steps, findings (references resolved), the paper's numbers, stage
+    comparisons, the step curve, then every result folder's metrics with intervals, and the benchmarks."""
+    results = Path(results)
+    try:
+        sums = summaries(results)
+    except ResultsError as e:
+        raise ReportError(str(e)) from None
     total = sum(r["seconds"] for r in records)
     L = ["# PIXAR at CPU scale: reproduction report", "",
-         f"Seed {seed}. One command re-creates everything here: "
-         f"`PIXAR_DATA=../shared/data pixar reproduce` (steps already done are skipped).",
-         f"Total wall-clock of the recorded steps: {total / 60:.0f} min on a shared 2-core CPU machine (no GPU).", "",
-         "**Scale.** The paper's model has 113M parameters, trained 1M steps x 384 sequences on BookCorpus + Wikipedia "
-         "(about 5e10 positions). Ours: pixar-tiny (0.89M parameters, 96-position strips) trained 3,000 steps x 16 "
-         "sequences on a 12.8 MB public-domain book corpus (about 4.6e6 positions, 10,000x less). Absolute scores are "
-         "therefore far below the paper's; what we can check at this scale is the machinery and the direction of "
-         "effects (stage 2 vs stage 1, PIXAR vs GPT-2 under attack), not the headline numbers.", "",
-         "**Protocols.** Every column names its protocol: *paper* = generate, read back (OCR), first word vs target; "
-         "*lm-eval* = loglikelihood of the target (for PIXAR the pixel NLL of the target's pixels, never a token "
-         "perplexity). Our read-back engine is the glyph decoder (>= 99.9% exact on clean renders; see "
-         "benchmarks/ocr.py) unless a column says union (glyph or Tesseract); the paper used PaddleOCR or Tesseract.",
-         ""]
+         f"Seed {seed}. `PIXAR_DATA=../shared/data pixar reproduce` re-creates everything here (steps already done "
+         f"are skipped); the recorded steps took {total / 60:.0f} min on a shared 2-core CPU machine (no GPU). "
+         "Every number below is read from the result folders named beside it; intervals are 95% (Wilson for "
+         "proportions, paired bootstrap for differences on the same examples). Protocols are named "
+         "(docs/protocol.md) and never share a column.", ""]
     findings = results / "findings.md"
     if findings.exists():
-        L += [findings.read_text().strip(), ""]
+        L += ["## Findings", "", render_findings(findings.read_text().strip(), results, sums), ""]
     L += ["## Steps", "", "| step | command | wall-clock |", "|---|---|---|"]
-    L += [f"| {r['name']} | `{r['command']}` | {r['seconds'] / 60:.1f} min |" for r in records]
-    L += ["", "## Training", ""]
-    L += ["See [train-tiny/README.md](train-tiny/README.md): loss curves, samples before/after stage 2, throughput."
-          if train else "_(not run)_", "", "![loss curves](train-tiny/loss_curves.png)", ""]
-    L += ["## Paper vs ours (paper protocol)", ""] + _paper_vs_ours(results) + [""]
-    L += ["## Stage 1 vs stage 2 (readability), with an alpha sweep", "",
-          "Paper protocol, glyph read-back. Accuracy = first word read equals the target; readability = the first "
-          "word read is an English word (pixar.wordlist: book-corpus words seen twice or more + the dataset's words). "
-          "Made by `results/stage2-sweep/run.sh` (alpha 0.1 and 0.3) and the main study (alpha 1).", ""]
-    L += sweep_table(results) + [""]
-    sections = [("LAMBADA, stage 1 vs GPT-2 tiny (all 5,153)", "lambada/stage1-vs-gpt2"),
-                ("LAMBADA, stage 2 (all 5,153)", "lambada/stage2"),
-                ("LAMBADA, stage 2, union of glyph + Tesseract (first 1,000)", "lambada/stage2-union-1000"),
-                ("bAbI task 1, zero-shot, stage 1 vs GPT-2 tiny", "babi/qa1-zero-shot-stage1"),
-                ("bAbI task 1, zero-shot, stage 2", "babi/qa1-zero-shot-stage2"),
-                ("bAbI task 1, fine-tuned on the 1k train split (400 steps x 8 for both)", "babi/qa1-finetuned"),
-                ("bAbI task 1, PIXAR fine-tuned 3,000 steps x 8 (about GPT-2's 400-step fine-tuning FLOPs)",
-                 "babi/qa1-finetuned-pixar-3000")]
-    for title, rel in sections:
-        L += [f"## {title}", "", f"Source: `results/{rel}/` (per-example predictions, summary.json).", "",
-              _table(results / rel), ""]
-    glue = results / "glue" / "glue_finetuned.md"
-    L += ["## GLUE subset (fine-tuned, dev)", "", "Source: `results/glue/`.", "",
-          glue.read_text().strip() if glue.exists() else "_(not run)_",
-          "", f"Paper: SST-2 {PAPER['sst2']} (113M model, full schedule).", ""]
-    zs = results / "glue-zeroshot" / "glue_zeroshot.md"
-    if zs.exists():
-        L += ["### Zero-shot GLUE through lm-eval (a different protocol: no fine-tuning, multiple choice by "
-              "loglikelihood with lm-eval's prompts; PIXAR scores choices by pixel NLL)", "", zs.read_text().strip(), ""]
-    long = results / "glue-sst2-long" / "glue_finetuned.md"
-    if long.exists():
-        L += ["### SST-2 fine-tuned longer (1,500 steps, lr 1e-3): the classifiers the attack suite uses", "",
-              long.read_text().strip(), ""]
-    L += equal_compute_babi_attack(results)
-    for rel, title in (("attack/babi-qa1-finetuned", "Attacks on bAbI task 1 (fine-tuned models, 400 steps each)"),
-                       ("attack/lambada-confusable", "Confusable attack on LAMBADA prompts (paper preset)"),
-                       ("attack/babi-qa1-pixel", "Pixel-space attack (salt-and-pepper) on bAbI task 1, PIXAR fine-tuned 3,000 steps"),
-                       ("attack/sst2", "Attacks on SST-2 classifiers"), ("attack/sst2-deepwordbug", "DeepWordBug on SST-2")):
-        d = results / rel
-        L += [f"## {title}", "", f"Source: `results/{rel}/`.", ""]
-        mds = [p for p in sorted(d.glob("*.md"))] if d.exists() else []
-        L += [p.read_text().strip() + "\n" for p in mds] or ["_(not run)_"]
-        L += [f"![{p.stem}]({p.relative_to(results)})" for p in sorted(d.glob("*.png"))] if d.exists() else []
-        L.append("")
-    bench_txt = results / "benchmarks.txt"
-    L += ["## Performance (`make bench`)", "", "Printed by `python benchmarks/all.py --full` on the shared 2-core CPU "
-          "machine; every ratio is measured against its baseline in the same run.", "",
-          "```", bench_txt.read_text().strip() if bench_txt.exists() else "(not run)", "```", ""]
-    L += ["## Differences from the paper, explained", "",
-          "- **Scale and data** (above): 127x fewer parameters, ~10,000x fewer training positions, books only (no "
-          "Wikipedia). The stage-1 model draws letter shapes and common short words but rarely the right word.",
-          "- **Stage 2 length**: the paper ran 200 adversarial steps at batch 128 with alpha read as 10; we run the "
-          "preset's short stage 2 (configs/pixar-tiny.yaml `adv`: batch and steps scaled down) with alpha 1, one of "
-          "the paper's two possible readings (1 or 10). The paper notes that longer stage 2 hurts accuracy.",
-          "- **Read-back**: our glyph decoder is exact on clean text, so it is at least as generous as PaddleOCR; "
-          "the union column adds Tesseract.",
-          "- **bAbI data**: the paper evaluated 10,000 generated task-1 samples; we use the released 1k test file "
-          "(1,000 questions) and our seeded generator for the offline demo.",
-          "- **GPT-2**: the paper compared to pretrained GPT-2 (124M); offline we compare to a same-budget GPT-2 "
-          "trained here (matched non-embedding parameters and training FLOPs, configs/gpt2-tiny.yaml). "
-          "`--baseline gpt2` runs the pretrained model where the HF hub is reachable.", ""]
+    L += [f"| {r['name']} | `{r['command']}` | {r['seconds'] / 60:.1f} min |" for r in records] + [""]
+    if paper := paper_section(results):
+        L += ["## The paper's numbers (113M model)", ""] + paper
+    if stage := stage_comparison(results, sums, pairs or []):
+        L += ["## Stage 2 vs stage 1 on the same examples", ""] + stage
+    if curve := curve_section(results):
+        L += ["## Stage-2 step curve", ""] + curve
+    L += ["## Results by folder", ""]
+    for where, summary in sums.items():
+        L += run_section(where, summary)
+    bench = results / "benchmarks.txt"
+    if bench.exists():
+        L += ["## Performance (`make bench`)", "", "Every ratio is measured against its baseline in the same run.", "",
+              "```", bench.read_text().strip(), "```", ""]
     path = results / "REPORT.md"
     atomic_write_text(path, "\n".join(L) + "\n")
     return path

@@ -6,6 +6,7 @@ fine-tuned; attacks; a GLUE subset; the stage-2 alpha sweep. Steps already done 
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -13,92 +14,111 @@ import click
 from .steps import Step, read_records, run_steps
 
 
-# ---- reproduce ----------------------------------------------------------------------------------
+# ---- the study ----------------------------------------------------------------------------------
+LAMBADA_CAP, BABI_CAP = 75, 74
+"""Context caps that keep pixar-tiny's generated positions among the positions it was trained on in at least half
+of its training rows (harness.paper_protocol.cap_for_training_lengths on 3,000 pixar-tiny rows): the capped
+protocols are labelled +cap75 / +cap74 and reported beside the uncapped official ones."""
+BABI_LIMIT = 1000  # of the 10,000 generated stories (the official protocol's sample), for CPU time
+CURVE = ["--set", "adv.eval_every=20", "--set", "adv.eval_task=lambada", "--set", "adv.eval_prompts=200",
+         "--set", f"adv.eval_context_cap={LAMBADA_CAP}"]
+
+
+def _bench(name: str, args: list[str], out: Path, note: str = "") -> Step:
+    return Step(name, ["bench", *args, "--out", str(out)], str(out / "summary.json"), note=note)
+
+
 def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
-    s1, s2, gpt = runs / "pixar-tiny-stage1", runs / "pixar-tiny-stage2", runs / "gpt2-tiny"
+    """The study's commands, in order; see the module docstring."""
     from .glue_cli import model_tag
 
-    clf = runs / "glue-classifiers"
-    G = str(gpt / "final")
-    clf_sst2 = runs / "glue-classifiers-sst2-long"  # SST-2 classifiers fine-tuned longer, for the attack suite
+    s1, s2, gpt = runs / "pixar-tiny-stage1", runs / "pixar-tiny-stage2", runs / "gpt2-tiny"
+    G, R = str(gpt / "final"), results
+    clf, clf_sst2 = runs / "glue-classifiers", runs / "glue-classifiers-sst2-long"
     px_clf, gpt_clf = clf_sst2 / model_tag("pixar", str(s1)) / "sst2", clf_sst2 / model_tag("gpt2", G) / "sst2"
-    R = results
-    babi_ft = ["--finetune", "--finetune-steps", "400", "--finetune-batch", "8"]
+    lam = ["--protocol", "paper", "--protocol", "paper-openai-cased"]
+    bab = ["--protocol", "paper", "--protocol", "paper-all-questions", "--limit", str(BABI_LIMIT)]
+    ft_gpt, ft_px = (["--finetune", "--finetune-steps", n, "--finetune-batch", "8", "--seed", str(seed)]
+                     for n in ("400", "3000"))
+    equal = "PIXAR steps are ~8.6x cheaper than GPT-2's at tiny size: 3,000 PIXAR steps ~ the FLOPs of GPT-2's 400"
     steps = [
         Step("stage 1", ["train", "--stage", "1", "--config", "pixar-tiny", "--out", str(s1)], str(s1 / "last")),
-        Step("stage 2", ["train", "--stage", "2", "--init", str(s1), "--config", "pixar-tiny", "--out", str(s2)], str(s2 / "last")),
+        Step("stage 2", ["train", "--stage", "2", "--init", str(s1), "--config", "pixar-tiny", *CURVE, "--out", str(s2)],
+             str(s2 / "last")),
         Step("gpt2", ["train", "--model", "gpt2", "--config", "gpt2-tiny", "--out", str(gpt)], G),
-        Step("lambada stage 1", ["bench", "lambada", "--checkpoint", str(s1), "--baseline", G, "--ocr", "glyph",
-                                 "--out", str(R / "lambada" / "stage1-vs-gpt2")], str(R / "lambada" / "stage1-vs-gpt2" / "summary.json")),
-        Step("lambada stage 2", ["bench", "lambada", "--checkpoint", str(s2), "--ocr", "glyph",
-                                 "--out", str(R / "lambada" / "stage2")], str(R / "lambada" / "stage2" / "summary.json")),
-        Step("lambada union subset", ["bench", "lambada", "--checkpoint", str(s2), "--protocol", "paper", "--ocr", "union",
-                                      "--limit", "1000", "--out", str(R / "lambada" / "stage2-union-1000")],
-             str(R / "lambada" / "stage2-union-1000" / "summary.json")),
-        Step("babi zero-shot stage 1", ["bench", "babi", "--checkpoint", str(s1), "--baseline", G, "--tasks", "1",
-                                        "--protocol", "paper", "--out", str(R / "babi" / "qa1-zero-shot-stage1")],
-             str(R / "babi" / "qa1-zero-shot-stage1" / "summary.json")),
-        Step("babi zero-shot stage 2", ["bench", "babi", "--checkpoint", str(s2), "--tasks", "1", "--protocol", "paper",
-                                        "--out", str(R / "babi" / "qa1-zero-shot-stage2")],
-             str(R / "babi" / "qa1-zero-shot-stage2" / "summary.json")),
-        Step("babi fine-tuned", ["bench", "babi", "--checkpoint", str(s2), "--baseline", G, "--tasks", "1", *babi_ft,
-                                 "--seed", str(seed), "--out", str(R / "babi" / "qa1-finetuned")],
-             str(R / "babi" / "qa1-finetuned" / "summary.json")),
-        Step("babi fine-tuned PIXAR 3000", ["bench", "babi", "--checkpoint", str(s2), "--tasks", "1", "--finetune",
-                                            "--finetune-steps", "3000", "--finetune-batch", "8", "--seed", str(seed),
-                                            "--out", str(R / "babi" / "qa1-finetuned-pixar-3000")],
-             str(R / "babi" / "qa1-finetuned-pixar-3000" / "summary.json"),
-             note="PIXAR steps are ~8.6x cheaper than GPT-2's: 3,000 PIXAR steps ~ the FLOPs of GPT-2's 400"),
+        _bench("lambada stage 1", ["lambada", "--checkpoint", str(s1), "--baseline", G, *lam, "--protocol", "lm-eval"],
+               R / "lambada" / "stage1-vs-gpt2"),
+        _bench("lambada stage 2", ["lambada", "--checkpoint", str(s2), "--baseline", G, *lam, "--protocol", "lm-eval"],
+               R / "lambada" / "stage2-vs-gpt2"),
+        _bench("lambada stage 1 capped", ["lambada", "--checkpoint", str(s1), "--protocol", "paper",
+                                          "--context-cap", str(LAMBADA_CAP)], R / "lambada" / "stage1-cap"),
+        _bench("lambada stage 2 capped", ["lambada", "--checkpoint", str(s2), "--protocol", "paper",
+                                          "--context-cap", str(LAMBADA_CAP)], R / "lambada" / "stage2-cap"),
+        _bench("babi stage 1", ["babi", "--checkpoint", str(s1), "--baseline", G, *bab], R / "babi" / "stage1-vs-gpt2"),
+        _bench("babi stage 2", ["babi", "--checkpoint", str(s2), "--baseline", G, *bab], R / "babi" / "stage2-vs-gpt2"),
+        _bench("babi stage 1 capped", ["babi", "--checkpoint", str(s1), "--protocol", "paper", "--limit", str(BABI_LIMIT),
+                                       "--context-cap", str(BABI_CAP)], R / "babi" / "stage1-cap"),
+        _bench("babi stage 2 capped", ["babi", "--checkpoint", str(s2), "--protocol", "paper", "--limit", str(BABI_LIMIT),
+                                       "--context-cap", str(BABI_CAP)], R / "babi" / "stage2-cap"),
+        _bench("babi fine-tuned GPT-2 400", ["babi", "--baseline", G, *ft_gpt, *bab], R / "babi" / "finetuned-gpt2-400"),
+        _bench("babi fine-tuned PIXAR 3000", ["babi", "--checkpoint", str(s2), *ft_px, *bab],
+               R / "babi" / "finetuned-pixar-3000", note=equal),
         Step("glue", ["bench", "glue", "--task", "sst2,rte,mrpc,cola,stsb", "--checkpoint", str(s1), "--baseline", G,
                       "--preset", "tiny-cpu", "--classifiers", str(clf), "--out", str(R / "glue")],
-             str(R / "glue" / "glue_finetuned.md")),
+             str(R / "glue" / "summary.json")),
         Step("glue zero-shot", ["bench", "glue", "--zero-shot", "--task", "sst2,rte,mrpc,cola", "--checkpoint", str(s1),
-                                "--baseline", G, "--out", str(R / "glue-zeroshot")], str(R / "glue-zeroshot" / "glue_zeroshot.md")),
+                                "--baseline", G, "--out", str(R / "glue-zeroshot")], str(R / "glue-zeroshot" / "summary.json")),
         Step("glue sst2 long", ["bench", "glue", "--task", "sst2", "--checkpoint", str(s1), "--baseline", G,
                                 "--preset", "tiny-cpu", "--set", "lr=1e-3", "--set", "steps=1500", "--set", "eval_every=250",
                                 "--classifiers", str(clf_sst2), "--out", str(R / "glue-sst2-long")],
-             str(R / "glue-sst2-long" / "glue_finetuned.md"),
+             str(R / "glue-sst2-long" / "summary.json"),
              note="the tiny-cpu preset leaves both tiny models at chance on SST-2; 1,500 steps at lr 1e-3 give "
                   "classifiers worth attacking"),
-        Step("attack bAbI", ["attack", "--type", "swap,confusable", "--task", "babi", "--checkpoint", str(s2),
-                             "--baseline", G, *babi_ft, "--limit", "300", "--seed", str(seed),
-                             "--out", str(R / "attack" / "babi-qa1-finetuned")],
-             str(R / "attack" / "babi-qa1-finetuned" / "summary.json")),
+        Step("attack bAbI GPT-2 400", ["attack", "--type", "swap,confusable", "--task", "babi", "--baseline", G,
+                                       *ft_gpt, "--limit", "300", "--out", str(R / "attack" / "babi-gpt2-400")],
+             str(R / "attack" / "babi-gpt2-400" / "summary.json")),
         Step("attack bAbI PIXAR 3000", ["attack", "--type", "swap,confusable", "--task", "babi", "--checkpoint", str(s2),
-                                        "--finetune", "--finetune-steps", "3000", "--finetune-batch", "8", "--limit", "300",
-                                        "--seed", str(seed), "--out", str(R / "attack" / "babi-qa1-finetuned-pixar-3000")],
-             str(R / "attack" / "babi-qa1-finetuned-pixar-3000" / "summary.json"),
-             note="PIXAR fine-tuned with about the FLOPs of GPT-2's 400 steps; same examples and perturbations "
-                  "(same seed) as 'attack bAbI', so the two tables can be read side by side"),
+                                        *ft_px, "--limit", "300", "--out", str(R / "attack" / "babi-pixar-3000")],
+             str(R / "attack" / "babi-pixar-3000" / "summary.json"), note=equal + "; same examples and perturbations"),
         Step("pixel attack bAbI PIXAR 3000", ["attack", "--type", "salt-pepper", "--task", "babi", "--checkpoint", str(s2),
-                                              "--finetune", "--finetune-steps", "3000", "--finetune-batch", "8",
-                                              "--rates", "0,0.01,0.02,0.05,0.1", "--limit", "300", "--seed", str(seed),
-                                              "--out", str(R / "attack" / "babi-qa1-pixel")],
-             str(R / "attack" / "babi-qa1-pixel" / "summary.json"),
-             note="pixel-space noise on the rendered prompt: an attack only a pixel model faces"),
+                                              *ft_px, "--rates", "0,0.01,0.02,0.05,0.1", "--limit", "300",
+                                              "--out", str(R / "attack" / "babi-pixel")],
+             str(R / "attack" / "babi-pixel" / "summary.json"), note="pixel noise: an attack only a pixel model faces"),
         Step("attack paper preset (LAMBADA)", ["attack", "--preset", "paper", "--task", "lambada", "--checkpoint", str(s2),
-                                               "--baseline", G, "--limit", "500", "--ocr", "glyph",
+                                               "--baseline", G, "--limit", "500", "--seed", str(seed),
                                                "--out", str(R / "attack" / "lambada-confusable")],
              str(R / "attack" / "lambada-confusable" / "summary.json")),
-        Step("attack SST-2", ["attack", "--type", "swap,confusable", "--task", "sst2",
-                              "--checkpoint", str(px_clf), "--baseline", str(gpt_clf), "--seed", str(seed), "--out", str(R / "attack" / "sst2")], str(R / "attack" / "sst2" / "summary.json")),
-        Step("deepwordbug SST-2", ["attack", "--type", "deepwordbug", "--task", "sst2", "--limit", "100",
-                                   "--checkpoint", str(px_clf), "--baseline", str(gpt_clf), "--seed", str(seed), "--out", str(R / "attack" / "sst2-deepwordbug")],
-             str(R / "attack" / "sst2-deepwordbug" / "summary.json")),
+        Step("attack SST-2", ["attack", "--type", "swap,confusable", "--task", "sst2", "--checkpoint", str(px_clf),
+                              "--baseline", str(gpt_clf), "--seed", str(seed), "--out", str(R / "attack" / "sst2")],
+             str(R / "attack" / "sst2" / "summary.json")),
     ]
-    for a in ("0.1", "0.3"):  # stage-2 alpha sweep (results/stage2-sweep/run.sh runs the same commands)
+    for a in ("0.1", "0.3"):  # stage-2 alpha sensitivity, each with its step curve
         sw = runs / "sweep" / f"stage2-alpha{a}"
         steps += [
             Step(f"stage 2 alpha {a}", ["train", "--stage", "2", "--init", str(s1), "--config", "pixar-tiny",
-                                        "--set", f"adv.alpha={a}", "--out", str(sw)], str(sw / "last")),
-            Step(f"lambada alpha {a}", ["bench", "lambada", "--checkpoint", str(sw), "--protocol", "paper", "--limit", "1000",
-                                        "--out", str(R / "stage2-sweep" / f"lambada-alpha{a}")],
-                 str(R / "stage2-sweep" / f"lambada-alpha{a}" / "summary.json")),
-            Step(f"babi alpha {a}", ["bench", "babi", "--checkpoint", str(sw), "--tasks", "1", "--protocol", "paper",
-                                     "--out", str(R / "stage2-sweep" / f"babi-alpha{a}")],
-                 str(R / "stage2-sweep" / f"babi-alpha{a}" / "summary.json")),
+                                        "--set", f"adv.alpha={a}", *CURVE, "--out", str(sw)], str(sw / "last")),
+            _bench(f"lambada alpha {a}", ["lambada", "--checkpoint", str(sw), *lam], R / "stage2-sweep" / f"lambada-alpha{a}"),
+            _bench(f"babi alpha {a}", ["babi", "--checkpoint", str(sw), *bab], R / "stage2-sweep" / f"babi-alpha{a}"),
         ]
-    return steps
+    return [dataclasses.replace(st, args=[*st.args, "--seed", str(seed)]) if st.args[0] == "bench"
+            and "--seed" not in st.args and st.args[1] != "glue" else st for st in steps]
+
+
+def comparisons() -> list[dict]:
+    """The stage comparisons the report draws on the same examples (result folders under results/)."""
+    out = []
+    for task, protocol in (("lambada", "lambada:paper"), ("babi", "babi:paper"), ("lambada", "lambada:paper-openai-cased"),
+                           ("babi", "babi:paper-all-questions")):
+        out.append({"label": f"{task}: stage 2 (alpha 1) - stage 1", "a": f"{task}/stage2-vs-gpt2",
+                    "b": f"{task}/stage1-vs-gpt2", "protocol": protocol})
+        for a in ("0.1", "0.3"):
+            out.append({"label": f"{task}: stage 2 (alpha {a}) - stage 1", "a": f"stage2-sweep/{task}-alpha{a}",
+                        "b": f"{task}/stage1-vs-gpt2", "protocol": protocol})
+    cap = {"lambada": f"+cap{LAMBADA_CAP}", "babi": f"+cap{BABI_CAP}"}
+    for task in ("lambada", "babi"):
+        out.append({"label": f"{task} (capped context): stage 2 - stage 1", "a": f"{task}/stage2-cap",
+                    "b": f"{task}/stage1-cap", "protocol": f"{task}:paper{cap[task]}"})
+    return out
 
 
 @click.command()
@@ -114,7 +134,7 @@ def reproduce(runs, results, seed, force, report_only, only):
     then write results/REPORT.md."""
     from pixar.paths import data_dir
 
-    from .report import write_report
+    from .report import ReportError, copy_curves, write_report
 
     if data_dir() is None:
         raise click.ClickException("reproduce needs the real data: set PIXAR_DATA (a folder laid out like shared/data)")
@@ -128,5 +148,10 @@ def reproduce(runs, results, seed, force, report_only, only):
         if unknown:
             raise click.ClickException(f"unknown step(s) {sorted(unknown)}; steps: {[s.name for s in steps]}")
         records = run_steps(steps, runs_p, force, names)
-    path = write_report(res_p, runs_p, records, seed=seed)
+    copy_curves(runs_p, res_p, {"alpha1": "pixar-tiny-stage2", "alpha0.1": "sweep/stage2-alpha0.1",
+                                "alpha0.3": "sweep/stage2-alpha0.3"})
+    try:
+        path = write_report(res_p, records, seed=seed, pairs=comparisons())
+    except ReportError as e:
+        raise click.ClickException(str(e)) from None
     click.echo(f"wrote {path}")

@@ -27,7 +27,7 @@ def _parse(args: list[str]) -> None:
 def test_every_reproduce_and_demo_command_parses(tmp_path):
     steps = reproduce_steps(tmp_path / "runs", tmp_path / "results", seed=0)
     names = [s.name for s in steps]
-    assert len(names) == len(set(names)) and {"stage 1", "stage 2", "gpt2", "glue", "attack bAbI"} <= set(names)
+    assert len(names) == len(set(names)) and {"stage 1", "stage 2", "gpt2", "glue", "attack bAbI PIXAR 3000"} <= set(names)
     demo, _ = demo_steps(tmp_path / "demo", data_dir=None, seed=0)
     for st in steps + demo:
         _parse(st.args)
@@ -57,30 +57,3 @@ def test_run_steps_records_and_skips(tmp_path):
                         str(tmp_path / "y.png"))], out)
 
 
-def test_report_quotes_tables_and_paper_numbers(tmp_path):
-    from harness.report import write_report
-
-    res = tmp_path / "results"
-    d = res / "lambada" / "stage2"
-    d.mkdir(parents=True)
-    (d / "table.md").write_text("| model | acc |\n|---|---|\n| pixar | 0.5 |")
-    (d / "summary.json").write_text(json.dumps({"rows": [{"kind": "pixar", "n": 10, "paper_acc_glyph": 0.5,
-                                                          "paper_readability": 0.25}]}))
-    rec = [{"name": "stage 1", "command": "pixar train --stage 1", "seconds": 60.0}]
-    path = write_report(res, tmp_path / "runs", rec, seed=0)
-    text = Path(path).read_text()
-    assert "| pixar | 0.5 |" in text and "`pixar train --stage 1` | 1.0 min" in text
-    assert "| lambada (10 ex.) | PIXAR tiny, stage 2 | 50.0% (glyph) | 25.0% | 13.8% | 82.2% |" in text
-
-
-def test_report_reads_gzipped_predictions(tmp_path):
-    import gzip
-
-    from harness.report import sweep_table
-
-    d = tmp_path / "results" / "lambada" / "stage1-vs-gpt2"
-    d.mkdir(parents=True)
-    rows = [{"correct": {"glyph": i == 0}, "readable": i < 2} for i in range(4)]
-    (d / "predictions-pixar_x-paper.jsonl.gz").write_bytes(gzip.compress("\n".join(map(json.dumps, rows)).encode()))
-    table = "\n".join(sweep_table(tmp_path / "results"))
-    assert "| stage 1 (3,000 steps) | 25.0% | 50.0% | – | – |" in table

@@ -1,0 +1,85 @@
+"""The report reads only result files of the one schema: metric tables with their intervals, findings whose figures
+are references resolved from the summaries, stage comparisons as paired bootstraps over prediction files."""
+import gzip
+import json
+
+import pytest
+
+from harness.report import ReportError, render_findings, summaries, write_report
+from harness.results import Metric, write_jsonl, write_summary
+from harness.stats import paired_bootstrap_diff, wilson_interval
+from harness.reproduce import comparisons, reproduce_steps
+
+
+def bench_run(folder, correct: list[bool], readable: list[bool], model="pixar:tiny/step-0000200",
+              protocol="lambada:paper", gz=False):
+    """A bench-like result folder: one prediction file + summary.json with the Wilson metric rows."""
+    folder.mkdir(parents=True)
+    rows = [{"idx": i, "target": "x", "correct": {"glyph": c}, "correct_union": c, "readable": r}
+            for i, (c, r) in enumerate(zip(correct, readable))]
+    name = f"predictions-pixar_tiny_step-0000200-{protocol.replace(':', '_')}.jsonl"
+    path = write_jsonl(folder / name, rows)
+    if gz:
+        (folder / (name + ".gz")).write_bytes(gzip.compress(path.read_bytes()))
+        path.unlink()
+    n = len(rows)
+    metrics = []
+    for key, flags in (("acc_union", correct), ("readability", readable)):
+        iv = wilson_interval(sum(flags), n)
+        metrics.append(Metric("lambada", model, protocol, key, iv.estimate, n, iv.low, iv.high, "wilson95"))
+    write_summary(folder, command="bench lambada", protocol={"acc_union": "union", "readability": "read"},
+                  config={"limit": n}, seed=0, data={}, models=[{"name": model}], files=[folder / (name + ".gz" if gz else name)],
+                  metrics=metrics)
+
+
+def test_report_tables_findings_and_paired_stage_comparison(tmp_path):
+    res = tmp_path / "results"
+    s1 = ([True] * 2 + [False] * 18, [True] * 5 + [False] * 15)
+    s2 = ([True] * 6 + [False] * 14, [True] * 12 + [False] * 8)
+    bench_run(res / "lambada" / "stage1-vs-gpt2", *s1)
+    bench_run(res / "lambada" / "stage2-vs-gpt2", *s2, gz=True)  # committed compressed: read all the same
+    (res / "findings.md").write_text("Stage 2 reads {{lambada/stage2-vs-gpt2 | pixar | lambada:paper | readability}}, "
+                                     "a change of {{diff lambada/stage2-vs-gpt2 - lambada/stage1-vs-gpt2 | lambada:paper "
+                                     "| readable}}.")
+    pairs = [{"label": "stage 2 - stage 1", "a": "lambada/stage2-vs-gpt2", "b": "lambada/stage1-vs-gpt2",
+              "protocol": "lambada:paper"}]
+    text = write_report(res, [{"name": "stage 1", "command": "pixar train --stage 1", "seconds": 120.0}], seed=0,
+                        pairs=pairs).read_text()
+    iv = wilson_interval(12, 20)
+    d = paired_bootstrap_diff([float(x) for x in s2[1]], [float(x) for x in s1[1]], seed=0)
+    assert f"Stage 2 reads 60.0% [{100 * iv.low:.1f}, {100 * iv.high:.1f}]" in text
+    assert f"a change of {100 * d.estimate:+.1f} pp [{100 * d.low:+.1f}, {100 * d.high:+.1f}]" in text
+    assert "| stage 2 - stage 1 | lambada:paper |" in text and "+20.0 pp" in text and "+35.0 pp" in text
+    assert "`pixar train --stage 1` | 2.0 min" in text and "### `lambada/stage2-vs-gpt2`" in text
+    assert "lambada:paper: acc_union 95% CI" in text  # every table carries its intervals
+
+
+def test_a_reference_that_does_not_resolve_stops_the_report_with_one_line(tmp_path):
+    res = tmp_path / "results"
+    bench_run(res / "lambada" / "s1", [True, False], [True, True])
+    sums = summaries(res)
+    with pytest.raises(ReportError, match=r"0 metric rows for model 'pixar', protocol 'babi:paper'"):
+        render_findings("{{lambada/s1 | pixar | babi:paper | acc_union}}", res, sums)
+    with pytest.raises(ReportError, match="results/lambada/nope has no summary.json"):
+        render_findings("{{lambada/nope | pixar | lambada:paper | acc_union}}", res, sums)
+    with pytest.raises(ReportError, match="malformed reference"):
+        render_findings("{{lambada/s1 | pixar}}", res, sums)
+
+
+def test_a_summary_of_another_schema_is_refused(tmp_path):
+    res = tmp_path / "results"
+    (res / "old").mkdir(parents=True)
+    (res / "old" / "summary.json").write_text(json.dumps({"rows": [{"kind": "pixar", "paper_acc_glyph": 0.5}]}))
+    with pytest.raises(ReportError, match=r"old/summary.json: not a harness results summary"):
+        write_report(res, [], seed=0)
+
+
+def test_the_study_compares_what_it_runs(tmp_path):
+    steps = reproduce_steps(tmp_path / "runs", tmp_path / "results", seed=0)
+    outs = {st.done for st in steps}
+    for pair in comparisons():
+        for where in (pair["a"], pair["b"]):
+            assert str(tmp_path / "results" / where / "summary.json") in outs, where
+    stage2 = next(st for st in steps if st.name == "stage 2")
+    assert "adv.eval_every=20" in stage2.args  # the step curve is recorded
+    assert all("--seed" in st.args for st in steps if st.args[0] == "bench" and st.args[1] != "glue")
