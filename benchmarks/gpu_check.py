@@ -90,13 +90,7 @@ def train_step_fn(model, cfg, device, batch: int, bf16: bool):
     losses = []
 
     def step(i: int) -> None:
-        with autocast(device, bf16):
-            _, loss = model(pixels, None, pixels)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(float(loss.detach()))
+        losses.append(train_step(model, opt, pixels, device, bf16))
 
     return step, losses
 
@@ -169,13 +163,7 @@ def check_precision(cfg, device, batch: int, steps: int = 20) -> dict:
         losses = []
         for i in range(steps):
             pixels = strips(cfg, batch, 100 + i, device)
-            with autocast(device, bf16):
-                _, loss = model(pixels, None, pixels)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
+            losses.append(train_step(model, opt, pixels, device, bf16))
         runs[name] = losses
     torch.backends.cuda.matmul.allow_tf32 = tf32
     diffs = [abs(a - b) for a, b in zip(runs["fp32"], runs["bf16"])]
@@ -232,6 +220,17 @@ def check_generate(cfg, device, batch: int, new: int) -> dict:
     out["cache_speedup"] = out["recompute_s"] / out["kv_cache_s"]
     out["same_output"] = same
     return out
+
+
+def train_step(model, opt, pixels, device, bf16: bool) -> float:
+    """One stage-1 optimiser step (masked BCE, clip 1.0) -> its loss."""
+    with autocast(device, bf16):
+        _, loss = model(pixels, None, pixels)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return float(loss.detach())
 
 
 def check_stage2(cfg, device, bf16, steps: int) -> dict:

@@ -26,14 +26,13 @@ from .checkpoint import CheckpointError, load_model, load_state, load_weights, r
 from .config import ConfigError, PixarConfig
 from .data import ChunkStream, build_splits, make_loader
 from .discriminator import Discriminator
-from .loop import Preempted, Schedule, TrainingError, every, run_loop
+from .loop import Schedule, TrainingError, every
 from .model import Pixar
 from .paths import with_fonts
-from .preempt import Preemption
 from .runlock import RunLock
 from .runs import (DistInfo, MetricsLogger, all_reduce_mean, autocast, capture_rng_state, check_compatible,
                    prepare_out_dir, resolve_precision, restore_rng_state, setup_distributed)
-from .train import sample_prompts, save_run_checkpoint, save_samples
+from .train import run_preemptible, sample_prompts, save_run_checkpoint, save_samples
 
 LOGGED_KEYS = ("d_loss", "g_bce", "g_adv", "lambda_auto", "alpha_t", "d_acc_real", "d_acc_fake", "lr")
 """Keys every per-step metrics.jsonl record of stage 2 carries (among others)."""
@@ -194,15 +193,9 @@ def _stage2(cfg: PixarConfig, init, out: Path, info: DistInfo, resume, data_dir,
         if start_curve := curve(0):
             metrics.log({"step": 0, **start_curve})
     try:
-        with Preemption() as pre:
-            step = run_loop(step_fn, start, acfg.steps, hooks=[on_step], desc="stage 2", progress=info.is_main,
-                            on_error=kept, should_stop=pre.should_stop,
-                            postfix=lambda m: {"d": f"{m['d_loss']:.3f}", "bce": f"{m['g_bce']:.4f}",
-                                               "adv": f"{m['g_adv']:.3f}", "lam": f"{m['lambda_auto']:.2g}"})
-            if step < acfg.steps:  # stopped on request: save where we are (once), say how to resume
-                if done["saved_at"] != step:
-                    save(step)
-                raise Preempted(pre.resume_message(step, done["last"]), step, done["last"])
+        run_preemptible(step_fn, start, acfg.steps, save, done, hooks=[on_step], desc="stage 2", progress=info.is_main,
+                        on_error=kept, postfix=lambda m: {"d": f"{m['d_loss']:.3f}", "bce": f"{m['g_bce']:.4f}",
+                                                          "adv": f"{m['g_adv']:.3f}", "lam": f"{m['lambda_auto']:.2g}"})
     finally:
         metrics.close()
     return done["last"] if done["last"] is not None else out

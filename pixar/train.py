@@ -119,6 +119,18 @@ def train_stage1(cfg: PixarConfig, out_dir: str | os.PathLike, device: str = "au
             dist.destroy_process_group()
 
 
+def run_preemptible(step_fn, start: int, total: int, save: Callable[[int], None], done: dict, **loop_kwargs) -> int:
+    """pixar.loop.run_loop under SIGTERM/SIGUSR1 handling: on a stop request it saves at the step reached (unless
+    `done["saved_at"]` says that step is saved already) and raises Preempted with the line that resumes the run."""
+    with Preemption() as pre:
+        step = run_loop(step_fn, start, total, should_stop=pre.should_stop, **loop_kwargs)
+        if step < total:
+            if done["saved_at"] != step:
+                save(step)
+            raise Preempted(pre.resume_message(step, done["last"]), step, done["last"])
+    return step
+
+
 def save_run_checkpoint(out: Path, step: int, model: torch.nn.Module, cfg: PixarConfig, state: dict, keep_last: int,
                         info: DistInfo, meta: dict | None = None, sharded: tuple[dict, dict] | None = None) -> Path:
     """Write step checkpoint `<out>/step-XXXXXXX`, then the `last` pointer, then prune to `keep_last`.
@@ -272,14 +284,9 @@ def _stage1(cfg: PixarConfig, out: Path, info: DistInfo, resume, data_dir, after
         if not fsdp:
             sample(0)
     try:
-        with Preemption() as pre:
-            step = run_loop(step_fn, start, tc.steps, schedules=[(opt, Schedule.of(tc))], hooks=[on_step],
-                            desc="stage 1", progress=info.is_main, on_error=kept, should_stop=pre.should_stop,
-                            postfix=lambda m: {"loss": f"{m['loss']:.4f}", "lr": f"{m['lr']:.2e}"})
-            if step < tc.steps:  # stopped on request: save where we are (once), say how to resume
-                if done["saved_at"] != step:
-                    save(step)
-                raise Preempted(pre.resume_message(step, done["last"]), step, done["last"])
+        run_preemptible(step_fn, start, tc.steps, save, done, schedules=[(opt, Schedule.of(tc))], hooks=[on_step],
+                        desc="stage 1", progress=info.is_main, on_error=kept,
+                        postfix=lambda m: {"loss": f"{m['loss']:.4f}", "lr": f"{m['lr']:.2e}"})
     finally:
         metrics.close()
     return done["last"] if done["last"] is not None else out

@@ -65,3 +65,14 @@ def micro_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "pixar-micro-random"
     save_checkpoint(path, model, cfg, meta={"step": 0, "note": "random init for tests"})
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (the distributed tests' ranks run one each), the old count restored."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

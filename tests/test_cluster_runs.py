@@ -17,7 +17,8 @@ from pixar.checkpoint import CheckpointError, latest_checkpoint, load_model, ste
 from pixar.config import PixarConfig, preset_path
 from pixar.loop import Preempted
 from pixar.train import train_stage1
-from test_train import corpus, free_port, losses, micro_overrides  # noqa: F401  (shared fixtures)
+from ranks import run_ranks
+from test_train import corpus, losses, micro_overrides  # noqa: F401  (shared fixtures)
 
 REPO = Path(__file__).resolve().parent.parent
 TOL = 1e-5  # fp32 on CPU: the same global batch through 1, 2 (DDP) or 2 (FSDP) ranks, summed in another order
@@ -31,21 +32,6 @@ def train_cmd(out: Path, sets: list[str], *extra: str) -> list[str]:
     return cmd
 
 
-def run_two_ranks(cmd: list[str]) -> None:
-    env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
-           "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen(cmd, cwd=REPO, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
-    try:
-        outputs = [p.communicate(timeout=300) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for p, (_, err) in zip(procs, outputs):
-        assert p.returncode == 0, err[-3000:]
-
-
 @pytest.mark.slow
 def test_fsdp_matches_ddp_and_one_process_and_resumes_at_world_size_1(corpus, tmp_path):  # noqa: F811
     sets = micro_overrides(corpus, steps=4, batch_size=8, save_every=2, grad_accum=2)
@@ -54,7 +40,7 @@ def test_fsdp_matches_ddp_and_one_process_and_resumes_at_world_size_1(corpus, tm
     runs = {}
     for mode in ("ddp", "fsdp"):
         runs[mode] = tmp_path / mode
-        run_two_ranks(train_cmd(runs[mode], sets + [f"train.parallel={mode}"]))
+        run_ranks(train_cmd(runs[mode], sets + [f"train.parallel={mode}"]))
     ref = losses(single)
     for mode, out in runs.items():
         got = losses(out)
@@ -192,7 +178,7 @@ def test_stage2_under_fsdp_matches_one_process_and_resumes_at_world_size_1(corpu
     fsdp = tmp_path / "fsdp"
     cmd = train_cmd(fsdp, sets + ["train.parallel=fsdp"], "--init", str(init))
     cmd[cmd.index("--stage") + 1] = "2"
-    run_two_ranks(cmd)
+    run_ranks(cmd)
 
     def metrics(out):
         return {r["step"]: r for r in (json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines())}

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ranks import run_ranks
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -30,30 +31,11 @@ REPO = Path(__file__).resolve().parent.parent
 STEPS, SAVE_AT, TOL = 6, 3, 1e-5
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def launch_two_ranks(parallel: str, out: Path, accum: int = 2) -> dict:
-    """Two gloo ranks with the environment torchrun would give them; -> rank 0's result.json."""
+    """Two gloo ranks of tests/parallel_loop.py; -> rank 0's result.json."""
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
-           "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, str(REPO / "tests" / "parallel_loop.py"), parallel, str(out), str(STEPS), str(SAVE_AT), str(accum)]
-    procs = [subprocess.Popen(cmd, cwd=REPO, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
-    try:
-        outputs = [p.communicate(timeout=300) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for p, (_, err) in zip(procs, outputs):
-        assert p.returncode == 0, err[-3000:]
+    run_ranks([sys.executable, str(REPO / "tests" / "parallel_loop.py"), parallel, str(out), str(STEPS), str(SAVE_AT),
+               str(accum)])
     return json.loads((out / "result.json").read_text())
 
 
@@ -62,12 +44,7 @@ def max_diff(a: list[float], b: list[float]) -> float:
     return max(abs(x - y) for x, y in zip(a, b))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: torch on one thread, restored after
 
 
 @pytest.mark.slow

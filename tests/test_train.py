@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ranks import run_ranks
 import torch
 from click.testing import CliRunner
 
@@ -164,14 +165,6 @@ def state_position(out: Path) -> dict:
     return load_state(latest_checkpoint(out))["data"]
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_ddp_two_gloo_processes_match_one_process(corpus, tmp_path):
     """Two CPU ranks (gloo) with the environment torchrun would give them vs one process, same global batch."""
@@ -181,18 +174,7 @@ def test_ddp_two_gloo_processes_match_one_process(corpus, tmp_path):
            "--out", str(ddp_out), "--device", "cpu"]
     for s in sets:
         cmd += ["--set", s]
-    env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
-           "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen(cmd, cwd=REPO, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
-    try:
-        outputs = [p.communicate(timeout=300) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for p, (_, err) in zip(procs, outputs):
-        assert p.returncode == 0, err[-3000:]
+    run_ranks(cmd)
     single = tmp_path / "single"
     train_stage1(PixarConfig.from_yaml(preset_path("pixar-micro"), sets), single, device="cpu")
     a, b = losses(ddp_out), losses(single)
