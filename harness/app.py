@@ -60,12 +60,39 @@ class LazyGroup(click.Group):
         return cmd
 
 
+# ---- console logging that never shares a line with a tqdm progress bar (records go through tqdm.write, as
+# tqdm.contrib.logging.logging_redirect_tqdm does: a bar is cleared, the line printed, the bar redrawn) ----
+FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+class TqdmHandler(logging.StreamHandler):
+    """Writes each record with tqdm.write: an active bar is cleared first and redrawn after."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 -- logging must never raise
+            self.handleError(record)
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Route the root logger through tqdm so progress bars and log lines never interleave on one line."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+            root.removeHandler(h)
+    handler = TqdmHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(verbose: bool) -> None:
     """PIXAR: auto-regressive language modelling in pixel space, and its benchmark harness."""
-    from .logs import setup_logging
-
     setup_logging(logging.DEBUG if verbose else logging.INFO)
 
 
