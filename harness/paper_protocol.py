@@ -197,12 +197,23 @@ def load_examples(spec: ProtocolSpec, data_dir: str | Path | None = None, seed: 
             for i, q in enumerate(questions)]
 
 
-def build_vocabulary(spec: ProtocolSpec, examples: Sequence[Mapping], data_dir: str | Path | None = None) -> frozenset:
-    """The readability vocabulary: spec.vocabulary (+ the words of every example when vocab_eval_words)."""
+def build_vocabulary(spec: ProtocolSpec, examples: Sequence[Mapping], data_dir: str | Path | None = None,
+                     required: bool = False) -> frozenset | None:
+    """The readability vocabulary: spec.vocabulary (+ the words of every example when vocab_eval_words). Without
+    its word list (no data folder) readability is not scored: None, logged (required=True raises instead)."""
+    import logging
+
+    from pixar.paths import DataNotFound
     from pixar.wordlist import build_wordlist
 
     texts = [f"{e['prompt']} {e['target']}" for e in examples] if spec.vocab_eval_words else []
-    return frozenset(build_wordlist(data_dir, extra_texts=texts, vocabulary=spec.vocabulary))
+    try:
+        return frozenset(build_wordlist(data_dir, extra_texts=texts, vocabulary=spec.vocabulary))
+    except DataNotFound as e:
+        if required:
+            raise
+        logging.getLogger(__name__).warning("%s: readability not scored (%s)", spec.label, str(e).splitlines()[0])
+        return None
 
 
 # ---- scoring -------------------------------------------------------------------------------------

@@ -265,3 +265,17 @@ def test_finetune_lowers_the_loss_on_its_own_data(micro_checkpoint):
     assert loss(tuned) < 0.8 * loss(base)
     assert tuned.finetune_log[-1]["loss"] < tuned.finetune_log[0]["loss"]
     assert all(torch.equal(v, base.model.state_dict()[k]) for k, v in before.items())
+
+
+def test_bench_babi_paper_protocol_without_a_data_folder(micro_checkpoint, tmp_path, monkeypatch):
+    """Offline without $PIXAR_DATA (the demo's no-data path): the official bAbI protocol runs on generated stories;
+    readability, whose word list lives in the data folder, is left out rather than failing the run."""
+    monkeypatch.delenv("PIXAR_DATA", raising=False)
+    folder = tmp_path / "gen"
+    babi_gen.write_task1(folder, train=4, test=2, seed=0)
+    out = tmp_path / "res"
+    r = _bench(["babi", "--checkpoint", str(micro_checkpoint), "--babi-dir", str(folder), "--protocol", "paper",
+                "--limit", "3", "--ocr", "glyph", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    paper = _metrics(json.loads((out / "summary.json").read_text()), "babi:paper[glyph]")
+    assert set(paper) == {"acc_glyph"} and paper["acc_glyph"]["n"] == 3
