@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 import pytest
 
-from harness.demo import demo_steps, write_generated_data
+from harness.demo import comparison_rows, demo_steps, demo_table, write_generated_data
 from harness.reproduce import reproduce_steps
 from harness.steps import Step, run_steps
 from harness.app import main as pixar_main
@@ -28,9 +28,54 @@ def test_every_reproduce_and_demo_command_parses(tmp_path):
     steps = reproduce_steps(tmp_path / "runs", tmp_path / "results", seed=0)
     names = [s.name for s in steps]
     assert len(names) == len(set(names)) and {"stage 1", "stage 2", "gpt2", "glue", "attack bAbI PIXAR 3000"} <= set(names)
-    demo, _ = demo_steps(tmp_path / "demo", data_dir=None, seed=0)
+    demo, _ = demo_steps(tmp_path / "demo", data_dir=None, seed=0, matching=MATCHING)
     for st in steps + demo:
         _parse(st.args)
+    px, gp = (next(s for s in demo if s.name.startswith(k)) for k in ("pixar fine-tuned", "gpt2 fine-tuned"))
+    for st, n in ((px, "800"), (gp, "38")):  # the matched step counts reach the commands; all else is shared
+        assert st.args[st.args.index("--finetune-steps") + 1] == n
+
+    def shared(args):  # drop the per-model options and their values
+        own = {"--checkpoint", "--baseline", "--out", "--finetune-steps"}
+        return [a for i, a in enumerate(args) if a not in own and (i == 0 or args[i - 1] not in own)]
+
+    assert shared(px.args) == shared(gp.args) and "--seed" in shared(px.args) and "--limit" in shared(px.args)
+
+
+MATCHING = {"rule": "6 x params x batch x length",
+            "pretraining": {"pixar_steps": 400, "pixar_flops": 1.13e12, "gpt2_steps": 25, "gpt2_flops": 1.12e12},
+            "finetuning": {"pixar_steps": 800, "pixar_batch": 8, "pixar_flops": 1.13e12, "gpt2_steps": 38,
+                           "gpt2_batch": 8, "gpt2_flops": 1.16e12, "gpt2_mean_padded_tokens": 92.8}}
+
+
+def _predictions(path: Path, model: str, correct: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [{"attack": a, "rate": r, "example": i, "model": model, "prediction": "x", "gold": "y", "correct": c}
+            for (a, r, i), c in correct.items()]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_demo_table_from_the_two_attack_runs(tmp_path):
+    n = 40  # PIXAR: 20/40 clean, 18/40 attacked; GPT-2: 20/40 clean, 2/40 attacked (same examples)
+    px = {("swap", 0.0, i): i < 20 for i in range(n)} | {("swap", 0.3, i): i < 18 for i in range(n)}
+    gp = {("swap", 0.0, i): i >= 20 for i in range(n)} | {("swap", 0.3, i): i in (20, 21) for i in range(n)}
+    _predictions(tmp_path / "attack-pixar" / "babi-qa1_predictions.jsonl", "pixar", px)
+    _predictions(tmp_path / "attack-gpt2" / "babi-qa1_predictions.jsonl", "gpt2", gp)
+    (tmp_path / "matching.json").write_text(json.dumps(MATCHING))
+    md, rows = demo_table(tmp_path)
+    clean, hit = rows
+    assert (clean["rate"], hit["rate"], hit["n"]) == (0.0, 0.3, n)
+    assert clean["pixar"]["estimate"] == 0.5 and hit["pixar"]["estimate"] == 0.45 and hit["gpt2"]["estimate"] == 0.05
+    assert clean["pixar"]["method"] == "wilson" and round(clean["pixar"]["low"], 3) == 0.352  # Wilson 20/40
+    assert clean["diff"]["estimate"] == 0.0 and clean["diff"]["low"] < 0 < clean["diff"]["high"]  # disjoint but equal
+    assert abs(hit["diff"]["estimate"] - 0.40) < 1e-12 and hit["diff"]["low"] > 0  # attacked: PIXAR ahead
+    # drops: PIXAR -0.05, GPT-2 -0.45 -> drop difference +0.40, paired over the same examples
+    assert abs(hit["drop_diff"]["estimate"] - 0.40) < 1e-12 and hit["drop_diff"]["low"] > 0
+    assert "drop_diff" not in clean
+    assert "| none (clean) | 0 | 40 | 50.0 [35.2, 64.8] | 50.0 [35.2, 64.8] |" in md
+    assert "| swap | 0.3 | 40 | 45.0 [" in md and "800 steps x 8" in md and "38 steps x 8" in md
+    with pytest.raises(ValueError, match="different"):
+        comparison_rows(px, {k: v for k, v in gp.items() if k[2] != 3})
 
 
 def test_generated_demo_data_is_babi_format(tmp_path):
