@@ -10,7 +10,7 @@ inputs and scores them. Models are plain callables ``model(inputs: list[Input]) 
 rendered image is perturbed from its own seed, whatever the batch size.
 
 :func:`write_report` writes ``<stem>.md``, ``<stem>.csv``, ``<stem>_perturbed.csv`` and ``<stem>.png``
-(accuracy vs rate, one line per model, one subplot per attack), each atomically.
+(accuracy vs rate, one line per model with its 95% Wilson band, one subplot per attack), each atomically.
 """
 from __future__ import annotations
 
@@ -118,8 +118,6 @@ def _format_input(value: Any) -> str:
 
 def render_markdown(table: pd.DataFrame, perturbed: pd.DataFrame, title: str, n_samples: int = 3) -> str:
     """Markdown: per attack, a rate x model accuracy table (with 95% Wilson intervals) and a few samples."""
-    from .results import proportion_interval
-
     out = [f"# {title}", ""]
     models = list(dict.fromkeys(table["model"]))
     for attack, sub in table.groupby("attack", sort=False):
@@ -133,7 +131,7 @@ def render_markdown(table: pd.DataFrame, perturbed: pd.DataFrame, title: str, n_
                 if r is None:
                     cells.append("")
                     continue
-                lo, hi = proportion_interval(round(r.accuracy * r.n), int(r.n))
+                lo, hi = accuracy_band(r.accuracy, int(r.n))
                 cells.append(f"{r.accuracy:.4f} [{lo:.2f}, {hi:.2f}]")
             rows.append([f"{rate:g}", str(rsub["n"].iloc[0])] + cells)
         out += [markdown_table(["rate", "n"] + [f"{m} (95% CI)" for m in models], rows)]
@@ -144,7 +142,18 @@ def render_markdown(table: pd.DataFrame, perturbed: pd.DataFrame, title: str, n_
     return "\n".join(out)
 
 
+def accuracy_band(accuracy: float, n: int) -> tuple[float, float]:
+    """The 95% Wilson band of an accuracy over n examples scored 0/1 (the plot's shaded band); NaNs when n = 0."""
+    from .stats import wilson_interval
+
+    if not n or n <= 0 or math.isnan(accuracy):
+        return math.nan, math.nan
+    iv = wilson_interval(int(round(accuracy * n)), int(n))
+    return iv.low, iv.high
+
+
 def _plot(table: pd.DataFrame, title: str, path: str) -> None:
+    """Accuracy vs rate, one line per model with its 95% Wilson band, one panel per attack."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
@@ -158,7 +167,10 @@ def _plot(table: pd.DataFrame, title: str, path: str) -> None:
         sub = table[table["attack"] == attack]
         for model, msub in sub.groupby("model", sort=False):
             msub = msub.sort_values("rate")
-            ax.plot(msub["rate"], msub["accuracy"], marker="o", label=model)
+            line, = ax.plot(msub["rate"], msub["accuracy"], marker="o", label=model)
+            bands = [accuracy_band(acc, n) for acc, n in zip(msub["accuracy"], msub["n"])]
+            ax.fill_between(msub["rate"], [lo for lo, _ in bands], [hi for _, hi in bands], color=line.get_color(),
+                            alpha=0.15, linewidth=0)
         ax.set_title(attack)
         ax.set_xlabel("rate")
         ax.set_ylabel("accuracy")
