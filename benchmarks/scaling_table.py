@@ -115,7 +115,7 @@ def main() -> None:
               f"{gpt2_flops(m) / 1e12:,.1f} TFLOP | {per_block / 1024:.1f} KiB, {rest / 1024:.1f} KiB, "
               f"{kept_ac / 1024:.1f} KiB |")
 
-    print(f"\n## Memory per GPU (GiB) at the paper's batch: micro-batch 384 / G sequences, grad_accum 1\n")
+    print("\n## Memory per GPU (GiB) at the paper's batch: micro-batch 384 / G sequences, grad_accum 1\n")
     print("States = parameters + gradients + AdamW (+ DDP buckets / FSDP working set). Act = activations; "
           f"AC = with activation checkpointing. 'accum' = the smallest train.grad_accum that fits in "
           f"{args.gpu_gib:g} GiB with AC off / on (- = does not fit at any accumulation).\n")
