@@ -211,8 +211,7 @@ def test_simple_evaluate_offline_with_pixar(lm, tmp_path):
 
 def _check_samples_against_model(runner, res):
     """Every aggregate is the mean of its samples, and every sample is what the model itself returns."""
-    lam = res["results"]["lambada_tiny"]
-    assert "babi_tiny" in res["results"]
+    lam, bab = res["results"]["lambada_tiny"], res["results"]["babi_tiny"]
     lam_s, bab_s = res["samples"]["lambada_tiny"], res["samples"]["babi_tiny"]
     assert lam["acc,none"] == pytest.approx(np.mean([s["acc"] for s in lam_s]))
     direct = runner.loglikelihood([tuple(s["arguments"][0][:2]) for s in lam_s])
