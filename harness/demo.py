@@ -20,7 +20,7 @@ give GPT-2 about 1/20 of PIXAR's steps: the comparison is per unit of compute, n
 
 Wall-clock (2 cores): the PIXAR chain and the GPT-2 chain run as two processes side by side, one torch thread
 each (<out>/pixar.log, <out>/gpt2.log). Measured with the data dir on an idle 2-core machine: 200 s in all
-(PIXAR stage 1 ~40 s, fine-tuning + 5 attacked evaluations ~110 s; the GPT-2 chain is the longer one).
+(PIXAR stage 1 45 s + fine-tuning and 5 attacked evaluations 100 s; GPT-2 61 s + 122 s, the longer chain).
 """
 from __future__ import annotations
 
@@ -188,17 +188,20 @@ def write_generated_data(out: Path, seed: int) -> Path:
     return corpus
 
 
-def chain_worker(steps: list[Step], out: Path, force: bool, names: list[str], log: Path) -> None:
-    """One model's steps in a child process; its console output (progress bars, logs) goes to `log`."""
+def chain_worker(steps: list[Step], records: Path, force: bool, names: list[str], log: Path) -> None:
+    """One model's steps in a child process, recorded in <records>/steps.json (its own file: two processes never
+    write one); its console output (progress bars, logs) goes to `log`."""
     import contextlib
 
+    records.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
-        run_steps(steps, out, force, only=names)
+        run_steps(steps, records, force, only=names)
 
 
 def run_chains(steps: list[Step], out: Path, force: bool) -> list[dict]:
     """The PIXAR steps and the GPT-2 steps as two processes side by side (THREADS torch threads each; each
-    chain's output in <out>/<chain>.log); a failed chain is reported with its log's last lines."""
+    chain's output in <out>/<chain>.log); their records are merged into <out>/steps.json; a failed chain is
+    reported with its log's last lines."""
     import multiprocessing as mp
 
     chains = {"pixar": [s.name for s in steps if s.name.startswith("pixar")],
@@ -207,7 +210,8 @@ def run_chains(steps: list[Step], out: Path, force: bool) -> list[dict]:
     procs = {}
     for chain, names in chains.items():
         click.echo(f"[run] {chain}: {', '.join(names)} (output: {out / (chain + '.log')})")
-        procs[chain] = ctx.Process(target=chain_worker, args=(steps, out, force, names, out / f"{chain}.log"))
+        procs[chain] = ctx.Process(target=chain_worker, args=(steps, out / f"steps-{chain}", force, names,
+                                                              out / f"{chain}.log"))
         procs[chain].start()
     failed = []
     for chain, proc in procs.items():
@@ -215,6 +219,10 @@ def run_chains(steps: list[Step], out: Path, force: bool) -> list[dict]:
         click.echo(f"[done] {chain}" if proc.exitcode == 0 else f"[failed] {chain} (exit {proc.exitcode})")
         if proc.exitcode != 0:
             failed.append(chain)
+    known = {r["name"]: r for r in read_records(out / "steps.json")}
+    for chain in chains:
+        known |= {r["name"]: r for r in read_records(out / f"steps-{chain}" / "steps.json")}
+    atomic_write_text(out / "steps.json", json.dumps(list(known.values()), indent=2))
     if failed:
         tails = {c: (out / f"{c}.log").read_text(encoding="utf-8", errors="replace")[-600:] for c in failed}
         raise click.ClickException("; ".join(f"{c} chain failed, end of {out / (c + '.log')}: {t}" for c, t in tails.items()))

@@ -32,7 +32,7 @@ def test_every_reproduce_and_demo_command_parses(tmp_path):
     for st in steps + demo:
         _parse(st.args)
     px, gp = (next(s for s in demo if s.name.startswith(k)) for k in ("pixar fine-tuned", "gpt2 fine-tuned"))
-    for st, n in ((px, "2000"), (gp, "38")):  # the matched step counts reach the commands; all else is shared
+    for st, n in ((px, "800"), (gp, "38")):  # the matched step counts reach the commands; all else is shared
         assert st.args[st.args.index("--finetune-steps") + 1] == n
 
     def shared(args):  # drop the per-model options and their values
