@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 import pytest
 
-from harness.demo import comparison_rows, demo_steps, demo_table, write_generated_data
+from harness.demo import comparison_rows, demo_steps, demo_table, run_chains, write_generated_data
 from harness.reproduce import reproduce_steps
 from harness.steps import Step, run_steps
 from harness.app import main as pixar_main
@@ -40,6 +40,19 @@ def test_every_reproduce_and_demo_command_parses(tmp_path):
         return [a for i, a in enumerate(args) if a not in own and (i == 0 or args[i - 1] not in own)]
 
     assert shared(px.args) == shared(gp.args) and "--seed" in shared(px.args) and "--limit" in shared(px.args)
+    assert "pixar stage 2" not in {s.name for s in demo}  # no stage 2 by default: PIXAR is attacked from stage 1
+    assert px.args[px.args.index("--checkpoint") + 1] == str(tmp_path / "demo" / "pixar-stage1")
+
+
+def test_demo_pretrains_on_generated_stories_and_fine_tunes_on_the_data_dir(tmp_path):
+    demo, _ = demo_steps(tmp_path, data_dir="/some/data", seed=0, matching=MATCHING)
+    by = {s.name: s.args for s in demo}
+    stories = f"train.data=[{tmp_path / 'stories.txt'}]"
+    for name in ("pixar stage 1", "gpt2 same pretraining FLOPs"):
+        assert stories in by[name] and by[name][by[name].index("--data-dir") + 1] == "/some/data"
+    assert "train.steps=25" in by["gpt2 same pretraining FLOPs"]  # the matched pretraining steps reach GPT-2
+    for name in ("pixar fine-tuned + attacked", "gpt2 fine-tuned + attacked (same FLOPs)"):
+        assert by[name][by[name].index("--data-dir") + 1] == "/some/data" and "--babi-dir" not in by[name]
 
 
 MATCHING = {"rule": "6 x params x batch x length",
@@ -84,6 +97,21 @@ def test_generated_demo_data_is_babi_format(tmp_path):
     assert "Where is" in text and " | " in text
     lines = (tmp_path / "babi" / "qa1_single-supporting-fact_train.txt").read_text().splitlines()
     assert lines[0].startswith("1 ") and any("\t" in ln for ln in lines)
+
+
+def test_run_chains_runs_both_chains_and_names_a_failed_one(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    a, b = out / "a.png", out / "b.png"
+    steps = [Step("pixar render", ["render", "hello", "-o", str(a)], str(a)),
+             Step("gpt2 render", ["render", "world", "-o", str(b)], str(b))]
+    recs = run_chains(steps, out, force=False)
+    assert a.exists() and b.exists() and {r["name"] for r in recs} == {"pixar render", "gpt2 render"}
+    assert (out / "pixar.log").exists() and (out / "gpt2.log").exists()
+    bad = [steps[0], Step("gpt2 bad", ["generate", "--checkpoint", str(tmp_path / "none"), "p", "-o",
+                                       str(tmp_path / "y.png")], str(tmp_path / "y.png"))]
+    with pytest.raises(click.ClickException, match="gpt2 chain failed"):
+        run_chains(bad, out, force=False)
 
 
 def test_run_steps_records_and_skips(tmp_path):
