@@ -276,7 +276,10 @@ def run_babi(checkpoint: str | None, baselines: list[str], out: Path, tasks: str
         babi.babi_file(t, "test", folder)
         if finetune is not None:
             babi.babi_file(t, "train", folder)
-        plan[t] = [(spec, load_examples(spec, data_dir, seed, babi_folder, task=t, variant=variant)) for spec in specs]
+        plan[t] = []
+        for spec in specs:  # examples and their vocabulary once per (task, protocol), shared by every model
+            examples = load_examples(spec, data_dir, seed, babi_folder, task=t, variant=variant)
+            plan[t].append((spec, examples, build_vocabulary(spec, examples, data_dir)))
     models = load_models(checkpoint, baselines, device, batch_size, ocr or "glyph", data_dir, seed)
     run = BenchRun(out, "babi", str(resolve_data(data_dir) or "") or None)
     counts = {}
@@ -288,7 +291,7 @@ def run_babi(checkpoint: str | None, baselines: list[str], out: Path, tasks: str
         task_dicts = [babi.lm_eval_task(t, babi.babi_file(t, "test", folder), max_gen_toks=16)] if want_lm_eval else []
         if task_dicts:
             run.record_tasks(task_dicts)
-        for spec, examples in plan[t]:
+        for spec, examples, _ in plan[t]:
             counts[f"qa{t} {spec.label}"] = {"n_total": len(examples), "n_evaluated": len(examples[:limit] if limit else examples)}
         if want_lm_eval:
             counts[f"qa{t} lm-eval"] = {"n_total": len(test), "n_evaluated": min(limit or len(test), len(test))}
@@ -297,8 +300,7 @@ def run_babi(checkpoint: str | None, baselines: list[str], out: Path, tasks: str
             suffix = f"-qa{t}"
             if runner.finetuned:
                 run.jsonl(f"finetune-{slug(runner.name)}{suffix}.jsonl", runner.finetune_log)
-            for spec, examples in plan[t]:
-                vocab = build_vocabulary(spec, examples, data_dir)
+            for spec, examples, vocab in plan[t]:
                 run.protocol(runner, f"babi {name}", spec, examples[:limit] if limit else examples, vocab, suffix)
             if want_lm_eval:
                 row = runner.id_columns(f"babi {name} ({folder.name})", counts[f"qa{t} lm-eval"]["n_evaluated"],

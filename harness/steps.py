@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,20 @@ class Step:
     done: str  # a path (relative to the run folder or absolute) that exists once the step has finished
     note: str = ""
     kw: dict = field(default_factory=dict)
+
+
+@contextmanager
+def record_lock(path: Path):
+    """An exclusive advisory lock (fcntl) on `<path>.lock` for a read-modify-write of `path`."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def read_records(path: Path) -> list[dict]:
@@ -50,7 +65,8 @@ def run_steps(steps: list[Step], out: Path, force: bool = False, only: list[str]
             raise click.ClickException(f"step {st.name!r} failed: {e.format_message()}") from None
         rec = {"name": st.name, "command": cmd, "seconds": round(time.time() - t0, 1), "note": st.note,
                "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        known = {r["name"]: r for r in read_records(log_path)}  # re-read: a parallel subset may have written
-        known[st.name] = rec
-        atomic_write_text(log_path, json.dumps(list(known.values()), indent=2))
+        with record_lock(log_path):  # parallel subsets share the file: re-read and write under one lock
+            known = {r["name"]: r for r in read_records(log_path)}
+            known[st.name] = rec
+            atomic_write_text(log_path, json.dumps(list(known.values()), indent=2))
     return read_records(log_path)
