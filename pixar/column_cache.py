@@ -3,7 +3,7 @@ blocks render() takes its strips from.
 
     CharColumns  char -> column bytes, for characters whose pixels never depend on their neighbours
     WordColumns  word -> column bytes (a line is space.join of its words); bounded
-    StripBlocks  [1, H, W] strips handed out as views of 4-MiB blocks
+    StripBlocks  strips handed out as views of 4-MiB blocks
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import text_rules as tr
-from .glyph_columns import white_bytes
+from .glyph_columns import LANE, white_bytes
 
 if TYPE_CHECKING:
     from .render import Renderer
@@ -78,20 +78,24 @@ class WordColumns(dict):
 
 
 class StripBlocks:
-    """Memory for render()'s strips: blocks of `n` strips [1, H, W] allocated at once (>= 4 MiB, so numpy
-    asks the kernel for huge pages), each strip handed out as a view. A fresh small array costs a page
-    fault per 4 KiB (46 KB per strip at the paper's width), about half of render()'s time on our
-    machines. A block is freed when all its strips are gone: holding one strip keeps its block alive
-    (at most `n` strips, ~4 MiB)."""
+    """Memory for render()'s strips: blocks of `n` strips allocated at once (>= 4 MiB, so numpy asks the kernel
+    for huge pages), each strip handed out as a view. A fresh small array costs a page fault per 4 KiB (46 KB
+    per strip at the paper's width), about half of render()'s time on our machines. A block is freed when all
+    its strips are gone: holding one strip keeps its block alive (at most `n` strips, ~4 MiB)."""
 
     def __init__(self, height: int, width: int, block_bytes: int = 4 << 20, most: int = 256):
-        self.shape = (1, height, width)
+        if width % 8:
+            raise ValueError(f"strip width must be a multiple of 8 px (64-bit lanes of columns), got {width}")
+        self.height, self.width = height, width
         self.n = max(1, min(most, -(-block_bytes // (height * width))))
-        self.block, self.used = None, self.n
+        self.lanes, self.pixels, self.used = None, None, self.n
 
-    def take(self) -> np.ndarray:
-        """A new uint8 [1, H, W] strip (contents undefined)."""
+    def take(self) -> tuple[np.ndarray, np.ndarray]:
+        """A new strip (contents undefined) as (lanes '<u8' [H, W/8], the same memory as pixels uint8 [1, H, W])."""
         if self.used == self.n:
-            self.block, self.used = np.empty((self.n, *self.shape), np.uint8), 0
-        self.used += 1
-        return self.block[self.used - 1]
+            self.lanes = np.empty((self.n, self.height, self.width // 8), LANE)
+            self.pixels = self.lanes.view(np.uint8)[:, None]  # [n, 1, H, W]
+            self.used = 0
+        i = self.used
+        self.used = i + 1
+        return self.lanes[i], self.pixels[i]

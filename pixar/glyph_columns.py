@@ -36,22 +36,29 @@ def white_bytes(ink: np.ndarray) -> bytes:
     return (~ink).T.astype(np.uint8).dot(BIT.astype(np.int64)).astype(np.uint8).tobytes() if ink.shape[1] else b""
 
 
-ROW_BITS = BIT[:, None]  # uint8 [8, 1]: the bit of each row
+LANE = np.dtype("<u8")  # eight column bytes read as one little-endian 64-bit lane
+SHIFTS = np.arange(8, dtype=LANE)[:, None]  # [8, 1]: row r
+LOW_BITS = np.array(0x0101010101010101, dtype=LANE)  # bit 0 of each of a lane's bytes
 
 
-def columns_to_pixels(cols: np.ndarray, out: np.ndarray, chunk: int = 32) -> None:
-    """Column bytes uint8 [B, U] -> out uint8 [B, 8, W >= U] (1 = white; columns U.. white), rows contiguous.
+def lanes_to_rows(lanes: np.ndarray, out: np.ndarray) -> None:
+    """Column bytes as lanes '<u8' [..., W/8] -> out '<u8' [..., 8, W/8]; `out` viewed as uint8 is the pixels
+    [..., 8, W] (1 = white). Lane bit 8j + r is row r of column j, so (lane >> r) & 0x0101..01 holds row r of the
+    lane's eight columns, one 0/1 byte each: two integer ops per eight pixels, every row written contiguously
+    (no per-pixel unpack, no strided transpose)."""
+    np.right_shift(lanes[..., None, :], SHIFTS, out=out)
+    np.bitwise_and(out, LOW_BITS, out=out)
 
-    One masked AND per row bit gives [B, 8, U] bytes that are 0 or 2**r; writing them through a bool
-    view makes them 0/1. Done in chunks of `chunk` strips, each finished (text columns and white tail)
-    while it is in cache: no per-string unpack + strided transpose."""
-    B, U = cols.shape
-    tmp = np.empty((min(B, chunk), 8, U), np.uint8)
+
+def columns_to_pixels(cols: np.ndarray, chunk: int = 16) -> np.ndarray:
+    """Column bytes uint8 [B, W] (W a multiple of 8) -> pixels uint8 [B, 8, W], 1 = white. Converted `chunk`
+    strips at a time so that each chunk's two passes stay in cache."""
+    B, W = cols.shape
+    lanes = cols.view(LANE)  # [B, W/8]
+    out = np.empty((B, 8, W // 8), LANE)
     for i in range(0, B, chunk):
-        t = tmp[: min(chunk, B - i)]
-        np.bitwise_and(cols[i: i + chunk, None, :], ROW_BITS, out=t)
-        out[i: i + chunk, :, :U] = t.view(bool)
-        out[i: i + chunk, :, U:] = 1
+        lanes_to_rows(lanes[i: i + chunk], out[i: i + chunk])
+    return out.view(np.uint8)
 
 
 def fallback_size(font_size: int) -> float:

@@ -36,7 +36,7 @@ import numpy as np
 from . import text_rules as tr
 from .column_cache import CharColumns, StripBlocks, WordColumns
 from .config import RenderConfig
-from .glyph_columns import REPLACEMENT, ROW_BITS, Glyph, columns_to_pixels, white_bytes
+from .glyph_columns import LANE, REPLACEMENT, Glyph, columns_to_pixels, lanes_to_rows, white_bytes
 from .glyph_table import FALLBACK, MAIN, GlyphTable
 from .strip_ops import space_text, to_image, trim_to_mask
 
@@ -98,6 +98,7 @@ class Renderer(GlyphTable):
         self._space = None  # column bytes of " " (built on first use: needs the fonts)
         c = self.cfg
         self._white = b"\xff" * c.width
+        self._white_view = memoryview(self._white)
         self._eos = b"\x00" * c.position_width
         self._blocks = StripBlocks(c.patch_size, c.width)
         self._geometry = (c.text_x, c.eos_gap, c.position_width, c.width)
@@ -109,7 +110,7 @@ class Renderer(GlyphTable):
     def __getstate__(self):
         state = self.__dict__.copy()
         for k in ("_fonts", "_cmaps", "_char_class", "_glyphs", "_runs", "_spaces_table", "_chars", "_words", "_space",
-                  "_white", "_eos", "_blocks", "_geometry", "_fast_limit", "_masks"):
+                  "_white", "_white_view", "_eos", "_blocks", "_geometry", "_fast_limit", "_masks"):
             state.pop(k)
         return state
 
@@ -330,8 +331,8 @@ class Renderer(GlyphTable):
         buf[eos_col: eos_col + pw] = self._eos
         return bytes(buf[: eos_col + pw]), eos_col // pw, truncated
 
-    def _fast_strip(self, text: str) -> bytes | None:
-        """Fast path: column bytes of a short single-line text up to and including its EOS block."""
+    def _fast_strip(self, text: str) -> tuple[bytes, int] | None:
+        """Fast path: (column bytes of the whole strip, EOS position) of a short single-line text."""
         line = self._fast_line(text)
         if line is None:
             return None
@@ -341,27 +342,24 @@ class Renderer(GlyphTable):
         if eos_col + pw > width:
             return None
         self.chars_laid_out += len(text)
-        white = self._white
-        return b"".join((white[:x0], line, white[: eos_col - x0 - n], self._eos))
+        white = self._white_view  # memoryview: slices are not copied before the join
+        return b"".join((white[:x0], line, white[: eos_col - x0 - n], self._eos, white[: width - eos_col - pw])), eos_col // pw
 
     def render_batch(self, texts: list[str] | list[tuple[str, str]]) -> RenderedBatch:
         """`texts`: strings, or (a, b) pairs rendered as a, EOS, b, EOS. Each strip becomes column
         bytes (fast path, else the general path); the batch is turned into pixels in one pass."""
-        pw, limit, white, fast = self.cfg.position_width, self._fast_limit, self._white, self._fast_strip
-        pieces, cut, fallback, unknown = [], {}, Counter(), Counter()
-        for item in texts:  # per text: column bytes up to and including its EOS block
+        limit, white, fast, W = self._fast_limit, self._white, self._fast_strip, self.cfg.width
+        pieces, eos, cut, fallback, unknown = [], [], {}, Counter(), Counter()
+        for item in texts:  # per text: the strip's column bytes (W) and its EOS position
             st = fast(item) if type(item) is str and len(item) <= limit else None
             if st is None:
-                st, _, cut[len(pieces)] = self._strip((item,) if isinstance(item, str) else tuple(item), fallback, unknown)
-            pieces.append(st)
-        B, H, W = len(pieces), self.cfg.patch_size, self.cfg.width
-        lengths = np.fromiter(map(len, pieces), np.int64, B)
-        U = int(lengths.max()) if B else 0
-        # pad every strip to the longest one (U columns, a multiple of pw) -> uint8 [B, U] -> pixels once
-        cols = np.frombuffer(b"".join([p + white[: U - len(p)] if len(p) < U else p for p in pieces]), np.uint8)
-        pixels = np.empty((B, H, W), np.uint8)
-        columns_to_pixels(cols.reshape(B, U), pixels)
-        eos_arr = lengths // pw - 1
+                cols, e, cut[len(pieces)] = self._strip((item,) if isinstance(item, str) else tuple(item), fallback, unknown)
+                st = (cols + white[: W - len(cols)], e)
+            pieces.append(st[0])
+            eos.append(st[1])
+        B = len(pieces)
+        pixels = columns_to_pixels(np.frombuffer(b"".join(pieces), np.uint8).reshape(B, W))  # [B, H, W]
+        eos_arr = np.array(eos, np.int64)
         truncated = np.zeros(B, bool)
         truncated[list(cut)] = list(cut.values())
         mask = self._masks[eos_arr]
@@ -372,11 +370,9 @@ class Renderer(GlyphTable):
         if type(text) is str and len(text) <= self._fast_limit:
             st = self._fast_strip(text)
             if st is not None:
-                pixels = self._blocks.take()  # [1, H, W]
-                U = len(st)
-                pixels[0, :, :U] = np.bitwise_and(np.frombuffer(st, np.uint8), ROW_BITS).view(bool)
-                pixels[0, :, U:] = 1
-                e = U // self._geometry[2] - 1
+                lanes, pixels = self._blocks.take()  # '<u8' [H, W/8] and uint8 [1, H, W]: one memory
+                lanes_to_rows(np.frombuffer(st[0], LANE), lanes)
+                e = st[1]
                 # Counter.__new__: an empty Counter without Counter.__init__'s Python-level update() call
                 return RenderedBatch(pixels, self._masks[e: e + 1].copy(), np.array([e]), np.zeros(1, bool),
                                      Counter.__new__(Counter), Counter.__new__(Counter))
