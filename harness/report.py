@@ -171,7 +171,7 @@ def curve_section(results: Path) -> list[str]:
         return []
     from .step_curve import plot_curve
 
-    png = plot_curve({k: v for k, v in runs.items()}, folder / "curve.png", "stage-2 step curve")
+    png = plot_curve({k: jsonl_rows(v) for k, v in runs.items()}, folder / "curve.png", "stage-2 step curve")
     lines = ["| run | step | readability | accuracy (glyph) | n |", "|---|---|---|---|---|"]
     for name, path in runs.items():
         for r in jsonl_rows(path):

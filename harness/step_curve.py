@@ -71,8 +71,9 @@ def read_curve(run_dir: str | os.PathLike) -> list[dict]:
     return out
 
 
-def plot_curve(runs: dict[str, str | os.PathLike], out_png: str | os.PathLike, title: str = "") -> Path:
-    """Readability and accuracy vs stage-2 step, one line per run ({label: run folder}), 95% Wilson bands."""
+def plot_curve(runs: dict[str, str | os.PathLike | list[dict]], out_png: str | os.PathLike, title: str = "") -> Path:
+    """Readability and accuracy vs stage-2 step, one line per run ({label: run folder, or its read_curve points}),
+    95% Wilson bands."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,7 +81,7 @@ def plot_curve(runs: dict[str, str | os.PathLike], out_png: str | os.PathLike, t
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharex=True)
     for label, run in runs.items():
-        points = read_curve(run)
+        points = run if isinstance(run, list) else read_curve(run)
         steps = [p["step"] for p in points]
         for ax, key in zip(axes, ("readability", "acc")):
             ivs = [stats.wilson_interval(round(p[key] * p["n"]), p["n"]) for p in points]

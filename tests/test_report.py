@@ -83,3 +83,20 @@ def test_the_study_compares_what_it_runs(tmp_path):
     stage2 = next(st for st in steps if st.name == "stage 2")
     assert "adv.eval_every=20" in stage2.args  # the step curve is recorded
     assert all("--seed" in st.args for st in steps if st.args[0] == "bench" and st.args[1] != "glue")
+
+
+def test_report_step_curve_section_from_committed_points(tmp_path):
+    """The curve section reads the committed points (results/stage2-curve/<label>.jsonl), not run folders."""
+    from harness.report import copy_curves, curve_section
+
+    run = tmp_path / "runs" / "s2"
+    run.mkdir(parents=True)
+    rows = [{"step": 0, "loss": 1.0}, {"step": 20, "curve_readability": 0.25, "curve_acc": 0.05, "curve_n": 200},
+            {"step": 40, "curve_readability": 0.5, "curve_acc": 0.1, "curve_n": 200}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = tmp_path / "results"
+    copy_curves(tmp_path / "runs", res, {"alpha1": "s2", "missing": "nope"})
+    assert sorted(p.name for p in (res / "stage2-curve").iterdir()) == ["alpha1.jsonl"]
+    lines = curve_section(res)
+    assert "| alpha1 | 20 | 25.0% | 5.0% | 200 |" in lines and "| alpha1 | 40 | 50.0% | 10.0% | 200 |" in lines
+    assert (res / "stage2-curve" / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
