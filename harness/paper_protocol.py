@@ -252,13 +252,20 @@ def text_model_spec(spec: ProtocolSpec) -> ProtocolSpec:
 
 
 def paired_difference(rows_a: Sequence[Mapping], rows_b: Sequence[Mapping], metric: str = "correct_union",
-                      engine: str | None = None, resamples: int = stats.RESAMPLES, seed: int = 0) -> stats.Interval:
+                      engine: str | None = None, resamples: int = stats.RESAMPLES, seed: int = 0,
+                      common: bool = False) -> stats.Interval:
     """mean(a) - mean(b) of a per-example flag ('correct_union', 'readable', or 'correct' with engine)
-    for two systems scored on the same examples (matched by idx), with its paired bootstrap interval."""
+    for two systems scored on the same examples (matched by idx), with its paired bootstrap interval.
+    common=True pairs them on the examples both scored (one run on a subset of the other's); its n says how many."""
     def flags(rows):
         return {r["idx"]: float(r[metric][engine] if engine is not None else r[metric]) for r in rows}
 
     a, b = flags(rows_a), flags(rows_b)
+    if common:
+        shared = set(a) & set(b)
+        if not shared:
+            raise ValueError("paired_difference: the two systems scored no example in common")
+        a, b = {k: a[k] for k in shared}, {k: b[k] for k in shared}
     if set(a) != set(b):
         raise ValueError(f"paired_difference: the two systems scored different examples "
                          f"({len(set(a) ^ set(b))} idx in only one of them)")

@@ -93,8 +93,9 @@ def diff_text(d: dict) -> str:
 
 
 def paired(results: Path, sums: dict, a: str, b: str, protocol: str, flag: str, model: str = "pixar",
-           seed: int = 0) -> dict:
-    """Paired bootstrap interval of mean(flag in run a) - mean(flag in run b) over the same examples."""
+           seed: int = 0, common: bool = False) -> dict:
+    """Paired bootstrap interval of mean(flag in run a) - mean(flag in run b) over the same examples (common:
+    over the examples both runs scored)."""
     from .paper_protocol import paired_difference
 
     for where in (a, b):
@@ -102,7 +103,10 @@ def paired(results: Path, sums: dict, a: str, b: str, protocol: str, flag: str, 
             raise ReportError(f"results/{where}: no summary.json")
     rows_a = prediction_rows(results, a, sums[a], protocol, model)
     rows_b = prediction_rows(results, b, sums[b], protocol, model)
-    return paired_difference(rows_a, rows_b, flag, seed=seed).to_dict()
+    try:
+        return paired_difference(rows_a, rows_b, flag, seed=seed, common=common).to_dict()
+    except ValueError as e:
+        raise ReportError(f"{a} vs {b}: {e}") from None
 
 
 def resolve(ref: str, results: Path, sums: dict) -> str:
@@ -151,15 +155,17 @@ def stage_comparison(results: Path, sums: dict, pairs: list[dict]) -> list[str]:
     """Stage 2 (or an alpha variant) vs stage 1 on the same examples: both flags, paired bootstrap."""
     if not pairs:
         return []
-    lines = ["| comparison | protocol | accuracy (union) difference | readability difference |", "|---|---|---|---|"]
+    lines = ["| comparison | protocol | n | accuracy difference | readability difference |", "|---|---|---|---|---|"]
     for p in pairs:
+        if p["a"] not in sums or p["b"] not in sums:
+            continue  # a study step not run (yet): nothing to compare
         try:
-            acc = paired(results, sums, p["a"], p["b"], p["protocol"], "correct_union")
-            read = paired(results, sums, p["a"], p["b"], p["protocol"], "readable")
+            acc = paired(results, sums, p["a"], p["b"], p["protocol"], "correct_union", common=p.get("common", False))
+            read = paired(results, sums, p["a"], p["b"], p["protocol"], "readable", common=p.get("common", False))
         except ReportError as e:
-            lines.append(f"| {p['label']} | {p['protocol']} | not available: {e} | |")
+            lines.append(f"| {p['label']} | {p['protocol']} | | not available: {e} | |")
             continue
-        lines.append(f"| {p['label']} | {p['protocol']} | {diff_text(acc)} | {diff_text(read)} |")
+        lines.append(f"| {p['label']} | {p['protocol']} | {acc['n']} | {diff_text(acc)} | {diff_text(read)} |")
     return lines + [""]
 
 
