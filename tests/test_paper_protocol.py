@@ -213,3 +213,7 @@ def test_score_rows_summarise_and_paired_difference():
     assert t.estimate == 0.25
     with pytest.raises(ValueError, match="different examples"):
         pp.paired_difference(rows, worse[:3])
+    sub = pp.paired_difference(rows, worse[:2], resamples=500, common=True)  # a run on a subset: paired on it
+    assert sub.n == 2 and sub.estimate == 0.5
+    with pytest.raises(ValueError, match="no example in common"):
+        pp.paired_difference(rows[:2], worse[2:], common=True)
