@@ -20,7 +20,8 @@ LAMBADA_CAP, BABI_CAP = 75, 74
 of its training rows (harness.paper_protocol.cap_for_training_lengths on 3,000 pixar-tiny rows): the capped
 protocols are labelled +cap75 / +cap74 and reported beside the uncapped official ones."""
 BABI_LIMIT = 1000  # of the 10,000 generated stories (the official protocol's sample), for CPU time
-SWEEP_LAMBADA_LIMIT = 1000  # the alpha variants are scored on the first 1,000 LAMBADA passages (CPU time)
+SWEEP_LAMBADA_LIMIT = 1000  # the alpha variants and capped stage 2: the first 1,000 LAMBADA passages (CPU time)
+SWEEP_BABI_LIMIT = 500  # the alpha variants: the first 500 bAbI stories
 CURVE = ["--set", "adv.eval_every=20", "--set", "adv.eval_task=lambada", "--set", "adv.eval_prompts=200",
          "--set", f"adv.eval_context_cap={LAMBADA_CAP}"]
 
@@ -59,8 +60,9 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
         _bench("lambada stage 2 openai-cased", ["lambada", "--checkpoint", str(s2), *lam_var], R / "lambada" / "stage2-openai-cased"),
         _bench("lambada stage 1 capped", ["lambada", "--checkpoint", str(s1), "--protocol", "paper",
                                           "--context-cap", str(LAMBADA_CAP)], R / "lambada" / "stage1-cap"),
-        _bench("lambada stage 2 capped", ["lambada", "--checkpoint", str(s2), "--protocol", "paper",
-                                          "--context-cap", str(LAMBADA_CAP)], R / "lambada" / "stage2-cap"),
+        _bench("lambada stage 2 capped", ["lambada", "--checkpoint", str(s2), "--protocol", "paper", "--limit",
+                                          str(SWEEP_LAMBADA_LIMIT), "--context-cap", str(LAMBADA_CAP)],
+               R / "lambada" / "stage2-cap"),
         _bench("babi stage 1", ["babi", "--checkpoint", str(s1), "--baseline", G, *bab], R / "babi" / "stage1-vs-gpt2"),
         _bench("babi stage 2", ["babi", "--checkpoint", str(s2), "--baseline", G, *bab], R / "babi" / "stage2-vs-gpt2"),
         _bench("babi stage 1 all questions", ["babi", "--checkpoint", str(s1), "--baseline", G, *bab_var],
@@ -109,7 +111,8 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
                                         "--set", f"adv.alpha={a}", *CURVE, "--out", str(sw)], str(sw / "last")),
             _bench(f"lambada alpha {a}", ["lambada", "--checkpoint", str(sw), *lam, "--limit", str(SWEEP_LAMBADA_LIMIT)],
                    R / "stage2-sweep" / f"lambada-alpha{a}"),
-            _bench(f"babi alpha {a}", ["babi", "--checkpoint", str(sw), *bab], R / "stage2-sweep" / f"babi-alpha{a}"),
+            _bench(f"babi alpha {a}", ["babi", "--checkpoint", str(sw), "--protocol", "paper", "--limit", str(SWEEP_BABI_LIMIT)],
+                   R / "stage2-sweep" / f"babi-alpha{a}"),
         ]
     return [dataclasses.replace(st, args=[*st.args, "--seed", str(seed)]) if st.args[0] == "bench"
             and "--seed" not in st.args and st.args[1] != "glue" else st for st in steps]
@@ -131,7 +134,7 @@ def comparisons() -> list[dict]:
     cap = {"lambada": f"+cap{LAMBADA_CAP}", "babi": f"+cap{BABI_CAP}"}
     for task in ("lambada", "babi"):
         out.append({"label": f"{task} (capped context): stage 2 - stage 1", "a": f"{task}/stage2-cap",
-                    "b": f"{task}/stage1-cap", "protocol": f"{task}:paper{cap[task]}"})
+                    "b": f"{task}/stage1-cap", "protocol": f"{task}:paper{cap[task]}", "common": True})
     return out
 
 
