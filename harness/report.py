@@ -212,7 +212,8 @@ def copy_curves(runs: Path, results: Path, names: dict[str, str]) -> None:
                 write_jsonl(results / "stage2-curve" / f"{label}.jsonl", points)
 
 
-def write_report(results: Path, records: list[dict], seed: int, pairs: list[dict] | None = None) -> Path:
+def write_report(results: Path, records: list[dict], seed: int, pairs: list[dict] | None = None,
+                 planned: list[str] | None = None) -> Path:
     """results/REPORT.md from results/ alone: steps, findings (references resolved), the paper's numbers, stage
     comparisons, the step curve, then every result folder's metrics with intervals, and the benchmarks."""
     results = Path(results)
@@ -232,6 +233,10 @@ def write_report(results: Path, records: list[dict], seed: int, pairs: list[dict
         L += ["## Findings", "", render_findings(findings.read_text().strip(), results, sums), ""]
     L += ["## Steps", "", "| step | command | wall-clock |", "|---|---|---|"]
     L += [f"| {r['name']} | `{r['command']}` | {r['seconds'] / 60:.1f} min |" for r in records] + [""]
+    done = {r["name"] for r in records}
+    if missing := [name for name in planned or [] if name not in done]:
+        L += ["Steps of the study not run for this report (their result folders are absent): "
+              + ", ".join(missing) + ".", ""]
     if paper := paper_section(results):
         L += ["## The paper's numbers (113M model)", ""] + paper
     if stage := stage_comparison(results, sums, pairs or []):

@@ -168,7 +168,8 @@ def reproduce(runs, results, seed, force, report_only, only):
     copy_curves(runs_p, res_p, {"alpha1": "pixar-tiny-stage2", "alpha0.1": "sweep/stage2-alpha0.1",
                                 "alpha0.3": "sweep/stage2-alpha0.3"})
     try:
-        path = write_report(res_p, records, seed=seed, pairs=comparisons())
+        path = write_report(res_p, records, seed=seed, pairs=comparisons(),
+                            planned=[s.name for s in reproduce_steps(runs_p, res_p, seed)])
     except ReportError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"wrote {path}")

@@ -44,7 +44,8 @@ def test_report_tables_findings_and_paired_stage_comparison(tmp_path):
     pairs = [{"label": "stage 2 - stage 1", "a": "lambada/stage2-vs-gpt2", "b": "lambada/stage1-vs-gpt2",
               "protocol": "lambada:paper"}]
     text = write_report(res, [{"name": "stage 1", "command": "pixar train --stage 1", "seconds": 120.0}], seed=0,
-                        pairs=pairs).read_text()
+                        pairs=pairs, planned=["stage 1", "glue"]).read_text()
+    assert "Steps of the study not run for this report (their result folders are absent): glue." in text
     iv = wilson_interval(12, 20)
     d = paired_bootstrap_diff([float(x) for x in s2[1]], [float(x) for x in s1[1]], seed=0)
     assert f"Stage 2 reads 60.0% [{100 * iv.low:.1f}, {100 * iv.high:.1f}]" in text
