@@ -177,11 +177,19 @@ def curve_section(results: Path) -> list[str]:
         return []
     from .step_curve import plot_curve
 
-    png = plot_curve({k: jsonl_rows(v) for k, v in runs.items()}, folder / "curve.png", "stage-2 step curve")
-    lines = ["| run | step | readability | accuracy (glyph) | n |", "|---|---|---|---|---|"]
-    for name, path in runs.items():
-        for r in jsonl_rows(path):
-            lines.append(f"| {name} | {r['step']} | {pct(r['readability'])} | {pct(r['acc'])} | {r['n']} |")
+    points = {k: jsonl_rows(v) for k, v in runs.items()}
+    png = plot_curve(points, folder / "curve.png", "stage-2 step curve")
+    by_step: dict[int, dict[str, dict]] = {}
+    for name, rows in points.items():
+        for r in rows:
+            by_step.setdefault(r["step"], {})[name] = r
+    names = list(points)
+    lines = ["Readability / accuracy (glyph read-back) of each run on the fixed prompt set "
+             f"(n = {', '.join(sorted({str(r['n']) for rows in points.values() for r in rows}))}):", "",
+             "| step | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for step in sorted(by_step):
+        cells = [f"{pct(c['readability'])} / {pct(c['acc'])}" if (c := by_step[step].get(n)) else "" for n in names]
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
     return lines + ["", f"![stage-2 step curve]({png.relative_to(results).as_posix()})", ""]
 
 
@@ -224,7 +232,7 @@ def write_report(results: Path, records: list[dict], seed: int, pairs: list[dict
     total = sum(r["seconds"] for r in records)
     L = ["# PIXAR at CPU scale: reproduction report", "",
          f"Seed {seed}. `PIXAR_DATA=../shared/data pixar reproduce` re-creates everything here (steps already done "
-         f"are skipped); the recorded steps took {total / 60:.0f} min on a shared 2-core CPU machine (no GPU). "
+         f"are skipped); the recorded steps add up to {total / 60:.0f} min on a shared 2-core CPU machine (no GPU). "
          "Every number below is read from the result folders named beside it; intervals are 95% (Wilson for "
          "proportions, paired bootstrap for differences on the same examples). Protocols are named "
          "(docs/protocol.md) and never share a column.", ""]

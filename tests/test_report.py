@@ -99,5 +99,5 @@ def test_report_step_curve_section_from_committed_points(tmp_path):
     copy_curves(tmp_path / "runs", res, {"alpha1": "s2", "missing": "nope"})
     assert sorted(p.name for p in (res / "stage2-curve").iterdir()) == ["alpha1.jsonl"]
     lines = curve_section(res)
-    assert "| alpha1 | 20 | 25.0% | 5.0% | 200 |" in lines and "| alpha1 | 40 | 50.0% | 10.0% | 200 |" in lines
+    assert "| step | alpha1 |" in lines and "| 20 | 25.0% / 5.0% |" in lines and "| 40 | 50.0% / 10.0% |" in lines
     assert (res / "stage2-curve" / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
