@@ -230,40 +230,6 @@ def run_chains(steps: list[Step], out: Path, force: bool) -> list[dict]:
 
 
 # ---- the final table ----------------------------------------------------------------------------
-def read_flags(predictions: Path) -> dict[tuple[str, float, int], bool]:
-    """A one-model attack run's predictions file -> {(attack, rate, example): correct}."""
-    flags = {}
-    for line in predictions.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            r = json.loads(line)
-            flags[(r["attack"], float(r["rate"]), int(r["example"]))] = bool(r["correct"])
-    return flags
-
-
-def comparison_rows(pixar: dict, gpt2: dict, seed: int = 0) -> list[dict]:
-    """Per (attack, rate): each model's accuracy + 95% Wilson interval, the paired PIXAR - GPT-2 difference and
-    the paired difference of drops from clean ((PIXAR(r) - PIXAR(0)) - (GPT-2(r) - GPT-2(0))), both with
-    paired bootstrap intervals over the same examples."""
-    from .stats import paired_bootstrap_diff, proportion_interval
-
-    if set(pixar) != set(gpt2):
-        raise ValueError(f"the two attack runs scored different (attack, rate, example) sets "
-                         f"({len(set(pixar) ^ set(gpt2))} in only one): rerun both with the same --limit and --seed")
-    rows = []
-    for attack, rate in sorted({(a, r) for a, r, _ in pixar}):
-        ids = sorted(i for a, r, i in pixar if (a, r) == (attack, rate))
-        p = [float(pixar[(attack, rate, i)]) for i in ids]
-        g = [float(gpt2[(attack, rate, i)]) for i in ids]
-        row = {"attack": attack, "rate": rate, "n": len(ids), "pixar": proportion_interval(p).to_dict(),
-               "gpt2": proportion_interval(g).to_dict(), "diff": paired_bootstrap_diff(p, g, seed=seed).to_dict()}
-        if rate > 0 and all((attack, 0.0, i) in pixar for i in ids):
-            dp = [x - float(pixar[(attack, 0.0, i)]) for x, i in zip(p, ids)]
-            dg = [x - float(gpt2[(attack, 0.0, i)]) for x, i in zip(g, ids)]
-            row["drop_diff"] = paired_bootstrap_diff(dp, dg, seed=seed).to_dict()
-        rows.append(row)
-    return rows
-
-
 def _pct(iv: dict | None) -> str:
     if iv is None:
         return "–"
@@ -274,6 +240,8 @@ def demo_table(out: Path, seed: int = 0) -> tuple[str, list[dict]]:
     """The demo's final Markdown table from <out>/attack-{pixar,gpt2}/babi-qa1_predictions.jsonl and
     <out>/matching.json -> (markdown, rows)."""
     from .tables import markdown_table
+
+    from .robustness import comparison_rows, read_flags
 
     rows = comparison_rows(read_flags(out / "attack-pixar" / "babi-qa1_predictions.jsonl"),
                            read_flags(out / "attack-gpt2" / "babi-qa1_predictions.jsonl"), seed)

@@ -193,6 +193,34 @@ def curve_section(results: Path) -> list[str]:
     return lines + ["", f"![stage-2 step curve]({png.relative_to(results).as_posix()})", ""]
 
 
+def robustness_section(results: Path, sums: dict, pairs: list[dict]) -> list[str]:
+    """PIXAR vs GPT-2 attacked on the same examples with the same perturbations ({label, pixar, gpt2, file}: two
+    attack folders and their predictions file): accuracy with Wilson intervals, the paired difference and the paired
+    difference of drops from clean (harness.robustness.comparison_rows)."""
+    from .robustness import comparison_rows, read_flags
+
+    def cell(iv: dict | None) -> str:
+        return "–" if iv is None else f"{100 * iv['estimate']:.1f} [{100 * iv['low']:.1f}, {100 * iv['high']:.1f}]"
+
+    lines = []
+    for p in pairs:
+        if p["pixar"] not in sums or p["gpt2"] not in sums:
+            continue
+        try:
+            rows = comparison_rows(read_flags(results / p["pixar"] / p["file"]), read_flags(results / p["gpt2"] / p["file"]))
+        except (OSError, ValueError) as e:
+            lines += [f"{p['label']}: not available ({e})", ""]
+            continue
+        lines += [f"**{p['label']}** (`{p['pixar']}` vs `{p['gpt2']}`; % with 95% intervals: Wilson for each model, "
+                  "paired bootstrap for the difference and for the difference of drops from clean):", "",
+                  "| attack | rate | n | PIXAR | GPT-2 | PIXAR - GPT-2 | PIXAR drop - GPT-2 drop |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['attack'] if r['rate'] > 0 else 'none (clean)'} | {r['rate']:g} | {r['n']} | {cell(r['pixar'])} | "
+                  f"{cell(r['gpt2'])} | {cell(r['diff'])} | {cell(r.get('drop_diff'))} |"
+                  for r in rows if r["rate"] > 0 or r["attack"] == rows[0]["attack"]]
+        lines.append("")
+    return lines
+
+
 def paper_section(results: Path) -> list[str]:
     path = results / "paper-numbers.json"
     if not path.exists():
@@ -221,7 +249,7 @@ def copy_curves(runs: Path, results: Path, names: dict[str, str]) -> None:
 
 
 def write_report(results: Path, records: list[dict], seed: int, pairs: list[dict] | None = None,
-                 planned: list[str] | None = None) -> Path:
+                 planned: list[str] | None = None, robustness: list[dict] | None = None) -> Path:
     """results/REPORT.md from results/ alone: steps, findings (references resolved), the paper's numbers, stage
     comparisons, the step curve, then every result folder's metrics with intervals, and the benchmarks."""
     results = Path(results)
@@ -249,6 +277,8 @@ def write_report(results: Path, records: list[dict], seed: int, pairs: list[dict
         L += ["## The paper's numbers (113M model)", ""] + paper
     if stage := stage_comparison(results, sums, pairs or []):
         L += ["## Stage 2 vs stage 1 on the same examples", ""] + stage
+    if robust := robustness_section(results, sums, robustness or []):
+        L += ["## Robustness: PIXAR vs GPT-2 on the same perturbed examples", ""] + robust
     if curve := curve_section(results):
         L += ["## Stage-2 step curve", ""] + curve
     L += ["## Results by folder", ""]

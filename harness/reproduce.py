@@ -118,6 +118,10 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
             and "--seed" not in st.args and st.args[1] != "glue" else st for st in steps]
 
 
+ROBUSTNESS = [{"label": "bAbI task 1, fine-tuned at about equal FLOPs (PIXAR 3,000 steps, GPT-2 400)",
+               "pixar": "attack/babi-pixar-3000", "gpt2": "attack/babi-gpt2-400", "file": "babi-qa1_predictions.jsonl"}]
+
+
 def comparisons() -> list[dict]:
     """The stage comparisons the report draws on the same examples (result folders under results/)."""
     out = []
@@ -169,7 +173,7 @@ def reproduce(runs, results, seed, force, report_only, only):
                                 "alpha0.3": "sweep/stage2-alpha0.3"})
     try:
         path = write_report(res_p, records, seed=seed, pairs=comparisons(),
-                            planned=[s.name for s in reproduce_steps(runs_p, res_p, seed)])
+                            planned=[s.name for s in reproduce_steps(runs_p, res_p, seed)], robustness=ROBUSTNESS)
     except ReportError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"wrote {path}")

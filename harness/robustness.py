@@ -14,6 +14,7 @@ rendered image is perturbed from its own seed, whatever the batch size.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -197,3 +198,45 @@ def write_report(table: pd.DataFrame, perturbed: pd.DataFrame, out_dir: str | os
     atomic_write(paths["perturbed_csv"], lambda tmp: flat.to_csv(tmp, index=False))
     atomic_write(paths["plot"], lambda tmp: _plot(table, title, tmp))
     return paths
+
+
+# ---- two models attacked on the same examples -----------------------------------------------------
+def read_flags(predictions: Path) -> dict[tuple[str, float, int], bool]:
+    """A one-model attack run's predictions file (or its committed `<file>.gz`) -> {(attack, rate, example): correct}."""
+    import gzip
+
+    path = Path(predictions)
+    if not path.exists() and path.with_name(path.name + ".gz").exists():
+        text = gzip.decompress(path.with_name(path.name + ".gz").read_bytes()).decode("utf-8")
+    else:
+        text = path.read_text(encoding="utf-8")
+    flags = {}
+    for line in text.splitlines():
+        if line.strip():
+            r = json.loads(line)
+            flags[(r["attack"], float(r["rate"]), int(r["example"]))] = bool(r["correct"])
+    return flags
+
+
+def comparison_rows(pixar: dict, gpt2: dict, seed: int = 0) -> list[dict]:
+    """Per (attack, rate): each model's accuracy + 95% Wilson interval, the paired PIXAR - GPT-2 difference and
+    the paired difference of drops from clean ((PIXAR(r) - PIXAR(0)) - (GPT-2(r) - GPT-2(0))), both with
+    paired bootstrap intervals over the same examples."""
+    from .stats import paired_bootstrap_diff, proportion_interval
+
+    if set(pixar) != set(gpt2):
+        raise ValueError(f"the two attack runs scored different (attack, rate, example) sets "
+                         f"({len(set(pixar) ^ set(gpt2))} in only one): rerun both with the same --limit and --seed")
+    rows = []
+    for attack, rate in sorted({(a, r) for a, r, _ in pixar}):
+        ids = sorted(i for a, r, i in pixar if (a, r) == (attack, rate))
+        p = [float(pixar[(attack, rate, i)]) for i in ids]
+        g = [float(gpt2[(attack, rate, i)]) for i in ids]
+        row = {"attack": attack, "rate": rate, "n": len(ids), "pixar": proportion_interval(p).to_dict(),
+               "gpt2": proportion_interval(g).to_dict(), "diff": paired_bootstrap_diff(p, g, seed=seed).to_dict()}
+        if rate > 0 and all((attack, 0.0, i) in pixar for i in ids):
+            dp = [x - float(pixar[(attack, 0.0, i)]) for x, i in zip(p, ids)]
+            dg = [x - float(gpt2[(attack, 0.0, i)]) for x, i in zip(g, ids)]
+            row["drop_diff"] = paired_bootstrap_diff(dp, dg, seed=seed).to_dict()
+        rows.append(row)
+    return rows

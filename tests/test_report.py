@@ -101,3 +101,24 @@ def test_report_step_curve_section_from_committed_points(tmp_path):
     lines = curve_section(res)
     assert "| step | alpha1 |" in lines and "| 20 | 25.0% / 5.0% |" in lines and "| 40 | 50.0% / 10.0% |" in lines
     assert (res / "stage2-curve" / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_robustness_section_pairs_two_attack_runs(tmp_path):
+    """PIXAR and GPT-2 attacked on the same examples: Wilson per model, paired difference and drop difference."""
+    from harness.report import robustness_section
+
+    res = tmp_path / "results"
+    flags = {"pixar": {0.0: [1, 1, 1, 0], 0.1: [1, 1, 0, 0]}, "gpt2": {0.0: [1, 1, 0, 0], 0.1: [0, 0, 0, 0]}}
+    for model, by_rate in flags.items():
+        rows = [{"attack": "swap", "rate": rate, "example": i, "model": model, "correct": bool(c)}
+                for rate, cs in by_rate.items() for i, c in enumerate(cs)]
+        write_jsonl(res / "attack" / model / "babi-qa1_predictions.jsonl", rows)
+    sums = {"attack/pixar": {}, "attack/gpt2": {}}
+    lines = robustness_section(res, sums, [{"label": "toy", "pixar": "attack/pixar", "gpt2": "attack/gpt2",
+                                            "file": "babi-qa1_predictions.jsonl"}])
+    clean = next(x for x in lines if x.startswith("| none (clean) | 0 | 4 |"))
+    attacked = next(x for x in lines if x.startswith("| swap | 0.1 | 4 |"))
+    assert "| 75.0 [" in clean and "| 50.0 [" in clean  # PIXAR 3/4, GPT-2 2/4
+    assert attacked.split(" | ")[5].startswith("50.0 [")  # PIXAR - GPT-2 under attack: 2/4 - 0/4
+    assert attacked.split(" | ")[6].startswith("25.0 [")  # drops: PIXAR -25, GPT-2 -50
+    assert robustness_section(res, {}, [{"label": "x", "pixar": "attack/pixar", "gpt2": "attack/gpt2", "file": "f"}]) == []
