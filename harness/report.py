@@ -8,6 +8,7 @@ whose figures are references resolved from the summaries:
 
     {{lambada/stage2 | pixar | lambada:paper | acc_union}}   -> "0.0% [0.0, 0.1]"  (value and its 95% interval)
     {{diff lambada/stage2 - lambada/stage1-vs-gpt2 | lambada:paper | correct_union}}   -> "+1.2 pp [-0.3, 2.8]"
+    {{diff a - b | protocol | readable | pixar | common}}   -> paired on the examples both runs scored, "(n = ...)" added
 
 (folder relative to results/, a model-name prefix, the protocol label, the metric), so a finding cannot drift
 from its number; an unresolvable reference stops the report with one line. The paper's published numbers come
@@ -116,11 +117,18 @@ def resolve(ref: str, results: Path, sums: dict) -> str:
         if parts[0].startswith("diff "):
             a, b = (x.strip() for x in parts[0][5:].split(" - "))
             protocol, flag = parts[1], parts[2]
-            model = parts[3] if len(parts) > 3 else "pixar"
-            return diff_text(paired(results, sums, a, b, protocol, flag, model))
-        where, model, protocol, name = parts
-    except ValueError:
+        else:
+            where, model, protocol, name = parts
+    except (ValueError, IndexError):
         raise ReportError(f"findings: malformed reference {{{{{ref}}}}}") from None
+    if parts[0].startswith("diff "):
+        model = parts[3] if len(parts) > 3 and parts[3] else "pixar"
+        common = len(parts) > 4 and parts[4] == "common"  # paired on the examples both runs scored
+        try:
+            d = paired(results, sums, a, b, protocol, flag, model, common=common)
+        except ReportError as e:
+            raise ReportError(f"findings: {{{{{ref}}}}}: {e}") from None
+        return diff_text(d) + (f" (n = {d['n']})" if common else "")
     if where not in sums:
         raise ReportError(f"findings: {{{{{ref}}}}}: results/{where} has no summary.json")
     return with_interval(metric(sums[where], where, model, protocol, name))

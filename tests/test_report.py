@@ -122,3 +122,14 @@ def test_report_robustness_section_pairs_two_attack_runs(tmp_path):
     assert attacked.split(" | ")[5].startswith("50.0 [")  # PIXAR - GPT-2 under attack: 2/4 - 0/4
     assert attacked.split(" | ")[6].startswith("25.0 [")  # drops: PIXAR -25, GPT-2 -50
     assert robustness_section(res, {}, [{"label": "x", "pixar": "attack/pixar", "gpt2": "attack/gpt2", "file": "f"}]) == []
+
+
+def test_findings_diff_on_common_examples(tmp_path):
+    res = tmp_path / "results"
+    bench_run(res / "a", [True] * 4 + [False] * 6, [True] * 10)  # 10 examples
+    bench_run(res / "b", [False] * 4, [False] * 4)  # the first 4 only
+    sums = summaries(res)
+    with pytest.raises(ReportError, match="different examples"):
+        render_findings("{{diff a - b | lambada:paper | correct_union}}", res, sums)
+    text = render_findings("{{diff a - b | lambada:paper | correct_union | pixar | common}}", res, sums)
+    assert text.startswith("+100.0 pp [+100.0, +100.0]") and text.endswith("(n = 4)")
