@@ -265,11 +265,14 @@ def run_babi(checkpoint: str | None, baselines: list[str], out: Path, tasks: str
     """finetune: a harness.finetune.TaskFinetuneConfig to train each model on each task's train split first."""
     from pixar.paths import data_dir as resolve_data
 
-    from .paper_protocol import build_vocabulary, load_examples
+    from .paper_protocol import build_vocabulary, check_task, load_examples
     from .tasks import babi
 
     specs, want_lm_eval = resolve_protocols("babi", protocols, context_cap, ocr)
     task_ids = babi.parse_task_list(tasks)
+    for t in task_ids:  # the arguments first, then the data
+        for spec in specs:
+            check_task(spec, t)
     folder = babi.babi_dir(variant, data_dir, babi_folder)
     plan = {}
     for t in task_ids:  # fail early, before any model work

@@ -185,9 +185,7 @@ def load_examples(spec: ProtocolSpec, data_dir: str | Path | None = None, seed: 
         return [{**e, "source": f"{lambada.LAMBADA_FILE}:{e['idx'] + 1}"}
                 for e in lambada.paper_examples(lambada.load_lambada(data_dir))]
     if spec.data == "babi-generated":
-        if task != 1:
-            raise ValueError(f"{spec.label} is defined on generated task-1 stories; for bAbI task {task} use "
-                             f"{', '.join(n for n in protocol_names('babi') if PROTOCOLS[('babi', n)].data != spec.data)}")
+        check_task(spec, task)
         questions = babi.generated_task1(spec.babi_stories, seed)
     else:
         questions = babi.load_babi(task, "test", babi.babi_dir(variant, data_dir, babi_folder))
@@ -195,6 +193,13 @@ def load_examples(spec: ProtocolSpec, data_dir: str | Path | None = None, seed: 
         questions = babi.last_question_per_story(questions)
     return [{"idx": i, "prompt": q.paper_prompt(), "target": q.answer, "source": q.source}
             for i, q in enumerate(questions)]
+
+
+def check_task(spec: ProtocolSpec, task: int) -> None:
+    """ValueError when a protocol cannot score bAbI `task` (the generated-story protocols are task 1 only)."""
+    if spec.data == "babi-generated" and task != 1:
+        raise ValueError(f"{spec.label} is defined on generated task-1 stories; for bAbI task {task} use "
+                         f"{', '.join(n for n in protocol_names('babi') if PROTOCOLS[('babi', n)].data != spec.data)}")
 
 
 def build_vocabulary(spec: ProtocolSpec, examples: Sequence[Mapping], data_dir: str | Path | None = None,
