@@ -230,18 +230,12 @@ def run_chains(steps: list[Step], out: Path, force: bool) -> list[dict]:
 
 
 # ---- the final table ----------------------------------------------------------------------------
-def _pct(iv: dict | None) -> str:
-    if iv is None:
-        return "–"
-    return f"{100 * iv['estimate']:.1f} [{100 * iv['low']:.1f}, {100 * iv['high']:.1f}]"
-
-
 def demo_table(out: Path, seed: int = 0) -> tuple[str, list[dict]]:
     """The demo's final Markdown table from <out>/attack-{pixar,gpt2}/babi-qa1_predictions.jsonl and
     <out>/matching.json -> (markdown, rows)."""
     from .tables import markdown_table
 
-    from .robustness import comparison_rows, read_flags
+    from .robustness import comparison_rows, interval_cell as _pct, read_flags
 
     rows = comparison_rows(read_flags(out / "attack-pixar" / "babi-qa1_predictions.jsonl"),
                            read_flags(out / "attack-gpt2" / "babi-qa1_predictions.jsonl"), seed)

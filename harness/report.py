@@ -16,14 +16,13 @@ from results/paper-numbers.json (with their source).
 """
 from __future__ import annotations
 
-import gzip
 import json
 import re
 from pathlib import Path
 
 from pixar.config import atomic_write_text
 
-from .results import ResultsError, read_summary
+from .results import ResultsError, read_jsonl, read_summary
 from .tables import metrics_table, to_markdown
 
 REF = re.compile(r"\{\{(.+?)\}\}")
@@ -44,14 +43,10 @@ def summaries(results: Path) -> dict[str, dict]:
 
 def jsonl_rows(path: Path) -> list[dict]:
     """Rows of a JSONL file or of its committed gzipped copy (`<path>.gz`)."""
-    gz = path.with_name(path.name + ".gz")
-    if path.exists():
-        text = path.read_text()
-    elif gz.exists():
-        text = gzip.decompress(gz.read_bytes()).decode()
-    else:
-        raise ReportError(f"{path}: no such prediction file (nor {gz.name})")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    try:
+        return read_jsonl(path)
+    except FileNotFoundError as e:
+        raise ReportError(f"{e} (prediction file)") from None
 
 
 def metric(summary: dict, where: str, model: str, protocol: str, name: str) -> dict:
@@ -205,10 +200,7 @@ def robustness_section(results: Path, sums: dict, pairs: list[dict]) -> list[str
     """PIXAR vs GPT-2 attacked on the same examples with the same perturbations ({label, pixar, gpt2, file}: two
     attack folders and their predictions file): accuracy with Wilson intervals, the paired difference and the paired
     difference of drops from clean (harness.robustness.comparison_rows)."""
-    from .robustness import comparison_rows, read_flags
-
-    def cell(iv: dict | None) -> str:
-        return "–" if iv is None else f"{100 * iv['estimate']:.1f} [{100 * iv['low']:.1f}, {100 * iv['high']:.1f}]"
+    from .robustness import comparison_rows, interval_cell as cell, read_flags
 
     lines = []
     for p in pairs:

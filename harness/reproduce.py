@@ -151,8 +151,8 @@ def comparisons() -> list[dict]:
 @click.option("--report-only", is_flag=True, help="Only (re)write results/REPORT.md from existing outputs.")
 @click.option("--only", help="Comma-separated step names to run (e.g. to run two subsets side by side).")
 def reproduce(runs, results, seed, force, report_only, only):
-    """The CPU-scale reproduction study (tiny presets; about 1-1.5 h on 2 idle cores): train, benchmark, attack,
-    then write results/REPORT.md."""
+    """The CPU-scale reproduction study (tiny presets; about 3-4 h of steps on 2 cores, Tesseract the largest
+    part): train, benchmark, attack, then write results/REPORT.md."""
     from pixar.paths import data_dir
 
     from .report import ReportError, copy_curves, write_report

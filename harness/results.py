@@ -142,6 +142,21 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Rows of a JSONL file, or of its committed gzipped copy (`<path>.gz`) when the file itself is absent."""
+    import gzip
+
+    path = Path(path)
+    gz = path.with_name(path.name + ".gz")
+    if not path.exists() and gz.exists():
+        text = gzip.decompress(gz.read_bytes()).decode("utf-8")
+    elif path.exists():
+        text = path.read_text(encoding="utf-8")
+    else:
+        raise FileNotFoundError(f"{path}: no such file (nor {gz.name})")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def write_summary(out: Path, *, command: str, protocol: dict[str, str], config: dict, seed: int | None, data: dict,
                   models: list[dict], files: list[str | Path], metrics: list[Metric], data_dir: str | None = None,
                   **extra) -> dict:

@@ -14,7 +14,6 @@ rendered image is perturbed from its own seed, whatever the batch size.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -203,19 +202,16 @@ def write_report(table: pd.DataFrame, perturbed: pd.DataFrame, out_dir: str | os
 # ---- two models attacked on the same examples -----------------------------------------------------
 def read_flags(predictions: Path) -> dict[tuple[str, float, int], bool]:
     """A one-model attack run's predictions file (or its committed `<file>.gz`) -> {(attack, rate, example): correct}."""
-    import gzip
+    from .results import read_jsonl
 
-    path = Path(predictions)
-    if not path.exists() and path.with_name(path.name + ".gz").exists():
-        text = gzip.decompress(path.with_name(path.name + ".gz").read_bytes()).decode("utf-8")
-    else:
-        text = path.read_text(encoding="utf-8")
-    flags = {}
-    for line in text.splitlines():
-        if line.strip():
-            r = json.loads(line)
-            flags[(r["attack"], float(r["rate"]), int(r["example"]))] = bool(r["correct"])
-    return flags
+    return {(r["attack"], float(r["rate"]), int(r["example"])): bool(r["correct"]) for r in read_jsonl(predictions)}
+
+
+def interval_cell(iv: dict | None) -> str:
+    """An interval dict (stats.Interval.to_dict) of a proportion or difference -> "12.3 [4.5, 20.1]" (percent)."""
+    if iv is None:
+        return "–"
+    return f"{100 * iv['estimate']:.1f} [{100 * iv['low']:.1f}, {100 * iv['high']:.1f}]"
 
 
 def comparison_rows(pixar: dict, gpt2: dict, seed: int = 0) -> list[dict]:
