@@ -25,7 +25,7 @@ Severity 0 is the identity for every attack. All randomness comes from the
 ``random.Random`` passed in; nothing touches global RNG state. Seeding per
 example (and pixel attacks as model transforms) is :mod:`attacks.seeded`.
 
-This package is pure perturbation: it imports ``pixar.render`` at most and
+This package is pure perturbation: it imports ``pixar.render.renderer`` at most and
 nothing from ``harness``; applying attacks to models (the robustness suite,
 ``pixar attack``, TextAttack recipes) lives in ``harness``.
 

@@ -4,14 +4,14 @@
                               [--workers 2] [--batches 20] [--out results/data/benchmark.txt]
 
 Inputs are made in a temporary folder (deleted at the end, never committed) by repeating the shared
-corpus ($PIXAR_DATA/corpus, read as pixar.data.iter_documents reads it) as distinct .jsonl documents,
+corpus ($PIXAR_DATA/corpus, read as pixar.data.sources.iter_documents reads it) as distinct .jsonl documents,
 each copy's documents prefixed with "Copy <r>." until the file holds the target size in MB (10^6 bytes).
 
-1. prepare throughput: `pixar data prepare` (pixar.prepare.prepare) of the --throughput-mb file with
+1. prepare throughput: `pixar data prepare` (pixar.data.prepare.prepare) of the --throughput-mb file with
    --num-proc 1 and 2, MB of source per second of wall clock, and the ratio (target >= 1.8x on 2 cores).
-2. loader: for each size, a fresh subprocess opens the prepared dataset through pixar.data.build_splits,
+2. loader: for each size, a fresh subprocess opens the prepared dataset through pixar.data.sources.build_splits,
    builds ChunkStream + make_loader(--workers) at the default TrainConfig/RenderConfig (global batch 8),
-   reads 32 validation chunks in the rank as pixar.train does, and takes --batches micro-batches.
+   reads 32 validation chunks in the rank as pixar.train.stage1 does, and takes --batches micro-batches.
    Reported: time from build_splits to the first batch (imports excluded), and the peak RSS (VmHWM) of the
    rank and of each DataLoader worker. The same for today's in-RAM path (build_splits_in_memory on the
    raw .jsonl) at --in-ram-sizes. Targets: rank RSS grows <= 10% from the smallest to the largest size;
@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def make_jsonl(path: Path, mb: float) -> int:
     """Repeat the shared corpus as distinct documents until `mb` MB; returns the file's size in bytes."""
-    from pixar.data import iter_documents
+    from pixar.data.sources import iter_documents
 
     docs = [text for _, text in iter_documents(["corpus"]) if text.strip()]
     target, size, copy = int(mb * 1e6), 0, 0
@@ -74,13 +74,13 @@ def memory_mb(pid: int | str = "self") -> dict:
 def loader_probe(args) -> None:
     """Child mode: one training loader process; prints a JSON line of its figures."""
     from pixar.config import RenderConfig, TrainConfig
-    from pixar.data import ChunkStream, build_splits, build_splits_in_memory, make_loader
+    from pixar.data.sources import ChunkStream, build_splits, build_splits_in_memory, make_loader
 
     cfg = TrainConfig(data=[args.probe], data_cache=args.cache)
     t0 = time.perf_counter()
     splits = (build_splits_in_memory if args.in_ram else build_splits)(cfg)
     t_open = time.perf_counter() - t0
-    val_texts = splits.val[: cfg.eval_batches * cfg.batch_size]  # what pixar.train reads in the rank
+    val_texts = splits.val[: cfg.eval_batches * cfg.batch_size]  # what pixar.train.stage1 reads in the rank
     stream = ChunkStream(splits.train, RenderConfig(), cfg.seed, cfg.batch_size, 0)
     loader = iter(make_loader(stream, args.workers))
     next(loader)
@@ -120,7 +120,7 @@ def main() -> None:
         return loader_probe(args)
 
     from pixar.config import TrainConfig
-    from pixar.prepare import packing_config, prepare
+    from pixar.data.prepare import packing_config, prepare
 
     sizes = [float(s) for s in args.sizes.split(",") if s]
     in_ram = [float(s) for s in args.in_ram_sizes.split(",") if s]

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from pixar.config import PixarConfig, preset_path
-from pixar.generate import generate
-from pixar.model import Pixar
+from pixar.model.generate import generate
+from pixar.model.transformer import Pixar
 
 
 def main() -> None:

@@ -11,8 +11,8 @@ Writes OUT/gpu_check.json and OUT/gpu_check.txt. Sections (all on seeded random 
   precision   fp32 (TF32 off) vs bf16 autocast, 20 steps from the same init on the same batches: losses
   hf_llama    our model vs the official layout on transformers' LlamaModel (benchmarks/train_step.HFPixar),
               same weights: fp32 loss difference, bf16 step time of both
-  generate    greedy KV-cache generation (pixar.generate) vs recomputing the whole prefix per position
-  stage2      20 adversarial steps (pixar.adversarial.AdversarialTrainer + pixar.discriminator) in bf16
+  generate    greedy KV-cache generation (pixar.model.generate) vs recomputing the whole prefix per position
+  stage2      20 adversarial steps (pixar.train.adversarial.AdversarialTrainer + pixar.model.discriminator) in bf16
 Protocol: times are medians over the timed steps after warm-up steps (torch.cuda.synchronize around each).
 """
 from __future__ import annotations
@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_step import HFPixar, copy_weights  # noqa: E402  (the official/HF build, benchmarks/train_step.py)
 
 from pixar.config import PixarConfig, atomic_write_text, preset_path  # noqa: E402
-from pixar.model import Pixar  # noqa: E402
-from pixar.parallel import configure_cuda, make_adamw, prepare_model  # noqa: E402
+from pixar.model.transformer import Pixar  # noqa: E402
+from pixar.train.parallel import configure_cuda, make_adamw, prepare_model  # noqa: E402
 from pixar.provenance import versions  # noqa: E402
 
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "GH200": 989.0, "A100": 312.0, "A800": 312.0, "L40S": 362.0,
@@ -198,7 +198,7 @@ def check_hf(cfg, device, bf16, batch, warmup, steps) -> dict:
 
 
 def check_generate(cfg, device, batch: int, new: int) -> dict:
-    from pixar.generate import generate
+    from pixar.model.generate import generate
 
     model = fresh_model(cfg, device).eval()
     T = cfg.model.max_positions
@@ -234,9 +234,9 @@ def train_step(model, opt, pixels, device, bf16: bool) -> float:
 
 
 def check_stage2(cfg, device, bf16, steps: int) -> dict:
-    from pixar.adversarial import AdversarialTrainer
-    from pixar.discriminator import Discriminator
-    from pixar.loop import Schedule
+    from pixar.train.adversarial import AdversarialTrainer
+    from pixar.model.discriminator import Discriminator
+    from pixar.train.loop import Schedule
 
     gen = fresh_model(cfg, device)
     disc = Discriminator.from_generator(gen, head_seed=0)

@@ -18,11 +18,11 @@ import torch
 
 
 def build_random_models(tmp: Path) -> tuple[str, str]:
-    from harness.baselines import gpt2_tokenizer
-    from harness.gpt2_train import GPT2BaselineConfig, build_gpt2, save_gpt2
-    from pixar.checkpoint import save_checkpoint
+    from harness.models.gpt2_baselines import gpt2_tokenizer
+    from harness.models.gpt2_pretrain import GPT2BaselineConfig, build_gpt2, save_gpt2
+    from pixar.checkpoint.store import save_checkpoint
     from pixar.config import PixarConfig, preset_path
-    from pixar.model import Pixar
+    from pixar.model.transformer import Pixar
 
     cfg = PixarConfig.from_yaml(preset_path("pixar-tiny"))
     px = save_checkpoint(tmp / "pixar", Pixar(cfg.model, generator=torch.Generator().manual_seed(0)), cfg)
@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--baseline")
     ap.add_argument("--batch-size", type=int, default=32)
     args = ap.parse_args()
-    from harness.bench import lm_eval_eval, load_models, paper_eval
+    from harness.eval.bench import lm_eval_eval, load_models, paper_eval
     from harness.tasks import lambada
 
     texts = lambada.load_lambada(None)[: args.n]

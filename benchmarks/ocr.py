@@ -4,14 +4,14 @@
                                             [--lexicon] [--no-tesseract] [--json results/ocr_bench.json]
 
 Protocol (this harness's, not the paper's): `--lines` lines of about `--width` characters are drawn from
-the book corpus ($PIXAR_DATA/corpus, pixar.wordlist.corpus_lines with --seed), rendered with the paper's
+the book corpus ($PIXAR_DATA/corpus, pixar.read.wordlist.corpus_lines with --seed), rendered with the paper's
 Renderer, and the text region (everything before the EOS block) is read back by each engine. Word
-accuracy = pixar.ocr.word_accuracy: the fraction of gold whitespace words matched exactly by a difflib
+accuracy = pixar.read.ocr.word_accuracy: the fraction of gold whitespace words matched exactly by a difflib
 alignment with the reading, case-sensitive, with the paper's g -> q fold ("folded") and without it.
 `--noise p` flips each pixel with probability p (seeded) before reading.
 
 Speed: lines/s of the glyph decoder one strip at a time (GlyphDecoder.decode) and batched
-(pixar.ocr.read_strips, 64 a call), and of Tesseract (pytesseract subprocess per line, --psm 7,
+(pixar.read.ocr.read_strips, 64 a call), and of Tesseract (pytesseract subprocess per line, --psm 7,
 OMP_THREAD_LIMIT=1, or tesserocr in-process when installed); ratios glyph / Tesseract. The single-strip
 glyph and Tesseract calls alternate line by line, so both see the same machine load. Template building
 (~0.1 s, once per decoder) is excluded and printed separately.
@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pixar import ocr
+from pixar.read import ocr
 from pixar.config import atomic_write_text
-from pixar.glyph_decoder import GlyphDecoder
-from pixar.render import Renderer
-from pixar.wordlist import corpus_lines, word_counts
+from pixar.read.glyph_decoder import GlyphDecoder
+from pixar.render.renderer import Renderer
+from pixar.read.wordlist import corpus_lines, word_counts
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     assert glyph == glyph_single, "batched and single-strip decoding disagree"
 
     res = {"protocol": "corpus lines rendered clean (plus --noise flips), text region read back; word accuracy "
-                       "= difflib-aligned exact words (pixar.ocr.word_accuracy); not the paper's first-word score",
+                       "= difflib-aligned exact words (pixar.read.ocr.word_accuracy); not the paper's first-word score",
            "lines": len(lines), "words": n_words, "width_chars": args.width, "seed": args.seed, "noise": args.noise,
            "gq": "corpus lexicon" if args.lexicon else "q-before-u rule", "python": platform.python_version(),
            "glyph": {"word_acc_folded": ocr.word_accuracy(lines, glyph),

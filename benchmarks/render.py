@@ -29,7 +29,7 @@ from render_goldens import BENCH_TOOL, default_ref, run_reference  # noqa: E402
 
 from pixar.config import RenderConfig  # noqa: E402
 from pixar.paths import data_dir  # noqa: E402
-from pixar.render import Renderer  # noqa: E402
+from pixar.render.renderer import Renderer  # noqa: E402
 
 
 def bench_texts(n: int, chars: int) -> tuple[list[str], str]:

@@ -1,6 +1,6 @@
 """Golden strips from the PIXAR authors' own renderer (pixar-render 0.5.1, PangoCairo, paper settings).
 
-    python benchmarks/render_goldens.py [--ref DIR] [--out tests/golden] [--hexbox-table pixar/hexbox_table.py]
+    python benchmarks/render_goldens.py [--ref DIR] [--out tests/golden] [--hexbox-table pixar/render/hexbox.py]
 
 Needs the bench tool's reference set up (`../shared/tools/pango-bench/setup.sh DIR`; default DIR:
 $PANGO_REF or $TMPDIR/pango-ref). The reference runs in its own virtualenv through the bench tool's
@@ -9,7 +9,7 @@ $PANGO_REF or $TMPDIR/pango-ref). The reference runs in its own virtualenv throu
   tests/golden/render_goldens.json   [{"text", "class"}, ...] (what tests/test_render.py renders)
   tests/golden/render_goldens.npz    bits: the strips [N, 8, W] packed along W (np.packbits), 1 = white
 
-and with --hexbox-table, pixar/hexbox_table.py: the pixels of Pango's hex box (frame and each digit in
+and with --hexbox-table, pixar/render/hexbox.py: the pixels of Pango's hex box (frame and each digit in
 each slot) captured from the reference, as data.
 """
 from __future__ import annotations
@@ -25,9 +25,8 @@ import numpy as np
 
 from pixar.config import RenderConfig, atomic_write, atomic_write_text
 from pixar.paths import data_dir
-from pixar.render import Renderer
-from pixar import text_rules as tr
-
+from pixar.render.renderer import Renderer
+from pixar.render import text_rules as tr
 ROOT = Path(__file__).resolve().parents[1]
 # the bench tool: ../shared/tools/pango-bench from a checkout (one level further up from a worktree)
 BENCH_TOOL = next((p / "shared" / "tools" / "pango-bench" for p in (ROOT.parent, ROOT.parent.parent)
@@ -124,7 +123,7 @@ def hexbox_chars(renderer: Renderer) -> dict[int, list[str]]:
 
 
 def capture_hexbox_table(renderer: Renderer, ref: Path, tool: Path) -> str:
-    """Python source of pixar/hexbox_table.py from the reference's boxes (single-line baseline)."""
+    """Python source of pixar/render/hexbox.py from the reference's boxes (single-line baseline)."""
     picks = hexbox_chars(renderer)
     pen0 = 2 + renderer.glyph("a").advance  # the box's pen: after "a" at the text origin
     texts = [f"a{ch}b" for n in (4, 6) for ch in picks[n]]

@@ -33,7 +33,7 @@ import argparse
 import torch
 
 from pixar.config import PixarConfig, preset_path
-from pixar.model import Pixar
+from pixar.model.transformer import Pixar
 
 PRESETS = ("pixar-113m", "pixar-350m", "pixar-760m", "pixar-1.5b")
 BATCH, GPT2_TOKENS, GPT2_VOCAB = 384, 318, 50257

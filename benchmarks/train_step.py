@@ -5,7 +5,7 @@ this machine's measured fp32 matmul peak, and torch.compile vs eager (train.comp
                                     [--threads 2] [--steps 10] [--no-compile]
 
 Both models take the same random binary strips [B, 8, T*16] and the same masked per-pixel BCE:
-  * ours: pixar.model.Pixar (Linear patch in/out, our attention/RoPE/SwiGLU);
+  * ours: pixar.model.transformer.Pixar (Linear patch in/out, our attention/RoPE/SwiGLU);
   * baseline: Conv2d(1, C, (8, 16), stride (8, 16)) -> LlamaModel(inputs_embeds, sdpa attention)
     -> ConvTranspose2d(C, 1, (8, 16)), the official PIXAR layout (pixar-paper.md §2).
 A step = forward + backward + AdamW (fp32). The two models and a reference fp32 1024x1024 matmul are
@@ -14,7 +14,7 @@ on a shared machine hits all three alike; best and median over the rounds are pr
 6 * params * positions + 12 * layers * hidden * T * positions (attention scores, fwd+bwd, causal mask
 not discounted); "of the matmul rate" = model GFLOP/s / the matmul's GFLOP/s (best/best, median/median).
 Compile: a third contender, our model with every block torch.compile'd in place exactly as
-`train.compile=true` does (pixar.parallel.prepare_model; inductor on CPU), same weights; its compilation
+`train.compile=true` does (pixar.train.parallel.prepare_model; inductor on CPU), same weights; its compilation
 happens in the warm-up steps and is reported separately; the eager/compiled step-time ratio is printed.
 """
 from __future__ import annotations
@@ -27,13 +27,13 @@ import torch
 import torch.nn as nn
 
 from pixar.config import ModelConfig, PixarConfig, preset_path
-from pixar.convert import OfficialPixar, llama_config_for, pixar_to_official
-from pixar.model import Pixar, masked_bce, patchify
-from pixar.parallel import prepare_model
+from pixar.checkpoint.official import OfficialPixar, llama_config_for, pixar_to_official
+from pixar.model.transformer import Pixar, masked_bce, patchify
+from pixar.train.parallel import prepare_model
 
 
 class HFPixar(nn.Module):
-    """The official layout (pixar.convert.OfficialPixar: Conv2d in, transformers LlamaModel, ConvTranspose2d
+    """The official layout (pixar.checkpoint.official.OfficialPixar: Conv2d in, transformers LlamaModel, ConvTranspose2d
     out) with the same masked BCE as ours."""
 
     def __init__(self, cfg: ModelConfig):
@@ -116,7 +116,7 @@ def main() -> None:
         same = abs(float(ours(pixels, mask, pixels)[1]) - float(theirs(pixels, mask)))
     mm = 1024
     contenders = {
-        "ours (pixar.model)": make_step(ours, lambda mod, px, mk: mod(px, mk, px)[1], pixels, mask),
+        "ours (pixar.model.transformer)": make_step(ours, lambda mod, px, mk: mod(px, mk, px)[1], pixels, mask),
         "HF LlamaModel + conv": make_step(theirs, lambda mod, px, mk: mod(px, mk), pixels, mask),
         "matmul": make_matmul(mm)}
     compile_s = None

@@ -1,14 +1,14 @@
 """The `pixar` command: the application's click root. Every subcommand lives in the module that owns it
 and is imported only when used (lm-eval, textattack and transformers are slow to import):
 
-    render, generate      pixar.cli          (the model library's own commands)
-    convert               pixar.convert
-    data                  pixar.data_cli
-    train                 harness.train_cli  (PIXAR stage 1/2 through pixar.train, GPT-2 through harness.baselines)
-    bench                 harness.cli
-    attack                harness.attack_cli
-    demo                  harness.demo
-    reproduce             harness.reproduce
+    render, generate      harness.cli.render
+    convert               harness.cli.convert
+    data                  harness.cli.data
+    train                 harness.cli.train  (PIXAR stage 1/2 through pixar.train.stage1, GPT-2 through harness.models.gpt2_baselines)
+    bench                 harness.cli.bench
+    attack                harness.cli.attack
+    demo                  harness.study.demo
+    reproduce             harness.study.reproduce
 
 `python -m harness.app ...` is the same command (torchrun: `torchrun --nproc-per-node 4 -m harness.app train ...`).
 """
@@ -20,18 +20,18 @@ import sys
 
 import click
 
-from pixar.cli import one_line_errors  # noqa: F401  (the commands' one-line error decorator)
+from harness.cli.render import one_line_errors  # noqa: F401  (the commands' one-line error decorator)
 
 COMMANDS = {
-    "render": ("pixar.cli", "render"),
-    "generate": ("pixar.cli", "generate"),
-    "convert": ("pixar.convert", "convert"),
-    "data": ("pixar.data_cli", "data"),
-    "train": ("harness.train_cli", "train"),
-    "bench": ("harness.cli", "bench"),
-    "attack": ("harness.attack_cli", "attack"),
-    "demo": ("harness.demo", "demo"),
-    "reproduce": ("harness.reproduce", "reproduce"),
+    "render": ("harness.cli.render", "render"),
+    "generate": ("harness.cli.render", "generate"),
+    "convert": ("harness.cli.convert", "convert"),
+    "data": ("harness.cli.data", "data"),
+    "train": ("harness.cli.train", "train"),
+    "bench": ("harness.cli.bench", "bench"),
+    "attack": ("harness.cli.attack", "attack"),
+    "demo": ("harness.study.demo", "demo"),
+    "reproduce": ("harness.study.reproduce", "reproduce"),
 }
 
 

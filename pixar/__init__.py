@@ -1,7 +1,7 @@
 """PIXAR: auto-regressive language modelling in pixel space (Tai et al., ACL Findings 2024)."""
-from .config import AdvConfig, ModelConfig, PixarConfig, RenderConfig, TrainConfig
-from .model import Pixar
-from .render import Renderer, RenderedBatch, space_text
+from pixar.config import AdvConfig, ModelConfig, PixarConfig, RenderConfig, TrainConfig
+from pixar.model.transformer import Pixar
+from pixar.render.renderer import Renderer, RenderedBatch, space_text
 
 __version__ = "0.1.0"
 __all__ = ["AdvConfig", "ModelConfig", "Pixar", "PixarConfig", "RenderConfig", "RenderedBatch", "Renderer",

@@ -115,7 +115,7 @@ class TrainConfig:
     """pixar = greedy packing with over-long sentences cut at spaces (default); official = the official
     collate_text (docs/data.md)."""
     data_cache: str = ""
-    """Where raw sources are prepared (pixar.prepare); "" = <pixar cache>/datasets ($PIXAR_CACHE, ~/.cache/pixar)."""
+    """Where raw sources are prepared (pixar.data.prepare); "" = <pixar cache>/datasets ($PIXAR_CACHE, ~/.cache/pixar)."""
     val_fraction: float = 0.01
     seed: int = 42
     steps: int = 1000

@@ -22,7 +22,7 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     if not any("requires_tesseract" in item.keywords for item in items):
         return
-    from pixar.ocr import tesseract_available
+    from pixar.read.ocr import tesseract_available
 
     if tesseract_available():
         return
@@ -55,9 +55,9 @@ def micro_checkpoint(tmp_path_factory) -> Path:
     """A random-init pixar-micro (configs/pixar-micro.yaml) checkpoint directory, seeded."""
     import torch
 
-    from pixar.checkpoint import save_checkpoint
+    from pixar.checkpoint.store import save_checkpoint
     from pixar.config import PixarConfig, preset_path
-    from pixar.model import Pixar
+    from pixar.model.transformer import Pixar
 
     cfg = PixarConfig.from_yaml(preset_path("pixar-micro"))
     torch.manual_seed(0)

@@ -1,9 +1,9 @@
-"""A minimal stage-1 (and stage-2 discriminator) loop over pixar.parallel, for the parallel tests.
+"""A minimal stage-1 (and stage-2 discriminator) loop over pixar.train.parallel, for the parallel tests.
 
     run(parallel, steps, out, save_at, resume, accum) -> per-step global-batch losses
     python tests/parallel_loop.py PARALLEL OUT STEPS SAVE_AT ACCUM    (one rank; torchrun-style env)
 
-A tiny pixar.model.Pixar (seeded init), real AdamW, and seeded random binary strips [B, 8, T*16]: the
+A tiny pixar.model.transformer.Pixar (seeded init), real AdamW, and seeded random binary strips [B, 8, T*16]: the
 global batch of step s is the same whatever the world size; rank r takes rows r*B/W .. (r+1)*B/W and
 splits them into `accum` micro-batches. Losses are global-batch means (all-reduced), so a 1-process,
 a DDP and an FSDP run must log the same numbers.
@@ -18,11 +18,11 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from pixar.checkpoint import load_state
+from pixar.checkpoint.store import load_state
 from pixar.config import PixarConfig, from_dict
-from pixar.discriminator import Discriminator
-from pixar.model import Pixar, patchify
-from pixar.parallel import (clip_grad_norm, grad_sync, load_sharded, make_adamw, save_sharded, unwrap, world,
+from pixar.model.discriminator import Discriminator
+from pixar.model.transformer import Pixar, patchify
+from pixar.train.parallel import (clip_grad_norm, grad_sync, load_sharded, make_adamw, save_sharded, unwrap, world,
                             wrap)
 
 GLOBAL_BATCH = 8
@@ -146,7 +146,7 @@ if __name__ == "__main__":
     main(sys.argv[1:])
 
 
-# ---- stage 2: pixar.adversarial.AdversarialTrainer on wrapped or unwrapped G and D ----------------
+# ---- stage 2: pixar.train.adversarial.AdversarialTrainer on wrapped or unwrapped G and D ----------------
 def adversarial_cfg() -> PixarConfig:
     cfg = tiny_cfg()
     cfg.adv.num_samples, cfg.adv.alpha_warmup = 4, 2
@@ -177,8 +177,8 @@ def adversarial_steps(parallel: str, steps: int, out: Path | None = None, save_a
     {generator, discriminator} + both optimisers sharded to out/adv-step-<save_at> after step `save_at`.
     -> per-step metrics (losses averaged over ranks; lambda and the norms are global already), the final
     weights {"g.<name>" | "d.<name>": tensor} (gathered; {} off rank 0), and whether both models were sharded."""
-    from pixar.adversarial import AdversarialTrainer
-    from pixar.parallel import full_state_dict, is_fsdp
+    from pixar.train.adversarial import AdversarialTrainer
+    from pixar.train.parallel import full_state_dict, is_fsdp
 
     cfg = adversarial_cfg()
     gen = Pixar(cfg.model, generator=torch.Generator().manual_seed(0))

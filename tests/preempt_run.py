@@ -2,9 +2,9 @@
 
     python tests/preempt_run.py --out DIR --steps N --save-every K [--delay S] [--resume auto]
 
-Tiny pixar.model.Pixar (seeded init), AdamW, seeded random binary strips per step (the batch depends
+Tiny pixar.model.transformer.Pixar (seeded init), AdamW, seeded random binary strips per step (the batch depends
 only on the step, so a resumed run sees the same data). Per-step losses go to DIR/losses.jsonl. On a
-stop signal: finish the step, save a checkpoint (pixar.checkpoint.save_step_checkpoint), print the
+stop signal: finish the step, save a checkpoint (pixar.checkpoint.store.save_step_checkpoint), print the
 resume line, exit 0.
 """
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from pixar.checkpoint import load_state, load_weights, save_step_checkpoint
+from pixar.checkpoint.store import load_state, load_weights, save_step_checkpoint
 from pixar.config import PixarConfig, from_dict
-from pixar.model import Pixar
-from pixar.preempt import Preemption, resume_checkpoint
-from pixar.runlock import RunLock
+from pixar.model.transformer import Pixar
+from pixar.train.preempt import Preemption, resume_checkpoint
+from pixar.train.runlock import RunLock
 
 
 def cfg() -> PixarConfig:

@@ -1,4 +1,4 @@
-"""Hold pixar.runlock.RunLock on a folder until a release file appears (tests/test_runlock.py).
+"""Hold pixar.train.runlock.RunLock on a folder until a release file appears (tests/test_runlock.py).
 
     python tests/runlock_holder.py OUT RELEASE_FILE     prints "locked <pid>", exits 0 after release;
                                                         exits 3 with the one-line error if refused
@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from pixar.runlock import RunLock, RunLockError
+from pixar.train.runlock import RunLock, RunLockError
 
 if __name__ == "__main__":
     out, release = Path(sys.argv[1]), Path(sys.argv[2])

@@ -9,14 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pixar.adversarial import (ADV_WEIGHT_EPS, LAMBDA_EPS, AdversarialError, AdversarialTrainer,
+from pixar.train.adversarial import (ADV_WEIGHT_EPS, LAMBDA_EPS, AdversarialError, AdversarialTrainer,
                                adversarial_forward, alpha_at, lambda_auto, sample_positions)
-from pixar.stage2 import LOGGED_KEYS, train_stage2
-from pixar.checkpoint import CheckpointError, load_model, load_state
-from pixar.checkpoint import save_step_checkpoint
+from pixar.train.stage2 import LOGGED_KEYS, train_stage2
+from pixar.checkpoint.store import CheckpointError, load_model, load_state
+from pixar.checkpoint.store import save_step_checkpoint
 from pixar.config import AdvConfig, ModelConfig, PixarConfig, RenderConfig, preset_path
-from pixar.discriminator import Discriminator, PrefixKV, fake_attention_mask
-from pixar.model import Pixar, patchify
+from pixar.model.discriminator import Discriminator, PrefixKV, fake_attention_mask
+from pixar.model.transformer import Pixar, patchify
 
 T, D = 12, 128  # positions, pixels per position (8 x 16)
 
@@ -304,8 +304,8 @@ def test_nan_mid_run_stops_with_the_last_good_checkpoint_kept(stage2, tmp_path):
 
 
 def test_stage2_continues_after_the_chunks_stage1_consumed(stage2, tmp_path, monkeypatch):
-    import pixar.stage2 as stage2_module
-    from pixar.data import build_splits
+    import pixar.train.stage2 as stage2_module
+    from pixar.data.sources import build_splits
 
     cfg, init, root = stage2
     cfg.adv.steps = 1

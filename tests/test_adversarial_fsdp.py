@@ -1,4 +1,4 @@
-"""Stage 2 (pixar.adversarial.AdversarialTrainer) under FSDP2 and under torchrun with hand all-reduced
+"""Stage 2 (pixar.train.adversarial.AdversarialTrainer) under FSDP2 and under torchrun with hand all-reduced
 gradients, on CPU with 2 gloo processes: the same per-step metrics and trained weights as one process on
 the same global batch; a sharded stage-2 checkpoint saved at world size 2 resumes in one process. Plus, in
 one process: the backward-based gradients equal the autograd.grad formulas the trainer used before.
@@ -23,10 +23,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import parallel_loop  # noqa: E402  (the tests' minimal loops)
 
-from pixar.adversarial import ADV_WEIGHT_EPS, AdversarialTrainer, adversarial_forward, alpha_at, sample_positions  # noqa: E402
-from pixar.discriminator import Discriminator  # noqa: E402
-from pixar.loop import adamw  # noqa: E402
-from pixar.model import Pixar, patchify  # noqa: E402
+from pixar.train.adversarial import ADV_WEIGHT_EPS, AdversarialTrainer, adversarial_forward, alpha_at, sample_positions  # noqa: E402
+from pixar.model.discriminator import Discriminator  # noqa: E402
+from pixar.train.loop import adamw  # noqa: E402
+from pixar.model.transformer import Pixar, patchify  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS, SAVE_AT, TOL = 4, 2, 1e-5
@@ -133,7 +133,7 @@ def main(out: Path) -> None:
     import torch.distributed as dist
     from safetensors.torch import save_file
 
-    from pixar.parallel import wrap
+    from pixar.train.parallel import wrap
 
     dist.init_process_group("gloo")
     try:

@@ -40,8 +40,8 @@ def glue_env(tmp_path_factory):
     """A PIXAR_DATA-like folder (SST-2 and RTE dev TSVs) and random sst2 classifiers (PIXAR micro, tiny GPT-2)."""
     from transformers import GPT2Config, GPT2ForSequenceClassification
 
-    from harness.glue import get_task
-    from harness.glue_train import GPT2Classifier, PixarClassifier, classifier_info, save_classifier
+    from harness.tasks.glue import get_task
+    from harness.models.glue_classifiers import GPT2Classifier, PixarClassifier, classifier_info, save_classifier
     from pixar.config import PixarConfig, preset_path
 
     root = tmp_path_factory.mktemp("glue")
@@ -67,13 +67,13 @@ def glue_env(tmp_path_factory):
 
 
 def _attack(args):
-    from harness.attack_cli import attack
+    from harness.cli.attack import attack
 
     return CliRunner().invoke(attack, [str(a) for a in args])
 
 
 def test_glue_swap_confusable_table_clean_accuracy_and_determinism(glue_env, tmp_path):
-    from harness.glue_train import load_classifier
+    from harness.models.glue_classifiers import load_classifier
 
     base = ["--type", "swap,confusable", "--task", "sst2", "--rates", "0,0.5,1", "--checkpoint", glue_env["pixar"],
             "--baseline", glue_env["gpt2"], "--data-dir", glue_env["data"], "--limit", 8]
@@ -121,7 +121,7 @@ def test_glue_swap_confusable_table_clean_accuracy_and_determinism(glue_env, tmp
 
 def test_pixel_attacks_hit_pixar_only_and_are_seeded(glue_env, tmp_path):
     """salt-pepper / shift perturb the rendered images of PIXAR models; GPT-2 has no pixels to attack."""
-    from harness.glue_train import load_classifier
+    from harness.models.glue_classifiers import load_classifier
 
     base = ["--type", "salt-pepper", "--task", "sst2", "--rates", "0,0.5", "--checkpoint", glue_env["pixar"],
             "--baseline", glue_env["gpt2"], "--data-dir", glue_env["data"], "--limit", 8, "--seed", 1]
@@ -147,9 +147,9 @@ def test_pixel_attacks_hit_pixar_only_and_are_seeded(glue_env, tmp_path):
 def test_pixel_attack_perturbs_the_rendered_input_and_leaves_the_renderer(tmp_path):
     from types import SimpleNamespace
 
-    from harness.attack_runs import run_pixel_attacks
+    from harness.robustness.runs import run_pixel_attacks
     from pixar.config import RenderConfig
-    from pixar.render import Renderer
+    from pixar.render.renderer import Renderer
 
     r = Renderer(RenderConfig(max_positions=16))
     clean_ink = int((r.render_batch(["ab", "cd"]).pixels == 0).sum())
@@ -173,7 +173,7 @@ def test_pixel_attack_perturbs_the_rendered_input_and_leaves_the_renderer(tmp_pa
 
 
 def test_pair_task_perturbs_both_texts(glue_env, tmp_path):
-    from harness.glue_train import load_classifier
+    from harness.models.glue_classifiers import load_classifier
 
     out = tmp_path / "rte"
     r = _attack(["--type", "disemvowel", "--task", "rte", "--rates", "0,1", "--baseline", glue_env["gpt2_rte"],
@@ -197,9 +197,9 @@ def test_pair_task_perturbs_both_texts(glue_env, tmp_path):
 def test_babi_finetune_paper_protocol_with_pixar_and_gpt2(micro_checkpoint, tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from harness import babi_gen
-    from harness.baselines import load_gpt2
-    from pixar.checkpoint import load_model
+    from harness.tasks import babi_generator as babi_gen
+    from harness.models.gpt2_baselines import load_gpt2
+    from pixar.checkpoint.store import load_model
 
     babi_gen.write_task1(tmp_path / "babi", train=12, test=4, seed=0)
     tok = _byte_tokenizer(tmp_path / "gpt2")
@@ -255,7 +255,7 @@ def test_deepwordbug_success_rate_table(glue_env, tmp_path):
 
 def _check_recipe_run(out, recipe, clf_dir, row, n, budget):
     """A recipe table row against the classifier itself: attacked = the examples it gets right."""
-    from harness.glue_train import load_classifier
+    from harness.models.glue_classifiers import load_classifier
 
     gold = np.array([y for _, y in SST2_ROWS[:n]])
     right = load_classifier(clf_dir)[1]([t for t, _ in SST2_ROWS[:n]]).argmax(-1) == gold
@@ -292,9 +292,9 @@ def test_pruthi_recipe_success_rate_table(glue_env, tmp_path):
 
 
 def test_glyph_coverage_counts_characters_without_glyph():
-    from harness.attack_tasks import glyph_coverage
+    from harness.robustness.tasks import glyph_coverage
     from pixar.config import RenderConfig
-    from pixar.render import Renderer
+    from pixar.render.renderer import Renderer
 
     cov = glyph_coverage(Renderer(RenderConfig()), ["ab c", ("\U0001d5a0b", "a")])  # MATHEMATICAL SANS-SERIF A
     assert cov["chars"] == 6 and cov["no_glyph"] == 1 and cov["no_glyph_chars"] == "\U0001d5a0"
@@ -302,7 +302,7 @@ def test_glyph_coverage_counts_characters_without_glyph():
 
 
 def test_paper_preset_and_overrides(tmp_path):
-    from harness.attack_cli import parse_rates, parse_types, resolve_settings
+    from harness.cli.attack import parse_rates, parse_types, resolve_settings
 
     s = resolve_settings({"ocr": "glyph", "limit": 5, "task": None}, "paper")
     assert s["type"] == "confusable" and s["task"] == "lambada,babi" and s["seed"] == 42 and s["limit"] == 5
@@ -318,7 +318,7 @@ def test_paper_preset_and_overrides(tmp_path):
 
 
 def test_paper_preset_on_lambada_matches_bench_at_rate_0(micro_checkpoint, data_dir, tmp_path):
-    from harness.bench import load_models, paper_eval
+    from harness.eval.bench import load_models, paper_eval
     from harness.tasks import lambada
 
     out = tmp_path / "lam"
@@ -353,8 +353,7 @@ def test_paper_preset_on_lambada_matches_bench_at_rate_0(micro_checkpoint, data_
     (["--task", "sst2"], "pass --checkpoint DIR and/or --baseline"),
 ])
 def test_errors_are_one_line(args, message, glue_env, micro_checkpoint, tmp_path):
-    from harness import babi_gen
-
+    from harness.tasks import babi_generator as babi_gen
     babi_gen.write_task1(tmp_path / "babi", train=2, test=2, seed=0)
     subs = {"CLF": glue_env["pixar"], "LM": micro_checkpoint, "BABI": tmp_path / "babi"}
     r = _attack([subs.get(a, a) for a in args] + ["--data-dir", glue_env["data"], "--out", tmp_path / "o"])

@@ -26,7 +26,7 @@ from attacks import (
 )
 from attacks import char_ops
 from attacks.seeded import derive_seed
-from harness.robustness import run_suite, write_report
+from harness.robustness.suite import run_suite, write_report
 from attacks.visual import CONFUSABLES, HOMOGLYPHS, ZEROE_CONFUSABLES, salt_pepper, shift
 from attacks.words import count_words, split_keep_whitespace
 
@@ -334,7 +334,7 @@ def test_suite_queries_each_distinct_input_once_and_checks_lengths():
 # ------------------------------------------------------------ TextAttack bridge
 
 def test_bridge_module_does_not_import_textattack():
-    code = ("import sys, attacks, attacks.seeded, harness.robustness, harness.textattack_bridge as b; "
+    code = ("import sys, attacks, attacks.seeded, harness.robustness.suite, harness.robustness.textattack_bridge as b; "
             "assert 'textattack' not in sys.modules; "
             "assert len(b.NLTK_ENGLISH_STOPWORDS) == 179 and 'the' in b.NLTK_ENGLISH_STOPWORDS")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
@@ -349,8 +349,7 @@ def test_textattack_bridge_offline(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    from harness import textattack_bridge as bridge
-
+    from harness.robustness import textattack_bridge as bridge
     state = random.getstate(), np.random.get_state()[1].copy()
     sentence = "The quick brown fox jumps over the lazy dog"
     ours = perturb(sentence, "swap", 0.5, rng(0))
@@ -382,7 +381,7 @@ def test_textattack_bridge_offline(monkeypatch):
 
 def test_pixar_confusables_all_have_glyphs_in_our_fonts():
     """A look-alike the renderer cannot draw becomes a replacement box, not a look-alike."""
-    from pixar.render import Renderer
+    from pixar.render.renderer import Renderer
 
     r = Renderer()
     if r.fallback_path is None:

@@ -1,11 +1,11 @@
-"""harness.babi_gen's story distribution against the Lua generator's rules (facebookarchive/bAbI-tasks
+"""harness.tasks.babi_generator's story distribution against the Lua generator's rules (facebookarchive/bAbI-tasks
 WhereIsActor.lua, world_basic.txt, Teleport, SimpleTeleport) and against the released qa1 files."""
 import re
 from collections import Counter
 
 import pytest
 
-from harness import babi_gen
+from harness.tasks import babi_generator as babi_gen
 from harness.tasks import babi
 
 MOVE = re.compile(r"^(Mary|John|Sandra|Daniel) (.+) the (\w+)\.$")

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from harness.baselines import BaselineError, greedy_continuations, gpt2_tokenizer, load_gpt2
-from harness.gpt2_train import GPT2BaselineConfig, build_gpt2, train_gpt2
+from harness.models.gpt2_baselines import BaselineError, greedy_continuations, gpt2_tokenizer, load_gpt2
+from harness.models.gpt2_pretrain import GPT2BaselineConfig, build_gpt2, train_gpt2
 from pixar.config import PixarConfig, preset_path
-from pixar.model import Pixar
+from pixar.model.transformer import Pixar
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +81,8 @@ def test_cli_bench_lambada_with_gpt2_baseline(tmp_path, data_dir, tok):
     from click.testing import CliRunner
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from harness.gpt2_train import save_gpt2
-    from harness.cli import bench
+    from harness.models.gpt2_pretrain import save_gpt2
+    from harness.cli.bench import bench
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)

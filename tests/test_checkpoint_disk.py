@@ -1,4 +1,4 @@
-"""pixar.checkpoint run-folder saves: a save that fails midway (disk full) keeps the previous checkpoint
+"""pixar.checkpoint.store run-folder saves: a save that fails midway (disk full) keeps the previous checkpoint
 and the `last` pointer, removes its temp folder and raises one line."""
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import json
 import pytest
 import torch
 
-import pixar.checkpoint as ckpt_mod
-from pixar.checkpoint import (CheckpointError, latest_checkpoint, load_model, load_state, save_step_checkpoint,
+import pixar.checkpoint.store as ckpt_mod
+from pixar.checkpoint.store import (CheckpointError, latest_checkpoint, load_model, load_state, save_step_checkpoint,
                               step_checkpoints, write_last_pointer)
 from pixar.config import PixarConfig, from_dict
-from pixar.model import Pixar
+from pixar.model.transformer import Pixar
 
 
 def tiny() -> tuple[Pixar, PixarConfig]:

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from pixar.checkpoint import CheckpointError, latest_checkpoint, load_model, step_checkpoints, write_last_pointer
+from pixar.checkpoint.store import CheckpointError, latest_checkpoint, load_model, step_checkpoints, write_last_pointer
 from pixar.config import PixarConfig, preset_path
-from pixar.loop import Preempted
-from pixar.train import train_stage1
+from pixar.train.loop import Preempted
+from pixar.train.stage1 import train_stage1
 from ranks import run_ranks
 from test_train import corpus, losses, micro_overrides  # noqa: F401  (shared fixtures)
 
@@ -136,7 +136,7 @@ def test_sigterm_saves_exits_0_and_resume_auto_reproduces_the_losses_and_the_loc
 
 
 def test_disk_full_during_a_save_keeps_the_previous_checkpoint_and_stops_with_one_line(corpus, tmp_path, monkeypatch):  # noqa: F811
-    import pixar.checkpoint as ck
+    import pixar.checkpoint.store as ck
 
     real, calls = ck.save_file, []
 
@@ -162,9 +162,9 @@ def test_disk_full_during_a_save_keeps_the_previous_checkpoint_and_stops_with_on
 
 @pytest.mark.slow
 def test_stage2_under_fsdp_matches_one_process_and_resumes_at_world_size_1(corpus, tmp_path):  # noqa: F811
-    from pixar.checkpoint import save_checkpoint
-    from pixar.model import Pixar
-    from pixar.stage2 import train_stage2
+    from pixar.checkpoint.store import save_checkpoint
+    from pixar.model.transformer import Pixar
+    from pixar.train.stage2 import train_stage2
 
     # chunks longer than the 32-position strip: every row is full, so the per-rank masked means average to the
     # global one (with ragged rows they weight ranks differently, under DDP as under FSDP)

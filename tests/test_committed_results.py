@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.report import render_findings, summaries
+from harness.results.report import render_findings, summaries
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 

@@ -6,9 +6,9 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import save_file
 
-from pixar.checkpoint import CheckpointError, load_model
-from pixar.convert import OfficialPixar, convert_official
-from pixar.model import patchify
+from pixar.checkpoint.store import CheckpointError, load_model
+from pixar.checkpoint.official import OfficialPixar, convert_official
+from pixar.model.transformer import patchify
 
 
 def _official_dir(tmp_path):

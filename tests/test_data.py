@@ -1,4 +1,4 @@
-"""pixar.data: reading sources, sentence packing, splits, sharding and the rendered stream."""
+"""pixar.data.sources: reading sources, sentence packing, splits, sharding and the rendered stream."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pixar.config import RenderConfig, TrainConfig
-from pixar.data import (ChunkStream, DataError, DataPosition, build_splits, epoch_order, iter_documents,
+from pixar.data.sources import (ChunkStream, DataError, DataPosition, build_splits, epoch_order, iter_documents,
                         make_loader, micro_batch_ids, pack_sentences, split_sentences, strip_gutenberg)
 
 WORDS = ("the a of and to in was he it his that with had for as at her on by which said but not be "
@@ -95,7 +95,7 @@ def test_sharding_partitions_each_step_and_epoch():
 def test_latin1_fallback_is_reported(tmp_path, caplog):
     f = tmp_path / "old.txt"
     f.write_bytes("Caf\u00e9 na\u00efve r\u00e9sum\u00e9.".encode("latin-1"))
-    with caplog.at_level(logging.WARNING, logger="pixar.data"):
+    with caplog.at_level(logging.WARNING, logger="pixar.data.sources"):
         [(name, text)] = list(iter_documents([str(f)]))
     assert text == "Caf\u00e9 na\u00efve r\u00e9sum\u00e9."
     assert "old.txt" in caplog.text and "latin-1" in caplog.text
@@ -147,7 +147,7 @@ def test_relative_paths_resolve_in_the_data_dir(tmp_path, monkeypatch):
 
 
 def test_stream_renders_the_same_batches_with_workers(tmp_path):
-    pytest.importorskip("pixar.render")
+    pytest.importorskip("pixar.render.renderer")
     from pixar.paths import DataNotFound, find_font
 
     try:

@@ -6,10 +6,10 @@ from pathlib import Path
 import click
 import pytest
 
-from harness.demo import demo_steps, demo_table, run_chains, write_generated_data
-from harness.robustness import comparison_rows
-from harness.reproduce import reproduce_steps
-from harness.steps import Step, run_steps
+from harness.study.demo import demo_steps, demo_table, run_chains, write_generated_data
+from harness.robustness.suite import comparison_rows
+from harness.study.reproduce import reproduce_steps
+from harness.study.steps import Step, run_steps
 from harness.app import main as pixar_main
 
 

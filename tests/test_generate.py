@@ -1,10 +1,10 @@
 """Generation: KV cache == recompute, batching == one at a time, EOS stop, sampling determinism."""
 import torch
 
-from pixar.checkpoint import CheckpointError, load_model, save_checkpoint
+from pixar.checkpoint.store import CheckpointError, load_model, save_checkpoint
 from pixar.config import ModelConfig, PixarConfig, RenderConfig
-from pixar.generate import generate, generate_from_text, prepare_prompts
-from pixar.model import Pixar
+from pixar.model.generate import generate, generate_from_text, prepare_prompts
+from pixar.model.transformer import Pixar
 import pytest
 
 CFG = ModelConfig(hidden=32, layers=2, heads=4, ffn=64, max_positions=32)
@@ -12,7 +12,7 @@ CFG = ModelConfig(hidden=32, layers=2, heads=4, ffn=64, max_positions=32)
 
 @pytest.fixture(scope="module")
 def setup():
-    from pixar.render import Renderer
+    from pixar.render.renderer import Renderer
     torch.manual_seed(0)
     return Pixar(CFG).eval(), Renderer(RenderConfig(max_positions=32))
 
@@ -78,7 +78,7 @@ def test_checkpoint_round_trip_and_errors(setup, tmp_path):
     assert cfg2 == cfg
     for (k, v), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert k == k2 and torch.equal(v, v2)
-    from pixar.checkpoint import load_state
+    from pixar.checkpoint.store import load_state
     st = load_state(d)
     assert st["step"] == 3 and torch.equal(st["opt"]["m"], torch.ones(2))
     with pytest.raises(CheckpointError, match="does not exist"):
@@ -92,7 +92,7 @@ def test_checkpoint_round_trip_and_errors(setup, tmp_path):
 
 
 def test_run_folder_resolves_to_its_last_checkpoint(setup, tmp_path):
-    from pixar.checkpoint import LAST_POINTER, resolve_checkpoint
+    from pixar.checkpoint.store import LAST_POINTER, resolve_checkpoint
     import json
 
     model, _ = setup
@@ -115,7 +115,7 @@ def test_cli_generate_writes_the_prompt_and_its_continuation(micro_checkpoint, t
     from PIL import Image
 
     from harness.app import main
-    from pixar.render import Renderer
+    from pixar.render.renderer import Renderer
 
     out = tmp_path / "gen.png"
     r = CliRunner().invoke(main, ["generate", "--checkpoint", str(micro_checkpoint), "Mary went to the", "-o", str(out),

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from harness.glue import (GlueDataError, compute_metrics, f1_binary, get_task, load_local, matthews_corrcoef,
+from harness.tasks.glue import (GlueDataError, compute_metrics, f1_binary, get_task, load_local, matthews_corrcoef,
                           pearson, rankdata, read_tsv, spearman, accuracy)
-from harness.glue_train import (GlueFinetuneConfig as FinetuneConfig, GPT2Classifier, PixarClassifier, evaluate,
+from harness.models.glue_classifiers import (GlueFinetuneConfig as FinetuneConfig, GPT2Classifier, PixarClassifier, evaluate,
                                 finetune, load_classifier, load_preset, predict_logits, save_classifier, classifier_info)
-from pixar.loop import WARMUP_START_RATIO, Schedule
+from pixar.train.loop import WARMUP_START_RATIO, Schedule
 from pixar.config import ConfigError, PixarConfig, preset_path
 
 
@@ -105,7 +105,7 @@ def test_real_glue_files(data_dir):
 
 # ---- schedules ---------------------------------------------------------------------------------
 def test_lr_schedule_and_presets():
-    # GLUE runs on the one schedule (pixar.loop): warm-up from WARMUP_START_RATIO * lr, cosine to min_lr_ratio * lr
+    # GLUE runs on the one schedule (pixar.train.loop): warm-up from WARMUP_START_RATIO * lr, cosine to min_lr_ratio * lr
     lr_at = Schedule.of(FinetuneConfig(lr=1.0, steps=100, warmup_steps=10, min_lr_ratio=0.1))
     assert lr_at(0) == pytest.approx(WARMUP_START_RATIO) and lr_at(5) == pytest.approx(0.5, rel=1e-4)
     assert lr_at(10) == pytest.approx(1.0)
@@ -166,7 +166,7 @@ def test_pair_rendering_and_head_reads_last_eos():
 
 def _synthetic(n: int, seed: int):
     """Separable by ink density: label 1 = runs of 'm'/'W', label 0 = runs of '.' and ','."""
-    from harness.glue import GlueData
+    from harness.tasks.glue import GlueData
 
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 2, size=n)
@@ -196,7 +196,7 @@ def test_tiny_finetune_raises_accuracy_and_round_trips(tmp_path):
 
 def test_regression_head_trains_with_mse():
     model, spec = _micro_classifier(num_labels=1), get_task("stsb")
-    from harness.glue import GlueData
+    from harness.tasks.glue import GlueData
 
     data = GlueData("stsb", "train", [("a b", "a b"), ("mmm", "...")] * 4, np.array([5.0, 0.0] * 4, np.float32), "x")
     res = finetune(model, spec, data, {"validation": data}, FinetuneConfig(batch_size=8, steps=15, warmup_steps=1,
@@ -254,7 +254,7 @@ def predict_proba_ref(model, texts):
 def test_cli_on_fixture(tmp_path, micro_checkpoint):
     from click.testing import CliRunner
 
-    from harness.glue_cli import glue
+    from harness.cli.glue import glue
 
     rows = "\n".join(f"{t}\t{y}" for t, y in [("mmm WWW", 1), ("..,,.", 0)] * 6)
     _write(tmp_path / "data/glue/SST-2/train.tsv", "sentence\tlabel\n" + rows + "\n")
@@ -262,7 +262,7 @@ def test_cli_on_fixture(tmp_path, micro_checkpoint):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     tok = _byte_tokenizer(tmp_path)
-    gpt2_dir = tmp_path / "gpt2-run" / "final"  # what harness.baselines.train_gpt2 writes: model + tokenizer
+    gpt2_dir = tmp_path / "gpt2-run" / "final"  # what harness.models.gpt2_baselines.train_gpt2 writes: model + tokenizer
     with torch.random.fork_rng():
         torch.manual_seed(0)
         GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, n_positions=32)).save_pretrained(gpt2_dir)
@@ -289,7 +289,7 @@ def test_cli_on_fixture(tmp_path, micro_checkpoint):
     assert (res_file.parent / rec["classifier_dir"]).resolve() == (tmp_path / "clf" / rec["model"] / "sst2").resolve()
     _, predict_proba = load_classifier(res_file.parent / rec["classifier_dir"])
     assert predict_proba(["mmm"]).shape == (1, 2)
-    summary = json.loads((out / "summary.json").read_text())  # harness.results schema over both records
+    summary = json.loads((out / "summary.json").read_text())  # harness.results.schema schema over both records
     assert summary["schema_version"] == 1 and summary["command"] == "bench glue"
     acc = {m["model"]: m for m in summary["metrics"] if m["metric"] == "accuracy"}
     assert set(acc) == {rec["model"], "gpt2-gpt2-run_final"}
@@ -307,7 +307,7 @@ def test_hf_loader_field_mapping(monkeypatch):
     import sys
     import types
 
-    from harness.glue import load_hf, load_split
+    from harness.tasks.glue import load_hf, load_split
 
     rows = {("mnli", "validation_matched"): {"premise": ["P1", "P2"], "hypothesis": ["H1", "H2"], "label": [2, 0]},
             ("cola", "train"): {"sentence": ["s"], "label": [-1]}}

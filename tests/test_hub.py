@@ -7,10 +7,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from pixar.checkpoint import load_model, save_checkpoint
+from pixar.checkpoint.store import load_model, save_checkpoint
 from pixar.config import PixarConfig, RenderConfig, from_dict
-from pixar.convert import OfficialPixar, convert_official
-from pixar.model import Pixar
+from pixar.checkpoint.official import OfficialPixar, convert_official
+from pixar.model.transformer import Pixar
 
 BENCH = [{"task": "lambada", "metric": "accuracy", "value": 0.123, "interval": "95% CI 0.11-0.13", "n": 5153,
           "protocol": "harness lambada, greedy first word, case-insensitive"}]

@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import make_instance
 
-from harness.lm import PixarLM
-from harness.runners.layout import left_fit, positions_for_chars, window_plan
+from harness.models.lm_eval_adapter import PixarLM
+from harness.models.layout import left_fit, positions_for_chars, window_plan
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_compose_is_the_scoring_layout_plus_eos(lm):
 
 
 def _clean_strip(lm, text):
-    from pixar.model import unpatchify
+    from pixar.model.transformer import unpatchify
 
     pos = lm.runner.continuation_positions(text)
     return unpatchify(pos[None], lm.runner.H)[0].numpy()  # uint8 [H, k*pw], 1 = white
@@ -179,7 +179,7 @@ def test_registry_and_tokenizer_name(lm):
 def _local_tasks(tmp_path, data_dir=None):
     import json
 
-    from harness import babi_gen
+    from harness.tasks import babi_generator as babi_gen
     from harness.tasks import babi, lambada
 
     lam = tmp_path / "lambada_tiny.jsonl"
@@ -226,7 +226,7 @@ def _check_samples_against_model(runner, res):
 def test_simple_evaluate_offline_with_random_gpt2(tmp_path, data_dir):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from harness.baselines import gpt2_lm, gpt2_tokenizer
+    from harness.models.gpt2_baselines import gpt2_lm, gpt2_tokenizer
 
     tok = gpt2_tokenizer(data_dir)
     torch.manual_seed(0)
@@ -234,6 +234,6 @@ def test_simple_evaluate_offline_with_random_gpt2(tmp_path, data_dir):
     res = _evaluate(gpt2_lm(model, tok, batch_size=4), _local_tasks(tmp_path))
     lam = res["results"]["lambada_tiny"]
     assert lam["acc,none"] == 0.0 and lam["nll,none"] > 5  # a random 50k-way softmax: ~10.8 nats per token
-    from harness.runners import GPT2Runner
+    from harness.models import GPT2Runner
 
     _check_samples_against_model(GPT2Runner(model, tok, batch_size=4), res)

@@ -1,11 +1,11 @@
-"""pixar.loop: the one schedule, the optimiser policy, the standard step (accumulation, clipping, NaN guard) and
+"""pixar.train.loop: the one schedule, the optimiser policy, the standard step (accumulation, clipping, NaN guard) and
 run_loop's order of events (lr set before the step, hooks after, early stop)."""
 import math
 
 import pytest
 import torch
 
-from pixar.loop import (WARMUP_START_RATIO, NonFiniteLoss, Schedule, StandardStep, adamw, every, lr_at, run_loop,
+from pixar.train.loop import (WARMUP_START_RATIO, NonFiniteLoss, Schedule, StandardStep, adamw, every, lr_at, run_loop,
                         set_lr)
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from pixar.config import ModelConfig, PixarConfig
-from pixar.model import Pixar, masked_bce, patchify, unpatchify
+from pixar.model.transformer import Pixar, masked_bce, patchify, unpatchify
 
 TINY = ModelConfig(hidden=32, layers=2, heads=4, ffn=64, max_positions=16)
 
@@ -99,7 +99,7 @@ def test_padding_beyond_mask_does_not_change_loss():
 
 def test_loss_falls_when_overfitting_one_batch(tmp_path):
     from pixar.config import RenderConfig
-    from pixar.render import Renderer
+    from pixar.render.renderer import Renderer
 
     torch.manual_seed(0)
     cfg = ModelConfig(hidden=64, layers=2, heads=4, ffn=128, max_positions=16)

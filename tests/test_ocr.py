@@ -7,11 +7,13 @@ import os
 import numpy as np
 import pytest
 
-from pixar import ocr, wordlist
-from pixar.glyph_decoder import GlyphDecoder
+from pixar.read import ocr
+
+from pixar.read import wordlist
+from pixar.read.glyph_decoder import GlyphDecoder
 from pixar.paths import DataNotFound
-from pixar.render import Renderer
-from pixar.wordlist import Readability, build_wordlist, corpus_lines, word_counts
+from pixar.render.renderer import Renderer
+from pixar.read.wordlist import Readability, build_wordlist, corpus_lines, word_counts
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -341,7 +343,7 @@ def test_build_wordlist_and_cache(tmp_path, monkeypatch):
     assert any(f.startswith("wordcounts-") for f in files) and sum(f.startswith("wordlist-") for f in files) == 2
     assert not any(f.endswith(".tmp") for f in files)
     # a second call is served from the cache (tokenising would fail now)
-    monkeypatch.setattr("pixar.wordlist._words", lambda text: (_ for _ in ()).throw(AssertionError("rebuilt")))
+    monkeypatch.setattr("pixar.read.wordlist._words", lambda text: (_ for _ in ()).throw(AssertionError("rebuilt")))
     assert build_wordlist(tmp_path / "data", min_count=3, cache=cache, vocabulary="corpus") == {"the"}
     # a changed corpus gets a new key
     (corpus / "a.txt").write_text("ship ship\n", encoding="utf-8")

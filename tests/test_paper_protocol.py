@@ -1,11 +1,15 @@
-"""The official protocol pieces (harness.paper_scoring, harness.paper_protocol) against hand-worked cases
+"""The official protocol pieces (harness.eval.official_scorers, harness.eval.protocols) against hand-worked cases
 from april-tools/pixar's notebooks and LatentPixel/utils.py."""
 import dataclasses
 import re
 
 import pytest
 
-from harness import babi_gen, paper_protocol as pp, paper_scoring as ps
+from harness.tasks import babi_generator as babi_gen
+
+from harness.eval import protocols as pp
+
+from harness.eval import official_scorers as ps
 from harness.tasks import babi
 
 

@@ -1,4 +1,4 @@
-"""pixar.parallel: FSDP2 == DDP == 1 process on CPU/gloo, sharded save at world size 2 -> resume at world
+"""pixar.train.parallel: FSDP2 == DDP == 1 process on CPU/gloo, sharded save at world size 2 -> resume at world
 size 1, the stage-2 discriminator sharded too, consolidated export, failed sharded saves, compile,
 activation checkpointing and the SDPA path.
 
@@ -19,10 +19,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import parallel_loop  # noqa: E402  (the tests' minimal loop)
 
-from pixar.checkpoint import CheckpointError, load_model  # noqa: E402
-from pixar.discriminator import Discriminator  # noqa: E402
-from pixar.model import Pixar  # noqa: E402
-from pixar.parallel import (clip_grad_norm, consolidate, is_sharded, load_sharded, make_adamw,  # noqa: E402
+from pixar.checkpoint.store import CheckpointError, load_model  # noqa: E402
+from pixar.model.discriminator import Discriminator  # noqa: E402
+from pixar.model.transformer import Pixar  # noqa: E402
+from pixar.train.parallel import (clip_grad_norm, consolidate, is_sharded, load_sharded, make_adamw,  # noqa: E402
                             prepare_model, resolve_compile, save_sharded)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -99,7 +99,7 @@ def test_sharded_save_that_fails_keeps_the_previous_checkpoint(tmp_path, monkeyp
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("pixar.parallel.dcp.save", full_disk)
+    monkeypatch.setattr("pixar.train.parallel.dcp.save", full_disk)
     with torch.no_grad():
         next(model.parameters()).add_(1.0)
     with pytest.raises(CheckpointError, match=r"no space left on device while writing .*ckpt; previous checkpoint .*ckpt kept"):
@@ -142,7 +142,7 @@ def test_activation_checkpointing_gives_the_same_training():
 
 def test_training_forward_takes_the_causal_sdpa_path(monkeypatch):
     """No explicit mask where causal suffices (flash / memory-efficient kernels on CUDA)."""
-    import pixar.model as pm
+    import pixar.model.transformer as pm
 
     calls, real = [], pm.F.scaled_dot_product_attention
 

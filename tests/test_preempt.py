@@ -1,4 +1,4 @@
-"""pixar.preempt: a real subprocess gets SIGTERM mid-run, exits 0 with the resume line, and the resumed
+"""pixar.train.preempt: a real subprocess gets SIGTERM mid-run, exits 0 with the resume line, and the resumed
 run (--resume auto) reproduces the per-step losses of an uninterrupted one."""
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pixar.checkpoint import CheckpointError
-from pixar.preempt import Preemption, resume_checkpoint, resume_command
+from pixar.checkpoint.store import CheckpointError
+from pixar.train.preempt import Preemption, resume_checkpoint, resume_command
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = str(REPO / "tests" / "preempt_run.py")

@@ -1,4 +1,4 @@
-"""pixar.prepare / pixar.dataset / `pixar data prepare`: equality with the in-RAM path, byte-identical
+"""pixar.data.prepare / pixar.data.dataset / `pixar data prepare`: equality with the in-RAM path, byte-identical
 parallel output, idempotence, atomic publish, memory-mapped ChunkTable, hf: streaming, bad input."""
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 from harness.app import main
 from pixar.config import RenderConfig, TrainConfig
-from pixar.data import (ChunkStream, DataError, DataPosition, build_splits, build_splits_in_memory, make_loader,
+from pixar.data.sources import (ChunkStream, DataError, DataPosition, build_splits, build_splits_in_memory, make_loader,
                         pack_official)
-from pixar.dataset import MANIFEST, ChunkTable, open_dataset
-from pixar.prepare import packing_config, prepare
+from pixar.data.dataset import MANIFEST, ChunkTable, open_dataset
+from pixar.data.prepare import packing_config, prepare
 
 WORDS = "the a of and to in was he it his that with had whale lantern orchard silver remembered quietly".split()
 
@@ -108,7 +108,7 @@ def test_repeat_is_a_noop_and_a_changed_source_is_detected(corpus, tmp_path):
 
 
 def test_interrupted_prepare_publishes_nothing(corpus, tmp_path, monkeypatch):
-    import pixar.prepare as prep
+    import pixar.data.prepare as prep
 
     def boom(task):
         raise KeyboardInterrupt

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.gpt2_train import GPT2BaselineConfig
+from harness.models.gpt2_pretrain import GPT2BaselineConfig
 from pixar.config import PixarConfig, preset_path
-from pixar.model import Pixar
+from pixar.model.transformer import Pixar
 
 # name: (hidden, layers, heads) -- GPT-2 small/medium/large/XL shapes
 SHAPES = {"pixar-113m": (768, 12, 12), "pixar-350m": (1024, 24, 16), "pixar-760m": (1280, 36, 20),

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from pixar.config import RenderConfig
-from pixar.render import Renderer, space_text
+from pixar.render.renderer import Renderer, space_text
 
 # From the issue / pixar-paper.md §1: the authors' PangoCairo renderer at paper settings (80 columns).
 GOLDEN = {
@@ -291,7 +291,7 @@ def test_spaces_mode_normalises_every_class():
 
 
 def test_right_to_left_runs_are_drawn_in_visual_order(renderer):
-    from pixar.text_rules import visual_order
+    from pixar.render.text_rules import visual_order
 
     assert visual_order("abc") == "abc"
     assert visual_order("\u05e9\u05dc\u05d5\u05dd 123") == "123 \u05dd\u05d5\u05dc\u05e9"  # digits keep order

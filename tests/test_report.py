@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from harness.report import ReportError, render_findings, summaries, write_report
-from harness.results import Metric, write_jsonl, write_summary
-from harness.stats import paired_bootstrap_diff, wilson_interval
-from harness.reproduce import comparisons, reproduce_steps
+from harness.results.report import ReportError, render_findings, summaries, write_report
+from harness.results.schema import Metric, write_jsonl, write_summary
+from harness.results.stats import paired_bootstrap_diff, wilson_interval
+from harness.study.reproduce import comparisons, reproduce_steps
 
 
 def bench_run(folder, correct: list[bool], readable: list[bool], model="pixar:tiny/step-0000200",
@@ -88,7 +88,7 @@ def test_the_study_compares_what_it_runs(tmp_path):
 
 def test_report_step_curve_section_from_committed_points(tmp_path):
     """The curve section reads the committed points (results/stage2-curve/<label>.jsonl), not run folders."""
-    from harness.report import copy_curves, curve_section
+    from harness.results.report import copy_curves, curve_section
 
     run = tmp_path / "runs" / "s2"
     run.mkdir(parents=True)
@@ -105,7 +105,7 @@ def test_report_step_curve_section_from_committed_points(tmp_path):
 
 def test_report_robustness_section_pairs_two_attack_runs(tmp_path):
     """PIXAR and GPT-2 attacked on the same examples: Wilson per model, paired difference and drop difference."""
-    from harness.report import robustness_section
+    from harness.results.report import robustness_section
 
     res = tmp_path / "results"
     flags = {"pixar": {0.0: [1, 1, 1, 0], 0.1: [1, 1, 0, 0]}, "gpt2": {0.0: [1, 1, 0, 0], 0.1: [0, 0, 0, 0]}}

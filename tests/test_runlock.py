@@ -1,4 +1,4 @@
-"""pixar.runlock: one run per output folder, checked with real processes."""
+"""pixar.train.runlock: one run per output folder, checked with real processes."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pixar.runlock import LOCK_NAME, RunLock, RunLockError, pid_alive
+from pixar.train.runlock import LOCK_NAME, RunLock, RunLockError, pid_alive
 
 REPO = Path(__file__).resolve().parent.parent
 HOLDER = [sys.executable, str(REPO / "tests" / "runlock_holder.py")]
@@ -54,7 +54,7 @@ def test_stale_lock_of_a_killed_run_is_taken_over_with_a_warning(tmp_path, caplo
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
     assert (out / LOCK_NAME).exists() and not pid_alive(holder.pid)
-    with caplog.at_level(logging.WARNING, logger="pixar.runlock"):
+    with caplog.at_level(logging.WARNING, logger="pixar.train.runlock"):
         with RunLock(out):
             assert json.loads((out / LOCK_NAME).read_text())["pid"] == os.getpid()
     assert f"stale run lock (pid {holder.pid}" in caplog.text

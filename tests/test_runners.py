@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from attacks.seeded import PixelAttack
-from harness.results import (Metric, ResultsError, portable, proportion, proportion_interval, read_summary,
+from harness.results.schema import (Metric, ResultsError, portable, proportion, proportion_interval, read_summary,
                              write_summary)
-from harness.runners import (CLASSIFIER_RUNNERS, LM_RUNNERS, GPT2ClassifierRunner, GPT2Runner, OcrReads,
+from harness.models import (CLASSIFIER_RUNNERS, LM_RUNNERS, GPT2ClassifierRunner, GPT2Runner, OcrReads,
                              PixarClassifierRunner, PixarRunner, TextReads, model_specs)
 
 PROMPTS = ["Mary went to the kitchen. Where is Mary? |", "the cat sat on the", "a", "John took the apple. |",
@@ -54,8 +54,8 @@ def test_pixel_transform_is_seeded_per_example_not_per_batch(runner):
 
 
 def test_classifier_pixel_transform_is_batch_independent():
-    from harness.glue import get_task
-    from harness.glue_train import PixarClassifier, classifier_info
+    from harness.tasks.glue import get_task
+    from harness.models.glue_classifiers import PixarClassifier, classifier_info
     from pixar.config import PixarConfig, preset_path
 
     spec = get_task("sst2")
@@ -114,7 +114,7 @@ def test_portable_paths(tmp_path):
 
 
 def test_summary_round_trip_and_collect(tmp_path):
-    from harness.tables import collect
+    from harness.results.tables import collect
 
     run = tmp_path / "res" / "a"
     metrics = [proportion("lambada", "pixar:x", "paper", "paper_acc_glyph", 0.5, 10),
@@ -140,7 +140,7 @@ def test_summary_round_trip_and_collect(tmp_path):
 
 
 def test_bench_writes_the_schema_with_no_absolute_path(micro_checkpoint, data_dir, tmp_path):
-    from harness.bench import run_lambada
+    from harness.eval.bench import run_lambada
 
     out = tmp_path / "bench"
     s = run_lambada(str(micro_checkpoint), [], out, limit=2, batch_size=4)

@@ -1,8 +1,8 @@
-"""harness.stats: Wilson intervals against published values, bootstrap intervals against exact cases."""
+"""harness.results.stats: Wilson intervals against published values, bootstrap intervals against exact cases."""
 import numpy as np
 import pytest
 
-from harness import stats
+from harness.results import stats
 
 
 # Newcombe (1998), "Two-sided confidence intervals for the single proportion", Stat. Med. 17:857, Table I,

@@ -6,10 +6,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from harness.step_curve import curve_evaluator, curve_spec, plot_curve, read_curve
-from pixar.checkpoint import latest_checkpoint, load_model, save_checkpoint
+from harness.eval.step_curve import curve_evaluator, curve_spec, plot_curve, read_curve
+from pixar.checkpoint.store import latest_checkpoint, load_model, save_checkpoint
 from pixar.config import PixarConfig, preset_path
-from pixar.model import Pixar
+from pixar.model.transformer import Pixar
 
 
 def test_pixar_train_stage2_records_the_step_curve(data_dir, tmp_path):

@@ -6,7 +6,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from harness import babi_gen
+from harness.tasks import babi_generator as babi_gen
 from harness.tasks import babi, lambada
 from harness.tasks.common import TaskError, write_task_yaml
 
@@ -140,7 +140,7 @@ def test_task_yaml_loads_in_lm_eval(tmp_path):
 
 # ---- pixar bench ----------------------------------------------------------------------------------
 def _bench(args):
-    from harness.cli import bench
+    from harness.cli.bench import bench
 
     return CliRunner().invoke(bench, args, catch_exceptions=False)
 
@@ -150,7 +150,7 @@ def _metrics(summary: dict, protocol: str) -> dict[str, dict]:
 
 
 def test_cli_bench_lambada_limit_3_writes_results(micro_checkpoint, data_dir, tmp_path):
-    from harness.paper_protocol import get_protocol, load_examples
+    from harness.eval.protocols import get_protocol, load_examples
 
     out = tmp_path / "res"
     r = _bench(["lambada", "--checkpoint", str(micro_checkpoint), "--limit", "3", "--out", str(out)])
@@ -180,7 +180,7 @@ def test_cli_bench_lambada_limit_3_writes_results(micro_checkpoint, data_dir, tm
     assert (out / "table.csv").is_file() and not (out / "tasks").exists()  # results hold data, no task code
     assert summary["lm_eval_tasks"]["pixar_lambada"]["dataset_kwargs"]
     assert "pixar_lambada" in r.output  # lm-eval's make_table was printed
-    from harness.tables import collect, comparison_table
+    from harness.results.tables import collect, comparison_table
 
     df = collect(tmp_path)
     assert df["n"].tolist() == [3] * len(df) and "lm-eval: pixel NLL per target (nats)" in df.columns
@@ -222,7 +222,7 @@ def test_cli_bench_babi_finetune_on_generated_data(micro_checkpoint, tmp_path):
     (["babi", "--checkpoint", "CKPT", "--tasks", "2", "--protocol", "paper"], "defined on generated task-1 stories"),
 ])
 def test_cli_errors_are_one_line(args, message, micro_checkpoint, request):
-    from harness.cli import bench
+    from harness.cli.bench import bench
 
     if "/nonexistent/ckpt" in args:
         request.getfixturevalue("data_dir")  # the data is checked first; needs PIXAR_DATA
@@ -234,7 +234,7 @@ def test_cli_errors_are_one_line(args, message, micro_checkpoint, request):
 
 
 def test_lm_eval_cli_wrapper_prepares_include_path(data_dir, tmp_path):
-    from harness.lm_eval_cli import prepare_argv
+    from harness.cli.lm_eval import prepare_argv
 
     argv = prepare_argv(["--model", "pixar", "--data-dir", str(data_dir), "--tasks-dir", str(tmp_path / "t"),
                          "--tasks", "pixar_lambada"])
@@ -249,9 +249,9 @@ def test_finetune_lowers_the_loss_on_its_own_data(micro_checkpoint):
     pairs falls well below the base model's, and the base model is left untouched."""
     import torch
 
-    from harness.finetune import TaskFinetuneConfig
-    from harness.runners.pixar_runner import PixarRunner
-    from pixar.model import masked_bce
+    from harness.models.finetune import TaskFinetuneConfig
+    from harness.models.pixar_runner import PixarRunner
+    from pixar.model.transformer import masked_bce
 
     qs = babi.generated_task1(8, seed=0)
     pairs = [(q.paper_prompt(), q.answer) for q in qs][:12]

@@ -1,4 +1,4 @@
-"""pixar.train / pixar train: schedule, optimisation, checkpoints, exact resume, DDP, NaN stop, CLI."""
+"""pixar.train.stage1 / pixar train: schedule, optimisation, checkpoints, exact resume, DDP, NaN stop, CLI."""
 from __future__ import annotations
 
 import json
@@ -17,14 +17,14 @@ from ranks import run_ranks
 import torch
 from click.testing import CliRunner
 
-from pixar.checkpoint import load_model, load_state
+from pixar.checkpoint.store import load_model, load_state
 from pixar.config import ConfigError, PixarConfig, TrainConfig, preset_path
 from pixar.paths import DataNotFound, find_font
-from pixar.checkpoint import latest_checkpoint
-from pixar.loop import Schedule, TrainingError
-from pixar.checkpoint import save_step_checkpoint
-from pixar.runs import capture_rng_state, resolve_precision, restore_rng_state
-from pixar.train import train_stage1
+from pixar.checkpoint.store import latest_checkpoint
+from pixar.train.loop import Schedule, TrainingError
+from pixar.checkpoint.store import save_step_checkpoint
+from pixar.train.run_state import capture_rng_state, resolve_precision, restore_rng_state
+from pixar.train.stage1 import train_stage1
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -97,7 +97,7 @@ def test_precision_rules():
 
 
 def test_checkpoint_round_trip_with_optimizer_and_rng(tmp_path):
-    from pixar.model import Pixar
+    from pixar.model.transformer import Pixar
 
     cfg = micro_cfg(Path("unused"))
     model = Pixar(cfg.model)
@@ -224,7 +224,7 @@ def test_cli_stage1_end_to_end_and_errors(corpus, tmp_path, monkeypatch):
 
     stage2 = runner.invoke(main, ["train", "--stage", "2", "--init", str(latest_checkpoint(out)), "--out",
                                   str(tmp_path / "s2"), "--set", "adv.steps=2", "--set", "adv.batch_size=4",
-                                  "--set", "adv.num_samples=2"])  # dispatch to pixar.adversarial
+                                  "--set", "adv.num_samples=2"])  # dispatch to pixar.train.adversarial
     assert stage2.exit_code == 0, stage2.output
     assert load_model(latest_checkpoint(tmp_path / "s2"))[1].model.hidden == 32
 

@@ -1,7 +1,7 @@
 """bAbI QA tasks 1-20 (v1.2, English): parser, the two prompt formats, task definitions.
 
 Files: `babi/tasks_1-20_v1-2/en/` (1k) or `en-10k/` in the data directory, or any folder holding
-`qa<N>_<name>_<split>.txt` (e.g. the output of harness.babi_gen). Line format:
+`qa<N>_<name>_<split>.txt` (e.g. the output of harness.tasks.babi_generator). Line format:
 
     <n> <statement>                     a story line; n = 1 starts a new story
     <n> <question>\t<answer>\t<support>  a question (answer may be a comma list, e.g. "milk,football")
@@ -9,7 +9,7 @@ Files: `babi/tasks_1-20_v1-2/en/` (1k) or `en-10k/` in the data directory, or an
 Every question is one example; earlier lines of its story are its context. `last_question_per_story` keeps
 one example per story, the last question (4 answered questions in context for task 1): the official
 sample construction (LatentPixel/utils.py `gen_babi`, one (prompt, target) per story). `generated_task1`
-builds those stories with harness.babi_gen (the paper's 10,000 generated stories, seeded).
+builds those stories with harness.tasks.babi_generator (the paper's 10,000 generated stories, seeded).
 
 Prompt formats:
   * paper (PIXAR's babi.ipynb): story lines joined by single spaces; each earlier question is followed by
@@ -31,7 +31,7 @@ from pathlib import Path
 
 from pixar.paths import DataNotFound, data_dir as resolve_data_dir
 
-from .common import TaskError, to_dataset
+from harness.tasks.common import TaskError, to_dataset
 
 BABI_ROOT = "babi/tasks_1-20_v1-2"
 VARIANTS = ("en", "en-10k")
@@ -104,9 +104,8 @@ def last_question_per_story(questions: list[BabiQuestion]) -> list[BabiQuestion]
 
 
 def generated_task1(num_stories: int, seed: int, style: str = "lua") -> list[BabiQuestion]:
-    """All questions of `num_stories` task-1 stories from harness.babi_gen (`babi-tasks 1 <num_stories>`)."""
-    from harness import babi_gen
-
+    """All questions of `num_stories` task-1 stories from harness.tasks.babi_generator (`babi-tasks 1 <num_stories>`)."""
+    from harness.tasks import babi_generator as babi_gen
     text = babi_gen.format_stories(babi_gen.generate_stories(num_stories, seed, style))
     return parse_babi_lines(text.splitlines(), 1, f"babi_gen(stories={num_stories}, seed={seed}, style={style})")
 

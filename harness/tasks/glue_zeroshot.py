@@ -6,14 +6,14 @@ token log-probability) and the best choice is the prediction. Tables label it "z
 share a column with fine-tuned results.
 
 Prompts and choices follow lm-eval 0.4's `tasks/glue/<task>/default.yaml`; labels use HF `nyu-mll/glue`
-numbering (harness.glue), so the choice index equals the label. Data comes from the local dev TSVs
-(harness.glue.load_split) through a `custom_dataset` loader: offline, no HF cache.
+numbering (harness.tasks.glue), so the choice index equals the label. Data comes from the local dev TSVs
+(harness.tasks.glue.load_split) through a `custom_dataset` loader: offline, no HF cache.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from .common import TaskError, to_dataset
+from harness.tasks.common import TaskError, to_dataset
 
 # task -> (doc_to_text, choices in label order, metrics)
 PROMPTS = {
@@ -30,7 +30,7 @@ FIELDS = {"qnli": ("question", "sentence")}  # pair field names in the prompt (d
 
 def _custom_dataset(task: str = "", data_dir: str | None = None, **_: object):
     """lm-eval `custom_dataset` hook: {'validation': Dataset} of the task's local dev split."""
-    from harness.glue import load_split
+    from harness.tasks.glue import load_split
 
     data = load_split(task, "validation", "local", data_dir)
     a, b = FIELDS.get(task, ("sentence1", "sentence2"))

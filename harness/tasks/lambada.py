@@ -8,14 +8,14 @@ Data variants:
     (Paperno et al. 2016; lower-cased, tokenised, one passage a line), what HF `lambada` loads and what the
     paper scored (lambada.ipynb `load_dataset('lambada', split='test')`), or HF `lambada` when online.
     `split_original`: words = `text.split()`, target = the last token, context = the others joined by
-    spaces (prompt preparation, `process_lambda`, is the protocol's: harness.paper_scoring).
+    spaces (prompt preparation, `process_lambda`, is the protocol's: harness.eval.official_scorers).
 
 Two protocols, kept apart in every table:
   * lm-eval (`pixar_lambada`): lm-eval's `lambada_openai` definition -- context = every word but the
     last joined by spaces, target = " " + last word, loglikelihood; acc = is_greedy, nll = summed
     NLL of the target (pixel NLL for PIXAR, token NLL for GPT-2), perplexity = exp(mean nll).
   * paper: prompt = every word but the last, generate a fixed number of positions (4), read back,
-    compare the first word with the target (harness.bench).
+    compare the first word with the target (harness.eval.bench).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pixar.paths import DataNotFound, data_dir as resolve_data_dir
 
-from .common import LOGLIKELIHOOD_METRICS, TaskError, loglikelihood_results, offline, to_dataset
+from harness.tasks.common import LOGLIKELIHOOD_METRICS, TaskError, loglikelihood_results, offline, to_dataset
 
 LAMBADA_FILE = "lambada/lambada_test.jsonl"
 LAMBADA_ORIGINAL_FILE = "lambada/lambada_test_plain_text.txt"

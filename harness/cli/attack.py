@@ -1,0 +1,291 @@
+"""`pixar attack`: accuracy under orthographic attacks, per rate and model, and TextAttack recipes.
+
+    pixar attack --type swap,confusable --task sst2 --checkpoint CLF_DIR --baseline CLF_DIR
+    pixar attack --type confusable --task babi --checkpoint PIXAR_CKPT --baseline GPT2_DIR --finetune
+    pixar attack --type deepwordbug --task sst2 --checkpoint CLF_DIR --baseline CLF_DIR --limit 100
+    pixar attack --preset paper --checkpoint PIXAR_CKPT --baseline GPT2_DIR
+
+What a model directory is depends on the task (harness.robustness.tasks): GLUE tasks take classifiers fine-tuned by
+`pixar bench glue`; bAbI / LAMBADA take a PIXAR LM checkpoint (or run folder) and GPT-2 LM folders or hub
+names, scored with the paper protocol. `--type` is a comma list of registered text attacks (`all` = every
+available one) and/or TextAttack recipes (deepwordbug, pruthi: GLUE classifiers only).
+
+Outputs under --out, per task (stem = sst2, babi-qa1, lambada):
+    <stem>.md / .csv / .png        accuracy per (attack, rate, model) (harness.robustness.suite.write_report), with
+                                   the metric and protocol of every model and 95% Wilson intervals
+    <stem>_perturbed.csv           every perturbed input; <stem>_predictions.jsonl every prediction + score
+    <stem>-pixel.*                 the same for pixel attacks (PIXAR models; each example seeded on its own)
+    <stem>-<recipe>.md / .csv      attack success rate and queries per model; <stem>-<recipe>_records.jsonl
+    summary.json                   harness.results.schema schema: config, seed, versions, protocol, data, models,
+                                   files, metrics (+ attacks, recipes, rates, per-task details)
+Presets (`configs/attack/<name>.yaml`) set defaults; options given on the command line win.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from pixar.config import preset_dir
+from pixar.provenance import slug
+
+log = logging.getLogger(__name__)
+PRESET_DIR = preset_dir("attack")
+DEFAULTS = {"type": "swap", "task": "sst2", "rates": "0,0.05,0.1,0.2,0.4,0.6", "seed": 0, "limit": None,
+            "ocr": "glyph", "positions": None, "batch_size": 16, "babi_task": 1, "variant": "en",
+            "query_budget": None}
+PRESET_KEYS = {"name", "description", *DEFAULTS}
+
+
+class AttackConfigError(ValueError):
+    """A bad option or preset value; the message names the option or file."""
+
+
+# ---- settings --------------------------------------------------------------------------------
+def load_preset(name_or_path: str) -> tuple[dict, Path]:
+    """`configs/attack/<name>.yaml` (or a YAML path) -> (its settings, path)."""
+    from pixar.config import read_yaml_mapping
+
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = PRESET_DIR / f"{name_or_path}.yaml"
+    raw = read_yaml_mapping(path, "attack preset", AttackConfigError, PRESET_DIR)
+    unknown = sorted(set(raw) - PRESET_KEYS)
+    if unknown:
+        raise AttackConfigError(f"{path}: unknown key(s) {unknown} (known: {', '.join(sorted(PRESET_KEYS))})")
+    return raw, path
+
+
+def _csv(value) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+
+
+def resolve_settings(cli: dict, preset: str | None = None) -> dict:
+    """Merge built-in defaults < preset < command line (None = not given); lists become comma strings."""
+    merged = dict(DEFAULTS)
+    if preset:
+        raw, path = load_preset(preset)
+        merged.update({k: v for k, v in raw.items() if k in DEFAULTS})
+        merged["preset"] = str(path)
+    merged.update({k: v for k, v in cli.items() if v is not None})
+    for key in ("type", "task", "rates"):
+        merged[key] = _csv(merged[key])
+    return merged
+
+
+def parse_rates(spec: str) -> list[float]:
+    rates = []
+    for part in (p.strip() for p in spec.split(",")):
+        try:
+            rate = float(part)
+        except ValueError:
+            raise AttackConfigError(f"--rates: {part!r} is not a number (give e.g. 0,0.1,0.2)") from None
+        if not 0.0 <= rate <= 1.0:
+            raise AttackConfigError(f"--rates: {rate} is outside [0, 1]")
+        if rate not in rates:
+            rates.append(rate)
+    return rates
+
+
+def parse_types(spec: str) -> tuple[list[str], list[str]]:
+    """'swap,confusable,salt-pepper,deepwordbug' / 'all' -> (attacks, TextAttack recipes). `all` = every available
+    text attack; pixel attacks (family 'pixel') are named explicitly and apply to PIXAR models only."""
+    from attacks import ATTACKS, AttackUnavailableError, available_attacks
+    from harness.robustness.textattack_bridge import RECIPES
+
+    text, recipes = [], []
+    for name in (p.strip().lower() for p in spec.split(",") if p.strip()):
+        if name == "all":
+            text += [a for a in available_attacks() if ATTACKS[a].family != "pixel"]
+        elif name in RECIPES:
+            recipes.append(name)
+        elif name not in ATTACKS:
+            valid = list(ATTACKS) + ["all", *RECIPES]
+            raise AttackConfigError(f"unknown attack {name!r}; valid: {', '.join(valid)}")
+        elif not ATTACKS[name].available:
+            raise AttackUnavailableError(f"attack {name!r} is unavailable: {ATTACKS[name].unavailable_reason}")
+        else:
+            text.append(name)
+    if not text and not recipes:
+        raise AttackConfigError("--type: no attack given")
+    return list(dict.fromkeys(text)), list(dict.fromkeys(recipes))
+
+
+def run_attack(settings: dict, checkpoint: str | None, baselines: list[str], out: Path, device: str = "cpu",
+               data_dir: str | None = None, babi_dir: str | None = None, finetune=None,
+               save_finetuned: str | None = None, echo=click.echo) -> dict:
+    """Everything behind the command: validate, load, attack each task, write reports + summary.json."""
+    import pandas as pd
+
+    from attacks import ATTACKS
+    from pixar.paths import data_dir as resolve_data
+
+    from harness.robustness.runs import run_pixel_attacks, run_recipes, run_text_attacks
+    from harness.robustness.tasks import (AttackTaskError, check_glue_paths, check_lm_paths, load_glue_models, load_lm_models,
+                               load_task_data, task_family)
+    from harness.results.schema import write_summary
+
+    text_attacks, recipes = parse_types(settings["type"])
+    rates = parse_rates(settings["rates"])
+    tasks = [t.strip().lower() for t in settings["task"].split(",") if t.strip()]
+    families = {t: task_family(t) for t in tasks}  # validate every task before any model work
+    for t, fam in families.items():
+        if recipes and fam != "glue":
+            raise AttackTaskError(f"--type {','.join(recipes)}: TextAttack recipes attack GLUE classifiers, "
+                                  f"not {t}")
+        if finetune is not None and t != "babi":
+            raise AttackTaskError(f"--finetune trains bAbI models; for {t} pass already fine-tuned models "
+                                  "(GLUE: `pixar bench glue`)")
+        if fam == "glue":
+            check_glue_paths(([checkpoint] if checkpoint else []) + list(baselines), t)
+        else:
+            check_lm_paths(checkpoint, baselines)
+    seed, limit = int(settings["seed"]), settings["limit"]
+    attacks_info = {a: {"family": ATTACKS[a].family, "severity": ATTACKS[a].severity, "source": ATTACKS[a].source}
+                    for a in text_attacks}
+    out.mkdir(parents=True, exist_ok=True)
+    entries, metrics, files, models_info, data_info = {}, [], [], [], {}
+    for t in tasks:
+        data = load_task_data(t, limit, data_dir, int(settings["babi_task"]), settings["variant"], babi_dir,
+                              with_train=finetune is not None)
+        if settings["positions"]:
+            data.positions = int(settings["positions"])
+        echo(f"== {data.name}: {len(data.examples)} examples, attacks {text_attacks + recipes}", err=True)
+        paths = [checkpoint] if checkpoint else []
+        if families[t] == "glue":
+            models = load_glue_models(paths + list(baselines), t, device, int(settings["batch_size"]))
+        else:
+            models = load_lm_models(checkpoint, list(baselines), data, device, int(settings["batch_size"]),
+                                    settings["ocr"], data_dir, seed, finetune, save_finetuned,
+                                    log=lambda s: echo(s, err=True))
+        described = [{"name": m.name, "kind": m.kind, "metric": m.metric, "protocol": m.protocol, "info": m.info}
+                     for m in models]
+        models_info += [{**d, "task": data.name} for d in described]
+        data_info[data.name] = {"source": data.source, "n_total": data.n_total, "n_evaluated": len(data.examples)}
+        entry = {"family": families[t], "source": data.source, "n_total": data.n_total,
+                 "n_evaluated": len(data.examples), "positions": data.positions, "models": described}
+        pixel = [a for a in text_attacks if ATTACKS[a].family == "pixel"]
+        runs = []
+        if pixel:
+            runs.append(("pixel_suite", run_pixel_attacks(data, models, pixel, rates, seed, out)))
+        if [a for a in text_attacks if a not in pixel]:
+            runs.append(("suite", run_text_attacks(data, models, [a for a in text_attacks if a not in pixel], rates,
+                                                   seed, out)))
+        for key, res in runs:
+            df = pd.DataFrame(res["rows"])
+            echo(df.pivot_table(index=["attack", "rate"], columns="model", values="accuracy").to_string())
+        if recipes:
+            runs.append(("recipes", run_recipes(data, models, recipes, seed, settings["query_budget"], out)))
+            for r in runs[-1][1]["rows"]:
+                echo(f"{r['recipe']} {r['model']}: success rate {r['attack_success_rate']:.4f}, "
+                     f"avg queries {r['avg_num_queries']:.1f} ({r['num_attacked']} attacked)")
+        for key, res in runs:
+            metrics += res.pop("metrics")
+            found = res["files"].values()
+            files += [p for v in found for p in (v.values() if isinstance(v, dict) else [v])]
+            entry[key] = res
+        entries[data.name] = entry
+    protocol = {m.metric: f"{m.metric.split(' @ ')[0]} at that rate; rate = {attack_severity(m.metric, attacks_info)}"
+                for m in metrics if m.metric.startswith("accuracy under ")}
+    protocol |= {m.metric: f"TextAttack {m.metric}, see <task>-<recipe>.md" for m in metrics
+                 if not m.metric.startswith("accuracy under ")}
+    config = {**settings, "checkpoint": checkpoint, "baselines": list(baselines), "device": device,
+              "data_dir": data_dir, "babi_dir": babi_dir, "save_finetuned": save_finetuned}
+    d = resolve_data(data_dir)
+    return write_summary(out, command="attack", protocol=protocol, config=config, seed=seed, data=data_info,
+                         models=models_info, files=files, metrics=metrics, data_dir=str(d) if d else None,
+                         preset=settings.get("preset"), attacks=attacks_info, recipes=recipes, rates=rates,
+                         finetune=None if finetune is None else vars(finetune), tasks=entries)
+
+
+def attack_severity(metric: str, attacks_info: dict) -> str:
+    name = metric[len("accuracy under "):].split(" @ ")[0]
+    return attacks_info.get(name, {}).get("severity", "")
+
+
+# ---- command ---------------------------------------------------------------------------------
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from attacks import AttackUnavailableError
+    from harness.models.gpt2_baselines import BaselineError
+    from pixar.checkpoint.store import CheckpointError
+    from pixar.config import ConfigError
+    from pixar.read.ocr import OCRError
+    from pixar.paths import DataNotFound
+
+    return (ValueError, AttackUnavailableError, CheckpointError, ConfigError, DataNotFound, BaselineError, OCRError,
+            FileNotFoundError)
+
+
+def _one_line(fn):
+    from harness.app import one_line_errors
+
+    return one_line_errors(_expected_errors, "attack")(fn)
+
+
+def _default_out(settings: dict) -> Path:
+    limit = f"-limit{settings['limit']}" if settings["limit"] else ""
+    name = f"{slug(settings['task'].replace(',', '+'))}-{slug(settings['type'].replace(',', '+'))}{limit}"
+    return Path("results") / "attack" / name
+
+
+@click.command("attack")
+@click.option("--type", "type_", metavar="ATTACK[,ATTACK]",
+              help="Text attack(s) (swap, confusable, ...; all = every available one) and/or deepwordbug, pruthi "
+                   "(GLUE classifiers). [default: swap]")
+@click.option("--task", help="sst2|cola|mrpc|qqp|mnli|qnli|rte|wnli|babi|lambada, or a comma list. [default: sst2]")
+@click.option("--rates", help="Comma-separated severities in [0, 1]; 0 = clean. [default: 0,0.05,0.1,0.2,0.4,0.6]")
+@click.option("--checkpoint", type=click.Path(), help="PIXAR: LM checkpoint/run folder (bAbI, LAMBADA) or "
+                                                      "fine-tuned classifier dir (GLUE).")
+@click.option("--baseline", "baselines", multiple=True, metavar="gpt2|DIR",
+              help="GPT-2: LM folder or hub name (bAbI, LAMBADA) or fine-tuned classifier dir (GLUE); repeatable.")
+@click.option("--seed", type=int, help="Seed of every perturbation (and of --finetune). [default: 0]")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N examples of the evaluation split.")
+@click.option("--ocr", type=click.Choice(["glyph", "tesseract", "union"]),
+              help="PIXAR read-back; union = the paper's scoring (either engine). [default: glyph]")
+@click.option("--positions", type=click.IntRange(min=1), help="Positions PIXAR generates (default: bAbI 5, LAMBADA 4).")
+@click.option("--preset", help="configs/attack/<name>.yaml (paper) or a YAML path; options given here override it.")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: results/attack/<task>-<type>].")
+@click.option("--babi-task", type=click.IntRange(1, 20), help="bAbI task number for --task babi. [default: 1]")
+@click.option("--variant", type=click.Choice(["en", "en-10k"]), help="bAbI files (en = 1k train). [default: en]")
+@click.option("--babi-dir", type=click.Path(), help="Folder of qa*_{train,test}.txt (e.g. harness.tasks.babi_generator output).")
+@click.option("--finetune", is_flag=True, help="bAbI: fine-tune every model on the task's train split first.")
+@click.option("--finetune-steps", default=300, show_default=True)
+@click.option("--finetune-lr", default=1e-3, show_default=True)
+@click.option("--finetune-batch", default=16, show_default=True)
+@click.option("--save-finetuned", type=click.Path(file_okay=False),
+              help="With --finetune: save the fine-tuned models here (reusable as --checkpoint / --baseline).")
+@click.option("--query-budget", type=click.IntRange(min=1), help="TextAttack recipes: max queries per example.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Model batch size. [default: 16]")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--data-dir", type=click.Path(), help="Data folder (default $PIXAR_DATA).")
+@click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch default).")
+@_one_line
+def attack(type_, task, rates, checkpoint, baselines, seed, limit, ocr, positions, preset, out, babi_task, variant,
+           babi_dir, finetune, finetune_steps, finetune_lr, finetune_batch, save_finetuned, query_budget, batch_size,
+           device, data_dir, threads):
+    """Accuracy under orthographic attacks (per rate, per model) and TextAttack recipes; tables + plot."""
+    if not checkpoint and not baselines:
+        raise click.UsageError("pass --checkpoint DIR and/or --baseline gpt2|DIR")
+    if save_finetuned and not finetune:
+        raise click.UsageError("--save-finetuned needs --finetune")
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+    settings = resolve_settings({"type": type_, "task": task, "rates": rates, "seed": seed, "limit": limit,
+                                 "ocr": ocr, "positions": positions, "batch_size": batch_size, "babi_task": babi_task,
+                                 "variant": variant, "query_budget": query_budget}, preset)
+    fc = None
+    if finetune:
+        from harness.models.finetune import TaskFinetuneConfig
+
+        fc = TaskFinetuneConfig(steps=finetune_steps, lr=finetune_lr, batch_size=finetune_batch, seed=int(settings["seed"]))
+    out_dir = Path(out) if out else _default_out(settings)
+    run_attack(settings, checkpoint, list(baselines), out_dir, device, data_dir, babi_dir, fc, save_finetuned)
+    click.echo(f"results: {out_dir}")
+
+
+if __name__ == "__main__":
+    sys.exit(attack())

@@ -1,0 +1,138 @@
+"""`pixar bench`: a click group, one subcommand per benchmark.
+
+    pixar bench lambada --checkpoint DIR [--baseline gpt2|DIR ...] [--limit N] [--protocol paper|lm-eval]
+                        [--ocr glyph|tesseract|union] [--out results/...]
+    pixar bench babi    --checkpoint DIR --tasks 1,2 [--variant en|en-10k] [--babi-dir DIR] [--finetune] ...
+    pixar bench glue    (harness/cli/glue.py)
+
+Adding a benchmark from another module (GLUE does this): define a click command in that module and list it
+in LAZY_SUBCOMMANDS below ({"name": ("module", "attribute")}); it is imported only when used, so
+`pixar bench lambada` never pays for its imports. A module may also call `bench.add_command(cmd)` itself
+(then it must be imported before the CLI runs); the lazy table is the preferred way.
+
+Every expected failure (bad checkpoint, missing data, unknown task, unusable baseline, missing OCR engine)
+ends as one line via click.ClickException; -v on `pixar` shows the traceback in the log.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from harness.app import LazyGroup
+
+log = logging.getLogger(__name__)
+
+LAZY_SUBCOMMANDS = {"glue": ("harness.cli.glue", "glue")}
+
+
+class LazyBench(LazyGroup):
+    lazy = LAZY_SUBCOMMANDS
+
+
+@click.group(cls=LazyBench)
+def bench() -> None:
+    """Benchmarks: LAMBADA and bAbI (paper protocol + lm-eval), GLUE; PIXAR vs GPT-2 baselines."""
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from pixar.checkpoint.store import CheckpointError
+    from pixar.config import ConfigError
+    from pixar.read.ocr import OCRError
+    from pixar.paths import DataNotFound
+
+    from harness.models.gpt2_baselines import BaselineError
+    from harness.tasks.common import TaskError
+
+    return CheckpointError, ConfigError, DataNotFound, TaskError, BaselineError, OCRError, ValueError
+
+
+def _one_line(fn):
+    from harness.app import one_line_errors
+
+    return one_line_errors(_expected_errors, "bench")(fn)
+
+
+def common_options(fn):
+    options = [
+        click.option("--checkpoint", type=click.Path(), help="PIXAR checkpoint folder."),
+        click.option("--baseline", "baselines", multiple=True, metavar="gpt2|DIR",
+                     help="GPT-2 baseline: 'gpt2' (HF cache/hub) or a save_pretrained folder (repeatable)."),
+        click.option("--limit", type=int, help="Evaluate only the first N examples (per task)."),
+        click.option("--protocol", "protocols", multiple=True, metavar="NAME",
+                     help="Protocol(s) to run (repeatable; default: paper and lm-eval): paper = the official "
+                          "protocol exactly, paper-* = our variants (docs/protocol.md), lm-eval."),
+        click.option("--ocr", type=click.Choice(["glyph", "tesseract", "union"]),
+                     help="Replace the protocol's read-back engines (default: the protocol's own, paper = glyph and "
+                          "Tesseract, each reported with their union); the label then names the engines."),
+        click.option("--context-cap", type=int, help="Keep at most N context positions (a capped protocol is "
+                                                      "labelled +capN): keeps a small model inside its trained range."),
+        click.option("--out", type=click.Path(file_okay=False), help="Output folder (default results/<bench>/<run>)."),
+        click.option("--batch-size", default=16, show_default=True),
+        click.option("--device", default="cpu", show_default=True),
+        click.option("--data-dir", type=click.Path(), help="Data folder (default $PIXAR_DATA)."),
+        click.option("--seed", default=0, show_default=True, help="Seed for sampling and fine-tuning."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def _out_dir(out: str | None, bench_name: str, checkpoint: str | None, baselines, limit, tag: str = "") -> Path:
+    if out:
+        return Path(out)
+    from pixar.provenance import slug
+
+    p = Path(checkpoint or baselines[0])
+    base = f"{p.parent.name}-{p.name}" if p.parent.name else p.name  # e.g. pixar-tiny-stage1-step-0000600
+    run = slug(base) + tag + (f"-limit{limit}" if limit else "")
+    return Path("results") / bench_name / run
+
+
+def _validate(checkpoint, baselines, limit):
+    if not checkpoint and not baselines:
+        raise click.UsageError("pass --checkpoint DIR and/or --baseline gpt2|DIR")
+    if limit is not None and limit <= 0:
+        raise click.UsageError(f"--limit must be positive, got {limit}")
+
+
+@bench.command()
+@common_options
+@_one_line
+def lambada(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batch_size, device, data_dir, seed):
+    """LAMBADA (5,153 passages): the paper's protocol (original test set) and its variants, lm-eval loglikelihood
+    (OpenAI's set)."""
+    from harness.eval.bench import run_lambada
+
+    _validate(checkpoint, baselines, limit)
+    out_dir = _out_dir(out, "lambada", checkpoint, baselines, limit)
+    run_lambada(checkpoint, list(baselines), out_dir, limit=limit, protocols=tuple(protocols or ("paper", "lm-eval")),
+                ocr=ocr, batch_size=batch_size, device=device, data_dir=data_dir, seed=seed, context_cap=context_cap)
+    click.echo(f"results: {out_dir}")
+
+
+@bench.command()
+@common_options
+@click.option("--tasks", default="1", show_default=True, help="bAbI tasks: '1,2', '1-20' or 'all'.")
+@click.option("--variant", type=click.Choice(["en", "en-10k"]), default="en", show_default=True,
+              help="bAbI files: en (1k train) or en-10k (10k train); the test files are the same.")
+@click.option("--babi-dir", type=click.Path(), help="Folder of qa*_{train,test}.txt (e.g. harness.tasks.babi_generator output).")
+@click.option("--finetune", is_flag=True, help="Train each model on the task's train split first.")
+@click.option("--finetune-steps", default=300, show_default=True)
+@click.option("--finetune-lr", default=1e-3, show_default=True)
+@click.option("--finetune-batch", default=16, show_default=True)
+@_one_line
+def babi(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batch_size, device, data_dir, seed, tasks,
+         variant, babi_dir, finetune, finetune_steps, finetune_lr, finetune_batch):
+    """bAbI QA tasks 1-20: paper prompt format (' |') and lm-eval's Passage/Question/Answer format."""
+    from harness.eval.bench import run_babi
+    from harness.models.finetune import TaskFinetuneConfig
+
+    _validate(checkpoint, baselines, limit)
+    fc = TaskFinetuneConfig(steps=finetune_steps, lr=finetune_lr, batch_size=finetune_batch, seed=seed) if finetune else None
+    out_dir = _out_dir(out, "babi", checkpoint, baselines, limit, "-finetuned" if finetune else "")
+    run_babi(checkpoint, list(baselines), out_dir, tasks=tasks, variant=variant, babi_folder=babi_dir, limit=limit,
+             protocols=tuple(protocols or ("paper", "lm-eval")), ocr=ocr, batch_size=batch_size, device=device,
+             data_dir=data_dir, seed=seed, finetune=fc, context_cap=context_cap)
+    click.echo(f"results: {out_dir}")

@@ -1,0 +1,278 @@
+"""Named evaluation protocols for the generate-and-read tasks: the paper's, exactly, and our variants.
+
+A protocol (`ProtocolSpec`) fixes everything that decides a number: data variant, prompt preparation,
+strip length, generated positions, crop, OCR engines (+ Tesseract preprocessing), scorer and vocabulary.
+Results of different protocols never share a column: label them with `spec.label`.
+
+    task     name                 what it is (docs/protocol.md has the official file/line of each piece)
+    lambada  paper                the official protocol: ORIGINAL test set (5,153), prompt = process_lambda(
+                                  ' '.join(words[:-1])), target = words[-1]; 360-position strip; 4 positions;
+                                  crop = exactly the generated positions; glyph + Tesseract (official
+                                  preprocessing); scorer `notebook` (evaluate_babi, what lambada.ipynb's
+                                  result cells ran); vocabulary paper-official with NO eval words (the
+                                  notebook's `for a, b in data` adds only 'text' and 'domain')
+    lambada  paper-evluate        as paper, scorer `evluate` (lambada.ipynb _evluate: raw prediction vs the
+                                  lower-cased g->q target)
+    lambada  paper-openai-cased   our earlier variant: OpenAI's cased detokenised set, context = text.split(' ')
+                                  [:-1], the model's strip, scorer `harness`, glyph + tesseract-line,
+                                  vocabulary paper + eval words
+    babi     paper                the official protocol: 10,000 generated task-1 stories (harness.tasks.babi_generator,
+                                  Lua style, seeded), one sample per story = the last question with the 4
+                                  earlier ones answered (gen_babi(1, 10000, '|', '')); 400-position strip
+                                  (renderer max_seq_length 800 patches); 5 positions; scorer `notebook`;
+                                  vocabulary paper-official + eval words
+    babi     paper-qa1-last       as paper on the 200 stories of the released qa1 test file (last question)
+    babi     paper-all-questions  our earlier variant: all 1,000 questions of the qa1 test file (question 1
+                                  has no demonstration), the model's strip, scorer `harness`, glyph +
+                                  tesseract-line, vocabulary paper + eval words
+
+PaddleOCR is not available offline: our union is glyph or Tesseract, the paper's PaddleOCR or Tesseract.
+
+A runner (harness.eval.bench) does, per protocol:
+    spec = get_protocol(task, name)                  # optionally with_context_cap(spec, n)
+    examples = load_examples(spec, data_dir, seed)   # [{'idx', 'prompt', 'target', 'source'}]
+    vocab = build_vocabulary(spec, examples, data_dir)
+    budget = context_budget(spec, model.max_positions)   # context positions to keep (left-fit)
+    ... render prompt, space_text(spec.spacing_px), greedily generate spec.positions positions, crop them
+    reads = pixar.read.ocr.read_engines(crops, spec.engines, stop_at_eos=spec.stop_at_eos)
+    rows = score_rows(spec, examples, reads, vocab); metrics = summarise(spec, rows)
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.results import stats
+from harness.eval.official_scorers import get_scorer, process_lambda
+
+DATA_VARIANTS = ("lambada-original", "lambada-openai", "babi-generated", "babi-qa1-test")
+PROMPT_PREPS = ("process_lambda", "split-space", "last-question", "all-questions")
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    name: str
+    task: str  # "lambada" | "babi"
+    data: str  # DATA_VARIANTS
+    prompt_prep: str  # PROMPT_PREPS
+    positions: int  # generated positions (no EOS stop)
+    strip_positions: int | None  # the renderer's strip, in positions; None = the model's own length
+    scorer: str  # harness.eval.official_scorers.SCORERS
+    engines: tuple[str, ...]  # pixar.read.ocr.ENGINES read for each example; union = any of them
+    vocabulary: str  # pixar.read.wordlist.VOCABULARIES
+    vocab_eval_words: bool  # add the evaluation set's words to the vocabulary
+    spacing_px: int = 3  # white columns between the prompt's last ink and its EOS (`_spacing_text(3)`)
+    stop_at_eos: bool = False  # False: read exactly the generated positions (the official crop)
+    threshold: float = 0.5  # greedy binarisation of generated pixels
+    babi_stories: int = 10000  # babi-generated: stories generated (`babi-tasks 1 10000`)
+    context_cap: int | None = None  # keep at most this many context positions (see with_context_cap)
+    official: str = ""  # the official file/lines this protocol follows
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        if self.task not in ("lambada", "babi"):
+            raise ValueError(f"protocol {self.name}: unknown task {self.task!r}")
+        if self.data not in DATA_VARIANTS or self.prompt_prep not in PROMPT_PREPS:
+            raise ValueError(f"protocol {self.name}: unknown data {self.data!r} or prompt prep {self.prompt_prep!r}")
+        get_scorer(self.scorer)
+        if self.positions < 1 or (self.context_cap is not None and self.context_cap < 1):
+            raise ValueError(f"protocol {self.name}: positions and context_cap must be >= 1")
+
+    @property
+    def label(self) -> str:
+        """Column label, e.g. 'babi:paper' or 'lambada:paper+cap64' (a capped protocol is another protocol)."""
+        cap = f"+cap{self.context_cap}" if self.context_cap is not None else ""
+        return f"{self.task}:{self.name}{cap}"
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "engines": list(self.engines), "label": self.label}
+
+
+_UNION = ("glyph", "tesseract")
+_OURS = ("glyph", "tesseract-line")
+_PROTOCOLS = [
+    ProtocolSpec("paper", "lambada", "lambada-original", "process_lambda", 4, 360, "notebook", _UNION,
+                 "paper-official", False,
+                 official="lambada.ipynb cells 10, 28, 32 (load_dataset('lambada'), process_lambda, "
+                          "autoregressive_generate(prompt, None, 4), evaluate_babi); LatentPixel/utils.py "
+                          "process_lambda ~408; LatentPixel/__init__.py DEFAULT_BINARY_RENDERING "
+                          "(max_seq_length 720 patches = 360 positions)",
+                 summary="the official LAMBADA protocol"),
+    ProtocolSpec("paper-evluate", "lambada", "lambada-original", "process_lambda", 4, 360, "evluate", _UNION,
+                 "paper-official", False, official="lambada.ipynb _evluate / evaluate (alpha-sweep cells)",
+                 summary="official data and prompts, the notebook's older _evluate scorer"),
+    ProtocolSpec("paper-openai-cased", "lambada", "lambada-openai", "split-space", 4, None, "harness", _OURS,
+                 "paper", True, official="(ours) lm-eval lambada_openai data; pixar.read.ocr.score_first_word",
+                 summary="OpenAI's cased detokenised set, both sides folded, quotes stripped"),
+    ProtocolSpec("paper", "babi", "babi-generated", "last-question", 5, 400, "notebook", _UNION,
+                 "paper-official", True,
+                 official="babi.ipynb cells 3, 6-9 (gen_babi(1, 10000, '|', ''), max_seq_length=800, "
+                          "autoregressive_generate(prompt, None, 5), evaluate_babi); LatentPixel/utils.py "
+                          "gen_babi ~384",
+                 summary="the official bAbI protocol on 10,000 seeded generated stories"),
+    ProtocolSpec("paper-qa1-last", "babi", "babi-qa1-test", "last-question", 5, 400, "notebook", _UNION,
+                 "paper-official", True, official="as babi:paper, on the released qa1 test stories",
+                 summary="official sample construction and scoring on the 200 qa1 test stories"),
+    ProtocolSpec("paper-all-questions", "babi", "babi-qa1-test", "all-questions", 5, None, "harness", _OURS,
+                 "paper", True, official="(ours) every question of qa1 test; pixar.read.ocr.score_first_word",
+                 summary="all 5 questions of each qa1 test story"),
+]
+PROTOCOLS: dict[tuple[str, str], ProtocolSpec] = {(p.task, p.name): p for p in _PROTOCOLS}
+
+
+def protocol_names(task: str) -> list[str]:
+    return [name for t, name in PROTOCOLS if t == task]
+
+
+def get_protocol(task: str, name: str) -> ProtocolSpec:
+    if (task, name) not in PROTOCOLS:
+        raise ValueError(f"unknown {task} protocol {name!r} (known: {', '.join(protocol_names(task)) or 'none'})")
+    return PROTOCOLS[(task, name)]
+
+
+def with_context_cap(spec: ProtocolSpec, cap: int | None) -> ProtocolSpec:
+    """spec keeping at most `cap` context positions (the prompt's end; left-fit); None = uncapped."""
+    return dataclasses.replace(spec, context_cap=cap)
+
+
+def context_budget(spec: ProtocolSpec, model_positions: int) -> int:
+    """Context positions the runner keeps: the strip (the protocol's, at most the model's) minus the
+    generated positions, then the cap. A prompt longer than this keeps its END (left-fit)."""
+    strip = model_positions if spec.strip_positions is None else min(spec.strip_positions, model_positions)
+    budget = strip - spec.positions
+    if spec.context_cap is not None:
+        budget = min(budget, spec.context_cap)
+    if budget < 1:
+        raise ValueError(f"{spec.label}: a {model_positions}-position model leaves no room for context "
+                         f"before {spec.positions} generated positions")
+    return budget
+
+
+def cap_for_training_lengths(lengths: Sequence[int], positions: int, coverage: float = 0.5) -> int:
+    """The largest context cap c such that the generated positions c .. c+positions-1 are training targets in
+    at least `coverage` of training rows, i.e. at least that fraction of rows have >= c + positions attended
+    positions. lengths: attended positions (text + EOS) of training rows."""
+    arr = np.sort(np.asarray(lengths, dtype=np.int64))
+    if arr.size == 0 or not 0 < coverage <= 1:
+        raise ValueError("cap_for_training_lengths: need training lengths and 0 < coverage <= 1")
+    # the row at rank floor((1 - coverage) * n) has a length that >= coverage of rows reach
+    reach = int(arr[int(math.floor((1 - coverage) * arr.size))])
+    cap = reach - positions
+    if cap < 1:
+        raise ValueError(f"training rows are too short: {coverage:.0%} of them reach only {reach} positions")
+    return cap
+
+
+# ---- examples ------------------------------------------------------------------------------------
+def load_examples(spec: ProtocolSpec, data_dir: str | Path | None = None, seed: int = 0,
+                  babi_folder: str | Path | None = None, task: int = 1, variant: str = "en") -> list[dict]:
+    """The protocol's examples, all of them: [{'idx', 'prompt', 'target', 'source'}] (slice to limit).
+    seed: the babi-generated stories' seed (recorded with the results). task / variant / babi_folder: which
+    released bAbI test file the babi-qa1-test protocols read (the generated stories are task 1 only)."""
+    from harness.tasks import babi, lambada
+
+    if spec.data == "lambada-original":
+        pairs = [lambada.split_original(t) for t in lambada.load_lambada_original(data_dir)]
+        prep = process_lambda if spec.prompt_prep == "process_lambda" else (lambda c: c)
+        return [{"idx": i, "prompt": prep(c), "target": t, "source": f"{lambada.LAMBADA_ORIGINAL_FILE}:{i + 1}"}
+                for i, (c, t) in enumerate(pairs)]
+    if spec.data == "lambada-openai":
+        return [{**e, "source": f"{lambada.LAMBADA_FILE}:{e['idx'] + 1}"}
+                for e in lambada.paper_examples(lambada.load_lambada(data_dir))]
+    if spec.data == "babi-generated":
+        check_task(spec, task)
+        questions = babi.generated_task1(spec.babi_stories, seed)
+    else:
+        questions = babi.load_babi(task, "test", babi.babi_dir(variant, data_dir, babi_folder))
+    if spec.prompt_prep == "last-question":
+        questions = babi.last_question_per_story(questions)
+    return [{"idx": i, "prompt": q.paper_prompt(), "target": q.answer, "source": q.source}
+            for i, q in enumerate(questions)]
+
+
+def check_task(spec: ProtocolSpec, task: int) -> None:
+    """ValueError when a protocol cannot score bAbI `task` (the generated-story protocols are task 1 only)."""
+    if spec.data == "babi-generated" and task != 1:
+        raise ValueError(f"{spec.label} is defined on generated task-1 stories; for bAbI task {task} use "
+                         f"{', '.join(n for n in protocol_names('babi') if PROTOCOLS[('babi', n)].data != spec.data)}")
+
+
+def build_vocabulary(spec: ProtocolSpec, examples: Sequence[Mapping], data_dir: str | Path | None = None,
+                     required: bool = False) -> frozenset | None:
+    """The readability vocabulary: spec.vocabulary (+ the words of every example when vocab_eval_words). Without
+    its word list (no data folder) readability is not scored: None, logged (required=True raises instead)."""
+    import logging
+
+    from pixar.paths import DataNotFound
+    from pixar.read.wordlist import build_wordlist
+
+    texts = [f"{e['prompt']} {e['target']}" for e in examples] if spec.vocab_eval_words else []
+    try:
+        return frozenset(build_wordlist(data_dir, extra_texts=texts, vocabulary=spec.vocabulary))
+    except DataNotFound as e:
+        if required:
+            raise
+        logging.getLogger(__name__).warning("%s: readability not scored (%s)", spec.label, str(e).splitlines()[0])
+        return None
+
+
+# ---- scoring -------------------------------------------------------------------------------------
+def score_rows(spec: ProtocolSpec, examples: Sequence[Mapping], reads: Mapping[str, Sequence[str]],
+               vocab: frozenset | None) -> list[dict]:
+    """reads: {engine: [text per example]} (pixar.read.ocr.read_engines) -> one row per example:
+    {'idx', 'target', 'read', 'prediction', 'correct', 'correct_union', 'readable'}."""
+    missing = [e for e in spec.engines if e not in reads]
+    if missing:
+        raise ValueError(f"{spec.label}: no readings for engine(s) {missing} (the protocol reads {list(spec.engines)})")
+    scorer = get_scorer(spec.scorer)
+    rows = []
+    for j, ex in enumerate(examples):
+        texts = {e: reads[e][j] for e in spec.engines}
+        rows.append({"idx": ex["idx"], "target": ex["target"], "read": texts,
+                     **scorer.score(texts, ex["target"], vocab)})
+    return rows
+
+
+def summarise(spec: ProtocolSpec, rows: Sequence[Mapping], level: float = stats.LEVEL) -> dict:
+    """Each engine's accuracy, the union's and readability, each {'estimate', 'low', 'high', ...} (Wilson)."""
+    if not rows:
+        raise ValueError(f"{spec.label}: no scored examples")
+    out = {f"acc_{e}": stats.proportion_interval([r["correct"][e] for r in rows], level).to_dict()
+           for e in spec.engines}
+    out["acc_union"] = stats.proportion_interval([r["correct_union"] for r in rows], level).to_dict()
+    if rows[0].get("readable") is not None:
+        out["readability"] = stats.proportion_interval([r["readable"] for r in rows], level).to_dict()
+    return {"protocol": spec.label, "n": len(rows), **out}
+
+
+def text_model_spec(spec: ProtocolSpec) -> ProtocolSpec:
+    """The protocol as a text model (GPT-2) is scored: one reading ("text", the greedy continuation) and the
+    official evaluate_gpt2.py rule (first whitespace token, case-insensitive); same examples, same label."""
+    return dataclasses.replace(spec, engines=("text",), scorer="gpt2-official")
+
+
+def paired_difference(rows_a: Sequence[Mapping], rows_b: Sequence[Mapping], metric: str = "correct_union",
+                      engine: str | None = None, resamples: int = stats.RESAMPLES, seed: int = 0,
+                      common: bool = False) -> stats.Interval:
+    """mean(a) - mean(b) of a per-example flag ('correct_union', 'readable', or 'correct' with engine)
+    for two systems scored on the same examples (matched by idx), with its paired bootstrap interval.
+    common=True pairs them on the examples both scored (one run on a subset of the other's); its n says how many."""
+    def flags(rows):
+        return {r["idx"]: float(r[metric][engine] if engine is not None else r[metric]) for r in rows}
+
+    a, b = flags(rows_a), flags(rows_b)
+    if common:
+        shared = set(a) & set(b)
+        if not shared:
+            raise ValueError("paired_difference: the two systems scored no example in common")
+        a, b = {k: a[k] for k in shared}, {k: b[k] for k in shared}
+    if set(a) != set(b):
+        raise ValueError(f"paired_difference: the two systems scored different examples "
+                         f"({len(set(a) ^ set(b))} idx in only one of them)")
+    keys = sorted(a)
+    return stats.paired_bootstrap_diff([a[k] for k in keys], [b[k] for k in keys], resamples, seed)

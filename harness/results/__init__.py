@@ -1,0 +1,1 @@
+"""Results: the one schema, intervals, tables and the report written from result files alone."""

@@ -1,0 +1,293 @@
+"""results/REPORT.md, written from the result files alone (nothing here types a number).
+
+Every table comes from a `summary.json` of the one results schema (harness.results.schema.read_summary: an older
+summary is refused with one line) or from committed per-example prediction files; every interval is the one in
+the summary (Wilson / lm-eval stderr) or a paired bootstrap computed here from the two prediction files of the
+same examples (harness.eval.protocols.paired_difference, seeded). The prose is results/findings.md, a template
+whose figures are references resolved from the summaries:
+
+    {{lambada/stage2 | pixar | lambada:paper | acc_union}}   -> "0.0% [0.0, 0.1]"  (value and its 95% interval)
+    {{diff lambada/stage2 - lambada/stage1-vs-gpt2 | lambada:paper | correct_union}}   -> "+1.2 pp [-0.3, 2.8]"
+    {{diff a - b | protocol | readable | pixar | common}}   -> paired on the examples both runs scored, "(n = ...)" added
+
+(folder relative to results/, a model-name prefix, the protocol label, the metric), so a finding cannot drift
+from its number; an unresolvable reference stops the report with one line. The paper's published numbers come
+from results/paper-numbers.json (with their source).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from pixar.config import atomic_write_text
+
+from harness.results.schema import ResultsError, read_jsonl, read_summary
+from harness.results.tables import metrics_table, to_markdown
+
+REF = re.compile(r"\{\{(.+?)\}\}")
+
+
+class ReportError(ValueError):
+    """A results folder or findings reference the report cannot resolve; the message names it."""
+
+
+# ---- reading -----------------------------------------------------------------------------------
+def summaries(results: Path) -> dict[str, dict]:
+    """{folder relative to results/: summary} for every summary.json below `results` (schema checked)."""
+    out = {}
+    for path in sorted(results.rglob("summary.json")):
+        out[path.parent.relative_to(results).as_posix()] = read_summary(path)
+    return out
+
+
+def jsonl_rows(path: Path) -> list[dict]:
+    """Rows of a JSONL file or of its committed gzipped copy (`<path>.gz`)."""
+    try:
+        return read_jsonl(path)
+    except FileNotFoundError as e:
+        raise ReportError(f"{e} (prediction file)") from None
+
+
+def metric(summary: dict, where: str, model: str, protocol: str, name: str) -> dict:
+    """The one metric row of `summary` (folder `where`) for a model-name prefix, protocol label and metric."""
+    rows = [m for m in summary["metrics"] if m["model"].startswith(model) and m["protocol"] == protocol
+            and m["metric"] == name]
+    if len(rows) != 1:
+        raise ReportError(f"{where}: {len(rows)} metric rows for model {model!r}, protocol {protocol!r}, "
+                          f"metric {name!r} (need exactly one)")
+    return rows[0]
+
+
+def prediction_rows(results: Path, where: str, summary: dict, protocol: str, model: str = "pixar") -> list[dict]:
+    """The per-example rows a bench run wrote for (model prefix, protocol label) (files named in the summary)."""
+    from pixar.provenance import slug
+
+    pattern = re.compile(rf"^predictions-{re.escape(slug(model))}.*-{re.escape(slug(protocol))}(-qa\d+)?\.jsonl$")
+    for name in summary["files"]:
+        stem = name[:-3] if name.endswith(".gz") else name
+        if pattern.match(stem):
+            return jsonl_rows(results / where / stem)
+    raise ReportError(f"{where}: no prediction file for model {model!r} under protocol {protocol!r}")
+
+
+# ---- formatting --------------------------------------------------------------------------------
+def pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
+def with_interval(m: dict) -> str:
+    if m.get("ci_low") is None:
+        return pct(m["value"]) if m["metric"].startswith(("acc", "readab", "paper_acc")) else f"{m['value']:.4g}"
+    if m["metric"].endswith(("_nll", "_ppl")):
+        return f"{m['value']:.4g} [{m['ci_low']:.4g}, {m['ci_high']:.4g}]"
+    return f"{pct(m['value'])} [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}]"
+
+
+def diff_text(d: dict) -> str:
+    return f"{100 * d['estimate']:+.1f} pp [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
+
+
+def paired(results: Path, sums: dict, a: str, b: str, protocol: str, flag: str, model: str = "pixar",
+           seed: int = 0, common: bool = False) -> dict:
+    """Paired bootstrap interval of mean(flag in run a) - mean(flag in run b) over the same examples (common:
+    over the examples both runs scored)."""
+    from harness.eval.protocols import paired_difference
+
+    for where in (a, b):
+        if where not in sums:
+            raise ReportError(f"results/{where}: no summary.json")
+    rows_a = prediction_rows(results, a, sums[a], protocol, model)
+    rows_b = prediction_rows(results, b, sums[b], protocol, model)
+    try:
+        return paired_difference(rows_a, rows_b, flag, seed=seed, common=common).to_dict()
+    except ValueError as e:
+        raise ReportError(f"{a} vs {b}: {e}") from None
+
+
+def resolve(ref: str, results: Path, sums: dict) -> str:
+    """One findings reference (see the module docstring) -> its formatted figure."""
+    parts = [p.strip() for p in ref.split("|")]
+    try:
+        if parts[0].startswith("diff "):
+            a, b = (x.strip() for x in parts[0][5:].split(" - "))
+            protocol, flag = parts[1], parts[2]
+        else:
+            where, model, protocol, name = parts
+    except (ValueError, IndexError):
+        raise ReportError(f"findings: malformed reference {{{{{ref}}}}}") from None
+    if parts[0].startswith("diff "):
+        model = parts[3] if len(parts) > 3 and parts[3] else "pixar"
+        common = len(parts) > 4 and parts[4] == "common"  # paired on the examples both runs scored
+        try:
+            d = paired(results, sums, a, b, protocol, flag, model, common=common)
+        except ReportError as e:
+            raise ReportError(f"findings: {{{{{ref}}}}}: {e}") from None
+        return diff_text(d) + (f" (n = {d['n']})" if common else "")
+    if where not in sums:
+        raise ReportError(f"findings: {{{{{ref}}}}}: results/{where} has no summary.json")
+    return with_interval(metric(sums[where], where, model, protocol, name))
+
+
+def render_findings(text: str, results: Path, sums: dict) -> str:
+    return REF.sub(lambda m: resolve(m.group(1), results, sums), text)
+
+
+# ---- sections ----------------------------------------------------------------------------------
+def run_section(where: str, summary: dict) -> list[str]:
+    """One result folder: what ran (command, seed, data), its metrics with intervals, its comparisons."""
+    cfg = summary.get("config", {})
+    lines = [f"### `{where}`", "",
+             f"`pixar {summary['command']}`, seed {summary.get('seed')}; models: "
+             + ", ".join(f"`{m['name']}`" for m in summary.get("models", [])) + ".", ""]
+    if cfg.get("limit"):
+        lines[-2] = lines[-2][:-1] + f"; first {cfg['limit']} examples."
+    df = metrics_table(summary["metrics"])
+    if len(df):
+        lines += [to_markdown(df).strip(), ""]
+    comps = summary.get("comparisons") or []
+    if comps:
+        lines += ["Paired differences on the same examples (PIXAR - GPT-2, paired bootstrap 95%):", ""]
+        lines += [f"- {c['protocol']}, {c['metric']}: {diff_text(c)} ({c['a']} vs {c['b']}, n = {c['n']})"
+                  for c in comps]
+        lines.append("")
+    return lines
+
+
+def stage_comparison(results: Path, sums: dict, pairs: list[dict]) -> list[str]:
+    """Stage 2 (or an alpha variant) vs stage 1 on the same examples: both flags, paired bootstrap."""
+    if not pairs:
+        return []
+    lines = ["| comparison | protocol | n | accuracy difference | readability difference |", "|---|---|---|---|---|"]
+    for p in pairs:
+        if p["a"] not in sums or p["b"] not in sums:
+            continue  # a study step not run (yet): nothing to compare
+        try:
+            acc = paired(results, sums, p["a"], p["b"], p["protocol"], "correct_union", common=p.get("common", False))
+            read = paired(results, sums, p["a"], p["b"], p["protocol"], "readable", common=p.get("common", False))
+        except ReportError as e:
+            lines.append(f"| {p['label']} | {p['protocol']} | | not available: {e} | |")
+            continue
+        lines.append(f"| {p['label']} | {p['protocol']} | {acc['n']} | {diff_text(acc)} | {diff_text(read)} |")
+    return lines + [""]
+
+
+def curve_section(results: Path) -> list[str]:
+    """The stage-2 step curves committed under results/stage2-curve/ (copied from the runs' metrics.jsonl)."""
+    folder = results / "stage2-curve"
+    runs = {p.stem: p for p in sorted(folder.glob("*.jsonl"))} if folder.exists() else {}
+    if not runs:
+        return []
+    from harness.eval.step_curve import plot_curve
+
+    points = {k: jsonl_rows(v) for k, v in runs.items()}
+    png = plot_curve(points, folder / "curve.png", "stage-2 step curve")
+    by_step: dict[int, dict[str, dict]] = {}
+    for name, rows in points.items():
+        for r in rows:
+            by_step.setdefault(r["step"], {})[name] = r
+    names = list(points)
+    lines = ["Readability / accuracy (glyph read-back) of each run on the fixed prompt set "
+             f"(n = {', '.join(sorted({str(r['n']) for rows in points.values() for r in rows}))}):", "",
+             "| step | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for step in sorted(by_step):
+        cells = [f"{pct(c['readability'])} / {pct(c['acc'])}" if (c := by_step[step].get(n)) else "" for n in names]
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    return lines + ["", f"![stage-2 step curve]({png.relative_to(results).as_posix()})", ""]
+
+
+def robustness_section(results: Path, sums: dict, pairs: list[dict]) -> list[str]:
+    """PIXAR vs GPT-2 attacked on the same examples with the same perturbations ({label, pixar, gpt2, file}: two
+    attack folders and their predictions file): accuracy with Wilson intervals, the paired difference and the paired
+    difference of drops from clean (harness.robustness.suite.comparison_rows)."""
+    from harness.robustness.suite import comparison_rows, interval_cell as cell, read_flags
+
+    lines = []
+    for p in pairs:
+        if p["pixar"] not in sums or p["gpt2"] not in sums:
+            continue
+        try:
+            rows = comparison_rows(read_flags(results / p["pixar"] / p["file"]), read_flags(results / p["gpt2"] / p["file"]))
+        except (OSError, ValueError) as e:
+            lines += [f"{p['label']}: not available ({e})", ""]
+            continue
+        lines += [f"**{p['label']}** (`{p['pixar']}` vs `{p['gpt2']}`; % with 95% intervals: Wilson for each model, "
+                  "paired bootstrap for the difference and for the difference of drops from clean):", "",
+                  "| attack | rate | n | PIXAR | GPT-2 | PIXAR - GPT-2 | PIXAR drop - GPT-2 drop |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['attack'] if r['rate'] > 0 else 'none (clean)'} | {r['rate']:g} | {r['n']} | {cell(r['pixar'])} | "
+                  f"{cell(r['gpt2'])} | {cell(r['diff'])} | {cell(r.get('drop_diff'))} |"
+                  for r in rows if r["rate"] > 0 or r["attack"] == rows[0]["attack"]]
+        lines.append("")
+    return lines
+
+
+def paper_section(results: Path) -> list[str]:
+    path = results / "paper-numbers.json"
+    if not path.exists():
+        return []
+    paper = json.loads(path.read_text())
+    lines = [f"Source: {paper['source']}. Their union is PaddleOCR or Tesseract; ours is our glyph decoder or "
+             "Tesseract (PaddleOCR is not available offline), so compare Tesseract with Tesseract.", "",
+             "| task | stage | PaddleOCR | Tesseract | union | readability |", "|---|---|---|---|---|---|"]
+    for task, stages in paper["numbers"].items():
+        for stage, v in stages.items():
+            lines.append(f"| {task} | {stage} | {pct(v['acc_paddle'])} | {pct(v['acc_tesseract'])} | "
+                         f"{pct(v['acc_union'])} | {pct(v['readability'])} |")
+    return lines + [""]
+
+
+def copy_curves(runs: Path, results: Path, names: dict[str, str]) -> None:
+    """Copy the step-curve records of stage-2 runs ({label: run folder under runs/}) into results/stage2-curve/."""
+    from harness.results.schema import write_jsonl
+    from harness.eval.step_curve import read_curve
+
+    for label, run in names.items():
+        if (runs / run / "metrics.jsonl").exists():
+            points = read_curve(runs / run)
+            if points:
+                write_jsonl(results / "stage2-curve" / f"{label}.jsonl", points)
+
+
+def write_report(results: Path, records: list[dict], seed: int, pairs: list[dict] | None = None,
+                 planned: list[str] | None = None, robustness: list[dict] | None = None) -> Path:
+    """results/REPORT.md from results/ alone: steps, findings (references resolved), the paper's numbers, stage
+    comparisons, the step curve, then every result folder's metrics with intervals, and the benchmarks."""
+    results = Path(results)
+    try:
+        sums = summaries(results)
+    except ResultsError as e:
+        raise ReportError(str(e)) from None
+    total = sum(r["seconds"] for r in records)
+    L = ["# PIXAR at CPU scale: reproduction report", "",
+         f"Seed {seed}. `PIXAR_DATA=../shared/data pixar reproduce` re-creates everything here (steps already done "
+         f"are skipped); the recorded steps add up to {total / 60:.0f} min on a shared 2-core CPU machine (no GPU). "
+         "Every number below is read from the result folders named beside it; intervals are 95% (Wilson for "
+         "proportions, paired bootstrap for differences on the same examples). Protocols are named "
+         "(docs/protocol.md) and never share a column.", ""]
+    findings = results / "findings.md"
+    if findings.exists():
+        L += ["## Findings", "", render_findings(findings.read_text().strip(), results, sums), ""]
+    L += ["## Steps", "", "| step | command | wall-clock |", "|---|---|---|"]
+    L += [f"| {r['name']} | `{r['command']}` | {r['seconds'] / 60:.1f} min |" for r in records] + [""]
+    done = {r["name"] for r in records}
+    if missing := [name for name in planned or [] if name not in done]:
+        L += ["Steps of the study not run for this report (their result folders are absent): "
+              + ", ".join(missing) + ".", ""]
+    if paper := paper_section(results):
+        L += ["## The paper's numbers (113M model)", ""] + paper
+    if stage := stage_comparison(results, sums, pairs or []):
+        L += ["## Stage 2 vs stage 1 on the same examples", ""] + stage
+    if robust := robustness_section(results, sums, robustness or []):
+        L += ["## Robustness: PIXAR vs GPT-2 on the same perturbed examples", ""] + robust
+    if curve := curve_section(results):
+        L += ["## Stage-2 step curve", ""] + curve
+    L += ["## Results by folder", ""]
+    for where, summary in sums.items():
+        L += run_section(where, summary)
+    bench = results / "benchmarks.txt"
+    if bench.exists():
+        L += ["## Performance (`make bench`)", "", "Every ratio is measured against its baseline in the same run.", "",
+              "```", bench.read_text().strip(), "```", ""]
+    path = results / "REPORT.md"
+    atomic_write_text(path, "\n".join(L) + "\n")
+    return path

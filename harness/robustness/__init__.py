@@ -1,0 +1,1 @@
+"""Robustness: the attack suite, its task adapters and runs, and the TextAttack bridge."""

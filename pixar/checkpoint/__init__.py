@@ -1,0 +1,1 @@
+"""Checkpoints (safetensors + JSON, atomic), the Hugging Face Hub glue, and import of official checkpoints."""

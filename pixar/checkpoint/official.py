@@ -1,0 +1,160 @@
+"""Import official PIXAR checkpoints (april-tools/pixar, `LlamaForPatchCausalInference`) into our format.
+
+The official backbone is an HF `LlamaModel` subclass saved with `save_pretrained`:
+
+    config.json                  LlamaConfig (+ patch_size, patch_len, num_channel)
+    model.safetensors | pytorch_model.bin
+        in_proj.weight           Conv2d(1, C, (8, 16), stride 16)            [C, 1, 8, 16]
+        layers.{i}.self_attn.{q,k,v,o}_proj.weight, layers.{i}.mlp.{gate,up,down}_proj.weight
+        layers.{i}.input_layernorm.weight, layers.{i}.post_attention_layernorm.weight, norm.weight
+        out_proj.weight          ConvTranspose2d(C, 1, (8, 16), stride 16)   [C, 1, 8, 16]
+
+Conv2d over an 8-px strip with kernel = stride = one position is a linear map of each position's 128
+pixels flattened row-major, so `embed.weight = in_proj.weight.reshape(C, 128)`; the transposed conv
+writes `out[h, 16t + w] = sum_c W[c, 0, h, w] * hidden[c, t]`, so `head.weight = out_proj.reshape(C, 128).T`.
+
+`pytorch_model.bin` files are read with `torch.load(weights_only=True)` (PyTorch's restricted
+unpickler: tensors and plain containers only, no code execution); safetensors is preferred.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from pixar.checkpoint.store import CheckpointError, save_checkpoint
+from pixar.config import ModelConfig, PixarConfig, RenderConfig
+from pixar.model.transformer import Pixar
+
+
+class OfficialPixar(nn.Module):
+    """The official architecture, built from transformers' LlamaModel (reference for parity tests and
+    the training-step benchmark). forward(img [B, 1, 8, W] in [0, 1]) -> logits [B, 1, 8, W]."""
+
+    def __init__(self, llama_config, patch_size: int = 8, patch_len: int = 2):
+        super().__init__()
+        from transformers import LlamaModel
+
+        self.body = LlamaModel(llama_config)
+        self.body.embed_tokens = None
+        C, k = llama_config.hidden_size, (patch_size, patch_size * patch_len)
+        self.in_proj = nn.Conv2d(1, C, k, stride=k[1], bias=False)
+        self.out_proj = nn.ConvTranspose2d(C, 1, k, stride=k[1], bias=False)
+
+    def forward(self, img: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.in_proj(img * 2 - 1).flatten(2).transpose(1, 2)  # [B, T, C]
+        h = self.body(inputs_embeds=x, attention_mask=attention_mask).last_hidden_state
+        return self.out_proj(h.transpose(1, 2).unsqueeze(2))  # [B, 1, 8, T*16]
+
+    def load_official_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
+        body = {k: v for k, v in sd.items() if k not in ("in_proj.weight", "out_proj.weight")}
+        missing, unexpected = self.body.load_state_dict(body, strict=False)
+        if unexpected or [k for k in missing if "embed_tokens" not in k]:
+            raise CheckpointError(f"weight names do not match: missing {missing}, unexpected {unexpected}")
+        with torch.no_grad():
+            self.in_proj.weight.copy_(sd["in_proj.weight"])
+            self.out_proj.weight.copy_(sd["out_proj.weight"])
+
+    def official_state_dict(self) -> dict[str, torch.Tensor]:
+        """Keys as `LlamaForPatchCausalInference.save_pretrained` writes them."""
+        sd = {k: v for k, v in self.body.state_dict().items()}
+        sd["in_proj.weight"] = self.in_proj.weight
+        sd["out_proj.weight"] = self.out_proj.weight
+        return sd
+
+
+def llama_config_for(mcfg: ModelConfig):
+    """The transformers LlamaConfig of the official build of `mcfg` (for parity tests and benchmarks)."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=1, hidden_size=mcfg.hidden, intermediate_size=mcfg.ffn, num_hidden_layers=mcfg.layers,
+                       num_attention_heads=mcfg.heads, num_key_value_heads=mcfg.heads,
+                       max_position_embeddings=mcfg.max_positions, rms_norm_eps=mcfg.norm_eps,
+                       rope_theta=mcfg.rope_theta, attn_implementation="sdpa")
+
+
+def pixar_to_official(state: dict[str, torch.Tensor], mcfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """Inverse of `official_to_pixar`: our state dict in the official layout."""
+    C, H, pw = mcfg.hidden, mcfg.patch_size, mcfg.patch_size * mcfg.patch_len
+    out = {"in_proj.weight": state["embed.weight"].reshape(C, 1, H, pw),
+           "out_proj.weight": state["head.weight"].T.reshape(C, 1, H, pw), "norm.weight": state["norm.weight"]}
+    names = {"attn_norm": "input_layernorm", "mlp_norm": "post_attention_layernorm", "attn.": "self_attn."}
+    for k, v in state.items():
+        if k.startswith("blocks."):
+            k = "layers." + k[len("blocks."):]
+            for a, b in names.items():
+                k = k.replace(a, b)
+            out[k] = v
+    return out
+
+
+def _read_weights(src: Path) -> dict[str, torch.Tensor]:
+    st, bins = src / "model.safetensors", src / "pytorch_model.bin"
+    if st.is_file():
+        from safetensors.torch import load_file
+
+        return load_file(str(st))
+    shards = sorted(src.glob("model-*.safetensors"))
+    if shards:
+        from safetensors.torch import load_file
+
+        out = {}
+        for s in shards:
+            out.update(load_file(str(s)))
+        return out
+    if bins.is_file():
+        return torch.load(bins, map_location="cpu", weights_only=True)
+    raise CheckpointError(f"{src}: no model.safetensors or pytorch_model.bin (not an official PIXAR backbone)")
+
+
+def model_config_from_llama(cfg: dict, max_positions: int) -> ModelConfig:
+    try:
+        return ModelConfig(hidden=cfg["hidden_size"], layers=cfg["num_hidden_layers"], heads=cfg["num_attention_heads"],
+                           ffn=cfg["intermediate_size"], patch_size=cfg.get("patch_size", 8),
+                           patch_len=cfg.get("patch_len", 2), max_positions=max_positions,
+                           rope_theta=float(cfg.get("rope_theta", 10000.0)), norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
+                           init_std=float(cfg.get("initializer_range", 0.02)))
+    except KeyError as e:
+        raise CheckpointError(f"config.json lacks {e.args[0]!r}") from None
+
+
+def official_to_pixar(weights: dict[str, torch.Tensor], mcfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """Rename + reshape an official state dict into `Pixar`'s."""
+    C, D = mcfg.hidden, mcfg.pixels_per_position
+    w = {k.removeprefix("backbone.").removeprefix("model."): v for k, v in weights.items()}
+    out = {"embed.weight": w["in_proj.weight"].reshape(C, D), "head.weight": w["out_proj.weight"].reshape(C, D).T.contiguous(),
+           "norm.weight": w["norm.weight"]}
+    for i in range(mcfg.layers):
+        p = f"layers.{i}."
+        for n in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            out[f"blocks.{i}.attn.{n}.weight"] = w[p + f"self_attn.{n}.weight"]
+        for n in ("gate_proj", "up_proj", "down_proj"):
+            out[f"blocks.{i}.mlp.{n}.weight"] = w[p + f"mlp.{n}.weight"]
+        out[f"blocks.{i}.attn_norm.weight"] = w[p + "input_layernorm.weight"]
+        out[f"blocks.{i}.mlp_norm.weight"] = w[p + "post_attention_layernorm.weight"]
+    return out
+
+
+def convert_official(src: str | Path, out: str | Path, max_positions: int = 360) -> Path:
+    src = Path(src)
+    cfg_file = src / "config.json"
+    if not cfg_file.is_file():
+        raise CheckpointError(f"{src}: missing config.json (expected an official PIXAR backbone folder)")
+    try:
+        llama_cfg = json.loads(cfg_file.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{cfg_file}: corrupt JSON ({e})") from None
+    if llama_cfg.get("num_key_value_heads", llama_cfg.get("num_attention_heads")) != llama_cfg.get("num_attention_heads"):
+        raise CheckpointError(f"{cfg_file}: grouped-query attention (num_key_value_heads) is not supported")
+    mcfg = model_config_from_llama(llama_cfg, max_positions)
+    try:
+        state = official_to_pixar(_read_weights(src), mcfg)
+    except KeyError as e:
+        raise CheckpointError(f"{src}: weight {e.args[0]!r} missing (not an official PIXAR backbone?)") from None
+    model = Pixar(mcfg)
+    model.load_state_dict(state, strict=True)
+    cfg = PixarConfig(name=f"official-{src.name}", model=mcfg,
+                      render=RenderConfig(patch_size=mcfg.patch_size, patch_len=mcfg.patch_len, max_positions=max_positions))
+    return save_checkpoint(out, model, cfg, meta={"converted_from": str(src.resolve())})

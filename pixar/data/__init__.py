@@ -1,0 +1,1 @@
+"""Pretraining data: text sources and packing, the prepare-once step, and the memory-mapped prepared dataset."""

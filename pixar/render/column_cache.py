@@ -1,0 +1,101 @@
+"""The fast path's caches and memory (pixar.render.renderer): column bytes per character and per word, and the
+blocks render() takes its strips from.
+
+    CharColumns  char -> column bytes, for characters whose pixels never depend on their neighbours
+    WordColumns  word -> column bytes (a line is space.join of its words); bounded
+    StripBlocks  strips handed out as views of 4-MiB blocks
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pixar.render import text_rules as tr
+from pixar.render.glyph_columns import LANE, white_bytes
+
+if TYPE_CHECKING:
+    from pixar.render.renderer import Renderer
+
+MAIN = "main"
+
+
+class CharColumns(dict):
+    """char -> column bytes of a character whose pixels never depend on its neighbours in a main-font
+    line: a main-font glyph whose ink lies inside its advance, a space (blank columns) or an invisible
+    character (b""). Any other character raises KeyError. Filled on first sight (one entry per
+    distinct character seen)."""
+
+    def __init__(self, renderer: "Renderer"):
+        super().__init__()
+        self.renderer = renderer
+
+    def __missing__(self, ch: str) -> bytes | None:
+        r = self.renderer
+        char_class, tag = r.char_class(ch)
+        b = None
+        if char_class == tr.ZERO:
+            b = b""
+        elif char_class == tr.SPACE:
+            b = b"\xff" * r.glyph(ch).advance
+        elif char_class == tr.GRAPH and tag == MAIN:
+            g = r.glyph(ch)
+            if g.left >= 0 and g.left + g.ink.shape[1] <= g.advance:
+                ink = np.zeros((r.cfg.patch_size, g.advance), bool)
+                ink[:, g.left: g.left + g.ink.shape[1]] = g.ink
+                b = white_bytes(ink)
+        self[ch] = b
+        if b is None:
+            raise KeyError(ch)
+        return b
+
+
+class WordColumns(dict):
+    """word -> its column bytes, for words whose pixels do not depend on their neighbours (the fast
+    path: a line is `space.join` of its words). Built on first sight (`__missing__`); any other word
+    raises KeyError and is remembered as such. Bounded: cleared when it holds `size` words; words
+    longer than `long_word` characters are built but not kept."""
+
+    def __init__(self, renderer: "Renderer", size: int, long_word: int):
+        super().__init__({"": b""})
+        self.renderer, self.size, self.long_word = renderer, size, long_word
+        self.impure: set[str] = set()
+
+    def __missing__(self, word: str) -> bytes:
+        if word in self.impure:
+            raise KeyError(word)
+        b = self.renderer.pure_word(word)
+        if b is None:
+            if len(self.impure) < self.size:
+                self.impure.add(word)
+            raise KeyError(word)
+        if len(word) <= self.long_word:
+            if len(self) >= self.size:
+                self.clear()
+                self[""] = b""
+            self[word] = b
+        return b
+
+
+class StripBlocks:
+    """Memory for render()'s strips: blocks of `n` strips allocated at once (>= 4 MiB, so numpy asks the kernel
+    for huge pages), each strip handed out as a view. A fresh small array costs a page fault per 4 KiB (46 KB
+    per strip at the paper's width), about half of render()'s time on our machines. A block is freed when all
+    its strips are gone: holding one strip keeps its block alive (at most `n` strips, ~4 MiB)."""
+
+    def __init__(self, height: int, width: int, block_bytes: int = 4 << 20, most: int = 256):
+        if width % 8:
+            raise ValueError(f"strip width must be a multiple of 8 px (64-bit lanes of columns), got {width}")
+        self.height, self.width = height, width
+        self.n = max(1, min(most, -(-block_bytes // (height * width))))
+        self.lanes, self.pixels, self.used = None, None, self.n
+
+    def take(self) -> tuple[np.ndarray, np.ndarray]:
+        """A new strip (contents undefined) as (lanes '<u8' [H, W/8], the same memory as pixels uint8 [1, H, W])."""
+        if self.used == self.n:
+            self.lanes = np.empty((self.n, self.height, self.width // 8), LANE)
+            self.pixels = self.lanes.view(np.uint8)[:, None]  # [n, 1, H, W]
+            self.used = 0
+        i = self.used
+        self.used = i + 1
+        return self.lanes[i], self.pixels[i]

@@ -1,0 +1,156 @@
+"""Fonts and the glyph table of one render configuration (the base of pixar.render.renderer.Renderer).
+
+Which font draws each character (Pixeloid Sans, else the fallback GoNoto, else Pango's hex box), what
+text_rules char_class it is, and its Glyph (ink, left, advance), each computed once per character and cached.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from PIL import ImageFont
+
+from pixar.render import text_rules as tr
+from pixar.config import RenderConfig
+from pixar.render.glyph_columns import REPLACEMENT, Glyph, blank, fallback_size, hexbox, rasterise
+from pixar.paths import find_font, find_font_optional
+
+log = logging.getLogger("pixar.render.renderer")
+
+MAIN, FALLBACK = "main", "fallback"
+
+
+class _SpacesTable(dict):
+    """str.translate table of the "spaces" mode, filled on first sight of each character."""
+
+    def __init__(self, renderer: "GlyphTable"):
+        super().__init__()
+        self.renderer = renderer
+
+    def __missing__(self, code: int):
+        char_class = self.renderer.char_class(chr(code))[0]
+        self[code] = value = " " if char_class == tr.SPACE else ("" if char_class == tr.ZERO else chr(code))
+        return value
+
+
+class GlyphTable:
+    """Fonts, character kinds and glyphs of `cfg`; caches fill lazily (not pickled: see Renderer)."""
+
+    def __init__(self, cfg: RenderConfig):
+        self.cfg = cfg
+        self.font_path = str(find_font("pixeloid", cfg.font))
+        fb = find_font("gonoto", cfg.fallback_font) if cfg.fallback_font else find_font_optional("gonoto")
+        self.fallback_path = str(fb) if fb else None
+        self.unknown_counts: Counter = Counter()  # every character drawn without a glyph, over the lifetime
+        self._init_glyphs()
+
+    def _init_glyphs(self) -> None:
+        self._fonts: dict[tuple[str, float], ImageFont.FreeTypeFont] = {}
+        self._cmaps: dict[str, set[int]] = {}
+        self._char_class: dict[str, tuple[str, str | None]] = {}
+        self._glyphs: dict[tuple, Glyph] = {}
+        self._spaces_table = _SpacesTable(self)
+
+    @property
+    def baseline(self) -> int:
+        """y of the baseline: the paper's origin (2, -2) plus Pixeloid's ascent (9 px at size 9)."""
+        return self.cfg.text_y + self._font(self.font_path).getmetrics()[0]
+
+    def _font(self, path: str, size: float | None = None) -> ImageFont.FreeTypeFont:
+        key = (path, size or self.cfg.font_size)
+        if key not in self._fonts:
+            self._fonts[key] = ImageFont.truetype(path, size=key[1], layout_engine=ImageFont.Layout.BASIC)
+        return self._fonts[key]
+
+    def _font_of_tag(self, tag: str) -> ImageFont.FreeTypeFont:
+        if tag == FALLBACK:
+            return self._font(self.fallback_path, fallback_size(self.cfg.font_size))
+        return self._font(self.font_path)
+
+    def _cmap(self, path: str | None) -> set[int]:
+        if path is None:
+            return set()
+        if path not in self._cmaps:
+            from fontTools.ttLib import TTFont  # fonttools ships with matplotlib
+
+            with TTFont(path, lazy=True) as tt:
+                self._cmaps[path] = set(tt["cmap"].getBestCmap())
+        return self._cmaps[path]
+
+    def char_class(self, ch: str) -> tuple[str, str | None]:
+        """(text_rules char_class, font tag for graph characters) of one character."""
+        k = self._char_class.get(ch)
+        if k is None:
+            in_main = ord(ch) in self._cmap(self.font_path)
+            in_fb = ord(ch) in self._cmap(self.fallback_path)
+            char_class = tr.classify(ch, in_main, in_fb, self.cfg.whitespace)
+            tag = (MAIN if in_main else FALLBACK) if char_class == tr.GRAPH else None
+            k = self._char_class[ch] = (char_class, tag)
+        return k
+
+    def font_for(self, ch: str) -> tuple[str, str]:
+        """(font path, character actually drawn); REPLACEMENT marks a character with no glyph."""
+        char_class, tag = self.char_class(ch)
+        if char_class == tr.GRAPH:
+            return (self.fallback_path if tag == FALLBACK else self.font_path), ch
+        if char_class in (tr.HEXBOX, tr.NOTDEF):
+            return self.font_path, REPLACEMENT
+        return self.font_path, ch
+
+    def normalise(self, text: str) -> str:
+        """The text the layout sees: cut at NUL, newline -> space; in "spaces" mode every tab, line
+        break and Unicode space becomes " " and invisible characters are dropped."""
+        if self.cfg.whitespace == "spaces" and "\r\n" in text:
+            text = text.replace("\r\n", "\n")  # one line break -> one space
+        text = tr.prepare(text, self.cfg.whitespace)
+        if self.cfg.whitespace == "spaces":
+            text = text.translate(self._spaces_table)
+        return text
+
+    # ---- glyphs -----------------------------------------------------------------------------
+    def _space_advance(self, tag: str, ch: str) -> int:
+        font = self._font_of_tag(tag)
+        own = None
+        if ord(ch) in self._cmap(self.fallback_path if tag == FALLBACK else self.font_path):
+            own = int(round(font.getlength(ch)))
+        if self.cfg.whitespace == "spaces":
+            own = int(round(font.getlength(" ")))
+        adv = lambda c: int(round(font.getlength(c)))  # noqa: E731
+        return tr.space_width(ch, own, adv(" "), adv("0"), adv("."), self.cfg.font_size)
+
+    def glyph_in(self, tag: str, ch: str, baseline: int | None = None) -> Glyph:
+        """The glyph of `ch` inside a run of font `tag` (the font only matters for spaces)."""
+        baseline = self.baseline if baseline is None else baseline
+        key = (tag, ch, baseline)
+        g = self._glyphs.get(key)
+        if g is None:
+            H = self.cfg.patch_size
+            char_class, own = self.char_class(ch)
+            if char_class == tr.GRAPH:
+                g = rasterise(self._font_of_tag(own), ch, baseline, H)
+            elif char_class == tr.SPACE:
+                g = blank(H, self._space_advance(tag, ch))
+            elif char_class == tr.TAB:  # context-free upper bound; the layout uses tr.tab_advance
+                g = blank(H, tr.TAB_SPACES * self._space_advance(MAIN, " "))
+            elif char_class == tr.HEXBOX:
+                g = hexbox(ch, H, baseline)
+            elif char_class == tr.NOTDEF:
+                g = rasterise(self._font_of_tag(tag), ch, baseline, H)  # missing in the font: its .notdef box
+            else:  # ZERO, BREAK
+                g = blank(H, 0)
+            self._glyphs[key] = g
+        return g
+
+    def glyph(self, ch: str) -> Glyph:
+        """The glyph of one character in a main-font run on the single-line baseline."""
+        return self.glyph_in(MAIN, ch)
+
+    def _count(self, ch: str, fallback: Counter, unknown: Counter, n: int = 1) -> None:
+        char_class, tag = self.char_class(ch)
+        if char_class == tr.GRAPH and tag == FALLBACK:
+            fallback[ch] += n
+        elif char_class in (tr.HEXBOX, tr.NOTDEF) or ch == "\x00":
+            unknown[ch] += n
+            if ch not in self.unknown_counts:
+                log.warning("no glyph for %r (U+%04X): drawn as Pango's hex box", ch, ord(ch))
+            self.unknown_counts[ch] += n
