@@ -24,6 +24,11 @@ much larger weight is decoded again with it. Measured (benchmarks/ocr.py, 500 co
 clean 100% of words exact; with 1% / 2% / 5% random pixel flips 94% / 93.5% / 83.5% of words (without the
 prior: about 65% / 35% at 2% / 5%).
 
+Abstention (pixar.read.abstention, on by default): the DP always finds some explanation, so a blob of ink
+would read as "tlllllllina". Each word of the path is judged by how well its templates fit the pixels (Jaccard
+distance, worst glyph, specks); a word that does not fit is replaced by ABSTAIN_MARK (U+FFFD), which no scorer
+counts as readable or correct. `abstain=None` is the forced-choice decoder (every word read).
+
 Vectorisation: all template costs at all pen positions come from one matrix product of the templates
 [C, H*A] with the sliding windows of the strip [N, H*A]; per distinct advance we keep only the cheapest
 template (7 groups for Pixeloid), so the DP loop is over columns x groups. `decode_batch` runs that loop
@@ -52,6 +57,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from pixar.read.abstention import DEFAULT_RULE, AbstentionRule, Word, assemble, words_of_path
 from pixar.render.renderer import Renderer
 
 # Printable ASCII, then Latin-1 (U+00A1..U+00FF), then common typographic punctuation; order = tie-break.
@@ -104,12 +110,15 @@ class GlyphDecoder:
     glyph_cost / space_cost / skip_cost: the DP's per-step penalties, in pixels (see module docstring).
     prior_weight: "auto" (noise-adaptive, module docstring) or fixed pixels per nat of character prior.
     char_nll: character -> -ln P(char) (default CORPUS_CHAR_NLL; unseen characters UNSEEN_CHAR_NLL).
+    abstain: the pixar.read.abstention.AbstentionRule that replaces badly fitting words by ABSTAIN_MARK
+        (default DEFAULT_RULE, calibrated); None = forced choice (every word read, the decoder before abstention).
     """
 
     def __init__(self, renderer: Renderer | None = None, charset: str = DEFAULT_CHARSET,
                  lexicon: Mapping[str, int] | None = None, gq: str = "prior",
                  glyph_cost: float = 0.05, space_cost: float = 0.05, skip_cost: float = 0.3,
-                 prior_weight: float | str = "auto", char_nll: Mapping[str, float] | None = None):
+                 prior_weight: float | str = "auto", char_nll: Mapping[str, float] | None = None,
+                 abstain: AbstentionRule | None = DEFAULT_RULE):
         if gq not in ("prior", "g", "q"):
             raise ValueError(f"gq must be 'prior', 'g' or 'q', got {gq!r}")
         if not 3 * skip_cost > space_cost >= 0 or glyph_cost < 0:
@@ -121,6 +130,7 @@ class GlyphDecoder:
         self.gq = gq
         self.skip_cost = float(skip_cost)
         self.prior_weight = prior_weight
+        self.abstain = abstain
         self.height = self.renderer.cfg.patch_size
         self.char_nll = dict(CORPUS_CHAR_NLL if char_nll is None else char_nll)
         self._build_templates(charset, float(glyph_cost), float(space_cost))
@@ -184,10 +194,16 @@ class GlyphDecoder:
     def decode_batch_with_residual(self, strips: Sequence) -> list[tuple[str, float]]:
         """[(text, residual)]: residual = pixels where the reading's glyphs disagree with the strip
         (thresholded at 0.5) / pixels of the inked span; 0 = exact fit, ~f for a flip rate f."""
+        return [(self.finish(assemble(parts)), r) for parts, r in self.decode_words_batch(strips)]
+
+    def decode_words_batch(self, strips: Sequence) -> list[tuple[list[Word | str], float]]:
+        """[(parts, residual)]: the reading as separators (str) and pixar.read.abstention.Words with their
+        template fit and whether they were read (self.abstain), before outer whitespace is stripped and the
+        quote / g-q choices are made."""
         strips = list(strips)
         if len(strips) > _CHUNK:
             chunks = (strips[i: i + _CHUNK] for i in range(0, len(strips), _CHUNK))
-            return [r for chunk in chunks for r in self.decode_batch_with_residual(chunk)]
+            return [r for chunk in chunks for r in self.decode_words_batch(chunk)]
         probs = [as_white_prob(s) for s in strips]
         for i, p in enumerate(probs):
             if p.shape[0] != self.height:
@@ -228,8 +244,12 @@ class GlyphDecoder:
                 for j, b in enumerate(redo):
                     paths[b] = paths2[j]
                     resid[b] = self._residual(paths2[j], hard[:, b], hard_ink[b], first[b], last[b]) / span[b]
-        texts = ["".join(self.chars[c] for _, c in path if c >= 0).strip() for path in paths]
-        return [(self._resolve_gq(_fix_quotes(t)), float(r)) for t, r in zip(texts, resid)]
+        return [(words_of_path(path, self.chars, self.advances, self._ink_count, hard[:, b], hard_ink[b], H, self.abstain), float(r))
+                for b, (path, r) in enumerate(zip(paths, resid))]
+
+    def finish(self, text: str) -> str:
+        """A path's raw text -> the reading: outer whitespace stripped, quote forms and g/q chosen."""
+        return self._resolve_gq(_fix_quotes(text.strip()))
 
     def _hamming(self, q: np.ndarray, N: int) -> np.ndarray:
         """q: ink [B, H, N + A] -> Hamming cost [C, B, N] of each template at each pen position."""
