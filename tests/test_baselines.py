@@ -99,7 +99,7 @@ def test_cli_bench_lambada_with_gpt2_baseline(tmp_path, data_dir, tok):
     assert not any("pixel" in k for k in row)
     # the paper protocol for a text model: one reading (its greedy text), scored as evaluate_gpt2.py
     paper = {m["metric"]: m for m in summary["metrics"] if m["protocol"] == "lambada:paper"}
-    assert set(paper) == {"acc_text", "readability"} and all(m["n"] == 2 for m in paper.values())
+    assert set(paper) == {"acc_text", "readability", "readability_strict"} and all(m["n"] == 2 for m in paper.values())
     preds = [json.loads(x) for x in (out / "predictions-gpt2_gpt2-random-lambada_paper.jsonl").read_text().splitlines()]
     assert len(preds) == 2 and all(set(p["read"]) == {"text"} and isinstance(p["read"]["text"], str) for p in preds)
     assert all(p["correct"]["text"] == (p["read"]["text"].strip().split()[:1] == [p["target"]]) for p in preds)

@@ -162,7 +162,9 @@ def test_cli_bench_lambada_limit_3_writes_results(micro_checkpoint, data_dir, tm
     assert summary["data"]["lm-eval"]["n_evaluated"] == 3
     # the official protocol: every reading engine and their union, each with a Wilson interval, over the 3 passages
     paper = _metrics(summary, "lambada:paper")
-    assert set(paper) == {"acc_glyph", "acc_tesseract", "acc_union", "readability"}
+    assert set(paper) == {"acc_glyph", "acc_tesseract", "acc_union", "readability", "readability_glyph",
+                          "readability_tesseract", "readability_strict", "readability_strict_glyph",
+                          "readability_strict_tesseract"}  # the paper's union, per engine, the strict variant
     assert all(m["n"] == 3 and m["interval"] == "wilson95" and m["ci_low"] <= m["value"] <= m["ci_high"]
                for m in paper.values())
     preds = [json.loads(x) for x in (out / "predictions-pixar_ckpt0_pixar-micro-random-lambada_paper.jsonl")
@@ -173,6 +175,8 @@ def test_cli_bench_lambada_limit_3_writes_results(micro_checkpoint, data_dir, tm
                and 40 <= p["context_positions"] <= 48 - 4 for p in preds)  # long passages fill the budget
     assert paper["acc_union"]["value"] == pytest.approx(sum(p["correct_union"] for p in preds) / 3)
     assert paper["readability"]["value"] == pytest.approx(sum(p["readable"] for p in preds) / 3)
+    assert all(p["readable"] == any(p["readable_by"].values()) for p in preds)
+    assert paper["readability_glyph"]["value"] == pytest.approx(sum(p["readable_by"]["glyph"] for p in preds) / 3)
     row = summary["rows"][0]  # lm-eval: pixel NLL, never in a token column
     assert row["n"] == 3 and row["lm_eval_pixel_nll"] > 0 and "lm_eval_token_nll" not in row
     table = (out / "table.md").read_text()
@@ -201,7 +205,8 @@ def test_cli_bench_babi_finetune_on_generated_data(micro_checkpoint, tmp_path):
     from pixar.paths import data_dir
 
     # --ocr glyph: one reading, no union; readability needs the paper's vocabulary (unigram_freq, in the data folder)
-    assert set(official) == set(ours) == ({"acc_glyph", "readability"} if data_dir() else {"acc_glyph"})
+    assert set(official) == set(ours) == ({"acc_glyph", "readability", "readability_strict"} if data_dir()
+                                          else {"acc_glyph"})
     assert official["acc_glyph"]["n"] == 4 and ours["acc_glyph"]["n"] == 4
     counts = summary["data"]["tasks"]
     assert counts["qa1 babi:paper[glyph]"]["n_total"] == 10000  # one sample per generated story

@@ -6,7 +6,8 @@ Protocols (never mixed in one column; see harness.results.tables):
            generated task-1 story; Tesseract with the official preprocessing; the notebooks' scorer and
            vocabulary), the others our cleaner variants (paper-openai-cased, paper-all-questions, ...). Each
            runner's `protocol_eval` generates and reads; every reading engine, their union (glyph or
-           Tesseract: PaddleOCR is not available offline) and readability get a 95% Wilson interval, and
+           Tesseract: PaddleOCR is not available offline), readability (the paper's union, each engine's, and
+           the strict variant: harness.eval.readability) get a 95% Wilson interval, and
            every PIXAR vs GPT-2 pair a paired bootstrap interval of the difference (summary "comparisons").
            GPT-2 reads are its greedy 5 tokens, scored as the official evaluate_gpt2.py.
   lm-eval  lm_eval.simple_evaluate on run-time task dicts (harness.tasks.*), TaskManager(include_defaults=
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from pixar.provenance import slug
 
+from harness.eval.readability import metric_note, readability_flags
 from harness.results import stats
 from harness.results.schema import Metric, proportion, with_stderr, write_json, write_jsonl, write_summary
 from harness.models import LMRunner, load_lm_runners
@@ -41,8 +43,6 @@ READING_NOTES = {
                  "available offline), scored by the row's protocol, 95% Wilson interval",
     "acc_text": "GPT-2: the first whitespace token of its greedy 5 tokens vs the target, case-insensitive "
                 "(evaluate_gpt2.py), 95% Wilson interval",
-    "readability": "the first word read is in the protocol's vocabulary (protocol_specs.vocabulary), "
-                   "95% Wilson interval",
 }
 NOT_PROPORTIONS = ("_nll", "_ppl")  # lm-eval means with a stderr; everything else here is a fraction of n
 
@@ -94,8 +94,7 @@ def protocol_metrics(task: str, model: str, label: str, rows: list[dict]) -> lis
     flags = {f"acc_{e}": [r["correct"][e] for r in rows] for e in readings}
     if len(readings) > 1:
         flags["acc_union"] = [r["correct_union"] for r in rows]
-    if rows and rows[0].get("readable") is not None:
-        flags["readability"] = [r["readable"] for r in rows]
+    flags.update(readability_flags(rows))  # the paper's (union), per engine, and the strict variant
     out = []
     for metric, f in flags.items():
         iv = stats.proportion_interval(f)
@@ -155,7 +154,8 @@ class BenchRun:
         return rows
 
     def comparisons(self, seed: int) -> list[dict]:
-        """Paired bootstrap intervals of PIXAR - GPT-2 union accuracy (and readability) on the same examples."""
+        """Paired bootstrap intervals of PIXAR - GPT-2 union accuracy and readability (the paper's and the strict
+        variant) on the same examples."""
         from harness.eval.protocols import paired_difference
 
         out = []
@@ -164,7 +164,7 @@ class BenchRun:
                 for b, rows_b in scored:
                     if not (a.supports_pixels and not b.supports_pixels):
                         continue
-                    for metric in ("correct_union", "readable"):
+                    for metric in ("correct_union", "readable", "readable_strict"):
                         if rows_a[0].get(metric) is None or rows_b[0].get(metric) is None:
                             continue
                         d = paired_difference(rows_a, rows_b, metric, seed=seed)
@@ -205,7 +205,7 @@ class BenchRun:
         models_info = [{"name": m.name, "kind": m.kind, "finetuned": m.finetuned, **m.info} for m in models]
         for m in self.metrics:  # the named protocols' metric keys (their rows carry the protocol label)
             if m.metric not in protocol:
-                protocol[m.metric] = READING_NOTES.get(m.metric) or (
+                protocol[m.metric] = READING_NOTES.get(m.metric) or metric_note(m.metric) or (
                     f"first-word accuracy of the {m.metric[4:]} reading, scored by the row's protocol "
                     "(protocol_specs: data, prompts, scorer), 95% Wilson interval")
         summary = write_summary(self.out, command=f"bench {self.bench}", protocol=protocol, config=config, seed=seed,

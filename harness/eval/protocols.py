@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.results import stats
+from harness.eval import readability
 from harness.eval.official_scorers import get_scorer, process_lambda
 
 DATA_VARIANTS = ("lambada-original", "lambada-openai", "babi-generated", "babi-qa1-test")
@@ -225,7 +226,9 @@ def build_vocabulary(spec: ProtocolSpec, examples: Sequence[Mapping], data_dir: 
 def score_rows(spec: ProtocolSpec, examples: Sequence[Mapping], reads: Mapping[str, Sequence[str]],
                vocab: frozenset | None) -> list[dict]:
     """reads: {engine: [text per example]} (pixar.read.ocr.read_engines) -> one row per example:
-    {'idx', 'target', 'read', 'prediction', 'correct', 'correct_union', 'readable'}."""
+    {'idx', 'target', 'read', 'prediction', 'correct', 'correct_union', 'readable'} and, with a vocabulary, the
+    readability of each reading and the strict variant (harness.eval.readability.row_fields: 'readable_by',
+    'readable_strict', 'readable_strict_by'); 'readable' stays the paper's union."""
     missing = [e for e in spec.engines if e not in reads]
     if missing:
         raise ValueError(f"{spec.label}: no readings for engine(s) {missing} (the protocol reads {list(spec.engines)})")
@@ -234,19 +237,21 @@ def score_rows(spec: ProtocolSpec, examples: Sequence[Mapping], reads: Mapping[s
     for j, ex in enumerate(examples):
         texts = {e: reads[e][j] for e in spec.engines}
         rows.append({"idx": ex["idx"], "target": ex["target"], "read": texts,
-                     **scorer.score(texts, ex["target"], vocab)})
+                     **scorer.score(texts, ex["target"], vocab), **readability.row_fields(scorer.readable, texts, vocab)})
     return rows
 
 
 def summarise(spec: ProtocolSpec, rows: Sequence[Mapping], level: float = stats.LEVEL) -> dict:
-    """Each engine's accuracy, the union's and readability, each {'estimate', 'low', 'high', ...} (Wilson)."""
+    """Each engine's accuracy, the union's, and readability (the union; per engine and the strict variant when
+    the rows carry them: harness.eval.readability.readability_flags), each {'estimate', 'low', 'high', ...}
+    (Wilson)."""
     if not rows:
         raise ValueError(f"{spec.label}: no scored examples")
     out = {f"acc_{e}": stats.proportion_interval([r["correct"][e] for r in rows], level).to_dict()
            for e in spec.engines}
     out["acc_union"] = stats.proportion_interval([r["correct_union"] for r in rows], level).to_dict()
-    if rows[0].get("readable") is not None:
-        out["readability"] = stats.proportion_interval([r["readable"] for r in rows], level).to_dict()
+    for metric, flags in readability.readability_flags(rows).items():
+        out[metric] = stats.proportion_interval(flags, level).to_dict()
     return {"protocol": spec.label, "n": len(rows), **out}
 
 
@@ -259,7 +264,8 @@ def text_model_spec(spec: ProtocolSpec) -> ProtocolSpec:
 def paired_difference(rows_a: Sequence[Mapping], rows_b: Sequence[Mapping], metric: str = "correct_union",
                       engine: str | None = None, resamples: int = stats.RESAMPLES, seed: int = 0,
                       common: bool = False) -> stats.Interval:
-    """mean(a) - mean(b) of a per-example flag ('correct_union', 'readable', or 'correct' with engine)
+    """mean(a) - mean(b) of a per-example flag ('correct_union', 'readable', 'readable_strict', or 'correct' /
+    'readable_by' / 'readable_strict_by' with engine)
     for two systems scored on the same examples (matched by idx), with its paired bootstrap interval.
     common=True pairs them on the examples both scored (one run on a subset of the other's); its n says how many."""
     def flags(rows):
