@@ -73,3 +73,25 @@ def test_bench_metric_rows_and_notes():
     assert "glyph reading alone" in rd.metric_note("readability_glyph")
     assert "stricter variant" in rd.metric_note("readability_strict_tesseract")
     assert "ANY engine" in rd.metric_note("readability") and rd.metric_note("acc_glyph") is None
+
+
+def test_rescore_committed_rows_reproduces_their_union(monkeypatch):
+    """benchmarks/readability_by_engine.py's premise: the committed texts re-scored per engine give back every
+    stored union flag (same scorer, same vocabulary)."""
+    from pathlib import Path
+
+    from pixar.paths import data_dir
+
+    if data_dir() is None:
+        pytest.skip("PIXAR_DATA not set (the paper's word list)")
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.syspath_prepend(str(root / "benchmarks"))
+    import readability_by_engine as rbe
+
+    runs = rbe.load_run(root / "results", "babi/stage1-all-questions", "babi:paper-all-questions[glyph]")
+    pixar = next(rows for model, rows in runs.items() if model.startswith("pixar"))
+    assert len(pixar) == 1000 and all(r["readable"] == r["readable_by"]["glyph"] for r in pixar)
+    assert sum(r["readable"] for r in pixar) == 641  # the committed summary's 64.1%
+    assert sum(r["readable_strict"] for r in pixar) == 147  # mostly 1-2 letter reads: 'n', 'ii', 'nu'
+    rows, differ = rd.rescore(pixar[:3], lambda text, vocab: False, VOCAB)
+    assert differ == sum(r["readable"] for r in pixar[:3]) and not any(r["readable_by"]["glyph"] for r in rows)

@@ -80,6 +80,18 @@ def row_fields(readable, texts: Mapping[str, str], vocab: Collection[str] | None
     return {"readable_by": by, "readable_strict": any(strict.values()), "readable_strict_by": strict}
 
 
+def rescore(rows: Sequence[Mapping], readable, vocab: Collection[str]) -> tuple[list[dict], int]:
+    """Rows scored before these fields existed (their 'read' texts kept) -> (copies with row_fields added, the
+    number whose recomputed union differs from their stored 'readable': 0 when `readable` and `vocab` are the
+    ones they were scored with)."""
+    out, differ = [], 0
+    for r in rows:
+        fields = row_fields(readable, r["read"], vocab)
+        differ += r.get("readable") is not None and any(fields["readable_by"].values()) != bool(r["readable"])
+        out.append({**r, **fields})
+    return out, differ
+
+
 def readability_flags(rows: Sequence[Mapping]) -> dict[str, list[bool]]:
     """Scored rows -> {metric: per-example flags}: `readability` (the union) and, when the rows carry them,
     `readability_<engine>`, `readability_strict` and `readability_strict_<engine>` (per engine only with
