@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from pixar.config import PixarConfig
 from pixar.model.transformer import Pixar, patchify, unpatchify
+from pixar.read.abstention import DEFAULT_RULE as ABSTENTION
 from pixar.render.renderer import Renderer, space_text
 
 from harness.models.base import LM_RUNNERS, LMRunner, OcrReads, PixelTransform, register
@@ -64,7 +65,8 @@ class PixarRunner(LMRunner):
         non_emb = model.num_params() - model.embed.weight.numel() - model.head.weight.numel()
         base = {"model": "pixar", "checkpoint": checkpoint, "params": model.num_params(),
                 "renderer": self._renderer.fingerprint(), "ocr": ocr, "scoring": "pixel NLL (nats)",
-                "non_embedding_params": non_emb, "name": config.name, "config": config.to_dict()}
+                "non_embedding_params": non_emb, "name": config.name, "config": config.to_dict(),
+                "glyph_abstention": dataclasses.asdict(ABSTENTION)}  # the glyph decoder's rule (pixar.read.abstention)
         super().__init__(name=name, info={**base, **(info or {})})
 
     @classmethod
@@ -231,7 +233,7 @@ class PixarRunner(LMRunner):
         if "glyph" in engines and self._decoder is None:
             from pixar.read.glyph_decoder import GlyphDecoder
 
-            self._decoder = GlyphDecoder(self._renderer)
+            self._decoder = GlyphDecoder(self._renderer, abstain=ABSTENTION)
         for e in engines:
             if e != "glyph" and e not in self._tesseracts:
                 self._tesseracts[e] = ocr.tesseract_for(e)  # "tesseract" (paper preprocessing), "tesseract-line"

@@ -2,7 +2,8 @@
 
 Engines (`ENGINES`; `read_strip(s)`, `read_engines`):
     glyph           pixar.read.glyph_decoder.GlyphDecoder: template matching against the renderer's own font
-                    (exact on clean renders, ~1 ms a line; needs no external program).
+                    (exact on clean renders, ~1 ms a line; needs no external program). It abstains on words
+                    whose templates do not fit the pixels: they read as pixar.read.abstention.ABSTAIN_MARK.
     tesseract       Tesseract 5 with the OFFICIAL preprocessing (LatentPixel/text_graph.py `_span` / `ocr`,
                     LatentPixel/ocr.py; notebooks call `img.ocr(method='tesseract', square=False, span=True,
                     span_ratio=1.3, scale=3)`): binarise (white where P(white) > 0.5), centre the crop on a
