@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     renderer = Renderer()
     # min_ink as the default rule: glyph-less ink runs of that size become Words, so every rule can judge them
-    decoder = GlyphDecoder(renderer, abstain=dataclasses.replace(DEFAULT_RULE, max_distance=1.0, max_glyph_mismatch=1.0))
+    permissive = dataclasses.replace(DEFAULT_RULE, max_distance=1.0, max_glyph_mismatch=1.0)
+    decoder = GlyphDecoder(renderer, abstain=permissive)
     words = cal.corpus_words(args.words, args.seed, args.data_dir)
     clean = cal.word_strips(renderer, words)
     text_sets = {"clean": clean, **{f"flip {f:.0%}": cal.flip(clean, f, args.seed + 1) for f in FLIPS}}

@@ -236,8 +236,9 @@ def score_rows(spec: ProtocolSpec, examples: Sequence[Mapping], reads: Mapping[s
     rows = []
     for j, ex in enumerate(examples):
         texts = {e: reads[e][j] for e in spec.engines}
-        rows.append({"idx": ex["idx"], "target": ex["target"], "read": texts,
-                     **scorer.score(texts, ex["target"], vocab), **readability.row_fields(scorer.readable, texts, vocab)})
+        scored = scorer.score(texts, ex["target"], vocab)
+        rows.append({"idx": ex["idx"], "target": ex["target"], "read": texts, **scored,
+                     **readability.row_fields(scorer.readable, texts, vocab)})
     return rows
 
 

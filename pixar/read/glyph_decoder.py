@@ -244,8 +244,8 @@ class GlyphDecoder:
                 for j, b in enumerate(redo):
                     paths[b] = paths2[j]
                     resid[b] = self._residual(paths2[j], hard[:, b], hard_ink[b], first[b], last[b]) / span[b]
-        return [(words_of_path(path, self.chars, self.advances, self._ink_count, hard[:, b], hard_ink[b], H, self.abstain), float(r))
-                for b, (path, r) in enumerate(zip(paths, resid))]
+        return [(words_of_path(path, self.chars, self.advances, self._ink_count, hard[:, b], hard_ink[b], H,
+                               self.abstain), float(r)) for b, (path, r) in enumerate(zip(paths, resid))]
 
     def finish(self, text: str) -> str:
         """A path's raw text -> the reading: outer whitespace stripped, quote forms and g/q chosen."""
