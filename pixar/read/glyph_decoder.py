@@ -58,6 +58,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from pixar.read.abstention import DEFAULT_RULE, AbstentionRule, Word, assemble, words_of_path
+from pixar.read.glyph_dp import dp_numpy, dp_python
 from pixar.render.renderer import Renderer
 
 # Printable ASCII, then Latin-1 (U+00A1..U+00FF), then common typographic punctuation; order = tie-break.
@@ -282,9 +283,9 @@ class GlyphDecoder:
                     idx[sub[r] == best[k]] = lo + r
         adv = [int(a) for a in self.group_advances]
         if B >= _NUMPY_DP_MIN_BATCH:
-            choice = _dp_numpy(best, skip, adv)
+            choice = dp_numpy(best, skip, adv)
         else:
-            choice = np.stack([_dp_python(best[:, b].tolist(), skip[b].tolist(), adv) for b in range(B)])
+            choice = np.stack([dp_python(best[:, b].tolist(), skip[b].tolist(), adv) for b in range(B)])
         return [self._backtrack(choice[b], best_idx[:, b]) for b in range(B)]
 
     def _backtrack(self, choice: np.ndarray, best_idx: np.ndarray) -> list[tuple[int, int]]:
@@ -383,44 +384,3 @@ def _auto_weight(flip_rate: float) -> float:
     [1e-5, 0.25] (a flipped pixel costs ln((1 - f) / f) nats; one pixel = one unit of Hamming cost)."""
     f = min(max(flip_rate, 1e-5), 0.25)
     return min(1.0 / float(np.log((1 - f) / f)), 1.0)
-
-
-# ---- the column DP (two equivalent implementations) -------------------------------------------------
-def _dp_python(best: list[list[float]], skip: list[float], adv: list[int]) -> np.ndarray:
-    """One strip. best[k][x]: cheapest template of advance adv[k] with its pen at x; skip[x]: skipping
-    column x. Returns choice int64 [N+1]: -1 = skip into y, k = group k's glyph ends at y."""
-    N = len(skip)
-    dp = [0.0] * (N + 1)
-    choice = [-1] * (N + 1)
-    groups = list(zip(range(len(adv)), adv, best))
-    for y in range(1, N + 1):
-        cur, ch = dp[y - 1] + skip[y - 1], -1
-        for k, a, row in groups:
-            if a > y:
-                break
-            x = y - a
-            cand = dp[x] + row[x]
-            if cand < cur:
-                cur, ch = cand, k
-        dp[y] = cur
-        choice[y] = ch
-    return np.asarray(choice, dtype=np.int64)
-
-
-def _dp_numpy(best: np.ndarray, skip: np.ndarray, adv: list[int]) -> np.ndarray:
-    """The same DP for a batch: best [G, B, N], skip [B, N] -> choice int64 [B, N+1]."""
-    B, N = skip.shape
-    dp = np.zeros((B, N + 1), dtype=np.float64)
-    choice = np.full((B, N + 1), -1, dtype=np.int64)
-    for y in range(1, N + 1):
-        cur = dp[:, y - 1] + skip[:, y - 1]
-        ch = choice[:, y]
-        for k, a in enumerate(adv):
-            if a > y:
-                break
-            cand = dp[:, y - a] + best[k, :, y - a]
-            better = cand < cur
-            cur = np.where(better, cand, cur)
-            ch[better] = k
-        dp[:, y] = cur
-    return choice
