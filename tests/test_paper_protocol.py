@@ -8,6 +8,7 @@ import pytest
 from harness.tasks import babi_generator as babi_gen
 
 from harness.eval import protocols as pp
+from harness.results import stats
 
 from harness.eval import official_scorers as ps
 from harness.tasks import babi
@@ -212,7 +213,8 @@ def test_score_rows_summarise_and_paired_difference():
         pp.score_rows(spec, examples, {"glyph": reads["glyph"]}, VOCAB)
     worse = pp.score_rows(spec, examples, {"glyph": ["x"] * 4, "tesseract": ["", "kitchen", "", ""]}, VOCAB)
     d = pp.paired_difference(rows, worse, resamples=500)
-    assert d.estimate == 0.75 and d.low >= 0.0 and d.high == 1.0
+    assert d.estimate == 0.75 and d.method == "newcombe-paired"  # 0/1 flags: Newcombe's paired interval
+    assert d == stats.paired_proportion_diff([1, 1, 1, 1], [0, 1, 0, 0]) and 0.0 < d.low < 0.75 < d.high < 1.0
     t = pp.paired_difference(rows, worse, metric="correct", engine="tesseract", resamples=500)
     assert t.estimate == 0.25
     with pytest.raises(ValueError, match="different examples"):

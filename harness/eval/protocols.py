@@ -260,7 +260,9 @@ def paired_difference(rows_a: Sequence[Mapping], rows_b: Sequence[Mapping], metr
                       engine: str | None = None, resamples: int = stats.RESAMPLES, seed: int = 0,
                       common: bool = False) -> stats.Interval:
     """mean(a) - mean(b) of a per-example flag ('correct_union', 'readable', or 'correct' with engine)
-    for two systems scored on the same examples (matched by idx), with its paired bootstrap interval.
+    for two systems scored on the same examples (matched by idx), with Newcombe's paired interval
+    (stats.paired_proportion_diff: it does not degenerate when both arms are all 0 or all 1; the percentile
+    bootstrap, used for scores that are not 0/1 flags, does).
     common=True pairs them on the examples both scored (one run on a subset of the other's); its n says how many."""
     def flags(rows):
         return {r["idx"]: float(r[metric][engine] if engine is not None else r[metric]) for r in rows}
@@ -275,4 +277,7 @@ def paired_difference(rows_a: Sequence[Mapping], rows_b: Sequence[Mapping], metr
         raise ValueError(f"paired_difference: the two systems scored different examples "
                          f"({len(set(a) ^ set(b))} idx in only one of them)")
     keys = sorted(a)
-    return stats.paired_bootstrap_diff([a[k] for k in keys], [b[k] for k in keys], resamples, seed)
+    xa, xb = [a[k] for k in keys], [b[k] for k in keys]
+    if set(xa) | set(xb) <= {0.0, 1.0}:
+        return stats.paired_proportion_diff(xa, xb)
+    return stats.paired_bootstrap_diff(xa, xb, resamples, seed)

@@ -198,26 +198,25 @@ def curve_section(results: Path) -> list[str]:
 
 def robustness_section(results: Path, sums: dict, pairs: list[dict]) -> list[str]:
     """PIXAR vs GPT-2 attacked on the same examples with the same perturbations ({label, pixar, gpt2, file}: two
-    attack folders and their predictions file): accuracy with Wilson intervals, the paired difference and the paired
-    difference of drops from clean (harness.robustness.suite.comparison_rows)."""
-    from harness.robustness.suite import comparison_rows, interval_cell as cell, read_flags
+    attack folders and their predictions file): reference rows, accuracy with Wilson intervals and at-chance
+    marks, answer diversity, the paired difference and the drop difference (PIXAR drop - GPT-2 drop, drop = clean
+    - attacked) from harness.robustness.suite.attack_comparison."""
+    from harness.robustness.suite import attack_comparison, comparison_markdown
 
     lines = []
     for p in pairs:
         if p["pixar"] not in sums or p["gpt2"] not in sums:
             continue
+        task = p.get("task") or p["file"].split("_predictions")[0]
         try:
-            rows = comparison_rows(read_flags(results / p["pixar"] / p["file"]), read_flags(results / p["gpt2"] / p["file"]))
+            result = attack_comparison(results / p["pixar"] / p["file"], results / p["gpt2"] / p["file"], task)
         except (OSError, ValueError) as e:
             lines += [f"{p['label']}: not available ({e})", ""]
             continue
-        lines += [f"**{p['label']}** (`{p['pixar']}` vs `{p['gpt2']}`; % with 95% intervals: Wilson for each model, "
-                  "paired bootstrap for the difference and for the difference of drops from clean):", "",
-                  "| attack | rate | n | PIXAR | GPT-2 | PIXAR - GPT-2 | PIXAR drop - GPT-2 drop |", "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['attack'] if r['rate'] > 0 else 'none (clean)'} | {r['rate']:g} | {r['n']} | {cell(r['pixar'])} | "
-                  f"{cell(r['gpt2'])} | {cell(r['diff'])} | {cell(r.get('drop_diff'))} |"
-                  for r in rows if r["rate"] > 0 or r["attack"] == rows[0]["attack"]]
-        lines.append("")
+        lines += [f"**{p['label']}** (`{p['pixar']}` vs `{p['gpt2']}`; % with 95% intervals: Wilson for each model "
+                  "and reference row, Newcombe's paired interval for the difference, MOVER for the drop difference; "
+                  "**at chance** = the lower bound does not clear the best reference row, and then comparisons "
+                  "read \"n/a (at chance)\"):", "", comparison_markdown(result).strip(), ""]
     return lines
 
 
