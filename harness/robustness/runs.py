@@ -37,6 +37,15 @@ def metric_rows(table: pd.DataFrame, task: str, models) -> list[Metric]:
                        int(r.n)) for r in table.itertuples()]
 
 
+def attack_references(data, seed: int = 0) -> list[dict]:
+    """Reference rows (harness.results.reference) on the task's clean examples: what trivial rules score."""
+    from harness.results.reference import reference_rows
+
+    examples = [{"prompt": ex["text"], "target": ex["target"]} if "target" in ex else {"label": ex["label"]}
+                for ex in data.examples]
+    return [r.to_dict() for r in reference_rows(getattr(data, "task_key", "") or data.name, examples, seed)]
+
+
 def _jsonl(rows: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
 
@@ -68,14 +77,16 @@ def run_pixel_attacks(data, models, attacks_: list[str], rates: list[float], see
     table, preds = run_pixel_suite(data.examples, attacks_, rates, pixel_models, score_prediction, seed)
     table = table.assign(task=data.name, metric=table["model"].map({m.name: m.metric for m in models}))
     stem = f"{data.name}-pixel"
+    refs = attack_references(data, seed)
     paths = write_report(table, pd.DataFrame(columns=PERTURBED_COLUMNS), out,
-                         title=f"Accuracy under pixel-space attacks (PIXAR only): {data.name}", stem=stem)
+                         title=f"Accuracy under pixel-space attacks (PIXAR only): {data.name}", stem=stem,
+                         references=refs)
     rows = [{"attack": a, "rate": r, "example": i, "model": name, "prediction": _prediction_json(p),
              "gold": data.examples[i].get("target", data.examples[i].get("label")),
              "correct": bool(score_prediction(p, data.examples[i]))} for a, r, name, i, p in preds]
     paths["predictions"] = out / f"{stem}_predictions.jsonl"
     atomic_write_text(paths["predictions"], _jsonl(rows))
-    return {"files": {k: str(v) for k, v in paths.items()}, "rows": table.to_dict("records"),
+    return {"files": {k: str(v) for k, v in paths.items()}, "rows": table.to_dict("records"), "references": refs,
             "metrics": metric_rows(table, data.name, pixel_models)}
 
 
@@ -85,7 +96,9 @@ def run_text_attacks(data, models, attacks_: list[str], rates: list[float], seed
     table, perturbed = run_suite(data.examples, attacks_, rates, {n: r[0] for n, r in recorders.items()},
                                  score=score_prediction, seed=seed)
     table = table.assign(task=data.name, metric=table["model"].map({m.name: m.metric for m in models}))
-    paths = write_report(table, perturbed, out, title=f"Accuracy under attack: {data.name}", stem=data.name)
+    refs = attack_references(data, seed)
+    paths = write_report(table, perturbed, out, title=f"Accuracy under attack: {data.name}", stem=data.name,
+                         references=refs)
     notes = [f"Task `{data.name}`: {len(data.examples)} of {data.n_total} examples ({Path(data.source).name}); "
              "rate = severity per attack family (see attacks/__init__.py); [95% Wilson interval]. Metric per model:",
              ""]
@@ -109,7 +122,7 @@ def run_text_attacks(data, models, attacks_: list[str], rates: list[float], seed
                          "correct": bool(score_prediction(pred, example))})
     paths["predictions"] = out / f"{data.name}_predictions.jsonl"
     atomic_write_text(paths["predictions"], _jsonl(rows))
-    return {"files": {k: str(v) for k, v in paths.items()}, "rows": table.to_dict("records"),
+    return {"files": {k: str(v) for k, v in paths.items()}, "rows": table.to_dict("records"), "references": refs,
             "pixar_glyph_coverage": coverage, "metrics": metric_rows(table, data.name, models)}
 
 

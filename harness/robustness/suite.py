@@ -31,7 +31,7 @@ from harness.results.tables import markdown_table
 Model = Callable[[list[Input]], Sequence[Any]]
 Score = Callable[[Any, Mapping[str, Any]], float]
 
-TABLE_COLUMNS = ["attack", "rate", "model", "n", "accuracy"]
+TABLE_COLUMNS = ["attack", "rate", "model", "n", "accuracy", "distinct", "top_answer", "top_share"]
 PERTURBED_COLUMNS = ["attack", "rate", "example", "original", "perturbed"]
 
 
@@ -46,6 +46,23 @@ class SuiteResult(NamedTuple):
 def exact_match(prediction: Any, example: Mapping[str, Any]) -> float:
     """Default score: 1.0 if ``prediction == example["label"]`` else 0.0."""
     return float(prediction == example["label"])
+
+
+def answer_of(prediction: Any) -> str:
+    """The answer a prediction gives, for answer diversity: the first word of a paper-protocol `Reads`'s first
+    reading, else the prediction itself (a class id)."""
+    texts = getattr(prediction, "texts", None)
+    if isinstance(texts, dict):
+        return prediction_answer({"reads": texts})
+    return str(prediction)
+
+
+def _row(attack: str, rate: float, name: str, scores: list[float], preds: Sequence[Any]) -> tuple:
+    from harness.results.reference import diversity
+
+    d = diversity([answer_of(p) for p in preds])
+    return (attack, float(rate), name, len(scores), sum(scores) / len(scores) if scores else math.nan,
+            d["distinct"], d["top_answer"], d["top_share"])
 
 
 def _predict(model: Model, name: str, batch: list[Input], cache: dict | None) -> list[Any]:
@@ -87,8 +104,7 @@ def run_suite(examples: Sequence[Mapping[str, Any]], attack_names: Sequence[str]
             for model_name, model in models.items():
                 preds = _predict(model, model_name, batch, caches[model_name] if cache else None)
                 scores = [float(score(p, ex)) for p, ex in zip(preds, examples)]
-                rows.append((attack, float(rate), model_name, len(scores),
-                             sum(scores) / len(scores) if scores else math.nan))
+                rows.append(_row(attack, rate, model_name, scores, preds))
     return SuiteResult(pd.DataFrame(rows, columns=TABLE_COLUMNS),
                        pd.DataFrame(perturbed_rows, columns=PERTURBED_COLUMNS))
 
@@ -106,7 +122,7 @@ def run_pixel_suite(examples: Sequence[Mapping[str, Any]], attack_names: Sequenc
             for rate in rates:
                 preds = list(m.predict(inputs, PixelAttack(attack, float(rate), int(seed)), ids))
                 scores = [float(score(p, ex)) for p, ex in zip(preds, examples)]
-                rows.append((attack, float(rate), m.name, len(scores), sum(scores) / max(len(scores), 1)))
+                rows.append(_row(attack, rate, m.name, scores, preds))
                 preds_out += [(attack, float(rate), m.name, i, p) for i, p in enumerate(preds)]
     return pd.DataFrame(rows, columns=TABLE_COLUMNS), preds_out
 
@@ -116,10 +132,22 @@ def _format_input(value: Any) -> str:
     return " ||| ".join(value) if isinstance(value, (tuple, list)) else str(value)
 
 
-def render_markdown(table: pd.DataFrame, perturbed: pd.DataFrame, title: str, n_samples: int = 3) -> str:
-    """Markdown: per attack, a rate x model accuracy table (with 95% Wilson intervals) and a few samples."""
+def render_markdown(table: pd.DataFrame, perturbed: pd.DataFrame, title: str, n_samples: int = 3,
+                    references: list[dict] | None = None) -> str:
+    """Markdown: the reference rows (trivial rules on the clean examples, harness.results.reference), then per
+    attack a rate x model accuracy table (95% Wilson intervals; **at chance** when the lower bound does not clear
+    the best reference row; distinct answers and the top answer's share when recorded) and a few samples."""
+    from harness.results.reference import status
+
     out = [f"# {title}", ""]
+    refs = list(references or [])
+    if refs:
+        out += ["Reference rows on the same (clean) examples; a model whose 95% lower bound does not clear the best "
+                "of them is marked **at chance**:", "",
+                markdown_table(["reference", "n", "accuracy (95% CI)", "distinct answers (top, share)"],
+                               [[r["name"], str(r["n"]), interval_cell(r), _answers_cell(r)] for r in refs])]
     models = list(dict.fromkeys(table["model"]))
+    diverse = "distinct" in table.columns
     for attack, sub in table.groupby("attack", sort=False):
         out += [f"## {attack}", ""]
         rows = []
@@ -129,12 +157,18 @@ def render_markdown(table: pd.DataFrame, perturbed: pd.DataFrame, title: str, n_
             for m in models:
                 r = by_model.get(m)
                 if r is None:
-                    cells.append("")
+                    cells += [""] * (2 if diverse else 1)
                     continue
                 lo, hi = accuracy_band(r.accuracy, int(r.n))
-                cells.append(f"{r.accuracy:.4f} [{lo:.2f}, {hi:.2f}]")
+                mark = status(lo, refs)
+                cells.append(f"{r.accuracy:.4f} [{lo:.2f}, {hi:.2f}]" + (f" **{mark}**" if mark else ""))
+                if diverse:
+                    cells.append(_answers_cell({"n": r.n, "distinct": r.distinct, "top_answer": r.top_answer,
+                                                "top_share": r.top_share}))
             rows.append([f"{rate:g}", str(rsub["n"].iloc[0])] + cells)
-        out += [markdown_table(["rate", "n"] + [f"{m} (95% CI)" for m in models], rows)]
+        header = [c for m in models for c in ([f"{m} (95% CI)", f"{m} answers: distinct (top, share)"]
+                                              if diverse else [f"{m} (95% CI)"])]
+        out += [markdown_table(["rate", "n"] + header, rows)]
         samples = perturbed[(perturbed["attack"] == attack) & (perturbed["example"] < n_samples)]
         if len(samples):
             rows = [[f"{r.rate:g}", str(r.example), _format_input(r.perturbed)] for r in samples.itertuples()]
@@ -183,7 +217,8 @@ def _plot(table: pd.DataFrame, title: str, path: str) -> None:
 
 
 def write_report(table: pd.DataFrame, perturbed: pd.DataFrame, out_dir: str | os.PathLike,
-                 title: str = "Robustness", stem: str = "robustness") -> dict[str, Path]:
+                 title: str = "Robustness", stem: str = "robustness", references: list[dict] | None = None
+                 ) -> dict[str, Path]:
     """Markdown, CSV and PNG reports of a suite result -> paths under the keys ``markdown``, ``csv``,
     ``perturbed_csv`` and ``plot``. Pairs in ``perturbed`` are written as ``"a ||| b"`` in the CSV."""
     out = Path(out_dir)
@@ -192,7 +227,7 @@ def write_report(table: pd.DataFrame, perturbed: pd.DataFrame, out_dir: str | os
              "perturbed_csv": out / f"{stem}_perturbed.csv", "plot": out / f"{stem}.png"}
     flat = perturbed.assign(original=perturbed["original"].map(_format_input),
                             perturbed=perturbed["perturbed"].map(_format_input))
-    atomic_write_text(paths["markdown"], render_markdown(table, perturbed, title) + "\n")
+    atomic_write_text(paths["markdown"], render_markdown(table, perturbed, title, references=references) + "\n")
     atomic_write(paths["csv"], lambda tmp: table.to_csv(tmp, index=False))
     atomic_write(paths["perturbed_csv"], lambda tmp: flat.to_csv(tmp, index=False))
     atomic_write(paths["plot"], lambda tmp: _plot(table, title, tmp))
