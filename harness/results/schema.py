@@ -64,9 +64,12 @@ class Metric:
     ci_low: float | None = None
     ci_high: float | None = None
     interval: str | None = None
+    note: str | None = None  # e.g. "at chance" (harness.results.reference)
 
     def to_json(self) -> dict:
         out = asdict(self)
+        if out["note"] is None:
+            del out["note"]
         for k in ("value", "ci_low", "ci_high"):
             v = out[k]
             out[k] = None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
