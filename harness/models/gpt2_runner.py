@@ -5,7 +5,10 @@ case-insensitively; case-sensitive recorded beside it), lm-eval through HFLM (to
 How GPT-2 generates is named by the protocol (ProtocolSpec.text_decoding), from TEXT_DECODERS:
     greedy-5-new            ours: PAPER_NEW_TOKENS (5) greedy new tokens after the prompt
     hf-max-length-5-greedy  evaluate_gpt2.py LAMBADA: HF max_length=5 is the TOTAL length, so max(1, 5 - prompt
-                            tokens) new tokens (1 for any real prompt), greedy
+                            tokens) new tokens (1 for any real prompt), greedy. That is what the authors'
+                            transformers 4.34.1 (their environment.yml) did: a warning, then one step; today's
+                            transformers (4.57) raises on the same call and the script's bare `except` would
+                            count every example wrong, so the rule is implemented here, not delegated to HF
     hf-max-length-5-sample  evaluate_gpt2.py bAbI: as above, sampled with the text-generation pipeline's defaults
                             for gpt2 (do_sample=True, top_k=50, temperature 1), each example from its own seeded
                             generator (seed, example id), so results do not depend on batching
