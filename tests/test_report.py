@@ -141,3 +141,38 @@ def test_findings_diff_on_common_examples(tmp_path):
     text = render_findings("{{diff a - b | lambada:paper | correct_union | pixar | common}}", res, sums)
     # 4/4 vs 0/4 on the same 4 examples: Newcombe's paired interval, not the bootstrap's degenerate [+100, +100]
     assert text.startswith("+100.0 pp [+") and not text.startswith("+100.0 pp [+100.0") and text.endswith("(n = 4)")
+
+
+def test_exact_is_reserved_for_runs_that_cut_no_prompt(tmp_path):
+    """The report writer refuses "exact"/"exactly" in a findings paragraph that cites a run which cut prompts
+    (+fit label), or which does not record whether it did; a run recording zero cuts may be called exact."""
+    from harness.results.report import check_exact_words, fit_lines, run_section
+
+    res = tmp_path / "results"
+    bench_run(res / "cut", [True, False], [True, True], protocol="lambada:paper+fit91")
+    bench_run(res / "whole", [True, False], [True, True])
+    bench_run(res / "old", [True, False], [True, True])
+    for where, fits in (("cut", [{"task": "lambada", "model": "pixar:tiny/step-0000200", "protocol": "lambada:paper",
+                                   "label": "lambada:paper+fit91", "budget": 91, "unit": "positions", "cut": 1,
+                                   "n": 2, "share": 0.5}]),
+                        ("whole", [{"task": "lambada", "model": "pixar:tiny/step-0000200", "protocol": "lambada:paper",
+                                    "label": "lambada:paper", "budget": 91, "unit": "positions", "cut": 0, "n": 2,
+                                    "share": 0.0}])):
+        path = res / where / "summary.json"
+        s = json.loads(path.read_text())
+        path.write_text(json.dumps({**s, "fits": fits}))
+    sums = summaries(res)
+    ok = "Exactly the paper's protocol: {{whole | pixar | lambada:paper | acc_union}}.\n\n" \
+         "Cut: {{cut | pixar | lambada:paper+fit91 | acc_union}}."
+    check_exact_words(ok, sums)  # "exactly" cites only the run that cut nothing
+    assert render_findings(ok, res, sums).startswith("Exactly the paper's protocol: 50.0% [")
+    for bad, why in (("- The exact protocol: {{cut | pixar | lambada:paper+fit91 | acc_union}}.", "cut"),
+                     ("- Exactly: {{old | pixar | lambada:paper | acc_union}}.", "not recorded"),
+                     ("- exactly, {{diff whole - old | lambada:paper | correct_union}}", "not recorded")):
+        with pytest.raises(ReportError, match=f"whose run results/.* has prompts {why}.*reserved for runs that cut no"):
+            render_findings(bad, res, sums)
+    assert fit_lines(sums["cut"]) == ["Prompts cut to fit the model (each keeps its end):", "",
+                                      "- `lambada:paper+fit91` (pixar:tiny/step-0000200): 1 of 2 prompts (50.0%) cut "
+                                      "to 91 positions", ""]
+    assert fit_lines(sums["whole"])[0] == "No prompt was cut to fit any model."
+    assert "Prompt cuts not recorded" in "\n".join(run_section("old", sums["old"]))

@@ -13,6 +13,11 @@ whose figures are references resolved from the summaries:
 (folder relative to results/, a model-name prefix, the protocol label, the metric), so a finding cannot drift
 from its number; an unresolvable reference stops the report with one line. The paper's published numbers come
 from results/paper-numbers.json (with their source).
+
+"exact" / "exactly" are reserved for runs that cut no prompt: a findings paragraph (or bullet) using either word
+may cite only runs whose summary records zero prompts cut under the cited protocol (bench's "fits"); a run that
+cut prompts (label `+fit<N>`) or records nothing about cuts (older summaries, attack runs) stops the report with
+one line naming the reference (`check_exact_words`).
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from harness.results.schema import ResultsError, read_jsonl, read_summary
 from harness.results.tables import metrics_table, to_markdown
 
 REF = re.compile(r"\{\{(.+?)\}\}")
+EXACT = re.compile(r"\bexact(ly)?\b", re.IGNORECASE)
 
 
 class ReportError(ValueError):
@@ -129,7 +135,47 @@ def resolve(ref: str, results: Path, sums: dict) -> str:
     return with_interval(metric(sums[where], where, model, protocol, name))
 
 
+def cut_status(summary: dict, protocol: str, model: str) -> str:
+    """Whether a run cut prompts under `protocol` for models named `model`*: "none" (its summary records zero cuts),
+    "cut N of M" (label `+fit` or a record of cuts) or "not recorded"."""
+    if "+fit" in protocol:
+        return "cut (its label says +fit)"
+    fits = [f for f in summary.get("fits") or [] if f["model"].startswith(model) and f["label"] == protocol]
+    if not fits:
+        return "not recorded"
+    cut = sum(f["cut"] for f in fits)
+    return "none" if cut == 0 else f"cut {cut} of {sum(f['n'] for f in fits)}"
+
+
+def _ref_runs(ref: str) -> list[tuple[str, str, str]]:
+    """(folder, protocol, model prefix) of every run a findings reference cites."""
+    parts = [p.strip() for p in ref.split("|")]
+    if parts[0].startswith("diff ") and len(parts) >= 3:
+        model = parts[3] if len(parts) > 3 and parts[3] else "pixar"
+        return [(x.strip(), parts[1], model) for x in parts[0][5:].split(" - ")]
+    if len(parts) == 4:
+        return [(parts[0], parts[2], parts[1])]
+    return []
+
+
+def check_exact_words(text: str, sums: dict) -> None:
+    """ReportError when a paragraph of `text` says "exact"/"exactly" and cites a run that cut prompts (or does not
+    record whether it did): those words are reserved for runs that cut nothing."""
+    for block in re.split(r"\n\s*\n|\n(?=- )", text):
+        word = EXACT.search(REF.sub("", block))
+        if not word:
+            continue
+        for ref in REF.findall(block):
+            for where, protocol, model in _ref_runs(ref):
+                status = cut_status(sums.get(where, {}), protocol, model) if where in sums else "not recorded"
+                if status != "none":
+                    raise ReportError(f"findings: {word.group(0)!r} in a paragraph citing {{{{{ref.strip()}}}}}, "
+                                      f"whose run results/{where} under {protocol} has prompts {status}: "
+                                      "'exact'/'exactly' are reserved for runs that cut no prompt")
+
+
 def render_findings(text: str, results: Path, sums: dict) -> str:
+    check_exact_words(text, sums)
     return REF.sub(lambda m: resolve(m.group(1), results, sums), text)
 
 
@@ -145,6 +191,7 @@ def run_section(where: str, summary: dict) -> list[str]:
     df = metrics_table(summary["metrics"])
     if len(df):
         lines += [to_markdown(df).strip(), ""]
+    lines += fit_lines(summary)
     comps = summary.get("comparisons") or []
     if comps:
         lines += ["Paired differences on the same examples (PIXAR - GPT-2, paired bootstrap 95%):", ""]
@@ -152,6 +199,22 @@ def run_section(where: str, summary: dict) -> list[str]:
                   for c in comps]
         lines.append("")
     return lines
+
+
+def fit_lines(summary: dict) -> list[str]:
+    """What the run's protocol labels hide or show about prompt cutting."""
+    if not summary.get("command", "").startswith("bench "):
+        return []
+    fits = summary.get("fits")
+    if fits is None:
+        return ["Prompt cuts not recorded (a summary written before `+fit` labels): these protocol labels do not say "
+                "whether prompts were cut to fit the model.", ""]
+    cut = [f for f in fits if f["cut"]]
+    if not cut:
+        return ["No prompt was cut to fit any model.", ""] if fits else []
+    return ["Prompts cut to fit the model (each keeps its end):", ""] + [
+        f"- `{f['label']}` ({f['model']}): {f['cut']:,} of {f['n']:,} prompts ({100 * f['share']:.1f}%) cut to "
+        f"{f['budget']} {f['unit']}" for f in cut] + [""]
 
 
 def stage_comparison(results: Path, sums: dict, pairs: list[dict]) -> list[str]:
