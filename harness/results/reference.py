@@ -93,9 +93,12 @@ def _before_final_question(prompt: str) -> str:
     return text[: start + 1] if start >= 0 else ""
 
 
+BABI_LOCATIONS = frozenset({"bathroom", "bedroom", "garden", "hallway", "kitchen", "office"})  # task 1's places
+
+
 def last_location(examples: Sequence[Mapping], seed: int = 0) -> list[str]:
-    """bAbI: the last word before the final question that is one of the gold answers of these examples."""
-    answers = {_gold(e).lower() for e in examples}
+    """bAbI: the last word before the final question that is a task-1 location or a gold answer of these examples."""
+    answers = {_gold(e).lower() for e in examples} | BABI_LOCATIONS
     out = []
     for e in examples:
         words = [w.lower() for w in _WORD.findall(_before_final_question(e["prompt"]))]

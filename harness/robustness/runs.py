@@ -47,7 +47,9 @@ def attack_references(data, seed: int = 0) -> list[dict]:
 
 
 def _jsonl(rows: list[dict]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
+    from harness.results.schema import dumps
+
+    return "".join(dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
 def _prediction_json(pred):
