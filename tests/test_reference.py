@@ -80,3 +80,39 @@ def test_summary_json_holds_no_object_reprs(tmp_path):
     with pytest.raises(TypeError, match="not JSON data: Opaque"):
         write_summary(tmp_path, command="x", protocol={"acc": "a"}, config={"model": Opaque()}, seed=0, data={},
                       models=[], files=[], metrics=metrics)
+
+
+def test_glue_bootstrap_intervals_and_chance_notes(tmp_path):
+    import numpy as np
+
+    from harness.results.glue_report import bootstrap_metric, glue_metrics
+    from harness.results.schema import write_jsonl
+    from harness.tasks.glue import matthews_corrcoef, pearson
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=300)
+    y = 0.6 * x + 0.8 * rng.normal(size=300)
+    iv = bootstrap_metric(pearson, x, y, resamples=1000, seed=1)
+    assert iv == bootstrap_metric(pearson, x, y, resamples=1000, seed=1) and iv.method == "bootstrap-percentile"
+    # Fisher-z interval of r for n = 300 as the cross-check
+    z, half = np.arctanh(iv.estimate), 1.959964 / np.sqrt(300 - 3)
+    assert iv.low == pytest.approx(np.tanh(z - half), abs=0.03) and iv.high == pytest.approx(np.tanh(z + half), abs=0.03)
+    scipy_stats = pytest.importorskip("scipy.stats")
+    ref = scipy_stats.bootstrap((x, y), lambda a, b: pearson(a, b), paired=True, vectorized=False, n_resamples=1000,
+                                method="percentile", random_state=np.random.default_rng(1)).confidence_interval
+    assert iv.low == pytest.approx(ref.low, abs=0.02) and iv.high == pytest.approx(ref.high, abs=0.02)
+    # a CoLA-like record: MCC whose interval reaches 0 is at chance; accuracy below the majority label is too
+    labels = [1] * 70 + [0] * 30
+    preds = [1] * 66 + [0] * 4 + [1] * 26 + [0] * 4
+    write_jsonl(tmp_path / "predictions-validation.jsonl",
+                [{"idx": i, "label": y_, "prediction": p} for i, (y_, p) in enumerate(zip(labels, preds))])
+    acc = sum(a == b for a, b in zip(labels, preds)) / 100
+    record = {"model": "pixar-x", "data": {"dev": {"validation": {"n": 100}}},
+              "metrics": {"validation": {"accuracy": acc, "mcc": matthews_corrcoef(preds, labels)}}}
+    rows = {(m.model, m.metric): m for m in glue_metrics(record, tmp_path, "cola", "validation", "glue fine-tuned dev")}
+    assert rows[("pixar-x", "accuracy")].interval == "wilson95" and rows[("pixar-x", "accuracy")].note == "at chance"
+    mcc = rows[("pixar-x", "mcc")]
+    assert mcc.interval.startswith("bootstrap95") and mcc.ci_low < 0 < mcc.ci_high and mcc.note == "at chance"
+    assert rows[("reference: majority class", "accuracy")].value == 0.7
+    old = glue_metrics(record, tmp_path / "none", "cola", "validation", "p")  # no predictions file: no bootstrap
+    assert {m.metric: m.ci_low is None for m in old} == {"accuracy": False, "mcc": True}
