@@ -6,6 +6,7 @@ import json
 import pytest
 
 from harness.results.report import ReportError, render_findings, summaries, write_report
+from pixar.provenance import slug
 from harness.results.schema import Metric, write_jsonl, write_summary
 from harness.results.stats import paired_proportion_diff, wilson_interval
 from harness.study.reproduce import comparisons, reproduce_steps
@@ -17,7 +18,7 @@ def bench_run(folder, correct: list[bool], readable: list[bool], model="pixar:ti
     folder.mkdir(parents=True)
     rows = [{"idx": i, "target": "x", "correct": {"glyph": c}, "correct_union": c, "readable": r}
             for i, (c, r) in enumerate(zip(correct, readable))]
-    name = f"predictions-pixar_tiny_step-0000200-{protocol.replace(':', '_')}.jsonl"
+    name = f"predictions-pixar_tiny_step-0000200-{slug(protocol)}.jsonl"
     path = write_jsonl(folder / name, rows)
     if gz:
         (folder / (name + ".gz")).write_bytes(gzip.compress(path.read_bytes()))
@@ -176,3 +177,21 @@ def test_exact_is_reserved_for_runs_that_cut_no_prompt(tmp_path):
                                       "to 91 positions", ""]
     assert fit_lines(sums["whole"])[0] == "No prompt was cut to fit any model."
     assert "Prompt cuts not recorded" in "\n".join(run_section("old", sums["old"]))
+
+
+def test_stage_comparison_reads_each_run_under_its_fit_label(tmp_path):
+    from harness.results.report import run_label, stage_comparison
+
+    res = tmp_path / "results"
+    bench_run(res / "s1", [True] * 3 + [False] * 7, [True] * 10, protocol="lambada:paper+fit91")
+    bench_run(res / "s2", [True] * 1 + [False] * 9, [True] * 10, protocol="lambada:paper+fit91")
+    for where in ("s1", "s2"):
+        path = res / where / "summary.json"
+        s = json.loads(path.read_text())
+        s["fits"] = [{"task": "lambada", "model": "pixar:tiny/step-0000200", "protocol": "lambada:paper",
+                      "label": "lambada:paper+fit91", "budget": 91, "unit": "positions", "cut": 4, "n": 10, "share": 0.4}]
+        path.write_text(json.dumps(s))
+    sums = summaries(res)
+    assert run_label(sums["s1"], "lambada:paper") == "lambada:paper+fit91" and run_label({}, "x") == "x"
+    lines = stage_comparison(res, sums, [{"label": "2 - 1", "a": "s2", "b": "s1", "protocol": "lambada:paper"}])
+    assert lines[2].startswith("| 2 - 1 | lambada:paper+fit91 | 10 | -20.0 pp [")

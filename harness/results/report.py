@@ -95,16 +95,16 @@ def diff_text(d: dict) -> str:
 
 
 def paired(results: Path, sums: dict, a: str, b: str, protocol: str, flag: str, model: str = "pixar",
-           seed: int = 0, common: bool = False) -> dict:
-    """Paired bootstrap interval of mean(flag in run a) - mean(flag in run b) over the same examples (common:
-    over the examples both runs scored)."""
+           seed: int = 0, common: bool = False, protocol_b: str | None = None) -> dict:
+    """Paired interval (Newcombe for 0/1 flags) of mean(flag in run a) - mean(flag in run b) over the same examples
+    (common: over the examples both runs scored); run b read under `protocol_b` when given."""
     from harness.eval.protocols import paired_difference
 
     for where in (a, b):
         if where not in sums:
             raise ReportError(f"results/{where}: no summary.json")
     rows_a = prediction_rows(results, a, sums[a], protocol, model)
-    rows_b = prediction_rows(results, b, sums[b], protocol, model)
+    rows_b = prediction_rows(results, b, sums[b], protocol_b or protocol, model)
     try:
         return paired_difference(rows_a, rows_b, flag, seed=seed, common=common).to_dict()
     except ValueError as e:
@@ -225,14 +225,22 @@ def stage_comparison(results: Path, sums: dict, pairs: list[dict]) -> list[str]:
     for p in pairs:
         if p["a"] not in sums or p["b"] not in sums:
             continue  # a study step not run (yet): nothing to compare
+        la, lb = run_label(sums[p["a"]], p["protocol"]), run_label(sums[p["b"]], p["protocol"])
+        shown = la if la == lb else f"{la} vs {lb}"
         try:
-            acc = paired(results, sums, p["a"], p["b"], p["protocol"], "correct_union", common=p.get("common", False))
-            read = paired(results, sums, p["a"], p["b"], p["protocol"], "readable", common=p.get("common", False))
+            acc = paired(results, sums, p["a"], p["b"], la, "correct_union", common=p.get("common", False), protocol_b=lb)
+            read = paired(results, sums, p["a"], p["b"], la, "readable", common=p.get("common", False), protocol_b=lb)
         except ReportError as e:
-            lines.append(f"| {p['label']} | {p['protocol']} | | not available: {e} | |")
+            lines.append(f"| {p['label']} | {shown} | | not available: {e} | |")
             continue
-        lines.append(f"| {p['label']} | {p['protocol']} | {acc['n']} | {diff_text(acc)} | {diff_text(read)} |")
+        lines.append(f"| {p['label']} | {shown} | {acc['n']} | {diff_text(acc)} | {diff_text(read)} |")
     return lines + [""]
+
+
+def run_label(summary: dict, protocol: str, model: str = "pixar") -> str:
+    """The label a run reports `protocol` under for `model`*: `<protocol>+fit<N>` when its summary records cuts."""
+    labels = {f["label"] for f in summary.get("fits") or [] if f["protocol"] == protocol and f["model"].startswith(model)}
+    return labels.pop() if len(labels) == 1 else protocol
 
 
 def curve_section(results: Path) -> list[str]:
