@@ -32,6 +32,7 @@ from pixar.provenance import slug
 
 from harness.results import stats
 from harness.eval.protocols import fit_record
+from harness.results.reference import diversity, is_at_chance, reference_rows
 from harness.results.schema import Metric, point, proportion, with_stderr, write_json, write_jsonl, write_summary
 from harness.models import LMRunner, load_lm_runners
 
@@ -193,8 +194,6 @@ class BenchRun:
     def protocol(self, runner: LMRunner, task: str, spec, examples: list[dict], vocab, suffix: str = "") -> list[dict]:
         """A named paper-family protocol: per-example rows to a predictions file, Wilson-interval metric rows under
         the run's label (`+fit<N>` when it cut prompts), reference rows, answer diversity and at-chance notes."""
-        from harness.results.reference import diversity, is_at_chance, reference_rows
-
         if spec.text_only and runner.supports_pixels:
             return []  # a text-model protocol (GPT-2's official rules)
         rows = runner.protocol_eval(spec, examples, vocab)

@@ -21,6 +21,7 @@ import numpy as np
 from harness.results import stats
 from harness.results.reference import is_at_chance, reference_rows
 from harness.results.schema import Metric, read_jsonl, write_jsonl
+from harness.tasks.glue import METRIC_FNS
 
 BOOTSTRAP_METRICS = ("f1", "mcc", "pearson", "spearman")
 ZERO_CHANCE = ("mcc", "pearson", "spearman")  # a constant or random predictor scores 0 on these
@@ -67,8 +68,6 @@ def glue_metrics(record: dict, folder: Path, task: str, split: str, protocol: st
                  have: list[Metric] | None = None) -> list[Metric]:
     """Schema rows of one (model, task, dev split): recorded metrics with intervals, reference rows (unless `have`
     already holds them for this task: every model of a task is scored on the same dev examples), notes."""
-    from harness.tasks.glue import METRIC_FNS
-
     values = record["metrics"][split]
     n = record["data"]["dev"][split]["n"]
     model = record["model"]

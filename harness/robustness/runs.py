@@ -10,7 +10,6 @@ never share a column.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd

@@ -26,6 +26,8 @@ from attacks import AttackUnavailableError, get_attack
 from attacks.seeded import Input, PixelAttack, derive_seed, perturb_input
 from pixar.config import atomic_write, atomic_write_text
 
+from harness.results.reference import NA_AT_CHANCE, diversity, first_word, is_at_chance, reference_rows, status
+from harness.results.stats import mover_diff, paired_proportion_diff, proportion_interval
 from harness.results.tables import markdown_table
 
 Model = Callable[[list[Input]], Sequence[Any]]
@@ -58,8 +60,6 @@ def answer_of(prediction: Any) -> str:
 
 
 def _row(attack: str, rate: float, name: str, scores: list[float], preds: Sequence[Any]) -> tuple:
-    from harness.results.reference import diversity
-
     d = diversity([answer_of(p) for p in preds])
     return (attack, float(rate), name, len(scores), sum(scores) / len(scores) if scores else math.nan,
             d["distinct"], d["top_answer"], d["top_share"])
@@ -137,8 +137,6 @@ def render_markdown(table: pd.DataFrame, perturbed: pd.DataFrame, title: str, n_
     """Markdown: the reference rows (trivial rules on the clean examples, harness.results.reference), then per
     attack a rate x model accuracy table (95% Wilson intervals; **at chance** when the lower bound does not clear
     the best reference row; distinct answers and the top answer's share when recorded) and a few samples."""
-    from harness.results.reference import status
-
     out = [f"# {title}", ""]
     refs = list(references or [])
     if refs:
@@ -267,8 +265,6 @@ def comparison_rows(pixar: dict, gpt2: dict, seed: int = 0, references: list | N
     difference at that rate, and every drop involving a model at chance on clean examples, is withheld
     ({"withheld": "n/a (at chance)"}) rather than printed as a number. `seed` is kept for callers (the
     intervals are closed-form)."""
-    from harness.results.reference import NA_AT_CHANCE, is_at_chance
-    from harness.results.stats import mover_diff, paired_proportion_diff, proportion_interval
 
     if set(pixar) != set(gpt2):
         raise ValueError(f"the two attack runs scored different (attack, rate, example) sets "
@@ -301,8 +297,6 @@ def comparison_rows(pixar: dict, gpt2: dict, seed: int = 0, references: list | N
 def prediction_answer(prediction) -> str:
     """The answer a predictions-file row gives: the first word of its first reading (paper protocol `Reads`
     JSON), else the prediction itself (a GLUE class id)."""
-    from harness.results.reference import first_word
-
     if isinstance(prediction, dict) and "reads" in prediction:
         reads = list(prediction["reads"].values())
         return first_word(reads[0]) if reads else ""
@@ -343,8 +337,6 @@ def read_attack_run(predictions: Path) -> dict:
 def attack_comparison(pixar_file: Path, gpt2_file: Path, task: str, seed: int = 0) -> dict:
     """Two attack runs on the same examples -> {"rows": comparison_rows, "references": reference rows on the clean
     examples, "diversity": {(attack, rate): {"pixar": ..., "gpt2": ...}}}."""
-    from harness.results.reference import diversity, reference_rows
-
     a, b = read_attack_run(pixar_file), read_attack_run(gpt2_file)
     refs = [r.to_dict() for r in reference_rows(task, a["examples"], seed)]
     rows = comparison_rows(a["flags"], b["flags"], seed, refs)
