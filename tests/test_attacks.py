@@ -311,7 +311,9 @@ def test_suite_is_deterministic_and_reports(tmp_path):
     paths = write_report(table, perturbed, tmp_path / "report", title="Toy robustness")
     assert all(p.exists() and p.stat().st_size > 0 for p in paths.values())
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(pd.read_csv(paths["csv"])) == len(table)
+    back = pd.read_csv(paths["csv"])
+    assert len(back) == len(table) and back["ci_low"].dtype.kind == "f" and back["ci_high"].dtype.kind == "f"
+    assert (back["ci_low"] <= back["accuracy"]).all() and (back["accuracy"] <= back["ci_high"]).all()
     assert len(pd.read_csv(paths["perturbed_csv"])) == len(EXAMPLES) * 2 * 3
     md = paths["markdown"].read_text(encoding="utf-8")
     assert md.startswith("# Toy robustness") and "## swap" in md and "## confusable" in md

@@ -226,7 +226,9 @@ def write_report(table: pd.DataFrame, perturbed: pd.DataFrame, out_dir: str | os
     flat = perturbed.assign(original=perturbed["original"].map(_format_input),
                             perturbed=perturbed["perturbed"].map(_format_input))
     atomic_write_text(paths["markdown"], render_markdown(table, perturbed, title, references=references) + "\n")
-    atomic_write(paths["csv"], lambda tmp: table.to_csv(tmp, index=False))
+    bands = [accuracy_band(a, int(n)) for a, n in zip(table["accuracy"], table["n"])]
+    numeric = table.assign(ci_low=[lo for lo, _ in bands], ci_high=[hi for _, hi in bands])  # 95% Wilson, numeric
+    atomic_write(paths["csv"], lambda tmp: numeric.to_csv(tmp, index=False))
     atomic_write(paths["perturbed_csv"], lambda tmp: flat.to_csv(tmp, index=False))
     atomic_write(paths["plot"], lambda tmp: _plot(table, title, tmp))
     return paths
