@@ -13,7 +13,7 @@ Protocols (never mixed in one column; see harness.results.tables):
            row is marked "at chance" (summary "references", "diversity"; metric rows' `note`). Each
            runner's `protocol_eval` generates and reads; every reading engine, their union (glyph or
            Tesseract: PaddleOCR is not available offline) and readability get a 95% Wilson interval, and
-           every PIXAR vs GPT-2 pair a paired bootstrap interval of the difference (summary "comparisons").
+           every PIXAR vs GPT-2 pair a paired interval of the difference (Newcombe; summary "comparisons").
            GPT-2 under `paper`: 5 greedy new tokens (ours), scored as the official evaluate_gpt2.py.
   lm-eval  lm_eval.simple_evaluate on run-time task dicts (harness.tasks.*), TaskManager(include_defaults=
            False), offline, on each runner's `lm_eval_model` (PIXAR: harness.models.lm_eval_adapter.PixarLM; GPT-2: HFLM).
@@ -221,7 +221,7 @@ class BenchRun:
         return rows
 
     def comparisons(self, seed: int) -> list[dict]:
-        """Paired bootstrap intervals of PIXAR - GPT-2 union accuracy (and readability) on the same examples."""
+        """Paired intervals (Newcombe) of PIXAR - GPT-2 union accuracy (and readability) on the same examples."""
         from harness.eval.protocols import paired_difference
 
         out = []

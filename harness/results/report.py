@@ -2,7 +2,7 @@
 
 Every table comes from a `summary.json` of the one results schema (harness.results.schema.read_summary: an older
 summary is refused with one line) or from committed per-example prediction files; every interval is the one in
-the summary (Wilson / lm-eval stderr) or a paired bootstrap computed here from the two prediction files of the
+the summary (Wilson / lm-eval stderr) or a paired interval (Newcombe's, for 0/1 flags) computed here from the two prediction files of the
 same examples (harness.eval.protocols.paired_difference, seeded). The prose is results/findings.md, a template
 whose figures are references resolved from the summaries:
 
@@ -194,7 +194,7 @@ def run_section(where: str, summary: dict) -> list[str]:
     lines += fit_lines(summary)
     comps = summary.get("comparisons") or []
     if comps:
-        lines += ["Paired differences on the same examples (PIXAR - GPT-2, paired bootstrap 95%):", ""]
+        lines += ["Paired differences on the same examples (PIXAR - GPT-2, 95%: Newcombe's paired interval for 0/1 flags):", ""]
         lines += [f"- {c['protocol']}, {c['metric']}: {diff_text(c)} ({c['a']} vs {c['b']}, n = {c['n']})"
                   for c in comps]
         lines.append("")
@@ -218,7 +218,7 @@ def fit_lines(summary: dict) -> list[str]:
 
 
 def stage_comparison(results: Path, sums: dict, pairs: list[dict]) -> list[str]:
-    """Stage 2 (or an alpha variant) vs stage 1 on the same examples: both flags, paired bootstrap."""
+    """Stage 2 (or an alpha variant) vs stage 1 on the same examples: both flags, Newcombe's paired interval."""
     if not pairs:
         return []
     lines = ["| comparison | protocol | n | accuracy difference | readability difference |", "|---|---|---|---|---|"]
@@ -332,7 +332,8 @@ def write_report(results: Path, records: list[dict], seed: int, pairs: list[dict
          f"Seed {seed}. `PIXAR_DATA=../shared/data pixar reproduce` re-creates everything here (steps already done "
          f"are skipped); the recorded steps add up to {total / 60:.0f} min on a shared 2-core CPU machine (no GPU). "
          "Every number below is read from the result folders named beside it; intervals are 95% (Wilson for "
-         "proportions, paired bootstrap for differences on the same examples). Protocols are named "
+         "proportions, Newcombe's paired interval for differences of 0/1 outcomes on the same examples; a model marked "
+         "**at chance** does not clear the best reference row). Protocols are named "
          "(docs/protocol.md) and never share a column.", ""]
     findings = results / "findings.md"
     if findings.exists():

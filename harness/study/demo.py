@@ -6,9 +6,10 @@ training FLOPs on generated bAbI task-1 stories (harness.tasks.babi_generator, p
 without a data dir: in 5 CPU minutes book text teaches neither model to read the task); each is fine-tuned on
 bAbI task 1 (the data dir's qa1 files, or generated ones without a data dir) with the same fine-tuning FLOPs,
 then the same test examples are attacked with `confusable` and `swap` at a few rates (same seed: the same
-perturbed prompts for both models). The final table gives accuracy per model per rate with 95% Wilson intervals
-and the paired PIXAR - GPT-2 difference (and difference of drops from clean) with paired bootstrap intervals,
-read from the two attack runs' prediction files. No stage 2 by default (PIXAR_STAGE2 = []: it is not what the
+perturbed prompts for both models). The final table (demo_table) gives reference rows (majority class, uniform
+chance, last location, on the same clean questions), accuracy per model per rate with 95% Wilson intervals, **at
+chance** marks, distinct answers, the paired PIXAR - GPT-2 difference and the drop difference (PIXAR drop - GPT-2
+drop, drop = clean - attacked) or "n/a (at chance)", and a reading generated from those numbers. No stage 2 by default (PIXAR_STAGE2 = []: it is not what the
 demo is about; a non-empty list adds one, as unmatched extra PIXAR compute).
 
 Compute matching (`match_steps`, recorded in <out>/matching.json): executed training FLOPs per step =
