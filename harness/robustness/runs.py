@@ -30,10 +30,18 @@ def attack_metric(attack: str, rate: float) -> str:
     return f"accuracy under {attack} @ {rate:g}"
 
 
-def metric_rows(table: pd.DataFrame, task: str, models) -> list[Metric]:
+def metric_rows(table: pd.DataFrame, task: str, models, references: list[dict] | None = None) -> list[Metric]:
+    """Schema rows of a suite table; `references` (reference rows on the clean examples) add the note "at chance"
+    to a row whose lower bound does not clear the best of them."""
+    from harness.results.reference import status
+
     label = {m.name: m.metric for m in models}
-    return [proportion(task, r.model, f"attack: {label[r.model]}", attack_metric(r.attack, r.rate), r.accuracy,
-                       int(r.n)) for r in table.itertuples()]
+    rows = []
+    for r in table.itertuples():
+        m = proportion(task, r.model, f"attack: {label[r.model]}", attack_metric(r.attack, r.rate), r.accuracy, int(r.n))
+        m.note = status(m.ci_low, references or []) or None
+        rows.append(m)
+    return rows
 
 
 def attack_references(data, seed: int = 0) -> list[dict]:
@@ -88,7 +96,7 @@ def run_pixel_attacks(data, models, attacks_: list[str], rates: list[float], see
     paths["predictions"] = out / f"{stem}_predictions.jsonl"
     atomic_write_text(paths["predictions"], _jsonl(rows))
     return {"files": {k: str(v) for k, v in paths.items()}, "rows": table.to_dict("records"), "references": refs,
-            "metrics": metric_rows(table, data.name, pixel_models)}
+            "metrics": metric_rows(table, data.name, pixel_models, refs)}
 
 
 def run_text_attacks(data, models, attacks_: list[str], rates: list[float], seed: int, out: Path) -> dict:
@@ -124,7 +132,7 @@ def run_text_attacks(data, models, attacks_: list[str], rates: list[float], seed
     paths["predictions"] = out / f"{data.name}_predictions.jsonl"
     atomic_write_text(paths["predictions"], _jsonl(rows))
     return {"files": {k: str(v) for k, v in paths.items()}, "rows": table.to_dict("records"), "references": refs,
-            "pixar_glyph_coverage": coverage, "metrics": metric_rows(table, data.name, models)}
+            "pixar_glyph_coverage": coverage, "metrics": metric_rows(table, data.name, models, refs)}
 
 
 def run_recipes(data, models, recipes: list[str], seed: int, query_budget: int | None, out: Path) -> dict:
