@@ -129,7 +129,8 @@ class GPT2Runner(LMRunner):
 
     def first_words(self, prompts: list[str], n_positions: int, transform: PixelTransform | None = None,
                     ids: list[int] | None = None) -> list[TextReads]:
-        """Greedy PAPER_NEW_TOKENS tokens after each prompt (n_positions is PIXAR's budget: not used)."""
+        """Greedy PAPER_NEW_TOKENS (5) new tokens after each prompt, ours (n_positions is PIXAR's budget: not
+        used; the official evaluate_gpt2.py makes one, see TEXT_DECODERS)."""
         from harness.models.gpt2_baselines import PAPER_NEW_TOKENS, greedy_continuations
 
         check_transform(self, transform)
@@ -178,8 +179,9 @@ class GPT2Runner(LMRunner):
         return "paper first-word acc (case-insensitive)"
 
     def paper_protocol(self, positions: int, ocr: str) -> str:
-        return ("paper first-word accuracy: 5 greedy tokens, first generated word vs target, case-insensitive "
-                "(as the official evaluate_gpt2.py)")
+        return ("paper first-word accuracy: 5 greedy new tokens (ours; evaluate_gpt2.py's max_length=5 makes 1, see "
+                "protocol paper-gpt2-official), first generated word vs target, case-insensitive (evaluate_gpt2.py's "
+                "rule)")
 
     def lm_eval_model(self, batch_size: int):
         from harness.models.gpt2_baselines import gpt2_lm
