@@ -230,6 +230,19 @@ def test_babi_finetune_paper_protocol_with_pixar_and_gpt2(micro_checkpoint, tmp_
     summary = json.loads((out / "summary.json").read_text())
     models = summary["tasks"]["babi-qa1"]["models"]
     assert [m["kind"] for m in models] == ["pixar", "gpt2"] and all("+ft-babi-qa1" in m["name"] for m in models)
+    # reference rows on the 4 clean questions; every metric row whose lower bound does not clear them says so
+    refs = summary["tasks"]["babi-qa1"]["suite"]["references"]
+    assert [r["name"] for r in refs] == ["majority class", "uniform chance", "last location"] and refs[0]["n"] == 4
+    best = max(r["estimate"] for r in refs)
+    assert all((m.get("note") == "at chance") == (m["ci_low"] <= best) for m in summary["metrics"])
+    assert "| majority class | 4 |" in (out / "babi-qa1.md").read_text()
+    # the micro PIXAR's positions cut clean prompts: its label says +fit<N>, with the count; GPT-2's room is in tokens
+    fits = {f["model"]: f for f in summary["tasks"]["babi-qa1"]["suite"]["fits"]}
+    px, gp = fits[models[0]["name"]], fits[models[1]["name"]]
+    assert px["n"] == 4 and px["cut"] >= 1 and px["label"] == f"attack: paper first-word acc (OCR glyph)+fit{px['budget']}"
+    assert px["unit"] == "positions" and gp["unit"] == "tokens"
+    assert {m["protocol"] for m in summary["metrics"] if m["model"] == models[0]["name"]} == {px["label"]}
+    assert f"{px['cut']} of 4 clean prompts ({100 * px['share']:.1f}%) cut to {px['budget']} positions" in (out / "babi-qa1.md").read_text()
     assert "5 greedy positions" in models[0]["protocol"] and "case-insensitive" in models[1]["protocol"]
     [(pixar_name, cov)] = summary["tasks"]["babi-qa1"]["suite"]["pixar_glyph_coverage"].items()
     assert pixar_name == models[0]["name"] and 0 <= cov["confusable"]["no_glyph"] <= cov["confusable"]["chars"]

@@ -288,7 +288,9 @@ def test_suite_is_deterministic_and_reports(tmp_path):
     table2, perturbed2 = run_suite(*args, seed=13)
     pd.testing.assert_frame_equal(table, table2)
     pd.testing.assert_frame_equal(perturbed, perturbed2)
-    assert list(table.columns) == ["attack", "rate", "model", "n", "accuracy"]
+    assert list(table.columns) == ["attack", "rate", "model", "n", "accuracy", "distinct", "top_answer", "top_share"]
+    constant = table.query("model == 'constant'")
+    assert constant["distinct"].eq(1).all() and constant["top_answer"].eq("1").all() and constant["top_share"].eq(1.0).all()
     assert len(table) == 2 * 3 * 2 and (table["n"] == 4).all()
     clean = table[(table["rate"] == 0) & (table["model"] == "keyword")]
     assert (clean["accuracy"] == 1.0).all()
@@ -309,10 +311,21 @@ def test_suite_is_deterministic_and_reports(tmp_path):
     paths = write_report(table, perturbed, tmp_path / "report", title="Toy robustness")
     assert all(p.exists() and p.stat().st_size > 0 for p in paths.values())
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(pd.read_csv(paths["csv"])) == len(table)
+    back = pd.read_csv(paths["csv"])
+    assert len(back) == len(table) and back["ci_low"].dtype.kind == "f" and back["ci_high"].dtype.kind == "f"
+    assert (back["ci_low"] <= back["accuracy"]).all() and (back["accuracy"] <= back["ci_high"]).all()
     assert len(pd.read_csv(paths["perturbed_csv"])) == len(EXAMPLES) * 2 * 3
     md = paths["markdown"].read_text(encoding="utf-8")
     assert md.startswith("# Toy robustness") and "## swap" in md and "## confusable" in md
+    assert "constant answers: distinct (top, share)" in md and "| 1 (1 100%) |" in md
+    from harness.results.reference import reference_rows
+
+    refs = [r.to_dict() for r in reference_rows("sst2", [{"label": ex["label"]} for ex in EXAMPLES])]
+    assert [r["name"] for r in refs] == ["majority class", "uniform chance"] and refs[0]["estimate"] == 0.75
+    md = write_report(table, perturbed, tmp_path / "ref", title="Toy", references=refs)["markdown"].read_text()
+    assert "| majority class | 4 | 75.0 [" in md
+    # the constant model (75%, 4 examples) does not clear the majority class: marked at chance
+    assert "0.7500 [0.30, 0.95] **at chance**" in md
     assert not [p for p in (tmp_path / "report").iterdir() if p.name.endswith(".tmp")]
 
 

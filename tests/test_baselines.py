@@ -98,8 +98,74 @@ def test_cli_bench_lambada_with_gpt2_baseline(tmp_path, data_dir, tok):
     assert {"lm_eval_acc_token", "lm_eval_token_nll", "lm_eval_token_ppl"} <= set(row)
     assert not any("pixel" in k for k in row)
     # the paper protocol for a text model: one reading (its greedy text), scored as evaluate_gpt2.py
-    paper = {m["metric"]: m for m in summary["metrics"] if m["protocol"] == "lambada:paper"}
-    assert set(paper) == {"acc_text", "readability", "readability_strict"} and all(m["n"] == 2 for m in paper.values())
+    paper = {m["metric"]: m for m in summary["metrics"] if m["protocol"] == "lambada:paper"
+             and m["model"].startswith("gpt2:")}
+    assert set(paper) == {"acc_text", "readability", "readability_strict", "distinct_answers", "top_answer_share"}
+    assert all(m["n"] == 2 for m in paper.values())
+    assert summary["fits"][0]["cut"] == 0 and summary["fits"][0]["unit"] == "tokens"  # 256 positions: nothing cut
+    from harness.eval.bench import run_lambada
+
+    official = run_lambada(None, [str(base)], tmp_path / "official", limit=2, protocols=("paper-gpt2-official",))
+    rows = [m for m in official["metrics"] if m["model"].startswith("gpt2:")]
+    assert {m["protocol"] for m in rows} == {"lambada:paper-gpt2-official"} and rows[0]["n"] == 2
+    spec = official["protocol_specs"]["lambada:paper-gpt2-official"]
+    assert spec["text_decoding"] == "hf-max-length-5-greedy" and "max_length=5" in spec["official"]
     preds = [json.loads(x) for x in (out / "predictions-gpt2_gpt2-random-lambada_paper.jsonl").read_text().splitlines()]
     assert len(preds) == 2 and all(set(p["read"]) == {"text"} and isinstance(p["read"]["text"], str) for p in preds)
     assert all(p["correct"]["text"] == (p["read"]["text"].strip().split()[:1] == [p["target"]]) for p in preds)
+
+
+def _tiny_gpt2(tok, n_positions=64):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2,
+                                          n_positions=n_positions)).eval()
+
+
+PROMPTS = ["Mary moved to the bathroom. Where is Mary? |", "John went to the hallway. Sandra went to the garden. "
+           "Where is John? |", "The cat sat on the", "Hi"]
+
+
+def test_official_gpt2_decoding_is_max_length_5_total(tok):
+    """evaluate_gpt2.py's generator(prompt, max_length=5): HF counts the prompt, so under the authors' transformers
+    4.34.1 (their environment.yml) a prompt of >= 5 tokens got a warning and one new token (MaxLengthCriteria stops
+    after the first step); transformers 4.57 raises instead. Ours gives 5 greedy new tokens. Our decoder agrees with
+    HF generate on both."""
+    from harness.models.gpt2_runner import decode, official_new_tokens
+
+    model = _tiny_gpt2(tok)
+    assert [official_new_tokens(len(tok(p)["input_ids"])) for p in PROMPTS] == [1, 1, 1, 4]
+    ours5 = decode(model, tok, PROMPTS, [5] * 4, False, 0, list(range(4)), batch_size=3)
+    assert ours5 == greedy_continuations(model, tok, PROMPTS, 5, batch_size=3, progress=False)
+    for p in PROMPTS:
+        ids = torch.tensor([tok(p)["input_ids"]])
+        new = official_new_tokens(ids.shape[1])
+        limit = {"max_length": 5} if ids.shape[1] < 5 else {"max_new_tokens": 1}  # 4.34.1: one step past max_length
+        hf = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                            pad_token_id=tok.eos_token_id, **limit)
+        assert hf.shape[1] - ids.shape[1] == new
+        assert decode(model, tok, [p], [new], False, 0, [0]) == [tok.decode(hf[0, ids.shape[1]:])]
+    ids = torch.tensor([tok(PROMPTS[0])["input_ids"]])
+    with pytest.raises(ValueError, match="max_length"):  # today's transformers refuses the official call outright
+        model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_length=5, pad_token_id=tok.eos_token_id)
+
+
+def test_official_gpt2_babi_sampling_is_seeded_per_example(tok):
+    from harness.models.gpt2_runner import GPT2Runner, TEXT_DECODERS
+    from harness.eval.protocols import get_protocol
+
+    spec = get_protocol("babi", "paper-gpt2-official")
+    assert spec.text_only and spec.text_decoding == "hf-max-length-5-sample" and spec.babi_stories == 5000
+    model = _tiny_gpt2(tok)
+    a = GPT2Runner(model, tok, batch_size=1, seed=3).protocol_reads(spec, PROMPTS[:3], ids=[7, 8, 9])[0]["text"]
+    b = GPT2Runner(model, tok, batch_size=3, seed=3).protocol_reads(spec, PROMPTS[:3], ids=[7, 8, 9])[0]["text"]
+    assert a == b  # the same draws whatever the batching
+    assert all(len(tok(t)["input_ids"]) <= 2 for t in a)  # one new token (its decoded text may re-tokenise to 2)
+    draws = {tuple(GPT2Runner(model, tok, seed=s).protocol_reads(spec, PROMPTS[:3], ids=[7, 8, 9])[0]["text"])
+             for s in range(4)}
+    assert len(draws) > 1  # sampled, not greedy (a random model's next-token distribution is nearly flat)
+    assert set(TEXT_DECODERS) == {"greedy-5-new", "hf-max-length-5-greedy", "hf-max-length-5-sample"}
+    room, cuts = GPT2Runner(_tiny_gpt2(tok, 8), tok).prompt_cuts(spec, PROMPTS)
+    assert room == 7 and cuts == [True, True, False, False]  # 12 and 20 tokens do not fit 8 - 1

@@ -62,34 +62,80 @@ MATCHING = {"rule": "6 x params x batch x length",
                            "gpt2_batch": 8, "gpt2_flops": 1.16e12, "gpt2_mean_padded_tokens": 92.8}}
 
 
-def _predictions(path: Path, model: str, correct: dict) -> None:
+LOCATIONS = ["bathroom", "bedroom", "garden", "hallway", "kitchen", "office"]
+
+
+def _predictions(path: Path, model: str, correct: dict, answer=None) -> None:
+    """An attack run's predictions (+ its perturbed-input file): example i's gold is LOCATIONS[i % 6]; a right
+    answer is the gold, a wrong one the next location (or `answer(i)` when given); the clean prompt mentions the
+    gold last only for examples 0-9 (so the last-location rule scores 10%)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [{"attack": a, "rate": r, "example": i, "model": model, "prediction": "x", "gold": "y", "correct": c}
-            for (a, r, i), c in correct.items()]
+    gold = lambda i: LOCATIONS[i % 6]  # noqa: E731
+    rows = []
+    for (a, r, i), c in correct.items():
+        said = gold(i) if c else (answer(i) if answer else LOCATIONS[(i + 1) % 6])
+        rows.append({"attack": a, "rate": r, "example": i, "model": model, "correct": c, "gold": gold(i),
+                     "prediction": {"reads": {"text": f" {said}"}, "rule": "ci"}})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    n = 1 + max(i for _, _, i in correct)
+    prompt = lambda i: f"Mary went to the {gold(i) if i < 10 else LOCATIONS[(i + 2) % 6]}. Where is Mary? |"  # noqa: E731
+    lines = ["attack,rate,example,original,perturbed"] + [f"swap,0.0,{i},{prompt(i)},{prompt(i)}" for i in range(n)]
+    (path.parent / "babi-qa1_perturbed.csv").write_text("\n".join(lines) + "\n")
 
 
 def test_demo_table_from_the_two_attack_runs(tmp_path):
-    n = 40  # PIXAR: 20/40 clean, 18/40 attacked; GPT-2: 20/40 clean, 2/40 attacked (same examples)
-    px = {("swap", 0.0, i): i < 20 for i in range(n)} | {("swap", 0.3, i): i < 18 for i in range(n)}
-    gp = {("swap", 0.0, i): i >= 20 for i in range(n)} | {("swap", 0.3, i): i in (20, 21) for i in range(n)}
+    # PIXAR 50 -> 34 of 100, GPT-2 40 -> 31 of 100 on the same examples: drops 16 and 9 points, so the drop
+    # difference (PIXAR drop - GPT-2 drop) is +7.0: PIXAR lost more
+    n = 100
+    px = {("swap", 0.0, i): i < 50 for i in range(n)} | {("swap", 0.3, i): i < 34 for i in range(n)}
+    gp = {("swap", 0.0, i): 30 <= i < 70 for i in range(n)} | {("swap", 0.3, i): 30 <= i < 61 for i in range(n)}
     _predictions(tmp_path / "attack-pixar" / "babi-qa1_predictions.jsonl", "pixar", px)
     _predictions(tmp_path / "attack-gpt2" / "babi-qa1_predictions.jsonl", "gpt2", gp)
     (tmp_path / "matching.json").write_text(json.dumps(MATCHING))
     md, rows = demo_table(tmp_path)
     clean, hit = rows
     assert (clean["rate"], hit["rate"], hit["n"]) == (0.0, 0.3, n)
-    assert clean["pixar"]["estimate"] == 0.5 and hit["pixar"]["estimate"] == 0.45 and hit["gpt2"]["estimate"] == 0.05
-    assert clean["pixar"]["method"] == "wilson" and round(clean["pixar"]["low"], 3) == 0.352  # Wilson 20/40
-    assert clean["diff"]["estimate"] == 0.0 and clean["diff"]["low"] < 0 < clean["diff"]["high"]  # disjoint but equal
-    assert abs(hit["diff"]["estimate"] - 0.40) < 1e-12 and hit["diff"]["low"] > 0  # attacked: PIXAR ahead
-    # drops: PIXAR -0.05, GPT-2 -0.45 -> drop difference +0.40, paired over the same examples
-    assert abs(hit["drop_diff"]["estimate"] - 0.40) < 1e-12 and hit["drop_diff"]["low"] > 0
+    assert (clean["pixar"]["estimate"], hit["pixar"]["estimate"]) == (0.5, 0.34)
+    assert (clean["gpt2"]["estimate"], hit["gpt2"]["estimate"]) == (0.4, 0.31)
+    assert clean["pixar"]["method"] == "wilson" and not clean["pixar_at_chance"] and not clean["gpt2_at_chance"]
+    assert hit["drop_pixar"]["estimate"] == pytest.approx(0.16) and hit["drop_gpt2"]["estimate"] == pytest.approx(0.09)
+    assert hit["drop_diff"]["estimate"] == pytest.approx(0.07) and hit["drop_diff"]["method"] == "mover"
+    assert hit["drop_diff"]["low"] < 0.07 < hit["drop_diff"]["high"]
+    assert clean["diff"]["estimate"] == pytest.approx(0.1) and clean["diff"]["method"] == "newcombe-paired"
     assert "drop_diff" not in clean
-    assert "| none (clean) | 0 | 40 | 50.0 [35.2, 64.8] | 50.0 [35.2, 64.8] |" in md
-    assert "| swap | 0.3 | 40 | 45.0 [" in md and "800 steps x 8" in md and "38 steps x 8" in md
+    assert "PIXAR drop - GPT-2 drop (drop = clean - attacked; > 0: PIXAR lost more" in md
+    attacked = next(line for line in md.splitlines() if line.startswith("| swap | 0.3 | 100 |"))
+    assert attacked.split(" | ")[-1].startswith("7.0 [")  # the drop column, in points
+    assert "| none (clean) | 0 | 100 | 50.0 [40.4, 59.6] | 40.0 [" in md
+    # reference rows on the same clean questions: majority class 17/100, uniform, last location 10/100
+    assert "| reference: majority class (clean) |  | 100 | 17.0 [" in md
+    assert "| reference: last location (clean) |  | 100 | 10.0 [" in md
+    assert "| reference: uniform chance (clean) |" in md
+    assert "clears the best reference row (majority class, 17.0%)" in md
+    assert "800 steps x 8" in md and "38 steps x 8" in md
     with pytest.raises(ValueError, match="different"):
         comparison_rows(px, {k: v for k, v in gp.items() if k[2] != 3})
+
+
+def test_demo_table_marks_a_collapsed_model_at_chance(tmp_path):
+    """GPT-2 answering 'hallway' to every question (the issue's demo) is at chance: marked, and every comparison
+    that involves it reads n/a (at chance), never a number."""
+    n = 120
+    px = {("swap", 0.0, i): i < 70 for i in range(n)} | {("swap", 0.3, i): i < 50 for i in range(n)}
+    gp = {(a, r, i): LOCATIONS[i % 6] == "hallway" for a, r, i in px}
+    _predictions(tmp_path / "attack-pixar" / "babi-qa1_predictions.jsonl", "pixar", px)
+    _predictions(tmp_path / "attack-gpt2" / "babi-qa1_predictions.jsonl", "gpt2", gp, answer=lambda i: "hallway")
+    (tmp_path / "matching.json").write_text(json.dumps(MATCHING))
+    md, (clean, hit) = demo_table(tmp_path)
+    assert clean["gpt2_at_chance"] and not clean["pixar_at_chance"]
+    assert clean["diff"] == hit["diff"] == hit["drop_diff"] == hit["drop_gpt2"] == {"withheld": "n/a (at chance)"}
+    assert hit["drop_pixar"]["estimate"] == pytest.approx(20 / 120)
+    clean_line = next(line for line in md.splitlines() if line.startswith("| none (clean) |"))
+    assert "**at chance**" in clean_line and clean_line.count("n/a (at chance)") == 1
+    assert "| 1 (hallway 100%) |" in clean_line  # GPT-2's answer diversity: one distinct answer
+    attacked = next(line for line in md.splitlines() if line.startswith("| swap | 0.3 |"))
+    assert attacked.rstrip(" |").endswith("n/a (at chance) | n/a (at chance)")
+    assert "GPT-2 answers 16.7%" in md and "is at chance" in md and "withheld" in md
 
 
 def test_generated_demo_data_is_babi_format(tmp_path):

@@ -277,7 +277,7 @@ def test_cli_on_fixture(tmp_path, micro_checkpoint):
     md = (out / "glue_finetuned.md").read_text()
     assert "fine-tuned dev accuracy (x100)" in md and "| gpt2-gpt2-run_final | sst2 |" in md
     csv_lines = (out / "glue_finetuned.csv").read_text().strip().splitlines()
-    assert len(csv_lines) == 3 and csv_lines[0].startswith("model,task,preset,n_train,n_dev")
+    assert len(csv_lines) == 3 + 2 and csv_lines[0].startswith("model,task,preset,n_train,n_dev")  # + 2 reference rows
     gpt2_rec = json.loads((out / "gpt2-gpt2-run_final/sst2/results.json").read_text())
     gpt2_clf = out / "gpt2-gpt2-run_final/sst2" / gpt2_rec["classifier_dir"]  # relative to the record's folder
     assert gpt2_rec["kind"] == "gpt2" and load_classifier(gpt2_clf)[1](["ab"]).shape == (1, 2)
@@ -291,10 +291,24 @@ def test_cli_on_fixture(tmp_path, micro_checkpoint):
     assert predict_proba(["mmm"]).shape == (1, 2)
     summary = json.loads((out / "summary.json").read_text())  # harness.results.schema schema over both records
     assert summary["schema_version"] == 1 and summary["command"] == "bench glue"
-    acc = {m["model"]: m for m in summary["metrics"] if m["metric"] == "accuracy"}
+    acc = {m["model"]: m for m in summary["metrics"] if m["metric"] == "accuracy" and not m["model"].startswith("reference")}
     assert set(acc) == {rec["model"], "gpt2-gpt2-run_final"}
     assert acc[rec["model"]]["value"] == rec["metrics"]["validation"]["accuracy"] and acc[rec["model"]]["n"] == 8
     assert acc[rec["model"]]["ci_low"] <= acc[rec["model"]]["value"] <= acc[rec["model"]]["ci_high"]
+    # intervals from the per-example dev predictions of the best-dev weights; reference rows on the same examples
+    preds = [json.loads(x) for x in (res_file.parent / rec["dev_predictions"]["validation"]).read_text().splitlines()]
+    assert len(preds) == 8 and {p["label"] for p in preds} <= {0, 1}
+    assert sum(p["label"] == p["prediction"] for p in preds) / 8 == rec["metrics"]["validation"]["accuracy"]
+    refs = {m["model"]: m for m in summary["metrics"] if m["model"].startswith("reference: ")}
+    assert set(refs) == {"reference: majority class", "reference: uniform chance"}
+    maj = max(sum(p["label"] == c for p in preds) for c in (0, 1)) / 8
+    assert refs["reference: majority class"]["value"] == maj
+    assert (acc[rec["model"]].get("note") == "at chance") == (acc[rec["model"]]["ci_low"] <= maj)
+    assert "fine-tuned dev accuracy (x100) 95% CI" in md and "| reference: majority class | sst2 |" in md
+    import pandas as pd
+
+    table = pd.read_csv(out / "glue_finetuned.csv")
+    assert table["fine-tuned dev accuracy (x100) ci_low"].dtype.kind == "f"
     assert not any(str(v).startswith("/") for v in summary["files"])
     bad = CliRunner().invoke(glue, ["--task", "qqp", "--checkpoint", str(micro_checkpoint),
                                     "--data-dir", str(tmp_path / "data"), "--out", str(out)])

@@ -8,6 +8,7 @@ import pytest
 from harness.tasks import babi_generator as babi_gen
 
 from harness.eval import protocols as pp
+from harness.results import stats
 
 from harness.eval import official_scorers as ps
 from harness.tasks import babi
@@ -163,8 +164,13 @@ def test_babi_paper_on_qa1_test(data_dir):
 
 # ---- registry, strip, crop, cap ------------------------------------------------------------------
 def test_registry():
-    assert pp.protocol_names("lambada") == ["paper", "paper-evluate", "paper-openai-cased"]
-    assert pp.protocol_names("babi") == ["paper", "paper-qa1-last", "paper-all-questions"]
+    assert pp.protocol_names("lambada") == ["paper", "paper-evluate", "paper-openai-cased", "paper-gpt2-official"]
+    assert pp.protocol_names("babi") == ["paper", "paper-qa1-last", "paper-all-questions", "paper-gpt2-official"]
+    for task in ("lambada", "babi"):  # GPT-2's official rules: text models only, 1 new token (max_length=5 total)
+        off = pp.get_protocol(task, "paper-gpt2-official")
+        assert off.text_only and off.engines == ("text",) and off.scorer == "gpt2-official"
+        assert off.text_decoding.startswith("hf-max-length-5-") and "max_length=5" in off.official
+    assert pp.get_protocol("lambada", "paper").text_decoding == "greedy-5-new"
     lam, bab = pp.get_protocol("lambada", "paper"), pp.get_protocol("babi", "paper")
     assert (lam.positions, lam.strip_positions, lam.scorer, lam.data) == (4, 360, "notebook", "lambada-original")
     assert (bab.positions, bab.strip_positions, bab.babi_stories, bab.prompt_prep) == (5, 400, 10000, "last-question")
@@ -212,7 +218,8 @@ def test_score_rows_summarise_and_paired_difference():
         pp.score_rows(spec, examples, {"glyph": reads["glyph"]}, VOCAB)
     worse = pp.score_rows(spec, examples, {"glyph": ["x"] * 4, "tesseract": ["", "kitchen", "", ""]}, VOCAB)
     d = pp.paired_difference(rows, worse, resamples=500)
-    assert d.estimate == 0.75 and d.low >= 0.0 and d.high == 1.0
+    assert d.estimate == 0.75 and d.method == "newcombe-paired"  # 0/1 flags: Newcombe's paired interval
+    assert d == stats.paired_proportion_diff([1, 1, 1, 1], [0, 1, 0, 0]) and 0.0 < d.low < 0.75 < d.high < 1.0
     t = pp.paired_difference(rows, worse, metric="correct", engine="tesseract", resamples=500)
     assert t.estimate == 0.25
     with pytest.raises(ValueError, match="different examples"):
@@ -221,3 +228,19 @@ def test_score_rows_summarise_and_paired_difference():
     assert sub.n == 2 and sub.estimate == 0.5
     with pytest.raises(ValueError, match="no example in common"):
         pp.paired_difference(rows[:2], worse[2:], common=True)
+
+
+def test_fit_labels_count_cut_prompts():
+    """A run that cut prompts is labelled +fit<N> with the count and share; one that cut nothing keeps its label."""
+    from pixar.config import RenderConfig
+    from pixar.render.renderer import Renderer
+
+    assert pp.fit_label("lambada:paper", 91, 0) == "lambada:paper" and pp.fit_label("babi:paper", 91, 3) == "babi:paper+fit91"
+    rec = pp.fit_record("babi:paper", 91, "positions", [True, False, True, True])
+    assert rec == {"protocol": "babi:paper", "label": "babi:paper+fit91", "budget": 91, "unit": "positions", "cut": 3,
+                   "n": 4, "share": 0.75}
+    renderer = Renderer(RenderConfig(max_positions=32))
+    spec = pp.get_protocol("babi", "paper")
+    budget, cuts = pp.count_pixel_cuts(renderer, spec, 32, ["Mary went to the kitchen. Where is Mary? |" * 3,
+                                                             "Where is Mary? |"])
+    assert budget == pp.context_budget(spec, 32) == 27 and cuts == [True, False]

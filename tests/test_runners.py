@@ -7,6 +7,7 @@ import math
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -129,7 +130,15 @@ def test_summary_round_trip_and_collect(tmp_path):
     assert read_summary(run / "summary.json")["metrics"][0]["ci_low"] == pytest.approx(0.236593, abs=1e-5)
     df = collect(tmp_path / "res")
     assert df["run"].tolist() == ["a"] and df["n"].tolist() == [10]
-    assert df["paper: first-word acc (glyph read-back) 95% CI"].tolist() == ["[0.2366, 0.7634]"]
+    # CSV-ready numeric bounds; the Markdown shows them as one interval column
+    assert df["paper: first-word acc (glyph read-back) ci_low"].round(4).tolist() == [0.2366]
+    assert df["paper: first-word acc (glyph read-back) ci_high"].round(4).tolist() == [0.7634]
+    from harness.results.tables import to_markdown, write_table
+
+    assert "| paper: first-word acc (glyph read-back) 95% CI |" in to_markdown(df) and "[0.2366, 0.7634]" in to_markdown(df)
+    _, csv = write_table(df, tmp_path / "t")
+    back = pd.read_csv(csv)
+    assert back["paper: first-word acc (glyph read-back) ci_low"].dtype.kind == "f"
     assert df["lm-eval: pixel NLL per target (nats)"].tolist() == [150.0]
     with pytest.raises(ResultsError, match="no protocol description"):
         write_summary(run, command="x", protocol={}, config={}, seed=0, data={}, models=[], files=[], metrics=metrics)
@@ -146,9 +155,18 @@ def test_bench_writes_the_schema_with_no_absolute_path(micro_checkpoint, data_di
     s = run_lambada(str(micro_checkpoint), [], out, limit=2, batch_size=4)
     assert s["schema_version"] == 1 and s["command"] == "bench lambada" and s["seed"] == 0
     got = {(m["protocol"], m["metric"]) for m in s["metrics"]}
-    assert {("lambada:paper", "acc_glyph"), ("lambada:paper", "acc_union"), ("lm-eval", "lm_eval_pixel_nll"),
-            ("lm-eval", "lm_eval_acc_ocr")} <= got
-    assert all(m["n"] == 2 and m["model"].startswith("pixar:") for m in s["metrics"])
+    # the micro model's 16 positions cut both LAMBADA prompts: the label says so, with the room, and the count
+    fit = s["fits"][0]
+    assert fit["protocol"] == "lambada:paper" and fit["cut"] == 2 and fit["n"] == 2 and fit["share"] == 1.0
+    label = f"lambada:paper+fit{fit['budget']}"
+    assert fit["label"] == label and fit["unit"] == "positions"
+    assert {(label, "acc_glyph"), (label, "acc_union"), ("lm-eval", "lm_eval_pixel_nll"),
+            ("lm-eval", "lm_eval_acc_ocr")} <= got and ("lambada:paper", "acc_glyph") not in got
+    assert all(m["n"] == 2 and m["model"].startswith(("pixar:", "reference: ")) for m in s["metrics"])
+    refs = {m["model"] for m in s["metrics"] if m["metric"] == "acc_reference"}
+    assert refs == {"reference: majority class", "reference: uniform chance", "reference: context word"}
+    assert s["diversity"][0]["protocol"] == label and s["diversity"][0]["n"] == 2
+    assert any(f.startswith("predictions-") and "lambada_paper_fit" in f for f in s["files"])
     acc = [m for m in s["metrics"] if m["metric"] == "acc_union"][0]
     assert (acc["ci_low"], acc["ci_high"]) == pytest.approx(proportion_interval(round(acc["value"] * 2), 2))
     assert {m["metric"] for m in s["metrics"]} == set(s["protocol"])

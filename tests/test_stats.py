@@ -89,3 +89,62 @@ def test_paired_difference():
 def test_interval_format_and_contains():
     iv = stats.wilson_interval(37, 200)
     assert iv.format() == "0.185 [0.137, 0.245]" and iv.contains(0.2) and not iv.contains(0.3)
+
+
+# Fagerland, Lydersen & Laake, Statistical Analysis of Contingency Tables (2017), chapter 8 (Cavo et al. 2012:
+# complete response before / after consolidation therapy, paired 2x2 [[59, 6], [16, 80]]): the Newcombe
+# square-and-add interval is -0.0621 (95% CI -0.1186 to -0.0046); the same numbers are the expected output of
+# the authors' R package (contingencytables, tests/testthat/test-ch8.R).
+def test_newcombe_paired_published_values():
+    iv = stats.newcombe_paired_interval(59, 6, 16, 80)
+    assert iv.estimate == pytest.approx(-0.0621, abs=5e-5) and iv.method == "newcombe-paired" and iv.n == 161
+    assert iv.low == pytest.approx(-0.1186, abs=5e-5) and iv.high == pytest.approx(-0.0046, abs=5e-5)
+    flags_a = [1] * 59 + [1] * 6 + [0] * 16 + [0] * 80
+    flags_b = [1] * 59 + [0] * 6 + [1] * 16 + [0] * 80
+    assert stats.paired_proportion_diff(flags_a, flags_b) == iv
+
+
+def test_newcombe_paired_edges_do_not_degenerate():
+    for flags in ([0] * 1000, [1] * 1000):  # both arms 0 (or 1) on every example
+        iv = stats.paired_proportion_diff(flags, flags)
+        assert iv.estimate == 0.0
+        # half-width = the Wilson upper bound of 0/1000 (0.38 pp), not a 0-width point as the bootstrap gives
+        assert iv.high == pytest.approx(stats.wilson_interval(0, 1000).high) == pytest.approx(0.003827, abs=1e-6)
+        assert iv.low == pytest.approx(-iv.high)
+        boot = stats.paired_bootstrap_diff(flags, flags, resamples=200)
+        assert boot.low == boot.high == 0.0
+    one = stats.paired_proportion_diff([1] + [0] * 99, [0] * 100)  # one discordant pair of 100
+    assert one.estimate == 0.01 and one.low < 0 < one.high <= 1
+    # swapping the arms mirrors the interval
+    a, b = [1, 1, 0, 1, 0, 0, 1, 0], [1, 0, 0, 0, 0, 1, 0, 0]
+    x, y = stats.paired_proportion_diff(a, b), stats.paired_proportion_diff(b, a)
+    assert x.low == pytest.approx(-y.high) and x.high == pytest.approx(-y.low)
+    with pytest.raises(ValueError, match="0/1"):
+        stats.paired_proportion_diff([0.5, 1], [1, 1])
+    with pytest.raises(ValueError, match="same examples"):
+        stats.paired_proportion_diff([1, 0], [1])
+
+
+def test_newcombe_pieces_cross_checked_with_scipy():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    for k, n in ((0, 1000), (7, 21), (65, 161), (161, 161)):
+        ci = scipy_stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        iv = stats.wilson_interval(k, n)
+        assert iv.low == pytest.approx(ci.low, abs=1e-9) and iv.high == pytest.approx(ci.high, abs=1e-9)
+    # with phi = 0 (an empty margin) the interval is exactly the square-and-add of the two scipy Wilson intervals
+    a = scipy_stats.binomtest(0, 50).proportion_ci(method="wilson")
+    b = scipy_stats.binomtest(5, 50).proportion_ci(method="wilson")
+    iv = stats.newcombe_paired_interval(0, 0, 5, 45)
+    assert iv.low == pytest.approx(-0.1 - np.hypot(0.0, b.high - 0.1), abs=1e-9)
+    assert iv.high == pytest.approx(-0.1 + np.hypot(0.1 - b.low, a.high), abs=1e-9)
+
+
+def test_mover_difference_of_two_intervals():
+    x, y = stats.wilson_interval(16, 50), stats.wilson_interval(9, 40)
+    d = stats.mover_diff(x, y)
+    assert d.estimate == pytest.approx(16 / 50 - 9 / 40) and d.method == "mover"
+    assert d.low == pytest.approx(d.estimate - np.hypot(x.estimate - x.low, y.high - y.estimate))
+    assert d.high == pytest.approx(d.estimate + np.hypot(x.high - x.estimate, y.estimate - y.low))
+    zero = stats.newcombe_paired_interval(0, 0, 0, 1000)
+    both = stats.mover_diff(zero, zero)  # two models that both never change: still a non-degenerate interval
+    assert both.estimate == 0.0 and both.low < -0.005 and both.high > 0.005

@@ -146,7 +146,11 @@ def _bench(args):
 
 
 def _metrics(summary: dict, protocol: str) -> dict[str, dict]:
-    return {m["metric"]: m for m in summary["metrics"] if m["protocol"] == protocol}
+    """The model's scores under a protocol (its run label: `+fit<N>` when it cut prompts); reference rows and the
+    answer-diversity counts are left out."""
+    labels = {f["label"] for f in summary.get("fits", []) if f["protocol"] == protocol} or {protocol}
+    return {m["metric"]: m for m in summary["metrics"] if m["protocol"] in labels
+            and not m["model"].startswith("reference: ") and m["metric"] not in ("distinct_answers", "top_answer_share")}
 
 
 def test_cli_bench_lambada_limit_3_writes_results(micro_checkpoint, data_dir, tmp_path):
@@ -167,7 +171,9 @@ def test_cli_bench_lambada_limit_3_writes_results(micro_checkpoint, data_dir, tm
                           "readability_strict_tesseract"}  # the paper's union, per engine, the strict variant
     assert all(m["n"] == 3 and m["interval"] == "wilson95" and m["ci_low"] <= m["value"] <= m["ci_high"]
                for m in paper.values())
-    preds = [json.loads(x) for x in (out / "predictions-pixar_ckpt0_pixar-micro-random-lambada_paper.jsonl")
+    fit = summary["fits"][0]  # the micro model's 48 positions cut all 3 passages: the label and counts say so
+    assert (fit["protocol"], fit["cut"], fit["n"], fit["label"]) == ("lambada:paper", 3, 3, f"lambada:paper+fit{fit['budget']}")
+    preds = [json.loads(x) for x in (out / f"predictions-pixar_ckpt0_pixar-micro-random-lambada_paper_fit{fit['budget']}.jsonl")
              .read_text().splitlines()]
     gold = load_examples(get_protocol("lambada", "paper"), data_dir)[:3]
     assert [p["target"] for p in preds] == [g["target"] for g in gold] and [p["idx"] for p in preds] == [0, 1, 2]
@@ -180,7 +186,8 @@ def test_cli_bench_lambada_limit_3_writes_results(micro_checkpoint, data_dir, tm
     row = summary["rows"][0]  # lm-eval: pixel NLL, never in a token column
     assert row["n"] == 3 and row["lm_eval_pixel_nll"] > 0 and "lm_eval_token_nll" not in row
     table = (out / "table.md").read_text()
-    assert "lm-eval: pixel NLL per target (nats)" in table and "lambada:paper: acc_union" in table
+    assert "lm-eval: pixel NLL per target (nats)" in table and f"lambada:paper+fit{fit['budget']}: acc_union" in table
+    assert "| reference: majority class |" in table and "lambada:paper: acc_reference" in table
     assert (out / "table.csv").is_file() and not (out / "tasks").exists()  # results hold data, no task code
     assert summary["lm_eval_tasks"]["pixar_lambada"]["dataset_kwargs"]
     assert "pixar_lambada" in r.output  # lm-eval's make_table was printed
@@ -211,7 +218,8 @@ def test_cli_bench_babi_finetune_on_generated_data(micro_checkpoint, tmp_path):
     counts = summary["data"]["tasks"]
     assert counts["qa1 babi:paper[glyph]"]["n_total"] == 10000  # one sample per generated story
     assert not any(k.endswith("lm-eval") for k in counts)
-    preds = [json.loads(x) for x in (out / "predictions-pixar_ckpt0_pixar-micro-random-babi_paper_glyph_-qa1.jsonl")
+    fit = next(f for f in summary["fits"] if f["protocol"] == "babi:paper[glyph]")
+    preds = [json.loads(x) for x in (out / f"predictions-pixar_ckpt0_pixar-micro-random-babi_paper_glyph__fit{fit['budget']}-qa1.jsonl")
              .read_text().splitlines()]
     assert len(preds) == 4 and all(p["target"] and "|" not in p["target"] for p in preds)
     log = [json.loads(x) for x in (out / "finetune-pixar_ckpt0_pixar-micro-random-qa1.jsonl").read_text().splitlines()]

@@ -62,7 +62,9 @@ def common_options(fn):
         click.option("--limit", type=int, help="Evaluate only the first N examples (per task)."),
         click.option("--protocol", "protocols", multiple=True, metavar="NAME",
                      help="Protocol(s) to run (repeatable; default: paper and lm-eval): paper = the official "
-                          "protocol exactly, paper-* = our variants (docs/protocol.md), lm-eval."),
+                          "protocol (a model that cuts prompts to fit reports it as paper+fitN), paper-* = our "
+                          "variants, paper-gpt2-official = evaluate_gpt2.py's rules for GPT-2 (docs/protocol.md), "
+                          "lm-eval."),
         click.option("--ocr", type=click.Choice(["glyph", "tesseract", "union"]),
                      help="Replace the protocol's read-back engines (default: the protocol's own, paper = glyph and "
                           "Tesseract, each reported with their union); the label then names the engines."),

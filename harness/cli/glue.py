@@ -57,6 +57,9 @@ def run_task(kind: str, name: str, task: str, preset: str, out: Path, overrides:
     tag = model_tag(kind, name)
     folder = out / tag / spec.name
     res = runner.train(spec, train, devs, cfg, log=log)
+    from harness.results.glue_report import write_dev_predictions
+
+    dev_predictions = write_dev_predictions(runner.model, devs, folder)  # best-dev weights: per-example, for intervals
     classifier_dir = None
     if classifiers is not None:
         from harness.models.glue_classifiers import classifier_info
@@ -73,7 +76,7 @@ def run_task(kind: str, name: str, task: str, preset: str, out: Path, overrides:
         "main_metric": spec.main_metric, "best_step": res.best_step, "metrics": res.best,
         "best_per_metric": res.best_per_metric, "history": res.history, "train_seconds": res.train_seconds,
         "dev_truncated_fraction": {s: runner.truncated_fraction(d.texts) for s, d in devs.items()},
-        "classifier_dir": classifier_dir, "versions": versions(), **runner.describe(),
+        "classifier_dir": classifier_dir, "dev_predictions": dev_predictions, "versions": versions(), **runner.describe(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     d = resolve_data(data_dir)
@@ -93,7 +96,7 @@ def table_rows(out: Path) -> list[dict]:
                    "n_train": r["data"]["train"]["n"], "n_dev": r["data"]["dev"][split]["n"],
                    "steps": r["config"]["steps"], "best_step": r["best_step"]}
             for m in METRIC_COLUMNS:
-                row[f"fine-tuned dev {m} (x100)"] = f"{100 * ms[m]:.2f}" if m in ms and ms[m] == ms[m] else ""
+                row[f"fine-tuned dev {m} (x100)"] = round(100 * ms[m], 2) if m in ms and ms[m] == ms[m] else None
             rows.append(row)
     order = {t: i for i, t in enumerate(TASK_ORDER)}
     rows.sort(key=lambda r: (order.get(r["task"].split("-")[0], 99), r["task"], r["model"]))
@@ -121,19 +124,20 @@ def write_tables(out: Path, command: str = "bench glue", config: dict | None = N
     from harness.results.schema import write_summary
     from harness.results.tables import write_table
 
+    from harness.results.glue_report import glue_metrics, table_with_intervals
+
     rows, metrics, models, files = table_rows(out), [], {}, []
     for f in sorted(out.glob("*/*/results.json")):
         r = json.loads(f.read_text())
-        files.append(f)
+        files += [f] + [f.parent / name for name in (r.get("dev_predictions") or {}).values()]
         models[r["model"]] = {"name": r["model"], "kind": r["kind"], "source_model": r["source_model"]}
-        for split, ms in r["metrics"].items():
+        for split in r["metrics"]:
             task = r["task"] + SPLIT_TAGS.get(split, f"-{split}")
-            n = r["data"]["dev"][split]["n"]
-            metrics += [glue_metric(task, r["model"], FINETUNED_PROTOCOL, m, ms[m], n) for m in METRIC_COLUMNS
-                        if m in ms and ms[m] == ms[m]]
-    df = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["model", "task"])
+            metrics += glue_metrics(r, f.parent, task, split, FINETUNED_PROTOCOL, have=metrics)
+    df = table_with_intervals(rows, metrics)
     md_path, csv_path = write_table(df, out, TABLE_NAME, title=f"# GLUE dev, fine-tuned\n\n{FINETUNED_NOTE}")
-    protocol = {m: f"{FINETUNED_PROTOCOL}: {m} of the best dev evaluation (fraction)" for m in METRIC_COLUMNS}
+    protocol = {m: f"{FINETUNED_PROTOCOL}: {m} of the best dev evaluation (fraction); 95% interval: Wilson (accuracy), "
+                   "seeded percentile bootstrap over dev examples (F1, MCC, correlations)" for m in METRIC_COLUMNS}
     write_summary(out, command=command, protocol=protocol, config=config or {}, seed=(config or {}).get("seed"),
                   data={"results": [str(f) for f in files]}, models=list(models.values()),
                   files=files + [md_path, csv_path], metrics=metrics)

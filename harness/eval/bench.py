@@ -2,14 +2,20 @@
 
 Protocols (never mixed in one column; see harness.results.tables):
   paper, paper-*   the named generate-and-read protocols of harness.eval.protocols (docs/protocol.md): `paper` is
-           the official one exactly (LAMBADA: the original test set through process_lambda; bAbI: one sample per
+           the official one (LAMBADA: the original test set through process_lambda; bAbI: one sample per
            generated task-1 story; Tesseract with the official preprocessing; the notebooks' scorer and
-           vocabulary), the others our cleaner variants (paper-openai-cased, paper-all-questions, ...). Each
+           vocabulary), the others our cleaner variants (paper-openai-cased, paper-all-questions, ...) and GPT-2's
+           official rules (paper-gpt2-official: 1 new token, as max_length=5 total; text models only). A model
+           that had to cut prompts to fit its positions reports the protocol as `<label>+fit<N>` (summary "fits":
+           room, unit, prompts cut and their share). Every protocol also gets reference rows (harness.results.
+           reference: majority class, uniform chance, the task heuristic) on the same examples, each model its
+           distinct answers and top answer share, and a model whose lower bound does not clear the best reference
+           row is marked "at chance" (summary "references", "diversity"; metric rows' `note`). Each
            runner's `protocol_eval` generates and reads; every reading engine, their union (glyph or
            Tesseract: PaddleOCR is not available offline), readability (the paper's union, each engine's, and
            the strict variant: harness.eval.readability) get a 95% Wilson interval, and
-           every PIXAR vs GPT-2 pair a paired bootstrap interval of the difference (summary "comparisons").
-           GPT-2 reads are its greedy 5 tokens, scored as the official evaluate_gpt2.py.
+           every PIXAR vs GPT-2 pair a paired interval of the difference (Newcombe; summary "comparisons").
+           GPT-2 under `paper`: 5 greedy new tokens (ours), scored as the official evaluate_gpt2.py.
   lm-eval  lm_eval.simple_evaluate on run-time task dicts (harness.tasks.*), TaskManager(include_defaults=
            False), offline, on each runner's `lm_eval_model` (PIXAR: harness.models.lm_eval_adapter.PixarLM; GPT-2: HFLM).
 
@@ -27,7 +33,9 @@ from pixar.provenance import slug
 
 from harness.eval.readability import metric_note, readability_flags
 from harness.results import stats
-from harness.results.schema import Metric, proportion, with_stderr, write_json, write_jsonl, write_summary
+from harness.eval.protocols import fit_record
+from harness.results.reference import diversity, is_at_chance, reference_rows
+from harness.results.schema import Metric, point, proportion, with_stderr, write_json, write_jsonl, write_summary
 from harness.models import LMRunner, load_lm_runners
 
 log = logging.getLogger(__name__)
@@ -39,6 +47,10 @@ PROTOCOL_NOTES = {
                "OCR read-back), GPT-2 via HFLM (token NLL)",
 }
 READING_NOTES = {
+    "acc_reference": "accuracy of a reference rule (harness.results.reference) on the same examples, first word vs "
+                     "target case-insensitively, 95% Wilson interval",
+    "distinct_answers": "distinct first-word answers the model gave (case-insensitive; first reading)",
+    "top_answer_share": "share of examples given the model's most frequent answer",
     "acc_union": "correct if any reading engine is (glyph or Tesseract; the paper's union had PaddleOCR, not "
                  "available offline), scored by the row's protocol, 95% Wilson interval",
     "acc_text": "GPT-2: the first whitespace token of its greedy 5 tokens vs the target, case-insensitive "
@@ -102,6 +114,36 @@ def protocol_metrics(task: str, model: str, label: str, rows: list[dict]) -> lis
     return out
 
 
+def first_answer(row: dict) -> str:
+    """A scored row's answer for diversity: the prediction of its first reading (protocols' scorer)."""
+    pred = row.get("prediction")
+    if isinstance(pred, dict):
+        return str(next(iter(pred.values()), ""))
+    return "" if pred is None else str(pred)
+
+
+def _pixel_cuts(runner, spec, prompts):
+    from harness.eval.protocols import count_pixel_cuts
+
+    budget, flags = count_pixel_cuts(runner.renderer, spec, runner.P, prompts)
+    return budget, "positions", flags
+
+
+def _token_cuts(runner, spec, prompts):
+    budget, flags = runner.prompt_cuts(spec, prompts)
+    return budget, "tokens", flags
+
+
+PROMPT_CUTS = {"pixar": _pixel_cuts, "gpt2": _token_cuts}  # runner kind -> how its prompts are fitted
+
+
+def prompt_cuts(runner, spec, prompts: list[str]) -> tuple[int, str, list[bool]]:
+    """(room, unit, per prompt: cut?) of a runner under a protocol (PROMPT_CUTS registry by runner kind)."""
+    if runner.kind not in PROMPT_CUTS:
+        raise ValueError(f"{runner.name}: no prompt-fit rule for model kind {runner.kind!r} (PROMPT_CUTS)")
+    return PROMPT_CUTS[runner.kind](runner, spec, prompts)
+
+
 def resolve_protocols(task: str, names: tuple[str, ...], context_cap: int | None = None, ocr: str | None = None):
     """CLI protocol names -> (named specs, run lm-eval?). `ocr` replaces a spec's reading engines (the protocol
     is then another one: its label says so); `context_cap` keeps at most that many context positions."""
@@ -131,8 +173,11 @@ class BenchRun:
         self.metrics: list[Metric] = []
         self.ids: dict[tuple, dict] = {}
         self.lm_results: list[tuple[str, dict]] = []
-        self.scored: dict[tuple[str, str], list] = {}  # (task, protocol label) -> [(runner, rows)]
+        self.scored: dict[tuple[str, str], list] = {}  # (task, protocol label) -> [(runner, rows, run label)]
         self.lm_tasks: dict[str, dict] = {}
+        self.fits: list[dict] = []
+        self.references: dict[tuple[str, str], list[dict]] = {}
+        self.diversity: list[dict] = []
 
     def record_tasks(self, tasks: list[dict]) -> None:
         """The lm-eval task dicts, recorded in summary.json (data only: callables by their import path). No task
@@ -146,30 +191,51 @@ class BenchRun:
         self.files.append(write_jsonl(self.out / name, rows))
 
     def protocol(self, runner: LMRunner, task: str, spec, examples: list[dict], vocab, suffix: str = "") -> list[dict]:
-        """A named paper-family protocol: per-example rows to a predictions file, Wilson-interval metric rows."""
+        """A named paper-family protocol: per-example rows to a predictions file, Wilson-interval metric rows under
+        the run's label (`+fit<N>` when it cut prompts), reference rows, answer diversity and at-chance notes."""
+        if spec.text_only and runner.supports_pixels:
+            return []  # a text-model protocol (GPT-2's official rules)
         rows = runner.protocol_eval(spec, examples, vocab)
-        self.jsonl(f"predictions-{slug(runner.name)}-{slug(spec.label)}{suffix}.jsonl", rows)
-        self.metrics += protocol_metrics(task, runner.name, spec.label, rows)
-        self.scored.setdefault((task, spec.label), []).append((runner, rows))
+        budget, unit, cuts = prompt_cuts(runner, spec, [e["prompt"] for e in examples])
+        fit = {"task": task, "model": runner.name, **fit_record(spec.label, budget, unit, cuts)}
+        self.fits.append(fit)
+        label = fit["label"]
+        self.jsonl(f"predictions-{slug(runner.name)}-{slug(label)}{suffix}.jsonl", rows)
+        key = (task, spec.label)
+        if key not in self.references:
+            refs = reference_rows(task, [{"prompt": e["prompt"], "target": e["target"]} for e in examples])
+            self.references[key] = [r.to_dict() for r in refs]
+            self.metrics += [Metric(task, f"reference: {r.name}", spec.label, "acc_reference", r.interval.estimate,
+                                    r.interval.n, r.interval.low, r.interval.high, "wilson95") for r in refs]
+        metrics = protocol_metrics(task, runner.name, label, rows)
+        for m in metrics:
+            if m.metric.startswith("acc_") and is_at_chance(m.ci_low, self.references[key]):
+                m.note = "at chance"
+        div = diversity([first_answer(r) for r in rows])
+        self.diversity.append({"task": task, "protocol": label, "model": runner.name, **div})
+        metrics += [point(task, runner.name, label, "distinct_answers", div["distinct"], div["n"]),
+                    point(task, runner.name, label, "top_answer_share", div["top_share"], div["n"])]
+        self.metrics += metrics
+        self.scored.setdefault(key, []).append((runner, rows, label))
         return rows
 
     def comparisons(self, seed: int) -> list[dict]:
-        """Paired bootstrap intervals of PIXAR - GPT-2 union accuracy and readability (the paper's and the strict
+        """Paired intervals (Newcombe) of PIXAR - GPT-2 union accuracy and readability (the paper's and the strict
         variant) on the same examples."""
         from harness.eval.protocols import paired_difference
 
         out = []
         for (task, label), scored in self.scored.items():
-            for a, rows_a in scored:
-                for b, rows_b in scored:
+            for a, rows_a, label_a in scored:
+                for b, rows_b, label_b in scored:
                     if not (a.supports_pixels and not b.supports_pixels):
                         continue
                     for metric in ("correct_union", "readable", "readable_strict"):
                         if rows_a[0].get(metric) is None or rows_b[0].get(metric) is None:
                             continue
                         d = paired_difference(rows_a, rows_b, metric, seed=seed)
-                        out.append({"task": task, "protocol": label, "a": a.name, "b": b.name, "metric": metric,
-                                    **d.to_dict()})
+                        out.append({"task": task, "protocol": label, "protocol_a": label_a, "protocol_b": label_b,
+                                    "a": a.name, "b": b.name, "metric": metric, **d.to_dict()})
         return out
 
     def lm_eval(self, runner: LMRunner, row: dict, tasks: list[dict], limit, batch_size: int, seed: int,
@@ -211,7 +277,9 @@ class BenchRun:
         summary = write_summary(self.out, command=f"bench {self.bench}", protocol=protocol, config=config, seed=seed,
                                 data=data, models=models_info, files=self.files + [md, csv], metrics=self.metrics,
                                 data_dir=self.data_dir, rows=self.rows, comparisons=self.comparisons(seed),
-                                lm_eval_tasks=self.lm_tasks, **extra)
+                                lm_eval_tasks=self.lm_tasks, fits=self.fits,
+                                references=[{"task": t, "protocol": p, "rows": r} for (t, p), r in self.references.items()],
+                                diversity=self.diversity, **extra)
         for name, res in self.lm_results:
             print(f"lm-eval results: {name}")
             print(make_table(res))

@@ -25,6 +25,17 @@ Results of different protocols never share a column: label them with `spec.label
     babi     paper-all-questions  our earlier variant: all 1,000 questions of the qa1 test file (question 1
                                   has no demonstration), the model's strip, scorer `harness`, glyph +
                                   tesseract-line, vocabulary paper + eval words
+    lambada  paper-gpt2-official  GPT-2 only: evaluate_gpt2.py's rules, `generator(prompt, max_length=5,
+                                  do_sample=False, min_length=5)`: max_length is the TOTAL length, so a prompt of
+                                  >= 5 tokens gets 1 new greedy token (our `paper` gives GPT-2 5 greedy new tokens)
+    babi     paper-gpt2-official  GPT-2 only: `generator(prompt, max_length=5)` on gen_babi(1, 5000, '|', ''):
+                                  1 new token SAMPLED with the pipeline's defaults for gpt2 (do_sample=True from
+                                  its task_specific_params, top_k=50, temperature 1), seeded per example
+
+Prompt fitting: a prompt longer than the model's room (PIXAR: context_budget positions; GPT-2: n_positions minus
+the new tokens) keeps its END (left-fit). A run that cut any prompt is labelled `<label>+fit<N>` (N = the room, in
+the model's units) and records how many prompts it cut (`fit_label`, `count_pixel_cuts`, `count_token_cuts`); only
+a run that cut nothing keeps the bare label.
 
 PaddleOCR is not available offline: our union is glyph or Tesseract, the paper's PaddleOCR or Tesseract.
 
@@ -74,6 +85,8 @@ class ProtocolSpec:
     context_cap: int | None = None  # keep at most this many context positions (see with_context_cap)
     official: str = ""  # the official file/lines this protocol follows
     summary: str = ""
+    text_decoding: str = "greedy-5-new"  # how a text model (GPT-2) generates: harness.models.gpt2_runner.TEXT_DECODERS
+    text_only: bool = False  # a protocol for text models only (pixel models do not run it)
 
     def __post_init__(self) -> None:
         if self.task not in ("lambada", "babi"):
@@ -123,6 +136,22 @@ _PROTOCOLS = [
                  "paper", True, official="(ours) every question of qa1 test; pixar.read.ocr.score_first_word",
                  summary="all 5 questions of each qa1 test story"),
 ]
+_GPT2_OFFICIAL = "evaluate_gpt2.py (april-tools/pixar, commit 7807505)"
+_PROTOCOLS += [
+    ProtocolSpec("paper-gpt2-official", "lambada", "lambada-original", "process_lambda", 4, None, "gpt2-official",
+                 ("text",), "paper-official", False, text_decoding="hf-max-length-5-greedy", text_only=True,
+                 official=f"{_GPT2_OFFICIAL}: process_lambda, generator(prompt, max_length=5, "
+                          "return_full_text=False, do_sample=False, min_length=5), gen.strip().split()[0] vs "
+                          "target, lower-cased",
+                 summary="GPT-2's official LAMBADA rules: 1 new greedy token (max_length=5 is the total length)"),
+    ProtocolSpec("paper-gpt2-official", "babi", "babi-generated", "last-question", 5, None, "gpt2-official",
+                 ("text",), "paper-official", True, babi_stories=5000, text_decoding="hf-max-length-5-sample",
+                 text_only=True,
+                 official=f"{_GPT2_OFFICIAL}: gen_babi(1, 5000, '|', ''), generator(prompt, max_length=5, "
+                          "return_full_text=False) (sampling: gpt2's task_specific_params do_sample=True, top_k 50), "
+                          "seed_everyting(42)",
+                 summary="GPT-2's official bAbI rules: 1 new token sampled (top-k 50), seeded per example"),
+]
 PROTOCOLS: dict[tuple[str, str], ProtocolSpec] = {(p.task, p.name): p for p in _PROTOCOLS}
 
 
@@ -152,6 +181,33 @@ def context_budget(spec: ProtocolSpec, model_positions: int) -> int:
         raise ValueError(f"{spec.label}: a {model_positions}-position model leaves no room for context "
                          f"before {spec.positions} generated positions")
     return budget
+
+
+def fit_label(label: str, budget: int, cut: int) -> str:
+    """A protocol label as a run reports it: `<label>+fit<budget>` when the run cut any prompt, else `label`."""
+    return f"{label}+fit{budget}" if cut else label
+
+
+def fit_record(label: str, budget: int, unit: str, flags: Sequence[bool]) -> dict:
+    """What a run records about prompt fitting: the room, its unit, how many prompts were cut and their share."""
+    n, cut = len(flags), int(sum(bool(f) for f in flags))
+    return {"protocol": label, "label": fit_label(label, budget, cut), "budget": int(budget), "unit": unit,
+            "cut": cut, "n": n, "share": cut / n if n else 0.0}
+
+
+def count_pixel_cuts(renderer, spec: ProtocolSpec, model_positions: int, prompts: Sequence[str]) -> tuple[int, list[bool]]:
+    """(context budget in positions, per prompt: was it cut?) for a pixel model: a prompt is cut when its left-fit
+    to context_budget(spec, model_positions) positions is not the whole (normalised) prompt."""
+    from harness.models.layout import left_fit
+
+    budget = context_budget(spec, model_positions)
+    return budget, [left_fit(renderer, p, budget) != renderer.normalise(p) for p in prompts]
+
+
+def count_token_cuts(tokenizer, n_positions: int, new_tokens: int, prompts: Sequence[str]) -> tuple[int, list[bool]]:
+    """(token room, per prompt: was it cut?) for a text model that keeps the last n_positions - new_tokens tokens."""
+    room = n_positions - new_tokens
+    return room, [len(tokenizer(p)["input_ids"]) > room for p in prompts]
 
 
 def cap_for_training_lengths(lengths: Sequence[int], positions: int, coverage: float = 0.5) -> int:
@@ -266,8 +322,9 @@ def paired_difference(rows_a: Sequence[Mapping], rows_b: Sequence[Mapping], metr
                       engine: str | None = None, resamples: int = stats.RESAMPLES, seed: int = 0,
                       common: bool = False) -> stats.Interval:
     """mean(a) - mean(b) of a per-example flag ('correct_union', 'readable', 'readable_strict', or 'correct' /
-    'readable_by' / 'readable_strict_by' with engine)
-    for two systems scored on the same examples (matched by idx), with its paired bootstrap interval.
+    'readable_by' / 'readable_strict_by' with engine) for two systems scored on the same examples (matched by idx),
+    with Newcombe's paired interval (stats.paired_proportion_diff: it does not degenerate when both arms are all 0 or
+    all 1; the percentile bootstrap, used for scores that are not 0/1 flags, does).
     common=True pairs them on the examples both scored (one run on a subset of the other's); its n says how many."""
     def flags(rows):
         return {r["idx"]: float(r[metric][engine] if engine is not None else r[metric]) for r in rows}
@@ -282,4 +339,7 @@ def paired_difference(rows_a: Sequence[Mapping], rows_b: Sequence[Mapping], metr
         raise ValueError(f"paired_difference: the two systems scored different examples "
                          f"({len(set(a) ^ set(b))} idx in only one of them)")
     keys = sorted(a)
-    return stats.paired_bootstrap_diff([a[k] for k in keys], [b[k] for k in keys], resamples, seed)
+    xa, xb = [a[k] for k in keys], [b[k] for k in keys]
+    if set(xa) | set(xb) <= {0.0, 1.0}:
+        return stats.paired_proportion_diff(xa, xb)
+    return stats.paired_bootstrap_diff(xa, xb, resamples, seed)

@@ -2,7 +2,7 @@
 
 Every table comes from a `summary.json` of the one results schema (harness.results.schema.read_summary: an older
 summary is refused with one line) or from committed per-example prediction files; every interval is the one in
-the summary (Wilson / lm-eval stderr) or a paired bootstrap computed here from the two prediction files of the
+the summary (Wilson / lm-eval stderr) or a paired interval (Newcombe's, for 0/1 flags) computed here from the two prediction files of the
 same examples (harness.eval.protocols.paired_difference, seeded). The prose is results/findings.md, a template
 whose figures are references resolved from the summaries:
 
@@ -13,6 +13,11 @@ whose figures are references resolved from the summaries:
 (folder relative to results/, a model-name prefix, the protocol label, the metric), so a finding cannot drift
 from its number; an unresolvable reference stops the report with one line. The paper's published numbers come
 from results/paper-numbers.json (with their source).
+
+"exact" / "exactly" are reserved for runs that cut no prompt: a findings paragraph (or bullet) using either word
+may cite only runs whose summary records zero prompts cut under the cited protocol (bench's "fits"); a run that
+cut prompts (label `+fit<N>`) or records nothing about cuts (older summaries, attack runs) stops the report with
+one line naming the reference (`check_exact_words`).
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from harness.results.schema import ResultsError, read_jsonl, read_summary
 from harness.results.tables import metrics_table, to_markdown
 
 REF = re.compile(r"\{\{(.+?)\}\}")
+EXACT = re.compile(r"\bexact(ly)?\b", re.IGNORECASE)
 
 
 class ReportError(ValueError):
@@ -89,16 +95,16 @@ def diff_text(d: dict) -> str:
 
 
 def paired(results: Path, sums: dict, a: str, b: str, protocol: str, flag: str, model: str = "pixar",
-           seed: int = 0, common: bool = False) -> dict:
-    """Paired bootstrap interval of mean(flag in run a) - mean(flag in run b) over the same examples (common:
-    over the examples both runs scored)."""
+           seed: int = 0, common: bool = False, protocol_b: str | None = None) -> dict:
+    """Paired interval (Newcombe for 0/1 flags) of mean(flag in run a) - mean(flag in run b) over the same examples
+    (common: over the examples both runs scored); run b read under `protocol_b` when given."""
     from harness.eval.protocols import paired_difference
 
     for where in (a, b):
         if where not in sums:
             raise ReportError(f"results/{where}: no summary.json")
     rows_a = prediction_rows(results, a, sums[a], protocol, model)
-    rows_b = prediction_rows(results, b, sums[b], protocol, model)
+    rows_b = prediction_rows(results, b, sums[b], protocol_b or protocol, model)
     try:
         return paired_difference(rows_a, rows_b, flag, seed=seed, common=common).to_dict()
     except ValueError as e:
@@ -129,7 +135,47 @@ def resolve(ref: str, results: Path, sums: dict) -> str:
     return with_interval(metric(sums[where], where, model, protocol, name))
 
 
+def cut_status(summary: dict, protocol: str, model: str) -> str:
+    """Whether a run cut prompts under `protocol` for models named `model`*: "none" (its summary records zero cuts),
+    "cut N of M" (label `+fit` or a record of cuts) or "not recorded"."""
+    if "+fit" in protocol:
+        return "cut (its label says +fit)"
+    fits = [f for f in summary.get("fits") or [] if f["model"].startswith(model) and f["label"] == protocol]
+    if not fits:
+        return "not recorded"
+    cut = sum(f["cut"] for f in fits)
+    return "none" if cut == 0 else f"cut {cut} of {sum(f['n'] for f in fits)}"
+
+
+def _ref_runs(ref: str) -> list[tuple[str, str, str]]:
+    """(folder, protocol, model prefix) of every run a findings reference cites."""
+    parts = [p.strip() for p in ref.split("|")]
+    if parts[0].startswith("diff ") and len(parts) >= 3:
+        model = parts[3] if len(parts) > 3 and parts[3] else "pixar"
+        return [(x.strip(), parts[1], model) for x in parts[0][5:].split(" - ")]
+    if len(parts) == 4:
+        return [(parts[0], parts[2], parts[1])]
+    return []
+
+
+def check_exact_words(text: str, sums: dict) -> None:
+    """ReportError when a paragraph of `text` says "exact"/"exactly" and cites a run that cut prompts (or does not
+    record whether it did): those words are reserved for runs that cut nothing."""
+    for block in re.split(r"\n\s*\n|\n(?=- )", text):
+        word = EXACT.search(REF.sub("", block))
+        if not word:
+            continue
+        for ref in REF.findall(block):
+            for where, protocol, model in _ref_runs(ref):
+                status = cut_status(sums.get(where, {}), protocol, model) if where in sums else "not recorded"
+                if status != "none":
+                    raise ReportError(f"findings: {word.group(0)!r} in a paragraph citing {{{{{ref.strip()}}}}}, "
+                                      f"whose run results/{where} under {protocol} has prompts {status}: "
+                                      "'exact'/'exactly' are reserved for runs that cut no prompt")
+
+
 def render_findings(text: str, results: Path, sums: dict) -> str:
+    check_exact_words(text, sums)
     return REF.sub(lambda m: resolve(m.group(1), results, sums), text)
 
 
@@ -145,31 +191,56 @@ def run_section(where: str, summary: dict) -> list[str]:
     df = metrics_table(summary["metrics"])
     if len(df):
         lines += [to_markdown(df).strip(), ""]
+    lines += fit_lines(summary)
     comps = summary.get("comparisons") or []
     if comps:
-        lines += ["Paired differences on the same examples (PIXAR - GPT-2, paired bootstrap 95%):", ""]
+        lines += ["Paired differences on the same examples (PIXAR - GPT-2, 95%: Newcombe's paired interval for 0/1 flags):", ""]
         lines += [f"- {c['protocol']}, {c['metric']}: {diff_text(c)} ({c['a']} vs {c['b']}, n = {c['n']})"
                   for c in comps]
         lines.append("")
     return lines
 
 
+def fit_lines(summary: dict) -> list[str]:
+    """What the run's protocol labels hide or show about prompt cutting."""
+    if not summary.get("command", "").startswith("bench "):
+        return []
+    fits = summary.get("fits")
+    if fits is None:
+        return ["Prompt cuts not recorded (a summary written before `+fit` labels): these protocol labels do not say "
+                "whether prompts were cut to fit the model.", ""]
+    cut = [f for f in fits if f["cut"]]
+    if not cut:
+        return ["No prompt was cut to fit any model.", ""] if fits else []
+    return ["Prompts cut to fit the model (each keeps its end):", ""] + [
+        f"- `{f['label']}` ({f['model']}): {f['cut']:,} of {f['n']:,} prompts ({100 * f['share']:.1f}%) cut to "
+        f"{f['budget']} {f['unit']}" for f in cut] + [""]
+
+
 def stage_comparison(results: Path, sums: dict, pairs: list[dict]) -> list[str]:
-    """Stage 2 (or an alpha variant) vs stage 1 on the same examples: both flags, paired bootstrap."""
+    """Stage 2 (or an alpha variant) vs stage 1 on the same examples: both flags, Newcombe's paired interval."""
     if not pairs:
         return []
     lines = ["| comparison | protocol | n | accuracy difference | readability difference |", "|---|---|---|---|---|"]
     for p in pairs:
         if p["a"] not in sums or p["b"] not in sums:
             continue  # a study step not run (yet): nothing to compare
+        la, lb = run_label(sums[p["a"]], p["protocol"]), run_label(sums[p["b"]], p["protocol"])
+        shown = la if la == lb else f"{la} vs {lb}"
         try:
-            acc = paired(results, sums, p["a"], p["b"], p["protocol"], "correct_union", common=p.get("common", False))
-            read = paired(results, sums, p["a"], p["b"], p["protocol"], "readable", common=p.get("common", False))
+            acc = paired(results, sums, p["a"], p["b"], la, "correct_union", common=p.get("common", False), protocol_b=lb)
+            read = paired(results, sums, p["a"], p["b"], la, "readable", common=p.get("common", False), protocol_b=lb)
         except ReportError as e:
-            lines.append(f"| {p['label']} | {p['protocol']} | | not available: {e} | |")
+            lines.append(f"| {p['label']} | {shown} | | not available: {e} | |")
             continue
-        lines.append(f"| {p['label']} | {p['protocol']} | {acc['n']} | {diff_text(acc)} | {diff_text(read)} |")
+        lines.append(f"| {p['label']} | {shown} | {acc['n']} | {diff_text(acc)} | {diff_text(read)} |")
     return lines + [""]
+
+
+def run_label(summary: dict, protocol: str, model: str = "pixar") -> str:
+    """The label a run reports `protocol` under for `model`*: `<protocol>+fit<N>` when its summary records cuts."""
+    labels = {f["label"] for f in summary.get("fits") or [] if f["protocol"] == protocol and f["model"].startswith(model)}
+    return labels.pop() if len(labels) == 1 else protocol
 
 
 def curve_section(results: Path) -> list[str]:
@@ -198,26 +269,25 @@ def curve_section(results: Path) -> list[str]:
 
 def robustness_section(results: Path, sums: dict, pairs: list[dict]) -> list[str]:
     """PIXAR vs GPT-2 attacked on the same examples with the same perturbations ({label, pixar, gpt2, file}: two
-    attack folders and their predictions file): accuracy with Wilson intervals, the paired difference and the paired
-    difference of drops from clean (harness.robustness.suite.comparison_rows)."""
-    from harness.robustness.suite import comparison_rows, interval_cell as cell, read_flags
+    attack folders and their predictions file): reference rows, accuracy with Wilson intervals and at-chance
+    marks, answer diversity, the paired difference and the drop difference (PIXAR drop - GPT-2 drop, drop = clean
+    - attacked) from harness.robustness.suite.attack_comparison."""
+    from harness.robustness.suite import attack_comparison, comparison_markdown
 
     lines = []
     for p in pairs:
         if p["pixar"] not in sums or p["gpt2"] not in sums:
             continue
+        task = p.get("task") or p["file"].split("_predictions")[0]
         try:
-            rows = comparison_rows(read_flags(results / p["pixar"] / p["file"]), read_flags(results / p["gpt2"] / p["file"]))
+            result = attack_comparison(results / p["pixar"] / p["file"], results / p["gpt2"] / p["file"], task)
         except (OSError, ValueError) as e:
             lines += [f"{p['label']}: not available ({e})", ""]
             continue
-        lines += [f"**{p['label']}** (`{p['pixar']}` vs `{p['gpt2']}`; % with 95% intervals: Wilson for each model, "
-                  "paired bootstrap for the difference and for the difference of drops from clean):", "",
-                  "| attack | rate | n | PIXAR | GPT-2 | PIXAR - GPT-2 | PIXAR drop - GPT-2 drop |", "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['attack'] if r['rate'] > 0 else 'none (clean)'} | {r['rate']:g} | {r['n']} | {cell(r['pixar'])} | "
-                  f"{cell(r['gpt2'])} | {cell(r['diff'])} | {cell(r.get('drop_diff'))} |"
-                  for r in rows if r["rate"] > 0 or r["attack"] == rows[0]["attack"]]
-        lines.append("")
+        lines += [f"**{p['label']}** (`{p['pixar']}` vs `{p['gpt2']}`; % with 95% intervals: Wilson for each model "
+                  "and reference row, Newcombe's paired interval for the difference, MOVER for the drop difference; "
+                  "**at chance** = the lower bound does not clear the best reference row, and then comparisons "
+                  "read \"n/a (at chance)\"):", "", comparison_markdown(result).strip(), ""]
     return lines
 
 
@@ -262,7 +332,8 @@ def write_report(results: Path, records: list[dict], seed: int, pairs: list[dict
          f"Seed {seed}. `PIXAR_DATA=../shared/data pixar reproduce` re-creates everything here (steps already done "
          f"are skipped); the recorded steps add up to {total / 60:.0f} min on a shared 2-core CPU machine (no GPU). "
          "Every number below is read from the result folders named beside it; intervals are 95% (Wilson for "
-         "proportions, paired bootstrap for differences on the same examples). Protocols are named "
+         "proportions, Newcombe's paired interval for differences of 0/1 outcomes on the same examples; a model marked "
+         "**at chance** does not clear the best reference row). Protocols are named "
          "(docs/protocol.md) and never share a column.", ""]
     findings = results / "findings.md"
     if findings.exists():

@@ -64,9 +64,12 @@ class Metric:
     ci_low: float | None = None
     ci_high: float | None = None
     interval: str | None = None
+    note: str | None = None  # e.g. "at chance" (harness.results.reference)
 
     def to_json(self) -> dict:
         out = asdict(self)
+        if out["note"] is None:
+            del out["note"]
         for k in ("value", "ci_low", "ci_high"):
             v = out[k]
             out[k] = None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
@@ -131,14 +134,41 @@ def portable(obj: Any, run_dir: str | os.PathLike, data_dir: str | os.PathLike |
 
 
 # ---- writing / reading ------------------------------------------------------------------------------
+def json_default(obj: Any) -> Any:
+    """JSON for what json cannot write itself: a callable by its import path ("module.qualname", data only), paths
+    and other objects by str(), numpy scalars/arrays as numbers/lists. An object whose str() is a memory-address
+    repr ("<... at 0x...>") is refused: a result file records data, never an object's identity."""
+    import re
+
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=str)
+    if callable(obj) and hasattr(obj, "__qualname__"):
+        return f"{getattr(obj, '__module__', '') or ''}.{obj.__qualname__}".lstrip(".")
+    text = str(obj)
+    if re.search(r" at 0x[0-9a-fA-F]+>?", text):
+        raise TypeError(f"not JSON data: {type(obj).__name__} object {text[:80]!r} (record its fields, not the object)")
+    return text
+
+
+def dumps(obj: Any, **kwargs) -> str:
+    """json.dumps with json_default (the one JSON writer of result files)."""
+    return json.dumps(obj, default=json_default, **kwargs)
+
+
 def write_json(path: Path, obj: Any, run_dir: Path, data_dir: str | None = None) -> Path:
     """Any result JSON (lm-eval's own, GLUE records) with portable paths, atomically."""
-    atomic_write_text(path, json.dumps(portable(obj, run_dir, data_dir), indent=2, default=str))
+    atomic_write_text(path, dumps(portable(obj, run_dir, data_dir), indent=2))
     return path
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
+    atomic_write_text(path, "".join(dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return path
 
 
@@ -172,7 +202,7 @@ def write_summary(out: Path, *, command: str, protocol: dict[str, str], config: 
                "versions": versions(), "data": data, "models": models, "files": names,
                "metrics": [m.to_json() for m in metrics], **extra}
     summary = portable(summary, out, data_dir)
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    atomic_write_text(out / "summary.json", dumps(summary, indent=2))
     return summary
 
 

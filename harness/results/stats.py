@@ -7,7 +7,13 @@ for means, and a paired bootstrap of the difference of two systems scored on the
     paired_bootstrap_diff(a, b)            mean(a) - mean(b) on the SAME examples (stage 1 vs stage 2,
                                            PIXAR vs GPT-2): examples are resampled jointly, so the
                                            interval reflects per-example agreement, not two
-                                           independent samples
+                                           independent samples (any per-example score)
+    paired_proportion_diff(a, b)           the same for 0/1 flags: Newcombe's square-and-add interval for
+                                           paired proportions (Newcombe 1998, method 10), which does not
+                                           degenerate when both arms are 0 (or 1) on every example, as a
+                                           percentile bootstrap does
+    mover_diff(x, y)                       an interval of x - y from the intervals of x and y (MOVER,
+                                           Zou & Donner 2008), treating them as independent
 
 Every bootstrap takes a seed (a fresh numpy Generator each call; no global RNG) and a number of
 resamples; the same inputs and seed give the same interval. Percentile intervals use numpy's default
@@ -32,7 +38,7 @@ class Interval:
     low: float
     high: float
     level: float
-    method: str  # "wilson" | "bootstrap-percentile" | "paired-bootstrap-percentile"
+    method: str  # "wilson" | "bootstrap-percentile" | "paired-bootstrap-percentile" | "newcombe-paired" | "mover"
     n: int
     resamples: int | None = None
     seed: int | None = None
@@ -56,8 +62,9 @@ def _z(level: float) -> float:
     return NormalDist().inv_cdf(0.5 + level / 2)
 
 
-def wilson_interval(k: int, n: int, level: float = LEVEL) -> Interval:
-    """Wilson score interval for k successes in n trials (Wilson 1927; Newcombe 1998, method 3)."""
+def wilson_interval(k: float, n: int, level: float = LEVEL) -> Interval:
+    """Wilson score interval for k successes in n trials (Wilson 1927; Newcombe 1998, method 3); k may be an
+    expected count (n/K for a uniform guess among K answers)."""
     if n <= 0:
         raise ValueError(f"a proportion needs n >= 1 examples, got n={n}")
     if not 0 <= k <= n:
@@ -129,3 +136,64 @@ def paired_bootstrap_diff(a: Sequence[float], b: Sequence[float], resamples: int
     d = xa - xb
     lo, hi = _percentile(_resampled_means(d, resamples, seed), level)
     return Interval(float(d.mean()), lo, hi, level, "paired-bootstrap-percentile", int(d.size), resamples, seed)
+
+
+def paired_table(a: Sequence[bool], b: Sequence[bool]) -> tuple[int, int, int, int]:
+    """0/1 flags of two systems on the same examples -> the paired 2x2 counts (both, a only, b only, neither)."""
+    xa, xb = _as_values(a, "paired_table a"), _as_values(b, "paired_table b")
+    if xa.shape != xb.shape:
+        raise ValueError(f"paired_table: a and b must score the same examples (got {xa.size} and {xb.size} values)")
+    if not (np.isin(xa, (0.0, 1.0)).all() and np.isin(xb, (0.0, 1.0)).all()):
+        raise ValueError("paired_table: flags must be 0/1 (use paired_bootstrap_diff for other scores)")
+    ia, ib = xa.astype(bool), xb.astype(bool)
+    return int((ia & ib).sum()), int((ia & ~ib).sum()), int((~ia & ib).sum()), int((~ia & ~ib).sum())
+
+
+def newcombe_paired_interval(both: int, a_only: int, b_only: int, neither: int, level: float = LEVEL) -> Interval:
+    """Newcombe's (1998, method 10) square-and-add interval of p_a - p_b for paired proportions, from the paired
+    2x2 counts. p_a = (both + a_only) / n and p_b = (both + b_only) / n get Wilson intervals [l1, u1], [l2, u2];
+    their correlation is estimated by phi with Newcombe's adjustment (ad - bc replaced by ad - bc - n/2 when that
+    is positive, by 0 when 0 <= ad - bc <= n/2, kept when negative; phi = 0 when a margin is empty), and
+        low  = d - sqrt((p_a - l1)^2 + (u2 - p_b)^2 - 2 phi (p_a - l1)(u2 - p_b))
+        high = d + sqrt((p_b - l2)^2 + (u1 - p_a)^2 - 2 phi (p_b - l2)(u1 - p_a))
+    (Fagerland, Lydersen & Laake, Statistical Analysis of Contingency Tables, 2017, section 8.5.4). When both
+    arms are 0 on all n examples the interval is +-(Wilson upper bound of 0/n), e.g. +-0.38 pp at n = 1000."""
+    counts = (both, a_only, b_only, neither)
+    if min(counts) < 0:
+        raise ValueError(f"newcombe_paired_interval: counts must be >= 0, got {counts}")
+    n = sum(counts)
+    if n <= 0:
+        raise ValueError("newcombe_paired_interval: need n >= 1 paired examples")
+    ka, kb = both + a_only, both + b_only
+    pa, pb = ka / n, kb / n
+    wa, wb = wilson_interval(ka, n, level), wilson_interval(kb, n, level)
+    margins = (ka, n - ka, kb, n - kb)
+    if min(margins) == 0:
+        phi = 0.0
+    else:
+        ad_bc = both * neither - a_only * b_only
+        adj = ad_bc - n / 2 if ad_bc > n / 2 else (0.0 if ad_bc >= 0 else ad_bc)
+        phi = adj / math.sqrt(float(ka) * (n - ka) * kb * (n - kb))
+    d = pa - pb
+    dl, du = pa - wa.low, wa.high - pa
+    el, eu = pb - wb.low, wb.high - pb
+    low = d - math.sqrt(max(0.0, dl * dl + eu * eu - 2 * phi * dl * eu))
+    high = d + math.sqrt(max(0.0, el * el + du * du - 2 * phi * el * du))
+    return Interval(d, max(-1.0, low), min(1.0, high), level, "newcombe-paired", n)
+
+
+def paired_proportion_diff(a: Sequence[bool], b: Sequence[bool], level: float = LEVEL) -> Interval:
+    """mean(a) - mean(b) of 0/1 flags of two systems on the same examples, with Newcombe's paired interval."""
+    return newcombe_paired_interval(*paired_table(a, b), level=level)
+
+
+def mover_diff(x: Interval, y: Interval) -> Interval:
+    """x - y with the MOVER interval (Zou & Donner 2008) built from the two intervals, taking x and y as
+    independent: low = d - sqrt((x - x.low)^2 + (y.high - y)^2), high = d + sqrt((x.high - x)^2 + (y - y.low)^2).
+    When x and y are positively correlated (two models' drops on the same examples) this is conservative (wider)."""
+    if x.level != y.level:
+        raise ValueError(f"mover_diff: intervals at different levels ({x.level}, {y.level})")
+    d = x.estimate - y.estimate
+    low = d - math.hypot(x.estimate - x.low, y.high - y.estimate)
+    high = d + math.hypot(x.high - x.estimate, y.estimate - y.low)
+    return Interval(d, low, high, x.level, "mover", min(x.n, y.n))

@@ -65,10 +65,14 @@ def _interval(lo, hi) -> str:
     return f"[{_fmt(float(lo))}, {_fmt(float(hi))}]"
 
 
+LOW, HIGH, CI = " ci_low", " ci_high", " 95% CI"
+
+
 def metrics_table(metrics: list[dict], ids: dict[tuple, dict] | None = None) -> pd.DataFrame:
-    """Schema metric rows ({task, model, protocol, metric, value, n, ci_low, ci_high}, + optional "run") -> one
-    row per (run, task, model): id columns, n, and per metric its value and a "<label> 95% CI" column.
-    ids: extra id columns per (task, model) (kind, params, ...)."""
+    """Schema metric rows ({task, model, protocol, metric, value, n, ci_low, ci_high[, note]}, + optional "run")
+    -> one row per (run, task, model): id columns, n, and per metric its value, numeric "<label> ci_low" /
+    "<label> ci_high" columns (what the CSV holds; `to_markdown` shows them as one "<label> 95% CI" column) and a
+    "<label> note" column where a row carries a note ("at chance"). ids: extra id columns per (task, model)."""
     if not metrics:
         return pd.DataFrame()
     keys, table = [], {}
@@ -81,12 +85,33 @@ def metrics_table(metrics: list[dict], ids: dict[tuple, dict] | None = None) -> 
         row, label = table[key], metric_label(m["metric"], m["protocol"])
         row["n"] = max(row["n"] or 0, m["n"] or 0)
         row[label] = m["value"]
-        row[f"{label} 95% CI"] = _interval(m.get("ci_low"), m.get("ci_high"))
+        for suffix, k in ((LOW, "ci_low"), (HIGH, "ci_high")):
+            v = m.get(k)
+            row[label + suffix] = float(v) if v is not None else float("nan")
+        if m.get("note"):
+            row[f"{label} note"] = m["note"]
     df = pd.DataFrame([table[k] for k in keys])
     if not df["run"].astype(bool).any():
         df = df.drop(columns="run")
-    empty_ci = [c for c in df.columns if c.endswith(" 95% CI") and not df[c].astype(bool).any()]
-    return df.drop(columns=empty_ci)
+    empty = [c for c in df.columns if c.endswith((LOW, HIGH)) and df[c].isna().all()]
+    df = df.drop(columns=empty)
+    notes = [c for c in df.columns if c.endswith(" note")]
+    df[notes] = df[notes].fillna("")
+    return df
+
+
+def display_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Numeric "<label> ci_low" / "<label> ci_high" column pairs shown as one "<label> 95% CI" text column."""
+    out = df.copy()
+    for col in [c for c in df.columns if c.endswith(LOW)]:
+        label = col[: -len(LOW)]
+        if label + HIGH not in df.columns:
+            continue
+        cells = [_interval(lo, hi) for lo, hi in zip(df[col], df[label + HIGH])]
+        at = list(out.columns).index(col)
+        out = out.drop(columns=[col, label + HIGH])
+        out.insert(at, label + CI, cells)
+    return out
 
 
 def _fmt(v) -> str:
@@ -106,6 +131,7 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 
 
 def to_markdown(df: pd.DataFrame) -> str:
+    df = display_frame(df)
     cols = list(df.columns)
     return markdown_table(cols, [[r[c] for c in cols] for _, r in df.iterrows()])
 

@@ -10,7 +10,6 @@ never share a column.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -31,14 +30,68 @@ def attack_metric(attack: str, rate: float) -> str:
     return f"accuracy under {attack} @ {rate:g}"
 
 
-def metric_rows(table: pd.DataFrame, task: str, models) -> list[Metric]:
-    label = {m.name: m.metric for m in models}
-    return [proportion(task, r.model, f"attack: {label[r.model]}", attack_metric(r.attack, r.rate), r.accuracy,
-                       int(r.n)) for r in table.itertuples()]
+def _pixel_room(runner, positions: int, prompts: list[str]) -> tuple[int, str, list[bool]]:
+    from harness.models.layout import left_fit
+
+    budget = runner.P - positions  # PixarRunner.first_words keeps P - positions context positions
+    return budget, "positions", [left_fit(runner.renderer, p, budget) != runner.renderer.normalise(p) for p in prompts]
+
+
+def _token_room(runner, positions: int, prompts: list[str]) -> tuple[int, str, list[bool]]:
+    from harness.eval.protocols import count_token_cuts
+    from harness.models.gpt2_baselines import PAPER_NEW_TOKENS
+
+    room, flags = count_token_cuts(runner.tokenizer, runner.hf_model.config.n_positions, PAPER_NEW_TOKENS, prompts)
+    return room, "tokens", flags
+
+
+FIRST_WORDS_FIT = {"pixar": _pixel_room, "gpt2": _token_room}  # runner kind -> the room its first_words leaves
+
+
+def attack_fits(data, models) -> dict[str, dict]:
+    """{model name: fit record} of the paper-protocol models on the task's clean prompts (GLUE classifiers: none):
+    how many prompts first_words cut to fit the model (harness.eval.protocols.fit_record)."""
+    from harness.eval.protocols import fit_record
+
+    prompts = [ex["text"] for ex in data.examples if isinstance(ex.get("text"), str) and "target" in ex]
+    out = {}
+    for m in models:
+        room = FIRST_WORDS_FIT.get(m.kind) if prompts and m.positions else None
+        if room is not None:
+            budget, unit, flags = room(m.runner, int(m.positions), prompts)
+            out[m.name] = {"model": m.name, **fit_record(f"attack: {m.metric}", budget, unit, flags)}
+    return out
+
+
+def metric_rows(table: pd.DataFrame, task: str, models, references: list[dict] | None = None,
+                fits: dict[str, dict] | None = None) -> list[Metric]:
+    """Schema rows of a suite table under "attack: <model's metric>" (+fit<N> when the model cut clean prompts to
+    fit, `fits`); `references` (reference rows on the clean examples) add the note "at chance" to a row whose lower
+    bound does not clear the best of them."""
+    from harness.results.reference import status
+
+    label = {m.name: (fits or {}).get(m.name, {}).get("label") or f"attack: {m.metric}" for m in models}
+    rows = []
+    for r in table.itertuples():
+        m = proportion(task, r.model, label[r.model], attack_metric(r.attack, r.rate), r.accuracy, int(r.n))
+        m.note = status(m.ci_low, references or []) or None
+        rows.append(m)
+    return rows
+
+
+def attack_references(data, seed: int = 0) -> list[dict]:
+    """Reference rows (harness.results.reference) on the task's clean examples: what trivial rules score."""
+    from harness.results.reference import reference_rows
+
+    examples = [{"prompt": ex["text"], "target": ex["target"]} if "target" in ex else {"label": ex["label"]}
+                for ex in data.examples]
+    return [r.to_dict() for r in reference_rows(getattr(data, "task_key", "") or data.name, examples, seed)]
 
 
 def _jsonl(rows: list[dict]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
+    from harness.results.schema import dumps
+
+    return "".join(dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
 def _prediction_json(pred):
@@ -68,15 +121,17 @@ def run_pixel_attacks(data, models, attacks_: list[str], rates: list[float], see
     table, preds = run_pixel_suite(data.examples, attacks_, rates, pixel_models, score_prediction, seed)
     table = table.assign(task=data.name, metric=table["model"].map({m.name: m.metric for m in models}))
     stem = f"{data.name}-pixel"
+    refs, fits = attack_references(data, seed), attack_fits(data, pixel_models)
     paths = write_report(table, pd.DataFrame(columns=PERTURBED_COLUMNS), out,
-                         title=f"Accuracy under pixel-space attacks (PIXAR only): {data.name}", stem=stem)
+                         title=f"Accuracy under pixel-space attacks (PIXAR only): {data.name}", stem=stem,
+                         references=refs)
     rows = [{"attack": a, "rate": r, "example": i, "model": name, "prediction": _prediction_json(p),
              "gold": data.examples[i].get("target", data.examples[i].get("label")),
              "correct": bool(score_prediction(p, data.examples[i]))} for a, r, name, i, p in preds]
     paths["predictions"] = out / f"{stem}_predictions.jsonl"
     atomic_write_text(paths["predictions"], _jsonl(rows))
-    return {"files": {k: str(v) for k, v in paths.items()}, "rows": table.to_dict("records"),
-            "metrics": metric_rows(table, data.name, pixel_models)}
+    return {"files": {k: str(v) for k, v in paths.items()}, "rows": table.to_dict("records"), "references": refs,
+            "fits": list(fits.values()), "metrics": metric_rows(table, data.name, pixel_models, refs, fits)}
 
 
 def run_text_attacks(data, models, attacks_: list[str], rates: list[float], seed: int, out: Path) -> dict:
@@ -85,7 +140,9 @@ def run_text_attacks(data, models, attacks_: list[str], rates: list[float], seed
     table, perturbed = run_suite(data.examples, attacks_, rates, {n: r[0] for n, r in recorders.items()},
                                  score=score_prediction, seed=seed)
     table = table.assign(task=data.name, metric=table["model"].map({m.name: m.metric for m in models}))
-    paths = write_report(table, perturbed, out, title=f"Accuracy under attack: {data.name}", stem=data.name)
+    refs, fits = attack_references(data, seed), attack_fits(data, models)
+    paths = write_report(table, perturbed, out, title=f"Accuracy under attack: {data.name}", stem=data.name,
+                         references=refs)
     notes = [f"Task `{data.name}`: {len(data.examples)} of {data.n_total} examples ({Path(data.source).name}); "
              "rate = severity per attack family (see attacks/__init__.py); [95% Wilson interval]. Metric per model:",
              ""]
@@ -97,6 +154,8 @@ def run_text_attacks(data, models, attacks_: list[str], rates: list[float], seed
         notes += [f"- `{m.name}` renderer: {c['no_glyph_fraction']:.2%} of the non-space characters of the attacked "
                   f"({a}) inputs have no glyph and are drawn as the replacement box: {c['no_glyph_chars']}"
                   for a, c in coverage[m.name].items() if c["no_glyph"]]
+    notes += [f"- `{f['model']}`: {f['cut']} of {f['n']} clean prompts ({100 * f['share']:.1f}%) cut to {f['budget']} "
+              f"{f['unit']} (each keeps its end; protocol label `{f['label']}`)" for f in fits.values() if f["cut"]]
     md = paths["markdown"].read_text(encoding="utf-8").split("\n", 1)
     atomic_write_text(paths["markdown"], md[0] + "\n\n" + "\n".join(notes) + "\n" + (md[1] if len(md) > 1 else ""))
     rows = []
@@ -109,8 +168,9 @@ def run_text_attacks(data, models, attacks_: list[str], rates: list[float], seed
                          "correct": bool(score_prediction(pred, example))})
     paths["predictions"] = out / f"{data.name}_predictions.jsonl"
     atomic_write_text(paths["predictions"], _jsonl(rows))
-    return {"files": {k: str(v) for k, v in paths.items()}, "rows": table.to_dict("records"),
-            "pixar_glyph_coverage": coverage, "metrics": metric_rows(table, data.name, models)}
+    return {"files": {k: str(v) for k, v in paths.items()}, "rows": table.to_dict("records"), "references": refs,
+            "fits": list(fits.values()), "pixar_glyph_coverage": coverage,
+            "metrics": metric_rows(table, data.name, models, refs, fits)}
 
 
 def run_recipes(data, models, recipes: list[str], seed: int, query_budget: int | None, out: Path) -> dict:

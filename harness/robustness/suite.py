@@ -26,12 +26,14 @@ from attacks import AttackUnavailableError, get_attack
 from attacks.seeded import Input, PixelAttack, derive_seed, perturb_input
 from pixar.config import atomic_write, atomic_write_text
 
+from harness.results.reference import NA_AT_CHANCE, diversity, first_word, is_at_chance, reference_rows, status
+from harness.results.stats import mover_diff, paired_proportion_diff, proportion_interval
 from harness.results.tables import markdown_table
 
 Model = Callable[[list[Input]], Sequence[Any]]
 Score = Callable[[Any, Mapping[str, Any]], float]
 
-TABLE_COLUMNS = ["attack", "rate", "model", "n", "accuracy"]
+TABLE_COLUMNS = ["attack", "rate", "model", "n", "accuracy", "distinct", "top_answer", "top_share"]
 PERTURBED_COLUMNS = ["attack", "rate", "example", "original", "perturbed"]
 
 
@@ -46,6 +48,21 @@ class SuiteResult(NamedTuple):
 def exact_match(prediction: Any, example: Mapping[str, Any]) -> float:
     """Default score: 1.0 if ``prediction == example["label"]`` else 0.0."""
     return float(prediction == example["label"])
+
+
+def answer_of(prediction: Any) -> str:
+    """The answer a prediction gives, for answer diversity: the first word of a paper-protocol `Reads`'s first
+    reading, else the prediction itself (a class id)."""
+    texts = getattr(prediction, "texts", None)
+    if isinstance(texts, dict):
+        return prediction_answer({"reads": texts})
+    return str(prediction)
+
+
+def _row(attack: str, rate: float, name: str, scores: list[float], preds: Sequence[Any]) -> tuple:
+    d = diversity([answer_of(p) for p in preds])
+    return (attack, float(rate), name, len(scores), sum(scores) / len(scores) if scores else math.nan,
+            d["distinct"], d["top_answer"], d["top_share"])
 
 
 def _predict(model: Model, name: str, batch: list[Input], cache: dict | None) -> list[Any]:
@@ -87,8 +104,7 @@ def run_suite(examples: Sequence[Mapping[str, Any]], attack_names: Sequence[str]
             for model_name, model in models.items():
                 preds = _predict(model, model_name, batch, caches[model_name] if cache else None)
                 scores = [float(score(p, ex)) for p, ex in zip(preds, examples)]
-                rows.append((attack, float(rate), model_name, len(scores),
-                             sum(scores) / len(scores) if scores else math.nan))
+                rows.append(_row(attack, rate, model_name, scores, preds))
     return SuiteResult(pd.DataFrame(rows, columns=TABLE_COLUMNS),
                        pd.DataFrame(perturbed_rows, columns=PERTURBED_COLUMNS))
 
@@ -106,7 +122,7 @@ def run_pixel_suite(examples: Sequence[Mapping[str, Any]], attack_names: Sequenc
             for rate in rates:
                 preds = list(m.predict(inputs, PixelAttack(attack, float(rate), int(seed)), ids))
                 scores = [float(score(p, ex)) for p, ex in zip(preds, examples)]
-                rows.append((attack, float(rate), m.name, len(scores), sum(scores) / max(len(scores), 1)))
+                rows.append(_row(attack, rate, m.name, scores, preds))
                 preds_out += [(attack, float(rate), m.name, i, p) for i, p in enumerate(preds)]
     return pd.DataFrame(rows, columns=TABLE_COLUMNS), preds_out
 
@@ -116,10 +132,20 @@ def _format_input(value: Any) -> str:
     return " ||| ".join(value) if isinstance(value, (tuple, list)) else str(value)
 
 
-def render_markdown(table: pd.DataFrame, perturbed: pd.DataFrame, title: str, n_samples: int = 3) -> str:
-    """Markdown: per attack, a rate x model accuracy table (with 95% Wilson intervals) and a few samples."""
+def render_markdown(table: pd.DataFrame, perturbed: pd.DataFrame, title: str, n_samples: int = 3,
+                    references: list[dict] | None = None) -> str:
+    """Markdown: the reference rows (trivial rules on the clean examples, harness.results.reference), then per
+    attack a rate x model accuracy table (95% Wilson intervals; **at chance** when the lower bound does not clear
+    the best reference row; distinct answers and the top answer's share when recorded) and a few samples."""
     out = [f"# {title}", ""]
+    refs = list(references or [])
+    if refs:
+        out += ["Reference rows on the same (clean) examples; a model whose 95% lower bound does not clear the best "
+                "of them is marked **at chance**:", "",
+                markdown_table(["reference", "n", "accuracy (95% CI)", "distinct answers (top, share)"],
+                               [[r["name"], str(r["n"]), interval_cell(r), _answers_cell(r)] for r in refs])]
     models = list(dict.fromkeys(table["model"]))
+    diverse = "distinct" in table.columns
     for attack, sub in table.groupby("attack", sort=False):
         out += [f"## {attack}", ""]
         rows = []
@@ -129,12 +155,18 @@ def render_markdown(table: pd.DataFrame, perturbed: pd.DataFrame, title: str, n_
             for m in models:
                 r = by_model.get(m)
                 if r is None:
-                    cells.append("")
+                    cells += [""] * (2 if diverse else 1)
                     continue
                 lo, hi = accuracy_band(r.accuracy, int(r.n))
-                cells.append(f"{r.accuracy:.4f} [{lo:.2f}, {hi:.2f}]")
+                mark = status(lo, refs)
+                cells.append(f"{r.accuracy:.4f} [{lo:.2f}, {hi:.2f}]" + (f" **{mark}**" if mark else ""))
+                if diverse:
+                    cells.append(_answers_cell({"n": r.n, "distinct": r.distinct, "top_answer": r.top_answer,
+                                                "top_share": r.top_share}))
             rows.append([f"{rate:g}", str(rsub["n"].iloc[0])] + cells)
-        out += [markdown_table(["rate", "n"] + [f"{m} (95% CI)" for m in models], rows)]
+        header = [c for m in models for c in ([f"{m} (95% CI)", f"{m} answers: distinct (top, share)"]
+                                              if diverse else [f"{m} (95% CI)"])]
+        out += [markdown_table(["rate", "n"] + header, rows)]
         samples = perturbed[(perturbed["attack"] == attack) & (perturbed["example"] < n_samples)]
         if len(samples):
             rows = [[f"{r.rate:g}", str(r.example), _format_input(r.perturbed)] for r in samples.itertuples()]
@@ -183,7 +215,8 @@ def _plot(table: pd.DataFrame, title: str, path: str) -> None:
 
 
 def write_report(table: pd.DataFrame, perturbed: pd.DataFrame, out_dir: str | os.PathLike,
-                 title: str = "Robustness", stem: str = "robustness") -> dict[str, Path]:
+                 title: str = "Robustness", stem: str = "robustness", references: list[dict] | None = None
+                 ) -> dict[str, Path]:
     """Markdown, CSV and PNG reports of a suite result -> paths under the keys ``markdown``, ``csv``,
     ``perturbed_csv`` and ``plot``. Pairs in ``perturbed`` are written as ``"a ||| b"`` in the CSV."""
     out = Path(out_dir)
@@ -192,8 +225,10 @@ def write_report(table: pd.DataFrame, perturbed: pd.DataFrame, out_dir: str | os
              "perturbed_csv": out / f"{stem}_perturbed.csv", "plot": out / f"{stem}.png"}
     flat = perturbed.assign(original=perturbed["original"].map(_format_input),
                             perturbed=perturbed["perturbed"].map(_format_input))
-    atomic_write_text(paths["markdown"], render_markdown(table, perturbed, title) + "\n")
-    atomic_write(paths["csv"], lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write_text(paths["markdown"], render_markdown(table, perturbed, title, references=references) + "\n")
+    bands = [accuracy_band(a, int(n)) for a, n in zip(table["accuracy"], table["n"])]
+    numeric = table.assign(ci_low=[lo for lo, _ in bands], ci_high=[hi for _, hi in bands])  # 95% Wilson, numeric
+    atomic_write(paths["csv"], lambda tmp: numeric.to_csv(tmp, index=False))
     atomic_write(paths["perturbed_csv"], lambda tmp: flat.to_csv(tmp, index=False))
     atomic_write(paths["plot"], lambda tmp: _plot(table, title, tmp))
     return paths
@@ -208,31 +243,130 @@ def read_flags(predictions: Path) -> dict[tuple[str, float, int], bool]:
 
 
 def interval_cell(iv: dict | None) -> str:
-    """An interval dict (stats.Interval.to_dict) of a proportion or difference -> "12.3 [4.5, 20.1]" (percent)."""
+    """An interval dict (stats.Interval.to_dict) of a proportion or difference -> "12.3 [4.5, 20.1]" (percent);
+    a comparison withheld because a model is at chance -> "n/a (at chance)"."""
     if iv is None:
         return "–"
+    if iv.get("withheld"):
+        return iv["withheld"]
     return f"{100 * iv['estimate']:.1f} [{100 * iv['low']:.1f}, {100 * iv['high']:.1f}]"
 
 
-def comparison_rows(pixar: dict, gpt2: dict, seed: int = 0) -> list[dict]:
-    """Per (attack, rate): each model's accuracy + 95% Wilson interval, the paired PIXAR - GPT-2 difference and
-    the paired difference of drops from clean ((PIXAR(r) - PIXAR(0)) - (GPT-2(r) - GPT-2(0))), both with
-    paired bootstrap intervals over the same examples."""
-    from harness.results.stats import paired_bootstrap_diff, proportion_interval
+DROP_HEADER = "drop difference: PIXAR drop - GPT-2 drop (drop = clean - attacked; > 0: PIXAR lost more, < 0: GPT-2 lost more)"
+DIFF_HEADER = "PIXAR - GPT-2 (> 0: PIXAR ahead)"
+
+
+def comparison_rows(pixar: dict, gpt2: dict, seed: int = 0, references: list | None = None) -> list[dict]:
+    """Per (attack, rate): each model's accuracy + 95% Wilson interval, the paired PIXAR - GPT-2 difference
+    (Newcombe's paired interval), each model's drop from clean (drop = clean - attacked, paired Newcombe
+    interval over the same examples) and the drop difference PIXAR drop - GPT-2 drop (> 0: PIXAR lost more;
+    MOVER interval from the two drops' intervals, conservative when the drops are positively correlated).
+
+    references: reference rows (harness.results.reference, computed on the clean examples); a model whose Wilson
+    lower bound does not clear the best of them is at chance ("pixar_at_chance" / "gpt2_at_chance"): the
+    difference at that rate, and every drop involving a model at chance on clean examples, is withheld
+    ({"withheld": "n/a (at chance)"}) rather than printed as a number. `seed` is kept for callers (the
+    intervals are closed-form)."""
 
     if set(pixar) != set(gpt2):
         raise ValueError(f"the two attack runs scored different (attack, rate, example) sets "
                          f"({len(set(pixar) ^ set(gpt2))} in only one): rerun both with the same --limit and --seed")
+    refs = list(references or [])
+    withheld = {"withheld": NA_AT_CHANCE}
     rows = []
     for attack, rate in sorted({(a, r) for a, r, _ in pixar}):
         ids = sorted(i for a, r, i in pixar if (a, r) == (attack, rate))
         p = [float(pixar[(attack, rate, i)]) for i in ids]
         g = [float(gpt2[(attack, rate, i)]) for i in ids]
-        row = {"attack": attack, "rate": rate, "n": len(ids), "pixar": proportion_interval(p).to_dict(),
-               "gpt2": proportion_interval(g).to_dict(), "diff": paired_bootstrap_diff(p, g, seed=seed).to_dict()}
+        ip, ig = proportion_interval(p), proportion_interval(g)
+        row = {"attack": attack, "rate": rate, "n": len(ids), "pixar": ip.to_dict(), "gpt2": ig.to_dict(),
+               "pixar_at_chance": is_at_chance(ip.low, refs), "gpt2_at_chance": is_at_chance(ig.low, refs)}
+        chance = row["pixar_at_chance"] or row["gpt2_at_chance"]
+        row["diff"] = withheld if chance else paired_proportion_diff(p, g).to_dict()
         if rate > 0 and all((attack, 0.0, i) in pixar for i in ids):
-            dp = [x - float(pixar[(attack, 0.0, i)]) for x, i in zip(p, ids)]
-            dg = [x - float(gpt2[(attack, 0.0, i)]) for x, i in zip(g, ids)]
-            row["drop_diff"] = paired_bootstrap_diff(dp, dg, seed=seed).to_dict()
+            pc = [float(pixar[(attack, 0.0, i)]) for i in ids]
+            gc = [float(gpt2[(attack, 0.0, i)]) for i in ids]
+            dp, dg = paired_proportion_diff(pc, p), paired_proportion_diff(gc, g)  # clean - attacked
+            clean_chance = {"pixar": is_at_chance(proportion_interval(pc).low, refs),
+                            "gpt2": is_at_chance(proportion_interval(gc).low, refs)}
+            row["drop_pixar"] = withheld if clean_chance["pixar"] else dp.to_dict()
+            row["drop_gpt2"] = withheld if clean_chance["gpt2"] else dg.to_dict()
+            row["drop_diff"] = withheld if any(clean_chance.values()) else mover_diff(dp, dg).to_dict()
         rows.append(row)
     return rows
+
+
+def prediction_answer(prediction) -> str:
+    """The answer a predictions-file row gives: the first word of its first reading (paper protocol `Reads`
+    JSON), else the prediction itself (a GLUE class id)."""
+    if isinstance(prediction, dict) and "reads" in prediction:
+        reads = list(prediction["reads"].values())
+        return first_word(reads[0]) if reads else ""
+    return str(prediction)
+
+
+def read_attack_run(predictions: Path) -> dict:
+    """A one-model attack run's predictions file -> {"flags": {(attack, rate, example): correct}, "answers":
+    {(attack, rate): [answer per example]}, "examples": [{"prompt", "target"} per example, clean]}; prompts come
+    from the run's `<stem>_perturbed.csv` (rate 0) when it is there (else examples carry the gold answer only)."""
+    from harness.results.schema import read_jsonl
+
+    predictions = Path(predictions)
+    rows = read_jsonl(predictions)
+    flags = {(r["attack"], float(r["rate"]), int(r["example"])): bool(r["correct"]) for r in rows}
+    answers: dict[tuple, dict[int, str]] = {}
+    gold: dict[int, Any] = {}
+    for r in rows:
+        answers.setdefault((r["attack"], float(r["rate"])), {})[int(r["example"])] = prediction_answer(r.get("prediction", ""))
+        gold[int(r["example"])] = r.get("gold")
+    prompts: dict[int, str] = {}
+    stem = predictions.name.split("_predictions.jsonl")[0]
+    for csv in (predictions.with_name(f"{stem}_perturbed.csv"), predictions.with_name(f"{stem}_perturbed.csv.gz")):
+        if csv.exists():
+            table = pd.read_csv(csv)
+            prompts = {int(r.example): str(r.original) for r in table[table["rate"] == 0].itertuples()}
+            break
+    examples = []
+    for i in sorted(gold):
+        ex = {"target": str(gold[i])} if not isinstance(gold[i], int) else {"label": gold[i]}
+        if i in prompts:
+            ex["prompt"] = prompts[i]
+        examples.append(ex)
+    return {"flags": flags, "examples": examples,
+            "answers": {k: [v[i] for i in sorted(v)] for k, v in answers.items()}}
+
+
+def attack_comparison(pixar_file: Path, gpt2_file: Path, task: str, seed: int = 0) -> dict:
+    """Two attack runs on the same examples -> {"rows": comparison_rows, "references": reference rows on the clean
+    examples, "diversity": {(attack, rate): {"pixar": ..., "gpt2": ...}}}."""
+    a, b = read_attack_run(pixar_file), read_attack_run(gpt2_file)
+    refs = [r.to_dict() for r in reference_rows(task, a["examples"], seed)]
+    rows = comparison_rows(a["flags"], b["flags"], seed, refs)
+    div = {k: {"pixar": diversity(a["answers"][k]), "gpt2": diversity(b["answers"].get(k, []))} for k in a["answers"]}
+    for r in rows:
+        r["diversity"] = div.get((r["attack"], r["rate"]))
+    return {"rows": rows, "references": refs}
+
+
+def _answers_cell(d: dict | None) -> str:
+    return "" if not d or not d["n"] else f"{d['distinct']} ({d['top_answer'] or '(empty)'} {100 * d['top_share']:.0f}%)"
+
+
+def _model_cell(iv: dict, at_chance: bool) -> str:
+    return interval_cell(iv) + (" **at chance**" if at_chance else "")
+
+
+def comparison_markdown(result: dict) -> str:
+    """The comparison table (attack_comparison's result): reference rows on the clean examples, then per
+    (attack, rate) both models with their status, answer diversity, the difference and the drop difference."""
+    rows, refs = result["rows"], result["references"]
+    header = ["attack", "rate", "n", "PIXAR acc.", "GPT-2 acc.", "PIXAR answers: distinct (top, share)",
+              "GPT-2 answers: distinct (top, share)", DIFF_HEADER, DROP_HEADER]
+    body = [[f"reference: {r['name']} (clean)", "", str(r["n"]), interval_cell(r), interval_cell(r),
+             _answers_cell(r), "", "", ""] for r in refs]
+    body += [[r["attack"] if r["rate"] > 0 else "none (clean)", f"{r['rate']:g}", str(r["n"]),
+              _model_cell(r["pixar"], r["pixar_at_chance"]), _model_cell(r["gpt2"], r["gpt2_at_chance"]),
+              _answers_cell((r.get("diversity") or {}).get("pixar")), _answers_cell((r.get("diversity") or {}).get("gpt2")),
+              interval_cell(r["diff"]), interval_cell(r.get("drop_diff"))]
+             for r in rows if r["rate"] > 0 or r["attack"] == rows[0]["attack"]]
+    return markdown_table(header, body)

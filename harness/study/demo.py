@@ -6,9 +6,10 @@ training FLOPs on generated bAbI task-1 stories (harness.tasks.babi_generator, p
 without a data dir: in 5 CPU minutes book text teaches neither model to read the task); each is fine-tuned on
 bAbI task 1 (the data dir's qa1 files, or generated ones without a data dir) with the same fine-tuning FLOPs,
 then the same test examples are attacked with `confusable` and `swap` at a few rates (same seed: the same
-perturbed prompts for both models). The final table gives accuracy per model per rate with 95% Wilson intervals
-and the paired PIXAR - GPT-2 difference (and difference of drops from clean) with paired bootstrap intervals,
-read from the two attack runs' prediction files. No stage 2 by default (PIXAR_STAGE2 = []: it is not what the
+perturbed prompts for both models). The final table (demo_table) gives reference rows (majority class, uniform
+chance, last location, on the same clean questions), accuracy per model per rate with 95% Wilson intervals, **at
+chance** marks, distinct answers, the paired PIXAR - GPT-2 difference and the drop difference (PIXAR drop - GPT-2
+drop, drop = clean - attacked) or "n/a (at chance)", and a reading generated from those numbers. No stage 2 by default (PIXAR_STAGE2 = []: it is not what the
 demo is about; a non-empty list adds one, as unmatched extra PIXAR compute).
 
 Compute matching (`match_steps`, recorded in <out>/matching.json): executed training FLOPs per step =
@@ -231,19 +232,15 @@ def run_chains(steps: list[Step], out: Path, force: bool) -> list[dict]:
 
 # ---- the final table ----------------------------------------------------------------------------
 def demo_table(out: Path, seed: int = 0) -> tuple[str, list[dict]]:
-    """The demo's final Markdown table from <out>/attack-{pixar,gpt2}/babi-qa1_predictions.jsonl and
-    <out>/matching.json -> (markdown, rows)."""
-    from harness.results.tables import markdown_table
+    """The demo's final Markdown table from <out>/attack-{pixar,gpt2}/babi-qa1_predictions.jsonl (+ the runs'
+    perturbed-input files, for the reference rows) and <out>/matching.json -> (markdown, rows)."""
+    from harness.robustness.suite import attack_comparison, comparison_markdown
 
-    from harness.robustness.suite import comparison_rows, interval_cell as _pct, read_flags
-
-    rows = comparison_rows(read_flags(out / "attack-pixar" / "babi-qa1_predictions.jsonl"),
-                           read_flags(out / "attack-gpt2" / "babi-qa1_predictions.jsonl"), seed)
+    result = attack_comparison(out / "attack-pixar" / "babi-qa1_predictions.jsonl",
+                               out / "attack-gpt2" / "babi-qa1_predictions.jsonl", "babi", seed)
+    rows = result["rows"]
     m = json.loads((out / "matching.json").read_text())
     pre, ft = m["pretraining"], m["finetuning"]
-    body = [[r["attack"] if r["rate"] > 0 else "none (clean)", f"{r['rate']:g}", str(r["n"]), _pct(r["pixar"]),
-             _pct(r["gpt2"]), _pct(r["diff"]), _pct(r.get("drop_diff"))]
-            for r in rows if r["rate"] > 0 or r["attack"] == rows[0]["attack"]]
     text = [
         "# PIXAR vs GPT-2 on bAbI task 1 under orthographic attack, at equal compute", "",
         f"Fine-tuned on bAbI task 1 with equal executed FLOPs: PIXAR {ft['pixar_steps']} steps x {ft['pixar_batch']} "
@@ -254,12 +251,47 @@ def demo_table(out: Path, seed: int = 0) -> tuple[str, list[dict]]:
         f"FLOPs = {m['rule']} (matching.json).", "",
         "Protocol: the paper's first-word accuracy (PIXAR: greedy positions read back by the glyph OCR; GPT-2: "
         "greedy tokens), the same test prompts and the same seeded perturbations for both models. Accuracy in % "
-        "with 95% Wilson intervals; PIXAR - GPT-2 and (PIXAR drop - GPT-2 drop from clean) in points with 95% "
-        "paired bootstrap intervals (2,000 resamples over examples). An interval excluding 0 is a difference at "
-        "the 5% level.", "",
-        markdown_table(["attack", "rate", "n", "PIXAR acc.", "GPT-2 acc.", "PIXAR - GPT-2", "drop difference"], body),
+        "with 95% Wilson intervals. Reference rows: trivial rules on the same clean questions "
+        "(harness.results.reference); a model whose lower bound does not clear the best of them is **at chance**, "
+        "and comparisons involving it read \"n/a (at chance)\". PIXAR - GPT-2 in points with Newcombe's paired "
+        "interval; drop = clean - attacked for each model, and the drop difference = PIXAR drop - GPT-2 drop "
+        "(> 0: PIXAR lost more), its interval combined from the two paired drop intervals (MOVER). An interval "
+        "excluding 0 is a difference at the 5% level.", "",
+        comparison_markdown(result), reading(result),
     ]
     return "\n".join(text) + "\n", rows
+
+
+def reading(result: dict) -> str:
+    """One paragraph that states what the numbers say (generated from them, never typed)."""
+    rows, refs = result["rows"], result["references"]
+    if not rows:
+        return ""
+    clean = rows[0] if rows[0]["rate"] == 0 else None
+    best = max(refs, key=lambda r: r["estimate"]) if refs else None
+    parts = []
+    if clean is not None and best is not None:
+        for key, name in (("pixar", "PIXAR"), ("gpt2", "GPT-2")):
+            iv = clean[key]
+            div = (clean.get("diversity") or {}).get(key) or {}
+            verdict = ("is at chance: its lower bound does not clear" if clean[f"{key}_at_chance"]
+                       else "clears")
+            parts.append(f"Clean, {name} answers {100 * iv['estimate']:.1f}% [{100 * iv['low']:.1f}, "
+                         f"{100 * iv['high']:.1f}] and {verdict} the best reference row ({best['name']}, "
+                         f"{100 * best['estimate']:.1f}%); it uses {div.get('distinct', 0)} distinct answers, "
+                         f"the commonest ({div.get('top_answer') or '(empty)'}) {100 * div.get('top_share', 0):.0f}% "
+                         "of the time.")
+    drops = [r for r in rows if r["rate"] > 0 and "drop_diff" in r]
+    if drops and all(r["drop_diff"].get("withheld") for r in drops):
+        parts.append("The drop comparison is withheld: a model at chance on clean questions has no drop to compare.")
+    elif drops:
+        more = [r for r in drops if not r["drop_diff"].get("withheld") and r["drop_diff"]["low"] > 0]
+        less = [r for r in drops if not r["drop_diff"].get("withheld") and r["drop_diff"]["high"] < 0]
+        cell = lambda rs: ", ".join(f"{r['attack']} {r['rate']:g}" for r in rs)  # noqa: E731
+        parts.append("Under attack PIXAR lost detectably more than GPT-2 at " + (cell(more) or "no rate")
+                     + "; GPT-2 lost detectably more at " + (cell(less) or "no rate")
+                     + "; elsewhere the drop difference's interval includes 0.")
+    return "\n" + " ".join(parts) + "\n" if parts else ""
 
 
 @click.command()
