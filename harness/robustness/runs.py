@@ -23,7 +23,8 @@ from harness.models import Reads
 from harness.results.tables import markdown_table
 
 RECIPE_COLUMNS = ["task", "recipe", "model", "n", "clean_accuracy", "num_attacked", "num_skipped", "num_succeeded",
-                  "num_failed", "attack_success_rate", "accuracy_under_attack", "avg_num_queries", "query_budget"]
+                  "num_failed", "attack_success_rate", "accuracy_under_attack", "avg_num_queries",
+                 "avg_words_perturbed", "avg_perturbed_word_share", "query_budget"]
 
 
 def attack_metric(attack: str, rate: float) -> str:
@@ -174,11 +175,14 @@ def run_text_attacks(data, models, attacks_: list[str], rates: list[float], seed
 
 
 def run_recipes(data, models, recipes: list[str], seed: int, query_budget: int | None, out: Path) -> dict:
-    """TextAttack recipes against every classifier; one table (Markdown + CSV) and records file per recipe."""
-    from harness.robustness.textattack_bridge import RECIPES, run_recipe
+    """TextAttack recipes against every classifier; one table (Markdown + CSV) and records file per recipe. For a
+    BadCharacters recipe and a model that reads pixels, also whether the perturbations change its pixels
+    (harness.robustness.pixel_identity): over the search's own results and over seeded samples of its search space."""
+    from harness.robustness.pixel_identity import identity, sampled_pairs
+    from harness.robustness.textattack_bridge import BADCHARS_SEARCH, BADCHARS_TYPES, RECIPES, run_recipe
 
     dataset = [(ex["text"], ex["label"]) for ex in data.examples]
-    files, all_rows, metrics = {}, [], []
+    files, all_rows, metrics, pixels = {}, [], [], {}
     for recipe in recipes:
         rows, records = [], []
         for m in models:
@@ -196,22 +200,43 @@ def run_recipes(data, models, recipes: list[str], seed: int, query_budget: int |
                         proportion(data.name, m.name, protocol, f"{recipe} accuracy under attack",
                                    r["accuracy_under_attack"], n),
                         point(data.name, m.name, protocol, f"{recipe} avg queries", r["avg_num_queries"],
-                              r["num_attacked"])]
+                              r["num_attacked"]),
+                        point(data.name, m.name, protocol, f"{recipe} avg words perturbed", r["avg_words_perturbed"],
+                              r["num_succeeded"])]
             if r["num_attacked"]:
                 metrics.append(proportion(data.name, m.name, protocol, f"{recipe} attack success rate",
                                           r["attack_success_rate"], r["num_attacked"]))
+            if recipe in BADCHARS_TYPES and m.renderer is not None:
+                found = [(x["original"], x["perturbed"]) for x in res["records"] if x["status"] != "skipped"]
+                sampled = sampled_pairs(BADCHARS_TYPES[recipe], [t for t, _ in dataset], seed,
+                                        BADCHARS_SEARCH["perturbs"])
+                pixels[f"{recipe} {m.name}"] = {"recipe": recipe, "model": m.name,
+                                                "search_results": identity(m.renderer, found),
+                                                "sampled": identity(m.renderer, sampled)}
+                for key, what in (("search_results", "its search's candidates"), ("sampled", "seeded samples")):
+                    iv = pixels[f"{recipe} {m.name}"][key]
+                    if iv["n"]:
+                        metrics.append(proportion(data.name, m.name, f"pixels unchanged: {recipe}, {what}",
+                                                  f"{recipe} pixels unchanged ({key})", iv["share"], iv["n"]))
         df = pd.DataFrame(rows, columns=RECIPE_COLUMNS)
         stem = out / f"{data.name}-{recipe}"
+        budget = (f" Search: BadCharacters2021 ({BADCHARS_TYPES[recipe]}), differential evolution with "
+                  f"{BADCHARS_SEARCH}; target = the other class." if recipe in BADCHARS_TYPES else "")
         md = [f"# TextAttack {RECIPES[recipe]} on {data.name}", "",
               f"{len(dataset)} examples of {data.n_total} ({Path(data.source).name}), seed {seed}, query budget "
               f"{query_budget or 'none'} per example. attack_success_rate = succeeded / (succeeded + failed); "
               "skipped = already misclassified (clean_accuracy = 1 - skipped / n); accuracy_under_attack = "
-              "failed / n; avg_num_queries over attacked examples. Models are fine-tuned GLUE classifiers.", "",
+              "failed / n; avg_num_queries over attacked examples; avg_words_perturbed (TextAttack's words "
+              "perturbed) over succeeded attacks. Models are fine-tuned GLUE classifiers." + budget, "",
               markdown_table(RECIPE_COLUMNS[2:], [[r[c] for c in RECIPE_COLUMNS[2:]] for r in rows])]
+        for v in (v for v in pixels.values() if v["recipe"] == recipe):
+            md += ["", f"Pixels of `{v['model']}` unchanged by the perturbation (clean vs perturbed render): "
+                   + "; ".join(f"{what}: {x['identical']} of {x['n']}" for what, x in
+                               (("search candidates", v["search_results"]), ("seeded samples", v["sampled"])))]
         paths = {"markdown": Path(f"{stem}.md"), "csv": Path(f"{stem}.csv"), "records": Path(f"{stem}_records.jsonl")}
-        atomic_write_text(paths["markdown"], "\n".join(md))
+        atomic_write_text(paths["markdown"], "\n".join(md) + "\n")
         atomic_write_text(paths["csv"], df.to_csv(index=False))
         atomic_write_text(paths["records"], _jsonl(records))
         files[recipe] = {k: str(v) for k, v in paths.items()}
         all_rows += rows
-    return {"files": files, "rows": all_rows, "metrics": metrics}
+    return {"files": files, "rows": all_rows, "metrics": metrics, "pixel_identity": list(pixels.values())}
