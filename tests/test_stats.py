@@ -148,3 +148,28 @@ def test_mover_difference_of_two_intervals():
     zero = stats.newcombe_paired_interval(0, 0, 0, 1000)
     both = stats.mover_diff(zero, zero)  # two models that both never change: still a non-degenerate interval
     assert both.estimate == 0.0 and both.low < -0.005 and both.high > 0.005
+
+
+def test_holm_hand_computed_and_monotone():
+    from harness.results.stats import holm
+
+    out = holm([0.01, 0.04, 0.03, 0.005])
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, then max(0.06, 0.04*1) = 0.06
+    assert [round(o["p_holm"], 10) for o in out] == [0.03, 0.06, 0.06, 0.02]
+    assert [o["survives"] for o in out] == [True, False, False, True]
+    assert holm([]) == []
+    assert holm([0.9, 0.8])[0]["p_holm"] == 1.0  # capped at 1
+    assert [o["survives"] for o in holm([0.001] * 3, alpha=0.001)] == [False] * 3  # 3 * 0.001 > 0.001
+    with pytest.raises(ValueError):
+        holm([1.5])
+
+
+def test_mcnemar_exact_hand_computed_and_scipy():
+    from scipy.stats import binomtest
+
+    from harness.results.stats import mcnemar_exact_p
+
+    assert mcnemar_exact_p(1, 9) == pytest.approx(2 * 11 / 1024)
+    assert mcnemar_exact_p(0, 0) == 1.0 and mcnemar_exact_p(5, 5) == 1.0
+    for a, b in ((3, 17), (0, 6), (40, 22)):
+        assert mcnemar_exact_p(a, b) == pytest.approx(binomtest(a, a + b, 0.5).pvalue)

@@ -14,6 +14,9 @@ for means, and a paired bootstrap of the difference of two systems scored on the
                                            percentile bootstrap does
     mover_diff(x, y)                       an interval of x - y from the intervals of x and y (MOVER,
                                            Zou & Donner 2008), treating them as independent
+    mcnemar_exact_p(a_only, b_only)        two-sided exact McNemar p-value of a paired 0/1 comparison
+    holm(pvalues, alpha)                   Holm's step-down correction of a family of comparisons
+                                           (adjusted p-values and which survive at alpha)
 
 Every bootstrap takes a seed (a fresh numpy Generator each call; no global RNG) and a number of
 resamples; the same inputs and seed give the same interval. Percentile intervals use numpy's default
@@ -197,3 +200,30 @@ def mover_diff(x: Interval, y: Interval) -> Interval:
     low = d - math.hypot(x.estimate - x.low, y.high - y.estimate)
     high = d + math.hypot(x.high - x.estimate, y.estimate - y.low)
     return Interval(d, low, high, x.level, "mover", min(x.n, y.n))
+
+
+def mcnemar_exact_p(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar test of paired 0/1 outcomes: under H0 the discordant pairs split Binomial(n, 1/2);
+    p = min(1, 2 P(X <= min(a_only, b_only))). No discordant pair: p = 1."""
+    if a_only < 0 or b_only < 0:
+        raise ValueError(f"discordant counts must be >= 0, got {a_only}, {b_only}")
+    n, m = a_only + b_only, min(a_only, b_only)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, k) for k in range(m + 1)) / 2 ** n)
+
+
+def holm(pvalues: Sequence[float], alpha: float = 0.05) -> list[dict]:
+    """Holm (1979) step-down correction: the i-th smallest p-value (i = 0..m-1) is compared with alpha / (m - i),
+    stopping at the first that fails. -> per input (same order) {"p", "p_holm" (adjusted: running max of
+    (m - i) p_(i), capped at 1), "survives" (p_holm <= alpha)}."""
+    ps = [float(p) for p in pvalues]
+    if any(not 0.0 <= p <= 1.0 for p in ps):
+        raise ValueError(f"p-values must lie in [0, 1], got {ps}")
+    m = len(ps)
+    order = sorted(range(m), key=lambda i: ps[i])
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * ps[i]))
+        adjusted[i] = running
+    return [{"p": p, "p_holm": a, "survives": a <= alpha} for p, a in zip(ps, adjusted)]
