@@ -174,9 +174,20 @@ def check_exact_words(text: str, sums: dict) -> None:
                                       "'exact'/'exactly' are reserved for runs that cut no prompt")
 
 
-def render_findings(text: str, results: Path, sums: dict) -> str:
+def render_findings(text: str, results: Path, sums: dict, values: dict[str, str] | None = None) -> str:
+    """Resolve every reference; `{{= name}}` takes a figure the report computed from the result files (`values`:
+    e.g. how many comparisons the findings make and how many survive Holm's correction)."""
     check_exact_words(text, sums)
-    return REF.sub(lambda m: resolve(m.group(1), results, sums), text)
+
+    def one(ref: str) -> str:
+        if ref.strip().startswith("="):
+            name = ref.strip()[1:].strip()
+            if name not in (values or {}):
+                raise ReportError(f"findings: {{{{{ref}}}}}: no computed value {name!r} (have: {sorted(values or {})})")
+            return values[name]
+        return resolve(ref, results, sums)
+
+    return REF.sub(lambda m: one(m.group(1)), text)
 
 
 # ---- sections ----------------------------------------------------------------------------------
@@ -319,9 +330,12 @@ def copy_curves(runs: Path, results: Path, names: dict[str, str]) -> None:
 
 
 def write_report(results: Path, records: list[dict], seed: int, pairs: list[dict] | None = None,
-                 planned: list[str] | None = None, robustness: list[dict] | None = None) -> Path:
+                 planned: list[str] | None = None, robustness: list[dict] | None = None,
+                 sections=None, values: dict[str, str] | None = None, header: str | None = None) -> Path:
     """results/REPORT.md from results/ alone: steps, findings (references resolved), the paper's numbers, stage
-    comparisons, the step curve, then every result folder's metrics with intervals, and the benchmarks."""
+    comparisons, the step curve, then every result folder's metrics with intervals, and the benchmarks.
+    `sections(results, sums) -> [(title, lines)]` adds sections after the robustness tables; `values` are the
+    figures findings cite as `{{= name}}`; `header` replaces the opening paragraph."""
     results = Path(results)
     try:
         sums = summaries(results)
@@ -335,9 +349,12 @@ def write_report(results: Path, records: list[dict], seed: int, pairs: list[dict
          "proportions, Newcombe's paired interval for differences of 0/1 outcomes on the same examples; a model marked "
          "**at chance** does not clear the best reference row). Protocols are named "
          "(docs/protocol.md) and never share a column.", ""]
+    if header:
+        L[2] = header
+    extra = sections(results, sums) if sections else []
     findings = results / "findings.md"
     if findings.exists():
-        L += ["## Findings", "", render_findings(findings.read_text().strip(), results, sums), ""]
+        L += ["## Findings", "", render_findings(findings.read_text().strip(), results, sums, values), ""]
     L += ["## Steps", "", "| step | command | wall-clock |", "|---|---|---|"]
     L += [f"| {r['name']} | `{r['command']}` | {r['seconds'] / 60:.1f} min |" for r in records] + [""]
     done = {r["name"] for r in records}
@@ -350,6 +367,9 @@ def write_report(results: Path, records: list[dict], seed: int, pairs: list[dict
         L += ["## Stage 2 vs stage 1 on the same examples", ""] + stage
     if robust := robustness_section(results, sums, robustness or []):
         L += ["## Robustness: PIXAR vs GPT-2 on the same perturbed examples", ""] + robust
+    for title, lines in extra:
+        if lines:
+            L += [f"## {title}", ""] + lines
     if curve := curve_section(results):
         L += ["## Stage-2 step curve", ""] + curve
     L += ["## Results by folder", ""]

@@ -6,11 +6,11 @@ to what a shared 2-core machine could run in about an hour; a list of ordinary `
 
 Models: pixar-tiny stage 1 trained for STAGE1_STEPS of the preset's 3,000 steps and gpt2-tiny for GPT2_STEPS of its
 430 (the preset's rule: equal executed training FLOPs, 6.95x more per GPT-2 step at tiny size), because the full
-presets measured ~1.2 s (PIXAR) and ~7-10 s (GPT-2) a step on the shared machine that day. Both runs are recorded
-(`pretraining_records`) with their commands and wall-clock from the run folders' metrics.
+presets measured ~1.2 s (PIXAR) and ~7-10 s (GPT-2) a step on the shared machine that day.
 
 GLUE: configs/glue/study-cpu.yaml (full dev splits, lr 1e-3, best-dev weights) on SST-2, CoLA, MRPC, STS-B and RTE
-at seed 0, SST-2 again at seeds 1 and 2. Attacks on the SST-2 classifiers of seed 0, each model in its own process on
+at seed 0; 400 steps left both models at the majority row on SST-2, so SST-2 is also run on the earlier study's longer
+schedule (SST2_LONG: 1,500 steps) at seeds 0, 1, 2. Attacks on the long SST-2 classifiers of seed 0, each model in its own process on
 the same first ATTACK_N dev sentences with the same seeded perturbations: swap, confusable, DeepWordBug; and the
 BadCharacters family on the first BADCHARS_N (TextAttack's differential-evolution search is ~100 queries an example).
 """
@@ -30,8 +30,15 @@ RATES = "0,0.1,0.2,0.4,0.6"
 BADCHARS = "badchars-invisible,badchars-reorderings,badchars-deletions"
 
 
+SST2_LONG = ["--set", "steps=1500", "--set", "warmup_steps=150", "--set", "eval_every=250"]
+
+
 def clf_dir(runs: Path, seed: int) -> Path:
     return runs / "glue-classifiers" / f"seed{seed}"
+
+
+def long_dir(runs: Path, seed: int) -> Path:
+    return runs / "glue-classifiers-sst2-long" / f"seed{seed}"
 
 
 def pretraining_steps(runs: Path) -> list[Step]:
@@ -54,17 +61,26 @@ def round_steps(runs: Path, results: Path) -> list[Step]:
     models = {"pixar": ["--checkpoint", s1], "gpt2": ["--baseline", g]}
     tags = {"pixar": model_tag("pixar", s1), "gpt2": model_tag("gpt2", g)}
     steps = pretraining_steps(runs)
-    for seed in SEEDS:
-        tasks = GLUE_TASKS if seed == 0 else "sst2"
-        out = results / "glue" / f"seed{seed}"
-        last = tasks.split(",")[-1]
-        for kind, args in models.items():
-            steps.append(Step(f"glue {kind} seed {seed}",
-                              ["bench", "glue", "--task", tasks, *args, "--preset", "study-cpu", "--seed", str(seed),
-                               "--threads", "1", "--classifiers", str(clf_dir(runs, seed)), "--out", str(out)],
-                              str(out / tags[kind] / last / "results.json")))
+
+    def glue(seed: int) -> list[Step]:
+        tasks, out = (GLUE_TASKS if seed == 0 else "sst2"), results / "glue" / f"seed{seed}"
+        return [Step(f"glue {kind} seed {seed}",
+                     ["bench", "glue", "--task", tasks, *args, "--preset", "study-cpu", "--seed", str(seed),
+                      "--threads", "1", "--classifiers", str(clf_dir(runs, seed)), "--out", str(out)],
+                     str(out / tags[kind] / tasks.split(",")[-1] / "results.json")) for kind, args in models.items()]
+
+    def sst2_long(seed: int) -> list[Step]:
+        out = results / "glue-sst2-long" / f"seed{seed}"
+        return [Step(f"sst2 long {kind} seed {seed}",
+                     ["bench", "glue", "--task", "sst2", *args, "--preset", "study-cpu", *SST2_LONG, "--seed",
+                      str(seed), "--threads", "1", "--classifiers", str(long_dir(runs, seed)), "--out", str(out)],
+                     str(out / tags[kind] / "sst2" / "results.json"),
+                     note="400 steps left both models at the majority row on SST-2: the earlier study's longer "
+                          "schedule (1,500 steps at lr 1e-3)") for kind, args in models.items()]
+
+    steps += glue(0) + sst2_long(0)  # then the attacks on seed 0's long SST-2 classifiers, then the extra seeds
     for kind in models:
-        clf = str(clf_dir(runs, 0) / tags[kind] / "sst2")
+        clf = str(long_dir(runs, 0) / tags[kind] / "sst2")
         flag = "--checkpoint" if kind == "pixar" else "--baseline"
         out = results / "attack" / f"sst2-{kind}"
         steps.append(Step(f"attack sst2 {kind}", ["attack", "--type", "swap,confusable,deepwordbug", "--task", "sst2",
@@ -74,6 +90,8 @@ def round_steps(runs: Path, results: Path) -> list[Step]:
         steps.append(Step(f"badchars sst2 {kind}", ["attack", "--type", BADCHARS, "--task", "sst2", flag, clf,
                                                     "--rates", "0", "--limit", str(BADCHARS_N), "--seed", "0",
                                                     "--threads", "1", "--out", str(out)], str(out / "summary.json")))
+    for seed in SEEDS[1:]:
+        steps += sst2_long(seed)
     return steps
 
 
