@@ -89,8 +89,22 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
+def print_version(ctx: click.Context, _param, value: bool) -> None:
+    """--version: the package version (pixar.__version__, the one pyproject.toml reads) and torch's."""
+    if not value or ctx.resilient_parsing:
+        return
+    import torch
+
+    import pixar
+
+    click.echo(f"pixar-harness {pixar.__version__} (torch {torch.__version__}, python {sys.version.split()[0]})")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=print_version,
+              help="Print the version and exit.")
 def main(verbose: bool) -> None:
     """PIXAR: auto-regressive language modelling in pixel space, and its benchmark harness."""
     setup_logging(logging.DEBUG if verbose else logging.INFO)

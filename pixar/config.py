@@ -12,6 +12,7 @@ Loading rejects unknown keys (naming the file and the key); missing keys take de
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tempfile
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -253,8 +254,38 @@ def dataclass_from_yaml(cls: type, path: str | os.PathLike, overrides: list[str]
     """Dataclass `cls` from a YAML file plus `a.b=value` overrides; unknown keys rejected."""
     raw = read_yaml_mapping(path)
     for item in overrides or []:
+        check_override_key(cls, item)
         apply_override(raw, item)
     return from_dict(cls, raw, where=str(path))
+
+
+def config_keys(cls: type, prefix: str = "") -> list[str]:
+    """Every dotted key of dataclass `cls` (sections and leaves, nested dataclasses followed), e.g. train.steps."""
+    keys = []
+    for name, typ in get_type_hints(cls).items():
+        if name not in {f.name for f in fields(cls)}:
+            continue
+        keys.append(prefix + name)
+        if is_dataclass(typ):
+            keys += config_keys(typ, f"{prefix}{name}.")
+    return keys
+
+
+def check_override_key(cls: type, item: str) -> None:
+    """A `--set key=value` whose key is not a field of `cls` -> one line naming the key, with the closest
+    known keys (difflib over every dotted key, so it follows however the dataclasses nest)."""
+    key = item.split("=", 1)[0].strip()
+    if "=" not in item or not key:
+        return  # apply_override names the malformed item
+    keys = config_keys(cls)
+    sections = {k.rsplit(".", 1)[0] for k in keys if "." in k}
+    parts = key.split(".")
+    prefixes = [".".join(parts[:i]) for i in range(1, len(parts))]
+    if key in keys or any(p in keys and p not in sections for p in prefixes):
+        return  # a known key, or inside a mapping-valued field (from_dict checks the value)
+    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    raise ConfigError(f"--set {item}: unknown key {key!r}{hint}")
 
 
 def apply_override(raw: dict, item: str) -> None:
@@ -279,7 +310,9 @@ def from_dict(cls: type, raw: dict, where: str = "<dict>"):
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown} in {cls.__name__} (known: {sorted(known)})")
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{where}: unknown key(s) {unknown} in {cls.__name__}{hint} (known: {sorted(known)})")
     kwargs = {}
     for name, value in raw.items():
         typ = hints[name]
@@ -345,4 +378,17 @@ def preset_path(name_or_path: str, kind: str = "") -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
         return p
-    return preset_dir(kind) / f"{name_or_path}.yaml"
+    path = preset_dir(kind) / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {name_or_path!r} (presets: {', '.join(preset_names(kind))})")
+    return path
+
+
+def preset_names(kind: str = "") -> list[str]:
+    """The shipped preset names of `kind` ("" = model presets; "glue", "attack"), e.g. pixar-tiny, glue/paper."""
+    root = preset_dir()
+    folder = root / kind if kind else root
+    names = [p.relative_to(root).with_suffix("").as_posix() for p in folder.glob("*.yaml")]
+    if not kind:
+        names += [p.relative_to(root).with_suffix("").as_posix() for p in folder.glob("*/*.yaml")]
+    return sorted(names)

@@ -16,6 +16,7 @@ import click
 
 from harness.cli.render import one_line_errors
 from pixar.config import TrainConfig
+from harness.cli import refuse_module_run
 
 _DEFAULTS = TrainConfig()
 
@@ -64,3 +65,7 @@ def prepare(sources, out, max_chars, min_chars, seed, val_fraction, packing, num
     click.echo(f"{out}: {manifest['documents']} documents -> {counts} in {secs:.1f} s "
                f"({mb:.1f} MB{rate}, {num_proc} process{'es' if num_proc > 1 else ''}; "
                f"fingerprint {manifest['fingerprint']})")
+
+
+if __name__ == "__main__":
+    refuse_module_run("harness.cli.data", "data")

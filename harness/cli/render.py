@@ -8,6 +8,8 @@ import logging
 
 import click
 
+from harness.cli import refuse_module_run
+
 
 def one_line_errors(expected, what: str):
     """Decorator for click commands: an expected error (a callable returning exception types, so slow
@@ -99,3 +101,7 @@ def generate(checkpoint, prompt, out, max_new_positions, mode, temperature, seed
                + (" (stopped at EOS)" if res.stopped_at_eos[0] else ""))
 
 
+
+
+if __name__ == "__main__":
+    refuse_module_run("harness.cli.render", "render|generate")

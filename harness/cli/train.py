@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from harness.cli import refuse_module_run
+
 
 def load_train_config(config: str | None, overrides: list[str], init: str | None = None):
     """A preset name/YAML path with `--set` overrides; without --config, the --init checkpoint's config."""
@@ -109,3 +111,7 @@ def train(stage, config, overrides, out, resume, init, data_dir, device, model_k
     except expected as e:
         raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
     click.echo(message)
+
+
+if __name__ == "__main__":
+    refuse_module_run("harness.cli.train", "train")
