@@ -141,7 +141,8 @@ class TrainConfig:
     save_every: int = 200
     keep_last: int = 2
     threads: int = 0
-    """torch CPU threads; 0 = leave torch's default."""
+    """torch CPU threads; 0 = auto: 1 on a machine with <= 4 usable CPUs (more oversubscribes a small shared
+    machine), else torch's default (pixar.train.run_state.cpu_threads)."""
     parallel: str = "ddp"
     """ddp (replicated model, all-reduced grads) or fsdp (FSDP2 fully_shard per block + root; sharded
     torch.distributed.checkpoint saves). Only matters under torchrun with more than one process."""

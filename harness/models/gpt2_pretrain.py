@@ -20,6 +20,7 @@ from typing import Iterator
 import torch
 
 from pixar.config import TrainConfig, dataclass_from_yaml
+from pixar.train.run_state import set_cpu_threads
 from pixar.train.loop import Schedule, StandardStep, adamw, every, run_loop
 
 from harness.models.gpt2_baselines import TOKENIZER_DIR, gpt2_tokenizer
@@ -174,8 +175,7 @@ def train_gpt2(config_path: str, overrides: list[str], out_dir: str | os.PathLik
 
     cfg = GPT2BaselineConfig.from_yaml(config_path, overrides)
     tc = cfg.train
-    if tc.threads > 0:
-        torch.set_num_threads(tc.threads)
+    set_cpu_threads(tc.threads)  # 0 = auto (pixar.train.run_state.cpu_threads)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     tok = gpt2_tokenizer(data_dir)
     splits = build_splits(tc, data_dir)
