@@ -7,6 +7,7 @@ and is imported only when used (lm-eval, textattack and transformers are slow to
     train                 harness.cli.train  (PIXAR stage 1/2 through pixar.train.stage1, GPT-2 through harness.models.gpt2_baselines)
     bench                 harness.cli.bench
     attack                harness.cli.attack
+    lm-eval               harness.cli.lm_eval  (lm-eval's own CLI, every option passed through)
     demo                  harness.study.demo
     reproduce             harness.study.reproduce
 
@@ -30,6 +31,7 @@ COMMANDS = {
     "train": ("harness.cli.train", "train"),
     "bench": ("harness.cli.bench", "bench"),
     "attack": ("harness.cli.attack", "attack"),
+    "lm-eval": ("harness.cli.lm_eval", "lm_eval_command"),
     "demo": ("harness.study.demo", "demo"),
     "reproduce": ("harness.study.reproduce", "reproduce"),
 }
