@@ -81,11 +81,9 @@ def _save_png(img, out: str) -> None:
 @click.option("--scale", default=8, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 def generate(checkpoint, prompt, out, max_new_positions, mode, temperature, seed, scale, device):
-    """Continue PROMPT with a trained model; save prompt + continuation as a PNG."""
-    import torch
-
+    """Continue PROMPT with a trained model; save prompt + continuation as a PNG and print the read-back text."""
     from pixar.checkpoint.store import CheckpointError, load_model
-    from pixar.model.generate import generate_from_text
+    from pixar.read.text import continue_text
     from pixar.render.renderer import Renderer, to_image
 
     try:
@@ -93,12 +91,13 @@ def generate(checkpoint, prompt, out, max_new_positions, mode, temperature, seed
     except CheckpointError as e:
         raise click.ClickException(str(e))
     r = Renderer(cfg.render)
-    g = torch.Generator().manual_seed(seed)
-    res = generate_from_text(model, r, [prompt], max_new_positions, mode=mode, temperature=temperature, generator=g)
+    (text,), res = continue_text(model, [prompt], max_new_positions, renderer=r, mode=mode, temperature=temperature,
+                                 seed=seed)
     end = (int(res.start[0]) + int(res.num_generated[0])) * r.cfg.position_width
     _save_png(to_image(res.pixels[0, :, :end], scale), out)
     click.echo(f"{out}: {int(res.num_generated[0])} positions generated after {int(res.start[0])} prompt positions"
                + (" (stopped at EOS)" if res.stopped_at_eos[0] else ""))
+    click.echo(f"read back (glyph decoder): {prompt} {text}")
 
 
 

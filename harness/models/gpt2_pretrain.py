@@ -155,8 +155,32 @@ def build_gpt2(cfg: GPT2BaselineConfig, vocab_size: int, eos_id: int, seed: int)
                                           attn_pdrop=m.dropout))
 
 
+def _count(n) -> str:
+    return f"{n:,}" if isinstance(n, int) else "not stated"
+
+
+def gpt2_card(meta: dict) -> str:
+    """README.md model card of a baseline folder: what it is matched to (as trained), data, steps, usage."""
+    cfg = meta.get("config") or {}
+    data = ", ".join((cfg.get("train") or {}).get("data") or []) or "not stated"
+    lines = ["---", "library_name: transformers", "license: mit", "tags:", "- gpt2", "- pixar-harness-baseline", "---",
+             "", f"# {meta.get('name', 'gpt2')}", "",
+             "A GPT-2 baseline trained by the pixar-harness (PyPI name `pixar-harness`) as a same-budget partner of "
+             "a PIXAR preset.", "", "| field | value |", "|---|---|",
+             f"| matched to | {meta.get('matched_to') or '-'} |", f"| match | {meta.get('match') or '-'} |",
+             f"| parameters | {_count(meta.get('params'))} |",
+             f"| non-embedding parameters | {_count(meta.get('non_embedding_params'))} |",
+             f"| training data | {data} ({meta.get('train_chunks', '?')} chunks) |",
+             f"| steps | {meta.get('steps')} |", f"| optimizer | {meta.get('optimizer', '')} |", "",
+             "## Usage", "", "```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+             'model = AutoModelForCausalLM.from_pretrained("FOLDER")', 'tokenizer = AutoTokenizer.from_pretrained("FOLDER")',
+             "```", "", "`pixar bench ... --baseline FOLDER` evaluates it next to a PIXAR checkpoint.", "",
+             "License: MIT."]
+    return "\n".join(lines) + "\n"
+
+
 def save_gpt2(model, tokenizer, out_dir: str | os.PathLike, meta: dict) -> Path:
-    """save_pretrained (safetensors) + tokenizer + gpt2_config.json into out_dir, atomically."""
+    """save_pretrained (safetensors) + tokenizer + gpt2_config.json + a README.md card into out_dir, atomically."""
     from pixar.checkpoint.store import atomic_dir
 
     out = Path(out_dir)
@@ -164,6 +188,7 @@ def save_gpt2(model, tokenizer, out_dir: str | os.PathLike, meta: dict) -> Path:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         (tmp / "gpt2_config.json").write_text(json.dumps(meta, indent=2))
+        (tmp / "README.md").write_text(gpt2_card(meta))
     return out
 
 
@@ -187,7 +212,9 @@ def train_gpt2(config_path: str, overrides: list[str], out_dir: str | os.PathLik
     records = train_causal_lm(model, list(splits.train), tok, tc, dev, log_path, list(splits.val))
     params = sum(p.numel() for p in model.parameters())
     emb = model.transformer.wte.weight.numel() + model.transformer.wpe.weight.numel()
-    meta = {"kind": "gpt2-baseline", "name": cfg.name, "matched_to": cfg.matched_to, "match": cfg.match,
+    changed = [o for o in overrides if o.split("=", 1)[0].strip().startswith("model.")]
+    match = cfg.match if not changed else f"not matched: the model was changed by --set {' '.join(changed)}"
+    meta = {"kind": "gpt2-baseline", "name": cfg.name, "matched_to": cfg.matched_to, "match": match,
             "params": params, "non_embedding_params": params - emb, "train_chunks": len(splits.train),
             "steps": tc.steps, "optimizer": "AdamW, weight decay on all parameters (the paper's policy)",
             "final": records[-1] if records else None, "config": dataclasses.asdict(cfg)}
