@@ -28,7 +28,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class RenderConfig:
-    """Paper geometry (pixar-paper.md §1): Pixeloid Sans at its native 9-px em, text origin (2, -2)."""
+    """Paper geometry (the paper's rendering): Pixeloid Sans at its native 9-px em, text origin (2, -2)."""
 
     font: str | None = None
     """Path to the main font; None = Pixeloid Sans v0.5 from the installed `pixar-render` package or $PIXAR_DATA."""
@@ -72,7 +72,7 @@ class RenderConfig:
 
 @dataclass
 class ModelConfig:
-    """LLaMA-style decoder over pixel positions (pixar-paper.md §2). Defaults = the paper's 113M model."""
+    """LLaMA-style decoder over pixel positions (the paper's model). Defaults = the paper's 113M model."""
 
     hidden: int = 768
     layers: int = 12
@@ -106,7 +106,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """Stage 1: AdamW, linear warm-up then cosine to min_lr_ratio * lr (pixar-paper.md §3)."""
+    """Stage 1: AdamW, linear warm-up then cosine to min_lr_ratio * lr (the paper's stage-1 pretraining)."""
 
     data: list[str] = field(default_factory=lambda: ["corpus"])
     """Text sources: local files/folders (relative paths try $PIXAR_DATA), .jsonl, or `hf:<dataset>[:<config>]`."""
@@ -170,7 +170,7 @@ class TrainConfig:
 
 @dataclass
 class AdvConfig:
-    """Stage 2: adversarial fine-tuning with a copied-backbone discriminator (pixar-paper.md §4)."""
+    """Stage 2: adversarial fine-tuning with a copied-backbone discriminator (the paper's adversarial stage)."""
 
     steps: int = 200
     batch_size: int = 128

@@ -149,10 +149,12 @@ def build_gpt2(cfg: GPT2BaselineConfig, vocab_size: int, eos_id: int, seed: int)
     m = cfg.model
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return GPT2LMHeadModel(GPT2Config(vocab_size=vocab_size, n_embd=m.n_embd, n_layer=m.n_layer, n_head=m.n_head,
-                                          n_inner=m.n_inner, n_positions=m.n_positions, bos_token_id=eos_id,
-                                          eos_token_id=eos_id, resid_pdrop=m.dropout, embd_pdrop=m.dropout,
-                                          attn_pdrop=m.dropout))
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=vocab_size, n_embd=m.n_embd, n_layer=m.n_layer, n_head=m.n_head,
+                                           n_inner=m.n_inner, n_positions=m.n_positions, bos_token_id=eos_id,
+                                           eos_token_id=eos_id, resid_pdrop=m.dropout, embd_pdrop=m.dropout,
+                                           attn_pdrop=m.dropout))
+    model.loss_type = "ForCausalLM"  # GPT2LMHeadModel names none: transformers would warn "loss_type=None"
+    return model
 
 
 def _count(n) -> str:

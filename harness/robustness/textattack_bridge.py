@@ -20,7 +20,6 @@ every logger created before it, and sets ``TOKENIZERS_PARALLELISM=True``;
 TextAttack draws from the global ``random``, ``numpy`` and ``torch`` RNGs.
 :func:`augment_with_textattack` and :func:`run_recipe` seed all three from
 their ``seed`` argument and restore the previous global states afterwards.
-See ``../shared/reference/deps.md`` section 2 for the offline study.
 """
 
 from __future__ import annotations

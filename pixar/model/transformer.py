@@ -1,4 +1,4 @@
-"""PIXAR: a decoder-only transformer over pixel positions (pixar-paper.md §2), nanoGPT style.
+"""PIXAR: a decoder-only transformer over pixel positions (the paper's model), nanoGPT style.
 
 No vocabulary and no embeddings: each position is an 8x16 block of binary pixels (128 values),
 scaled to +-1 and projected linearly to `hidden` (= the official Conv2d(1, hidden, (8, 16), stride 16)).

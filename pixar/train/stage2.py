@@ -1,4 +1,4 @@
-"""Stage 2 as a run: adversarial fine-tuning of a stage-1 checkpoint (pixar-paper.md §4) on pixar.train.loop's loop.
+"""Stage 2 as a run: adversarial fine-tuning of a stage-1 checkpoint (the paper's adversarial stage) on pixar.train.loop's loop.
 
 The step itself (G and D updates, lambda_auto, alpha warm-up) is pixar.train.adversarial.AdversarialTrainer; this
 module loads the stage-1 generator (or resumes a stage-2 run), builds the discriminator, feeds batches that
