@@ -28,6 +28,13 @@ def one_line_errors(expected, what: str):
     return deco
 
 
+def _errors():
+    from pixar.checkpoint.store import CheckpointError
+    from pixar.config import ConfigError
+
+    return (ConfigError, CheckpointError)
+
+
 def _renderer(config: str | None, font: str | None, max_positions: int | None):
     from pixar.config import PixarConfig, RenderConfig, preset_path
     from pixar.render.renderer import Renderer
@@ -48,6 +55,7 @@ def _renderer(config: str | None, font: str | None, max_positions: int | None):
 @click.option("--config", help="Preset name or YAML whose render section to use.")
 @click.option("--full", is_flag=True, help="Show the whole strip, padding included.")
 @click.option("--pair", help="Render TEXT and PAIR as a sentence pair (a, EOS, b, EOS).")
+@one_line_errors(_errors, "render")
 def render(text, out, scale, font, config, full, pair):
     """Render TEXT as PIXAR sees it and save an upscaled PNG."""
     from pixar.render.renderer import to_image, trim_to_mask
@@ -80,6 +88,7 @@ def _save_png(img, out: str) -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed for --mode sample.")
 @click.option("--scale", default=8, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@one_line_errors(_errors, "generate")
 def generate(checkpoint, prompt, out, max_new_positions, mode, temperature, seed, scale, device):
     """Continue PROMPT with a trained model; save prompt + continuation as a PNG and print the read-back text."""
     from pixar.checkpoint.store import CheckpointError, load_model
