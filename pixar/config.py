@@ -12,6 +12,7 @@ Loading rejects unknown keys (naming the file and the key); missing keys take de
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tempfile
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -27,7 +28,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class RenderConfig:
-    """Paper geometry (pixar-paper.md §1): Pixeloid Sans at its native 9-px em, text origin (2, -2)."""
+    """Paper geometry (the paper's rendering): Pixeloid Sans at its native 9-px em, text origin (2, -2)."""
 
     font: str | None = None
     """Path to the main font; None = Pixeloid Sans v0.5 from the installed `pixar-render` package or $PIXAR_DATA."""
@@ -71,7 +72,7 @@ class RenderConfig:
 
 @dataclass
 class ModelConfig:
-    """LLaMA-style decoder over pixel positions (pixar-paper.md §2). Defaults = the paper's 113M model."""
+    """LLaMA-style decoder over pixel positions (the paper's model). Defaults = the paper's 113M model."""
 
     hidden: int = 768
     layers: int = 12
@@ -105,7 +106,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """Stage 1: AdamW, linear warm-up then cosine to min_lr_ratio * lr (pixar-paper.md §3)."""
+    """Stage 1: AdamW, linear warm-up then cosine to min_lr_ratio * lr (the paper's stage-1 pretraining)."""
 
     data: list[str] = field(default_factory=lambda: ["corpus"])
     """Text sources: local files/folders (relative paths try $PIXAR_DATA), .jsonl, or `hf:<dataset>[:<config>]`."""
@@ -140,7 +141,8 @@ class TrainConfig:
     save_every: int = 200
     keep_last: int = 2
     threads: int = 0
-    """torch CPU threads; 0 = leave torch's default."""
+    """torch CPU threads; 0 = auto: 1 on a machine with <= 4 usable CPUs (more oversubscribes a small shared
+    machine), else torch's default (pixar.train.run_state.cpu_threads)."""
     parallel: str = "ddp"
     """ddp (replicated model, all-reduced grads) or fsdp (FSDP2 fully_shard per block + root; sharded
     torch.distributed.checkpoint saves). Only matters under torchrun with more than one process."""
@@ -168,7 +170,7 @@ class TrainConfig:
 
 @dataclass
 class AdvConfig:
-    """Stage 2: adversarial fine-tuning with a copied-backbone discriminator (pixar-paper.md §4)."""
+    """Stage 2: adversarial fine-tuning with a copied-backbone discriminator (the paper's adversarial stage)."""
 
     steps: int = 200
     batch_size: int = 128
@@ -253,8 +255,38 @@ def dataclass_from_yaml(cls: type, path: str | os.PathLike, overrides: list[str]
     """Dataclass `cls` from a YAML file plus `a.b=value` overrides; unknown keys rejected."""
     raw = read_yaml_mapping(path)
     for item in overrides or []:
+        check_override_key(cls, item)
         apply_override(raw, item)
     return from_dict(cls, raw, where=str(path))
+
+
+def config_keys(cls: type, prefix: str = "") -> list[str]:
+    """Every dotted key of dataclass `cls` (sections and leaves, nested dataclasses followed), e.g. train.steps."""
+    keys = []
+    for name, typ in get_type_hints(cls).items():
+        if name not in {f.name for f in fields(cls)}:
+            continue
+        keys.append(prefix + name)
+        if is_dataclass(typ):
+            keys += config_keys(typ, f"{prefix}{name}.")
+    return keys
+
+
+def check_override_key(cls: type, item: str) -> None:
+    """A `--set key=value` whose key is not a field of `cls` -> one line naming the key, with the closest
+    known keys (difflib over every dotted key, so it follows however the dataclasses nest)."""
+    key = item.split("=", 1)[0].strip()
+    if "=" not in item or not key:
+        return  # apply_override names the malformed item
+    keys = config_keys(cls)
+    sections = {k.rsplit(".", 1)[0] for k in keys if "." in k}
+    parts = key.split(".")
+    prefixes = [".".join(parts[:i]) for i in range(1, len(parts))]
+    if key in keys or any(p in keys and p not in sections for p in prefixes):
+        return  # a known key, or inside a mapping-valued field (from_dict checks the value)
+    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    raise ConfigError(f"--set {item}: unknown key {key!r}{hint}")
 
 
 def apply_override(raw: dict, item: str) -> None:
@@ -279,7 +311,9 @@ def from_dict(cls: type, raw: dict, where: str = "<dict>"):
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown} in {cls.__name__} (known: {sorted(known)})")
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{where}: unknown key(s) {unknown} in {cls.__name__}{hint} (known: {sorted(known)})")
     kwargs = {}
     for name, value in raw.items():
         typ = hints[name]
@@ -345,4 +379,17 @@ def preset_path(name_or_path: str, kind: str = "") -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
         return p
-    return preset_dir(kind) / f"{name_or_path}.yaml"
+    path = preset_dir(kind) / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {name_or_path!r} (presets: {', '.join(preset_names(kind))})")
+    return path
+
+
+def preset_names(kind: str = "") -> list[str]:
+    """The shipped preset names of `kind` ("" = model presets; "glue", "attack"), e.g. pixar-tiny, glue/paper."""
+    root = preset_dir()
+    folder = root / kind if kind else root
+    names = [p.relative_to(root).with_suffix("").as_posix() for p in folder.glob("*.yaml")]
+    if not kind:
+        names += [p.relative_to(root).with_suffix("").as_posix() for p in folder.glob("*/*.yaml")]
+    return sorted(names)

@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 from harness.app import LazyGroup
+from harness.cli import refuse_module_run
 
 log = logging.getLogger(__name__)
 
@@ -138,3 +139,7 @@ def babi(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batch_s
              protocols=tuple(protocols or ("paper", "lm-eval")), ocr=ocr, batch_size=batch_size, device=device,
              data_dir=data_dir, seed=seed, finetune=fc, context_cap=context_cap)
     click.echo(f"results: {out_dir}")
+
+
+if __name__ == "__main__":
+    refuse_module_run("harness.cli.bench", "bench")

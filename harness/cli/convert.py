@@ -6,6 +6,7 @@ import click
 
 from pixar.checkpoint.official import convert_official
 from pixar.checkpoint.store import CheckpointError
+from harness.cli import refuse_module_run
 
 
 @click.command()
@@ -19,3 +20,7 @@ def convert(src, out, max_positions):
     except CheckpointError as e:
         raise click.ClickException(str(e))
     click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    refuse_module_run("harness.cli.convert", "convert")

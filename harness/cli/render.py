@@ -8,6 +8,8 @@ import logging
 
 import click
 
+from harness.cli import refuse_module_run
+
 
 def one_line_errors(expected, what: str):
     """Decorator for click commands: an expected error (a callable returning exception types, so slow
@@ -24,6 +26,13 @@ def one_line_errors(expected, what: str):
                 raise click.ClickException(msg) from None
         return wrapper
     return deco
+
+
+def _errors():
+    from pixar.checkpoint.store import CheckpointError
+    from pixar.config import ConfigError
+
+    return (ConfigError, CheckpointError)
 
 
 def _renderer(config: str | None, font: str | None, max_positions: int | None):
@@ -46,6 +55,7 @@ def _renderer(config: str | None, font: str | None, max_positions: int | None):
 @click.option("--config", help="Preset name or YAML whose render section to use.")
 @click.option("--full", is_flag=True, help="Show the whole strip, padding included.")
 @click.option("--pair", help="Render TEXT and PAIR as a sentence pair (a, EOS, b, EOS).")
+@one_line_errors(_errors, "render")
 def render(text, out, scale, font, config, full, pair):
     """Render TEXT as PIXAR sees it and save an upscaled PNG."""
     from pixar.render.renderer import to_image, trim_to_mask
@@ -78,12 +88,11 @@ def _save_png(img, out: str) -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed for --mode sample.")
 @click.option("--scale", default=8, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@one_line_errors(_errors, "generate")
 def generate(checkpoint, prompt, out, max_new_positions, mode, temperature, seed, scale, device):
-    """Continue PROMPT with a trained model; save prompt + continuation as a PNG."""
-    import torch
-
+    """Continue PROMPT with a trained model; save prompt + continuation as a PNG and print the read-back text."""
     from pixar.checkpoint.store import CheckpointError, load_model
-    from pixar.model.generate import generate_from_text
+    from pixar.read.text import continue_text
     from pixar.render.renderer import Renderer, to_image
 
     try:
@@ -91,11 +100,16 @@ def generate(checkpoint, prompt, out, max_new_positions, mode, temperature, seed
     except CheckpointError as e:
         raise click.ClickException(str(e))
     r = Renderer(cfg.render)
-    g = torch.Generator().manual_seed(seed)
-    res = generate_from_text(model, r, [prompt], max_new_positions, mode=mode, temperature=temperature, generator=g)
+    (text,), res = continue_text(model, [prompt], max_new_positions, renderer=r, mode=mode, temperature=temperature,
+                                 seed=seed)
     end = (int(res.start[0]) + int(res.num_generated[0])) * r.cfg.position_width
     _save_png(to_image(res.pixels[0, :, :end], scale), out)
     click.echo(f"{out}: {int(res.num_generated[0])} positions generated after {int(res.start[0])} prompt positions"
                + (" (stopped at EOS)" if res.stopped_at_eos[0] else ""))
+    click.echo(f"read back (glyph decoder): {prompt} {text}")
 
 
+
+
+if __name__ == "__main__":
+    refuse_module_run("harness.cli.render", "render|generate")

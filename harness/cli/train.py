@@ -9,9 +9,13 @@ Every expected failure (missing corpus, bad config or checkpoint, diverged run) 
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import click
+
+from harness.cli import refuse_module_run
 
 
 def load_train_config(config: str | None, overrides: list[str], init: str | None = None):
@@ -29,6 +33,26 @@ def load_train_config(config: str | None, overrides: list[str], init: str | None
     return PixarConfig.from_yaml(preset_path("pixar-tiny"), list(overrides))
 
 
+@contextlib.contextmanager
+def no_empty_run_folder(out: str | os.PathLike):
+    """A run refused before it wrote anything (bad data, config, checkpoint) leaves no empty --out behind;
+    a folder that existed before, or holds anything, is left as it is."""
+    out = Path(out).absolute()
+    created = [p for p in [out, *out.parents] if not p.exists()]  # what this run may create, innermost first
+    try:
+        yield
+    except BaseException:
+        for p in created:
+            if p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
+        raise
+
+
+def is_rank0() -> bool:
+    """Rank 0 of a torchrun/SLURM launch (or a single process): the one that prints the summary line."""
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) or 0) == 0
+
+
 def train_pixar(stage: str, config, overrides, out, resume, init, data_dir, device) -> str:
     """PIXAR stage 1 (pixar.train.stage1) or stage 2 (pixar.train.stage2, with the step curve when adv.eval_every > 0)."""
     cfg = load_train_config(config, list(overrides), init if stage == "2" else None)
@@ -38,7 +62,8 @@ def train_pixar(stage: str, config, overrides, out, resume, init, data_dir, devi
 
         if init:
             raise click.UsageError("--init is for --stage 2 (stage 1 starts from scratch or --resume)")
-        return f"stage 1 finished: {train_stage1(cfg, out, device=device, resume=resume, data_dir=data_dir)}"
+        with no_empty_run_folder(out):
+            return f"stage 1 finished: {train_stage1(cfg, out, device=device, resume=resume, data_dir=data_dir)}"
     if not init and resume == "false":
         raise click.UsageError("--stage 2 needs --init <stage-1 checkpoint> (or --resume)")
     from pixar.train.stage2 import train_stage2
@@ -48,8 +73,9 @@ def train_pixar(stage: str, config, overrides, out, resume, init, data_dir, devi
         from harness.eval.step_curve import curve_evaluator
 
         evaluate = curve_evaluator(cfg, out, data_dir, seed=cfg.train.seed)
-    path = train_stage2(cfg=cfg, init=init, out_dir=out, device=device, resume=resume, data_dir=data_dir,
-                        evaluate=evaluate)
+    with no_empty_run_folder(out):
+        path = train_stage2(cfg=cfg, init=init, out_dir=out, device=device, resume=resume, data_dir=data_dir,
+                            evaluate=evaluate)
     return f"stage 2 finished: {path}"
 
 
@@ -62,7 +88,25 @@ def train_gpt2_baseline(stage: str, config, overrides, out, resume, init, data_d
     if init or stage != "1" or resume != "false":
         raise click.UsageError("--model gpt2 trains from scratch (no --stage 2, --init or --resume)")
     config = config or "gpt2-tiny"
-    return f"gpt2 baseline: {train_gpt2(str(preset_path(config)), list(overrides), out or f'runs/{Path(config).stem}', data_dir, device=device)}"
+    out = out or f"runs/{Path(config).stem}"
+    with no_empty_run_folder(out):
+        return f"gpt2 baseline: {train_gpt2(str(preset_path(config)), list(overrides), out, data_dir, device=device)}"
+
+
+def print_config(model_kind: str, stage: str, config, overrides, init) -> str:
+    """--print-config: the resolved config (preset + --set overrides, or the --init checkpoint's) as YAML."""
+    if model_kind == "gpt2":
+        import dataclasses
+
+        import yaml
+
+        from pixar.config import preset_path
+
+        from harness.models.gpt2_pretrain import GPT2BaselineConfig
+
+        cfg = GPT2BaselineConfig.from_yaml(preset_path(config or "gpt2-tiny"), list(overrides))
+        return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False).rstrip()
+    return load_train_config(config, list(overrides), init if stage == "2" else None).to_yaml().rstrip()
 
 
 TRAINERS = {"pixar": train_pixar, "gpt2": train_gpt2_baseline}
@@ -85,7 +129,9 @@ TRAINERS = {"pixar": train_pixar, "gpt2": train_gpt2_baseline}
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--model", "model_kind", type=click.Choice(sorted(TRAINERS)), default="pixar", show_default=True,
               help="gpt2 trains the same-budget GPT-2 baseline (harness.models.gpt2_pretrain).")
-def train(stage, config, overrides, out, resume, init, data_dir, device, model_kind):
+@click.option("--print-config", "show_config", is_flag=True,
+              help="Print the resolved config (preset + --set overrides) as YAML and exit without training.")
+def train(stage, config, overrides, out, resume, init, data_dir, device, model_kind, show_config):
     """Train PIXAR (stage 1 or 2) or the GPT-2 baseline on the configured text.
 
     On SIGTERM or SIGUSR1 (SLURM's warning signals) the run finishes its step, saves a checkpoint and exits 0
@@ -100,12 +146,21 @@ def train(stage, config, overrides, out, resume, init, data_dir, device, model_k
 
     expected = (ConfigError, DataError, DataNotFound, CheckpointError, TrainingError, RunLockError)
     try:
+        if show_config:
+            click.echo(print_config(model_kind, stage, config, overrides, init))
+            return
         if data_dir:
             data_dir = str(find_data_dir(data_dir))  # passed down explicitly (fonts, corpus, DataLoader workers)
         message = TRAINERS[model_kind](stage, config, overrides, out, resume, init, data_dir, device)
     except Preempted as p:
-        click.echo(p.message)
+        if is_rank0():
+            click.echo(p.message)
         return
     except expected as e:
         raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
-    click.echo(message)
+    if is_rank0():  # one summary line per run, not one per DDP rank
+        click.echo(message)
+
+
+if __name__ == "__main__":
+    refuse_module_run("harness.cli.train", "train")

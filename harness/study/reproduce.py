@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from harness.study.steps import Step, read_records, run_steps
+from harness.cli import refuse_module_run
 
 
 # ---- the study ----------------------------------------------------------------------------------
@@ -177,3 +178,7 @@ def reproduce(runs, results, seed, force, report_only, only):
     except ReportError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    refuse_module_run("harness.study.reproduce", "reproduce")

@@ -212,7 +212,7 @@ def check_packing(manifest: dict, packing: dict, where: Path) -> None:
     diff = [f"{k}={have.get(k)!r} (the run has {packing[k]!r})" for k in PACKING_KEYS if have.get(k) != packing[k]]
     if diff:
         raise DataError(f"{where / MANIFEST}: prepared with {', '.join(diff)}; prepare it again with the "
-                        "run's settings or change train.*")
+                        "run's settings (`pixar data prepare ... --config <the run's preset>`) or change train.*")
 
 
 def check_shards(root: Path, manifest: dict) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from pixar.checkpoint.store import atomic_dir
+from pixar.config import atomic_write_text
 from pixar.data.sources import (DataError, Splits, decode_bytes, hf_documents, pack_document, read_jsonl, source_files,
                    split_indices, strip_gutenberg)
 from pixar.data.dataset import (FORMAT, FORMAT_VERSION, MANIFEST, PACKING_KEYS, SPLITS, check_shards, is_prepared,
@@ -258,6 +259,7 @@ def build(tmp: Path, sources: list[dict], packing: dict, fp: str, num_proc: int,
                      for k, f in enumerate(files)]
             splits[split] = {"chunks": len(ids[split]), "shards": [{"file": f} for f in files]}
             write_hf_metadata(tmp / split, [Path(f).name for f in files], fp)
+        write_dataset_dict(tmp)
         entries = iter(ordered_map(pool, num_proc, write_split_shard, jobs))
         for split in SPLITS:
             for shard in splits[split]["shards"]:
@@ -275,6 +277,16 @@ def build(tmp: Path, sources: list[dict], packing: dict, fp: str, num_proc: int,
                 "splits": splits}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+DATASET_DICT = "dataset_dict.json"
+
+
+def write_dataset_dict(root: Path) -> None:
+    """`dataset_dict.json` ({"splits": [...]}) at the top, as DatasetDict.save_to_disk writes it, so
+    `datasets.load_from_disk(DIR)` opens the whole prepared folder as a DatasetDict (each split has its own
+    state.json + dataset_info.json)."""
+    atomic_write_text(root / DATASET_DICT, json.dumps({"splits": list(SPLITS)}) + "\n")
 
 
 # ---- 4. publish, and the entry points -------------------------------------------------------------
@@ -307,7 +319,9 @@ def prepare(sources: list[str], out: str | os.PathLike, packing: dict, num_proc:
             manifest = read_manifest(out)
             if manifest["fingerprint"] == fp:
                 check_shards(out, manifest)
-                log.info("%s: up to date (fingerprint %s)", out, fp)
+                if not (out / DATASET_DICT).is_file():  # prepared before the DatasetDict file existed
+                    write_dataset_dict(out)
+                log.debug("%s: up to date (fingerprint %s)", out, fp)
                 return manifest, False
             if not force:
                 raise DataError(f"{out / MANIFEST}: prepared from other sources or settings "
@@ -324,7 +338,7 @@ def prepare(sources: list[str], out: str | os.PathLike, packing: dict, num_proc:
                 raise _Published
     except _Published:
         return read_manifest(out), False
-    log.info("%s: %d documents -> %d train + %d val chunks in %.1f s", out, manifest["documents"],
+    log.debug("%s: %d documents -> %d train + %d val chunks in %.1f s", out, manifest["documents"],
              manifest["splits"]["train"]["chunks"], manifest["splits"]["val"]["chunks"], time.perf_counter() - t0)
     return manifest, True
 
@@ -364,7 +378,10 @@ def open_or_prepare(cfg, data_dir: str | os.PathLike | None = None) -> Splits:
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        prepare(cfg.data, out, packing, num_proc, data_dir, force=True)
+        manifest, built = prepare(cfg.data, out, packing, num_proc, data_dir, force=True)
+        if built:
+            log.info("prepared %s into %s: %d train + %d val chunks", ", ".join(cfg.data), out,
+                     manifest["splits"]["train"]["chunks"], manifest["splits"]["val"]["chunks"])
         return open_dataset(out, packing)
     error = None
     if dist.get_rank() == 0:

@@ -1,4 +1,4 @@
-"""Autoregressive generation of pixel positions (pixar-paper.md §5).
+"""Autoregressive generation of pixel positions (the paper's generation and readability scoring).
 
 Prompt preparation: render the prompt, then `space_text(3)` so exactly 3 white columns separate the last
 ink from the EOS block. The first generated position overwrites the EOS slot; each further one is

@@ -1,4 +1,4 @@
-"""Text -> binary pixel strips, the way PIXAR sees text (pixar-paper.md §1; docs/rendering.md).
+"""Text -> binary pixel strips, the way PIXAR sees text (the paper's rendering; docs/rendering.md).
 
 Geometry (paper settings): an image `patch_size` (8) px high and `max_positions * patch_size * patch_len`
 px wide; Pixeloid Sans drawn by FreeType at its native 9-px em with the text origin at (2, -2) (its
