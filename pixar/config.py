@@ -12,6 +12,7 @@ Loading rejects unknown keys (naming the file and the key); missing keys take de
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -103,6 +104,38 @@ class ModelConfig:
         return self.hidden // self.heads
 
 
+MAX_LR = 10.0
+"""No optimiser in this project trains at a learning rate above this (AdamW's paper setting is 3e-4)."""
+
+
+def check_bounds(section: str, obj, bounds: dict) -> None:
+    """Each `name: (low, high, low_inclusive)` of `bounds` on `obj`: a finite number in range, else one-line
+    ConfigError naming `section.name` (NaN, inf, 1e300 and negatives typed by a user stop here)."""
+    for name, (low, high, inclusive) in bounds.items():
+        v = getattr(obj, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"{section}.{name} must be a number, got {v!r}")
+        ok = math.isfinite(v) and (v >= low if inclusive else v > low) and v <= high
+        if not ok:
+            lo = f"[{low}" if inclusive else f"({low}"
+            raise ConfigError(f"{section}.{name} must be a finite number in {lo}, {high}], got {v!r}")
+
+
+_BIG = 1 << 40
+TRAIN_BOUNDS = {"max_chars": (1, 1 << 24, True), "min_chars": (0, 1 << 24, True), "lr": (0, MAX_LR, False),
+                "warmup_steps": (0, _BIG, True), "min_lr_ratio": (0, 1, True), "beta1": (0, 1, True),
+                "beta2": (0, 1, True), "eps": (0, 1, False), "weight_decay": (0, 1e3, True),
+                "grad_clip": (0, 1e12, True), "num_workers": (0, 1024, True), "log_every": (0, _BIG, True),
+                "eval_every": (0, _BIG, True), "eval_batches": (0, _BIG, True), "sample_every": (0, _BIG, True),
+                "save_every": (0, _BIG, True), "keep_last": (0, _BIG, True), "threads": (0, 4096, True),
+                "steps": (0, _BIG, True), "batch_size": (1, 1 << 24, True), "grad_accum": (1, 1 << 24, True)}
+"""train.* numbers a user can type: (low, high, low inclusive); grad_clip 0 = off."""
+ADV_BOUNDS = {"steps": (0, _BIG, True), "batch_size": (1, 1 << 24, True), "lr_g": (0, MAX_LR, False),
+              "lr_d": (0, MAX_LR, False), "warmup_steps": (0, _BIG, True), "cosine_steps": (0, _BIG, True),
+              "alpha": (0, 1e6, True), "alpha_warmup": (0, _BIG, True), "save_every": (0, _BIG, True),
+              "sample_every": (0, _BIG, True)}
+
+
 @dataclass
 class TrainConfig:
     """Stage 1: AdamW, linear warm-up then cosine to min_lr_ratio * lr (pixar-paper.md §3)."""
@@ -164,6 +197,13 @@ class TrainConfig:
             raise ConfigError(f"train.val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.packing not in ("pixar", "official"):
             raise ConfigError(f"train.packing must be pixar|official, got {self.packing!r}")
+        if isinstance(self.data, str):  # `--set train.data=/path`: one source, not a list of characters
+            self.data = [self.data]
+        if not isinstance(self.data, list) or not self.data or not all(isinstance(d, str) and d for d in self.data):
+            raise ConfigError(f"train.data must be a non-empty list of sources (paths or hf:NAME), got {self.data!r}")
+        check_bounds("train", self, TRAIN_BOUNDS)
+        if self.min_chars > self.max_chars:
+            raise ConfigError(f"train.min_chars ({self.min_chars}) must not exceed train.max_chars ({self.max_chars})")
 
 
 @dataclass
@@ -201,6 +241,7 @@ class AdvConfig:
             raise ConfigError("adv.eval_every and adv.eval_context_cap must be >= 0 and adv.eval_prompts positive")
         if self.eval_task not in ("lambada", "babi"):
             raise ConfigError(f"adv.eval_task must be lambada or babi, got {self.eval_task!r}")
+        check_bounds("adv", self, ADV_BOUNDS)
 
 
 @dataclass
@@ -238,14 +279,24 @@ def read_yaml_mapping(path: str | os.PathLike, what: str = "config file", error=
     naming the file (and, with `known_dir`, the presets that do exist)."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         known = f" (known: {', '.join(sorted(p.stem for p in known_dir.glob('*.yaml')))})" if known_dir else ""
         raise error(f"{path}: {what} not found{known}") from None
+    except IsADirectoryError:
+        raise error(f"{path}: {what} is a folder, expected a YAML file") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: {what} is not UTF-8 text (a binary file?)") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read {what} ({e.strerror or e})") from None
     except yaml.YAMLError as e:
         raise error(f"{path}: invalid YAML: {e}".replace("\n", " ")) from None
+    except RecursionError:
+        raise error(f"{path}: invalid YAML: nested too deeply") from None
+    if raw is None:
+        raise error(f"{path}: empty {what} (expected a YAML mapping of settings)")
     if not isinstance(raw, dict):
-        raise error(f"{path}: top level must be a mapping")
+        raise error(f"{path}: top level must be a mapping, got {type(raw).__name__} (not a {what}?)")
     return raw
 
 
@@ -268,7 +319,10 @@ def apply_override(raw: dict, item: str) -> None:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {item!r}: {p} is not a section")
-    node[parts[-1]] = yaml.safe_load(value)
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {item!r}: invalid YAML value ({str(e).splitlines()[0]})") from None
 
 
 def from_dict(cls: type, raw: dict, where: str = "<dict>"):
