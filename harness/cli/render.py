@@ -26,6 +26,18 @@ def one_line_errors(expected, what: str):
     return deco
 
 
+def make_out_dir(path, what: str = "output folder"):
+    """Create output folder `path` (and parents) now, so a read-only place or a file in the way is one line
+    before any work is done."""
+    from pathlib import Path
+
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise click.ClickException(f"{path}: cannot create the {what} ({e.strerror or e})") from None
+    return Path(path)
+
+
 MAX_IMAGE_PIXELS = 1 << 26
 """The largest PNG `render`/`generate` write (67M pixels, ~67 MB in memory): --scale is bounded by it."""
 

@@ -32,6 +32,7 @@ import click
 
 from pixar.config import atomic_write_text
 
+from harness.cli.render import make_out_dir
 from harness.study.steps import Step, read_records, run_steps
 
 PIXAR_PRESET, GPT2_PRESET = "pixar-tiny", "gpt2-tiny"
@@ -276,8 +277,7 @@ def demo(out, data_dir, seed, force):
         d = resolve_data(data_dir)
     except FileNotFoundError as e:
         raise click.ClickException(str(e))
-    out_path = Path(out)
-    out_path.mkdir(parents=True, exist_ok=True)
+    out_path = make_out_dir(out, "demo folder")
     t0 = time.time()
     steps, _ = demo_steps(out_path, str(d) if d else None, seed)
     records = run_chains(steps, out_path, force)

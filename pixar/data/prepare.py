@@ -25,13 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pixar.checkpoint.store import atomic_dir
+from pixar.checkpoint.store import CheckpointError, atomic_dir
+from pixar.data.hashing import sha256_files
 from pixar.data.sources import (DataError, Splits, decode_bytes, hf_documents, pack_document, read_jsonl, source_files,
                    split_indices, strip_gutenberg)
 from pixar.data.dataset import (FORMAT, FORMAT_VERSION, MANIFEST, PACKING_KEYS, SPLITS, check_shards, is_prepared,
                       open_dataset, read_manifest, read_shard, shard_name, write_hf_metadata, write_shard)
 from pixar.paths import DataNotFound, resolve_data_path
 from pixar.provenance import slug, versions
+from pixar.train.runlock import RunLock, RunLockError
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +64,36 @@ def describe_sources(sources: list[str], data_dir: str | os.PathLike | None = No
         if is_prepared(path):
             raise DataError(f"{path}: a prepared dataset, not a source; use it as train.data by itself")
         files = []
-        for f in source_files(path) if path.is_dir() else [path]:
+        paths = [f.resolve() for f in (source_files(path) if path.is_dir() else [path])]
+        try:
+            digests = sha256_files(paths, source_hash_cache())
+        except OSError as e:
+            raise DataError(f"{e.filename or path}: cannot read ({e.strerror or e})") from None
+        for f in paths:
             st = f.stat()
-            files.append({"path": str(f.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+            files.append({"path": str(f), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digests[f]})
         out.append({"spec": spec, "files": files})
     return out
 
 
+def source_hash_cache() -> Path:
+    """Where raw sources' digests are cached (<pixar cache>/source-sha256.json; see pixar.data.hashing)."""
+    from pixar.read.wordlist import cache_dir
+
+    return cache_dir() / "source-sha256.json"
+
+
+def _content(sources: list[dict]) -> list[dict]:
+    """Sources as the fingerprint sees them: paths, sizes and content digests (an mtime alone changes nothing;
+    a same-size edit with its mtime restored does)."""
+    return [{k: v for k, v in s.items() if k != "files"} |
+            ({"files": [{k: f[k] for k in ("path", "size", "sha256") if k in f} for f in s["files"]]}
+             if "files" in s else {}) for s in sources]
+
+
 def fingerprint(sources: list[dict], packing: dict) -> str:
     key = {"format_version": FORMAT_VERSION, "packing_version": PACKING_VERSION, "packing": packing,
-           "sources": sources}
+           "sources": _content(sources)}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -286,8 +308,8 @@ def what_changed(manifest: dict, sources: list[dict], packing: dict) -> str:
     for k in PACKING_KEYS:
         if manifest.get("packing", {}).get(k) != packing[k]:
             return f"{k} {manifest.get('packing', {}).get(k)!r} -> {packing[k]!r}"
-    old = {f["path"]: f for s in manifest.get("sources", []) for f in s.get("files", [])}
-    new = {f["path"]: f for s in sources for f in s.get("files", [])}
+    old = {f["path"]: f for s in _content(manifest.get("sources", [])) for f in s.get("files", [])}
+    new = {f["path"]: f for s in _content(sources) for f in s.get("files", [])}
     for path in sorted(old.keys() | new.keys()):
         if old.get(path) != new.get(path):
             return f"{path} {'added' if path not in old else 'removed' if path not in new else 'changed'}"
@@ -302,6 +324,37 @@ def prepare(sources: list[str], out: str | os.PathLike, packing: dict, num_proc:
     out, t0 = Path(out), time.perf_counter()
     desc = describe_sources(sources, data_dir)
     fp = fingerprint(desc, packing)
+    with PrepareLock(out):
+        return _prepare_locked(out, desc, fp, packing, num_proc, force, unit_bytes, mp_context, t0)
+
+
+class PrepareLock(RunLock):
+    """`<DIR>.lock` beside the dataset folder (DIR itself is replaced whole): one prepare per --out at a time;
+    a second one is refused with one line naming the holder (a dead holder's lock is taken over)."""
+
+    def __init__(self, out: Path):
+        super().__init__(out.parent)
+        self.dataset, self.path = out, out.parent / f"{out.name}.lock"
+
+    def acquire(self) -> "PrepareLock":
+        try:
+            return super().acquire()
+        except RunLockError as e:
+            info = self.read() or {}
+            holder = self.describe(info) if info else str(e)
+            raise DataError(f"{self.dataset}: another `pixar data prepare` ({holder}) is writing it; wait for it "
+                            f"or, if it is dead, delete {self.path}") from None
+        except OSError as e:
+            raise DataError(f"{self.dataset}: cannot create {self.path} ({e.strerror or e})") from None
+
+
+def _replaceable_dataset(path: Path) -> bool:
+    """What --force may replace: a prepared dataset (or an empty folder), never a run or other folder."""
+    return path.is_dir() and (is_prepared(path) or not any(path.iterdir()))
+
+
+def _prepare_locked(out: Path, desc: list[dict], fp: str, packing: dict, num_proc: int, force: bool, unit_bytes: int,
+                    mp_context: str, t0: float) -> tuple[dict, bool]:
     if is_prepared(out):
         try:
             manifest = read_manifest(out)
@@ -318,12 +371,16 @@ def prepare(sources: list[str], out: str | os.PathLike, packing: dict, num_proc:
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out}: exists and is not a prepared dataset (no {MANIFEST}); choose another --out")
     try:
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, _replaceable_dataset) as tmp:
             manifest = build(tmp, desc, packing, fp, max(1, num_proc), unit_bytes, mp_context)
             if not force and is_prepared(out) and read_manifest(out).get("fingerprint") == fp:
                 raise _Published
     except _Published:
         return read_manifest(out), False
+    except CheckpointError as e:  # atomic_dir refused to replace a folder that is not a dataset
+        raise DataError(str(e)) from None
+    except OSError as e:
+        raise DataError(f"{out}: cannot write the dataset ({e.strerror or e}: {e.filename or out})") from None
     log.info("%s: %d documents -> %d train + %d val chunks in %.1f s", out, manifest["documents"],
              manifest["splits"]["train"]["chunks"], manifest["splits"]["val"]["chunks"], time.perf_counter() - t0)
     return manifest, True
