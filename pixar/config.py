@@ -26,6 +26,18 @@ class ConfigError(ValueError):
     """A bad config value or key; the message names the file/key."""
 
 
+MAX_POSITIONS = 1 << 16
+"""The most positions a strip may have (a 1M-px strip; the paper uses 360): a typo cannot allocate gigabytes."""
+RENDER_BOUNDS = {"font_size": (1, 256, True), "patch_size": (1, 256, True), "patch_len": (1, 64, True),
+                 "max_positions": (2, MAX_POSITIONS, True), "text_x": (-256, 256, True), "text_y": (-256, 256, True),
+                 "eos_gap": (0, 256, True)}
+MODEL_BOUNDS = {"hidden": (1, 1 << 16, True), "layers": (1, 1024, True), "heads": (1, 1024, True),
+                "ffn": (1, 1 << 18, True), "patch_size": (1, 256, True), "patch_len": (1, 64, True),
+                "max_positions": (2, MAX_POSITIONS, True), "rope_theta": (0, 1e12, False), "norm_eps": (0, 1, False),
+                "init_std": (0, 10, False)}
+"""Model sizes far beyond the 1.5B preset (hidden 1600, 48 layers) are typos; checked before anything is built."""
+
+
 @dataclass
 class RenderConfig:
     """Paper geometry (pixar-paper.md §1): Pixeloid Sans at its native 9-px em, text origin (2, -2)."""
@@ -60,6 +72,7 @@ class RenderConfig:
                 raise ConfigError(f"render.{name} must be positive, got {getattr(self, name)}")
         if self.max_positions < 2:
             raise ConfigError("render.max_positions must be at least 2 (one text position + EOS)")
+        check_bounds("render", self, RENDER_BOUNDS)
 
     @property
     def position_width(self) -> int:
@@ -90,6 +103,7 @@ class ModelConfig:
         for name in ("hidden", "layers", "heads", "ffn", "patch_size", "patch_len", "max_positions"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"model.{name} must be positive, got {getattr(self, name)}")
+        check_bounds("model", self, MODEL_BOUNDS)
         if self.hidden % self.heads:
             raise ConfigError(f"model.hidden ({self.hidden}) must be divisible by model.heads ({self.heads})")
         if (self.hidden // self.heads) % 2:

@@ -70,7 +70,7 @@ def common_options(fn):
         click.option("--ocr", type=click.Choice(["glyph", "tesseract", "union"]),
                      help="Replace the protocol's read-back engines (default: the protocol's own, paper = glyph and "
                           "Tesseract, each reported with their union); the label then names the engines."),
-        click.option("--context-cap", type=int, help="Keep at most N context positions (a capped protocol is "
+        click.option("--context-cap", type=POSITIVE, help="Keep at most N context positions (a capped protocol is "
                                                       "labelled +capN): keeps a small model inside its trained range."),
         click.option("--out", type=click.Path(file_okay=False), help="Output folder (default results/<bench>/<run>)."),
         click.option("--batch-size", default=16, show_default=True, type=POSITIVE),
@@ -94,14 +94,12 @@ def _out_dir(out: str | None, bench_name: str, checkpoint: str | None, baselines
     return Path("results") / bench_name / run
 
 
-def _validate(checkpoint, baselines, limit, device="cpu", out_dir: Path | None = None):
+def _validate(checkpoint, baselines, limit, device="cpu"):
     if not checkpoint and not baselines:
         raise click.UsageError("pass --checkpoint DIR and/or --baseline gpt2|DIR")
     if limit is not None and limit <= 0:
         raise click.UsageError(f"--limit must be positive, got {limit}")
     torch_device(device)
-    if out_dir is not None:
-        make_out_dir(out_dir)
 
 
 @bench.command()
@@ -112,8 +110,8 @@ def lambada(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batc
     (OpenAI's set)."""
     from harness.eval.bench import run_lambada
 
-    out_dir = _out_dir(out, "lambada", checkpoint, baselines, limit)
-    _validate(checkpoint, baselines, limit, device, out_dir)
+    _validate(checkpoint, baselines, limit, device)
+    out_dir = make_out_dir(_out_dir(out, "lambada", checkpoint, baselines, limit))
     run_lambada(checkpoint, list(baselines), out_dir, limit=limit, protocols=tuple(protocols or ("paper", "lm-eval")),
                 ocr=ocr, batch_size=batch_size, device=device, data_dir=data_dir, seed=seed, context_cap=context_cap)
     click.echo(f"results: {out_dir}")
@@ -136,9 +134,9 @@ def babi(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batch_s
     from harness.eval.bench import run_babi
     from harness.models.finetune import TaskFinetuneConfig
 
+    _validate(checkpoint, baselines, limit, device)
     fc = TaskFinetuneConfig(steps=finetune_steps, lr=finetune_lr, batch_size=finetune_batch, seed=seed) if finetune else None
-    out_dir = _out_dir(out, "babi", checkpoint, baselines, limit, "-finetuned" if finetune else "")
-    _validate(checkpoint, baselines, limit, device, out_dir)
+    out_dir = make_out_dir(_out_dir(out, "babi", checkpoint, baselines, limit, "-finetuned" if finetune else ""))
     run_babi(checkpoint, list(baselines), out_dir, tasks=tasks, variant=variant, babi_folder=babi_dir, limit=limit,
              protocols=tuple(protocols or ("paper", "lm-eval")), ocr=ocr, batch_size=batch_size, device=device,
              data_dir=data_dir, seed=seed, finetune=fc, context_cap=context_cap)

@@ -27,15 +27,23 @@ def one_line_errors(expected, what: str):
 
 
 def make_out_dir(path, what: str = "output folder"):
-    """Create output folder `path` (and parents) now, so a read-only place or a file in the way is one line
-    before any work is done."""
+    """Check, before any work, that output folder `path` can be created or written (nothing is created, so a
+    command that fails later leaves no empty folder): a file in the way or a read-only place is one line."""
+    import os
     from pathlib import Path
 
-    try:
-        Path(path).mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise click.ClickException(f"{path}: cannot create the {what} ({e.strerror or e})") from None
-    return Path(path)
+    p = Path(path)
+    probe = p
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    reason = None
+    if probe.exists() and not probe.is_dir():
+        reason = f"{probe} is a file, not a folder"
+    elif probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        reason = f"{probe} is not writable"
+    if reason:
+        raise click.ClickException(f"{path}: cannot create or write the {what} ({reason})")
+    return p
 
 
 MAX_IMAGE_PIXELS = 1 << 26

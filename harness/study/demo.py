@@ -278,6 +278,7 @@ def demo(out, data_dir, seed, force):
     except FileNotFoundError as e:
         raise click.ClickException(str(e))
     out_path = make_out_dir(out, "demo folder")
+    out_path.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     steps, _ = demo_steps(out_path, str(d) if d else None, seed)
     records = run_chains(steps, out_path, force)

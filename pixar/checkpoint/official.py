@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from pixar.checkpoint.store import CheckpointError, _load_tensors, read_json, save_checkpoint
-from pixar.config import ModelConfig, PixarConfig, RenderConfig
+from pixar.config import ConfigError, ModelConfig, PixarConfig, RenderConfig
 from pixar.model.transformer import Pixar
 
 
@@ -148,7 +148,10 @@ def convert_official(src: str | Path, out: str | Path, max_positions: int = 360)
         raise CheckpointError(f"{cfg_file}: expected a JSON object (an HF LlamaConfig)")
     if llama_cfg.get("num_key_value_heads", llama_cfg.get("num_attention_heads")) != llama_cfg.get("num_attention_heads"):
         raise CheckpointError(f"{cfg_file}: grouped-query attention (num_key_value_heads) is not supported")
-    mcfg = model_config_from_llama(llama_cfg, max_positions)
+    try:
+        mcfg = model_config_from_llama(llama_cfg, max_positions)
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"{cfg_file}: {e}") from None
     weights = _read_weights(src)
     try:
         state = official_to_pixar(weights, mcfg)
