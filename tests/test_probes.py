@@ -1,11 +1,12 @@
-"""The reliability probe suite (issue 23): every probe in tests/probes.py (bad input, corrupt files, faults,
+"""The reliability probe suite (issue 23): every probe in tests/probes.py (run by tests/probe_kit.py) (bad input, corrupt files, faults,
 security, huge sizes) gives its expected exit code and one matching `Error:` line, no traceback, and leaves
 every file that existed before untouched. Add a probe to the table for each new refusal: the count only grows."""
 from __future__ import annotations
 
 import pytest
 
-from probes import CATEGORIES, PROBES, build_world, run_probe
+from probe_kit import CATEGORIES, build_world, run_probe
+from probes import PROBES
 
 
 @pytest.fixture(scope="module")

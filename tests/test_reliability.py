@@ -26,7 +26,7 @@ from pixar.model.transformer import Pixar
 from pixar.render.renderer import Renderer
 from pixar.train.preempt import resume_checkpoint
 
-from probes import SENTENCES, tree_digest
+from probe_kit import SENTENCES, tree_digest
 
 MICRO = PixarConfig.from_yaml(preset_path("pixar-micro"))
 
@@ -225,13 +225,16 @@ def test_generate_refuses_negative_lengths_and_bad_temperatures(model):
 
 def test_a_config_claiming_huge_dimensions_is_refused_before_the_model_is_built(tmp_path, model, monkeypatch):
     ckpt = save_checkpoint(tmp_path / "ckpt", model, MICRO)
-    cfg = json.loads((ckpt / "config.json").read_text())
-    cfg["model"]["layers"] = 10_000_000
-    (ckpt / "config.json").write_text(json.dumps(cfg))
+    raw = json.loads((ckpt / "config.json").read_text())
     built = []
     real_init = Pixar.__init__
-    monkeypatch.setattr(Pixar, "__init__", lambda self, c, *a, **k: built.append(c.layers) or real_init(self, c, *a, **k))
-    with pytest.raises(CheckpointError, match="the weights have 2 layers, the config says model.layers=10000000"):
-        store.load_model(ckpt)
-    assert built == []
-    shutil.rmtree(ckpt)
+    monkeypatch.setattr(Pixar, "__init__",
+                        lambda self, c, *a, **k: built.append(torch.empty(0).device.type) or real_init(self, c, *a, **k))
+    for key, value, message in [("layers", 10_000_000, r"model\.layers must be a finite number in \[1, 1024\]"),
+                                ("layers", 1000, r"the weights have 2 layers, the config says model\.layers=1000"),
+                                ("hidden", 65536, r"embed\.weight is \[64, 128\], the config says \[65536, 128\]"),
+                                ("ffn", 4096, r"weights do not match the config \(6 tensor\(s\); blocks\.0\.mlp")]:
+        (ckpt / "config.json").write_text(json.dumps({**raw, "model": {**raw["model"], key: value}}))
+        with pytest.raises(CheckpointError, match=message):
+            store.load_model(ckpt)
+    assert built == ["meta"]  # only the ffn case got as far as the shape check, on the meta device (no memory)

@@ -186,6 +186,11 @@ def is_prepared(path: Path) -> bool:
     return path.is_dir() and (path / MANIFEST).is_file()
 
 
+def replaceable_dataset(path: Path) -> bool:
+    """What `data prepare --force` may replace: a prepared dataset (or an empty folder), never another folder."""
+    return path.is_dir() and (is_prepared(path) or not any(path.iterdir()))
+
+
 def read_manifest(root: str | os.PathLike) -> dict:
     """The manifest of a prepared dataset; missing, unreadable or another format version -> DataError."""
     path = Path(root) / MANIFEST

@@ -16,6 +16,13 @@ from pathlib import Path
 from pixar.config import atomic_write_text
 
 
+def source_hash_cache() -> Path:
+    """Where raw sources' digests are cached: <pixar cache>/source-sha256.json."""
+    from pixar.read.wordlist import cache_dir
+
+    return cache_dir() / "source-sha256.json"
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

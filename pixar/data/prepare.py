@@ -26,14 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from pixar.checkpoint.store import CheckpointError, atomic_dir
-from pixar.data.hashing import sha256_files
+from pixar.data.hashing import sha256_files, source_hash_cache
 from pixar.data.sources import (DataError, Splits, decode_bytes, hf_documents, pack_document, read_jsonl, source_files,
                    split_indices, strip_gutenberg)
 from pixar.data.dataset import (FORMAT, FORMAT_VERSION, MANIFEST, PACKING_KEYS, SPLITS, check_shards, is_prepared,
-                      open_dataset, read_manifest, read_shard, shard_name, write_hf_metadata, write_shard)
+                                open_dataset, read_manifest, read_shard, replaceable_dataset, shard_name,
+                                write_hf_metadata, write_shard)
 from pixar.paths import DataNotFound, resolve_data_path
 from pixar.provenance import slug, versions
-from pixar.train.runlock import RunLock, RunLockError
+from pixar.train.runlock import SiblingLock
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +75,6 @@ def describe_sources(sources: list[str], data_dir: str | os.PathLike | None = No
             files.append({"path": str(f), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digests[f]})
         out.append({"spec": spec, "files": files})
     return out
-
-
-def source_hash_cache() -> Path:
-    """Where raw sources' digests are cached (<pixar cache>/source-sha256.json; see pixar.data.hashing)."""
-    from pixar.read.wordlist import cache_dir
-
-    return cache_dir() / "source-sha256.json"
 
 
 def _content(sources: list[dict]) -> list[dict]:
@@ -328,29 +322,10 @@ def prepare(sources: list[str], out: str | os.PathLike, packing: dict, num_proc:
         return _prepare_locked(out, desc, fp, packing, num_proc, force, unit_bytes, mp_context, t0)
 
 
-class PrepareLock(RunLock):
-    """`<DIR>.lock` beside the dataset folder (DIR itself is replaced whole): one prepare per --out at a time;
-    a second one is refused with one line naming the holder (a dead holder's lock is taken over)."""
+class PrepareLock(SiblingLock):
+    """One prepare per --out at a time (a second is refused with one line naming the holder)."""
 
-    def __init__(self, out: Path):
-        super().__init__(out.parent)
-        self.dataset, self.path = out, out.parent / f"{out.name}.lock"
-
-    def acquire(self) -> "PrepareLock":
-        try:
-            return super().acquire()
-        except RunLockError as e:
-            info = self.read() or {}
-            holder = self.describe(info) if info else str(e)
-            raise DataError(f"{self.dataset}: another `pixar data prepare` ({holder}) is writing it; wait for it "
-                            f"or, if it is dead, delete {self.path}") from None
-        except OSError as e:
-            raise DataError(f"{self.dataset}: cannot create {self.path} ({e.strerror or e})") from None
-
-
-def _replaceable_dataset(path: Path) -> bool:
-    """What --force may replace: a prepared dataset (or an empty folder), never a run or other folder."""
-    return path.is_dir() and (is_prepared(path) or not any(path.iterdir()))
+    what, error = "`pixar data prepare`", DataError
 
 
 def _prepare_locked(out: Path, desc: list[dict], fp: str, packing: dict, num_proc: int, force: bool, unit_bytes: int,
@@ -371,7 +346,7 @@ def _prepare_locked(out: Path, desc: list[dict], fp: str, packing: dict, num_pro
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out}: exists and is not a prepared dataset (no {MANIFEST}); choose another --out")
     try:
-        with atomic_dir(out, _replaceable_dataset) as tmp:
+        with atomic_dir(out, replaceable_dataset) as tmp:
             manifest = build(tmp, desc, packing, fp, max(1, num_proc), unit_bytes, mp_context)
             if not force and is_prepared(out) and read_manifest(out).get("fingerprint") == fp:
                 raise _Published
