@@ -238,3 +238,15 @@ def test_a_config_claiming_huge_dimensions_is_refused_before_the_model_is_built(
         with pytest.raises(CheckpointError, match=message):
             store.load_model(ckpt)
     assert built == ["meta"]  # only the ffn case got as far as the shape check, on the meta device (no memory)
+
+
+def test_a_read_only_dataset_keeps_its_digests_in_the_user_cache(tmp_path, corpus, monkeypatch):
+    import pixar.data.dataset as dataset
+
+    data = tmp_path / "data"
+    prepare([str(corpus)], data, packing_config(MICRO.train))
+    monkeypatch.setattr(dataset.os, "access", lambda path, mode: False)
+    open_dataset(data)
+    assert not (data / HASH_CACHE).exists()
+    [cached] = (tmp_path / "cache" / "dataset-sha256").glob("*.json")
+    assert len(json.loads(cached.read_text())) == 2

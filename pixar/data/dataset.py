@@ -14,6 +14,7 @@ number of chunks read; the page cache keeps them hot for every process on the no
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import mmap
 import operator
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixar.data.hashing import file_sha256, sha256_files
+from pixar.data.hashing import cache_dir, file_sha256, sha256_files
 from pixar.data.sources import DataError, Splits
 
 FORMAT = "pixar-chunks"
@@ -236,13 +237,21 @@ def manifest_shards(root: Path, manifest: dict) -> list[tuple[Path, dict]]:
     return [(shard_path(root, s), s) for s in entries]
 
 
+def hash_cache_file(root: Path) -> Path:
+    """DIR/.sha256-cache.json, or for a dataset in a folder we cannot write (a read-only shared filesystem) a file
+    in the user's pixar cache named after the dataset's absolute path, so it is still hashed once per user."""
+    if os.access(root, os.W_OK):
+        return root / HASH_CACHE
+    return cache_dir() / "dataset-sha256" / f"{hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]}.json"
+
+
 def verify_shards(root: Path, manifest: dict, cache: bool = True) -> int:
     """Every shard's sha256 equals the manifest's (a same-size edit, bit rot, a shard of another dataset);
     with `cache`, digests are reused while a shard's stat key is unchanged (first open hashes, later opens
     stat). Returns the number of shards checked; a mismatch -> DataError naming the shard."""
     shards = manifest_shards(root, manifest)
     check_shards(root, manifest)
-    digests = sha256_files([p for p, _ in shards], root / HASH_CACHE if cache else None)
+    digests = sha256_files([p for p, _ in shards], hash_cache_file(root) if cache else None)
     for path, entry in shards:
         want = entry.get("sha256")
         if want and digests[path] != want:

@@ -14,12 +14,11 @@ import os
 from pathlib import Path
 
 from pixar.config import atomic_write_text
+from pixar.read.wordlist import cache_dir
 
 
 def source_hash_cache() -> Path:
     """Where raw sources' digests are cached: <pixar cache>/source-sha256.json."""
-    from pixar.read.wordlist import cache_dir
-
     return cache_dir() / "source-sha256.json"
 
 
