@@ -154,7 +154,7 @@ def prepare_out_dir(out: Path, resume: str | bool) -> Path | None:
 
 
 RESUME_FREE = {"train": {"steps", "log_every", "eval_every", "eval_batches", "sample_every", "save_every", "keep_last",
-                         "threads", "num_workers", "data_cache", "compile", "activation_checkpointing"},
+                         "threads", "num_workers", "data_cache", "compile", "activation_checkpointing", "parallel"},
                "adv": {"steps", "save_every", "sample_every", "eval_every", "eval_prompts", "eval_task", "eval_context_cap"}}
 """Settings a resumed run may change without changing what it computes (how long, how often it logs/saves,
 threads, compile); every other train.*/adv.* value (lr, data, batch, seed, schedule, ...) makes `--resume`
