@@ -132,14 +132,19 @@ def is_checkpoint_dir(path: Path) -> bool:
     return "meta.json" in names or "model.safetensors" in names
 
 
+def refuse_unless_replaceable(path: Path, replaceable=is_checkpoint_dir) -> None:
+    """CheckpointError (one line) when `path` exists and `replaceable(path)` does not accept it (a run folder,
+    a dataset, a file, a symlink): what a publish would have destroyed."""
+    if (path.exists() or path.is_symlink()) and (path.is_symlink() or not replaceable(path)):
+        kind = "a file" if not path.is_dir() else "a folder that is not a checkpoint"
+        raise CheckpointError(f"{path}: exists and is {kind}; refusing to replace it (choose another output)")
+
+
 def publish_dir(tmp: Path, path: Path, replaceable=is_checkpoint_dir) -> None:
     """Put the complete folder `tmp` in place of `path` (the old one, if any, is moved aside first and removed
     last): readers see the old folder or the new one, never half of either. An existing `path` that
     `replaceable(path)` does not accept (a run folder, a dataset, a file) is never replaced: CheckpointError."""
-    if path.exists() or path.is_symlink():
-        if path.is_symlink() or not replaceable(path):
-            kind = "a file" if not path.is_dir() else "a folder that is not a checkpoint"
-            raise CheckpointError(f"{path}: exists and is {kind}; refusing to replace it (choose another output)")
+    refuse_unless_replaceable(path, replaceable)
     old = path.with_name(f"{path.name}.old-{os.getpid()}")
     if path.exists():
         os.replace(path, old)
@@ -179,8 +184,7 @@ def atomic_dir(path: str | os.PathLike, replaceable=is_checkpoint_dir):
     folder `replaceable` accepts is replaced (default: a checkpoint; never a run folder or a dataset);
     temp folders of dead processes beside `path` are removed first."""
     path = Path(path)
-    if path.exists() and (path.is_symlink() or not replaceable(path)):
-        publish_dir(path, path, replaceable)  # raises the one-line refusal before any work is done
+    refuse_unless_replaceable(path, replaceable)  # before any work is done
     clean_stale_temps(path)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
