@@ -9,6 +9,7 @@ Every expected failure (missing corpus, bad config or checkpoint, diverged run) 
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -54,6 +55,8 @@ def check_resume_config(cfg, out: str, resume: str, allow_change: bool) -> None:
                                    "(recorded in metrics.jsonl) or choose another --out")
     from pixar.checkpoint.store import load_meta
 
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun every rank gets here; rank 0 records
+        return
     step = int(load_meta(ckpt).get("step", 0))
     with open(Path(out) / "metrics.jsonl", "a") as fh:  # kept by the resumed run (its records start after `step`)
         fh.write(json.dumps({"step": step, "event": "config_change", "changed": changed, "checkpoint": ckpt.name,

@@ -55,8 +55,6 @@ def write_shard(path: Path, texts, digest: bool = True) -> dict:
     return {"bytes": path.stat().st_size, **({"sha256": file_sha256(path)} if digest else {})}
 
 
-
-
 def map_random(path: Path) -> mmap.mmap:
     """A read-only memory map of `path`, advised MADV_RANDOM: training reads chunks at random, so a page
     fault should not pull in the disk's whole read-ahead window (8 MB here; costly on network filesystems)."""

@@ -29,13 +29,6 @@ import torch.distributed as dist
 from pixar.checkpoint.store import CheckpointError, latest_checkpoint, step_checkpoints
 
 log = logging.getLogger(__name__)
-COMPLETE = ("config.json", "meta.json", "state.json")
-"""Files every step checkpoint holds (plus model.safetensors, or the shards of a sharded one)."""
-
-
-def is_sharded_dir(path: Path) -> bool:
-    return (path / "sharded" / ".metadata").is_file()  # pixar.train.parallel.is_sharded (not imported: no cycle)
-
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 RESUME_CHOICES = ("auto", "true", "false")
 
@@ -119,6 +112,14 @@ def resume_command(argv: list[str] | None = None) -> str:
         else:  # a console script such as `pixar`
             out = [prog.name] + out[1:]
     return shlex.join(out + ["--resume", "auto"])
+
+
+COMPLETE = ("config.json", "meta.json", "state.json")
+"""Files every step checkpoint holds (plus model.safetensors, or the shards of a sharded one)."""
+
+
+def is_sharded_dir(path: Path) -> bool:
+    return (path / "sharded" / ".metadata").is_file()  # pixar.train.parallel.is_sharded (not imported: no cycle)
 
 
 def newest_complete_step(out_dir: str | os.PathLike) -> Path:
