@@ -287,11 +287,19 @@ class PixarConfig:
         return text
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""A YAML config is a few KB; a larger file is not one (and is not read whole)."""
+
+
 def read_yaml_mapping(path: str | os.PathLike, what: str = "config file", error=ConfigError,
                       known_dir: Path | None = None) -> dict:
     """A YAML file's top-level mapping; a missing file, bad YAML or a non-mapping -> one-line `error`
     naming the file (and, with `known_dir`, the presets that do exist)."""
     path = Path(path)
+    if path.exists() and not path.is_dir() and (not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES):
+        kind = "not a regular file (a device or pipe?)" if not path.is_file() else \
+            f"{path.stat().st_size:,} bytes, more than any {what} ({MAX_CONFIG_BYTES:,})"
+        raise error(f"{path}: {what} is {kind}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

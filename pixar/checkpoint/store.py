@@ -35,6 +35,8 @@ class CheckpointError(RuntimeError):
     """A missing, incomplete or corrupt checkpoint; the message names the path."""
 
 
+MAX_JSON_BYTES = 1 << 30
+"""config/meta/state JSON of a checkpoint stays far below this (state.json of a 1.5B model: a few MB)."""
 LAST_POINTER = "last"  # a training run folder's JSON pointer to its newest step-XXXXXXX checkpoint
 STEP_DIR = re.compile(r"^step-(\d{7,})$")
 
@@ -136,7 +138,7 @@ def refuse_unless_replaceable(path: Path, replaceable=is_checkpoint_dir) -> None
     """CheckpointError (one line) when `path` exists and `replaceable(path)` does not accept it (a run folder,
     a dataset, a file, a symlink): what a publish would have destroyed."""
     if (path.exists() or path.is_symlink()) and (path.is_symlink() or not replaceable(path)):
-        kind = "a file" if not path.is_dir() else "a folder that is not a checkpoint"
+        kind = "a symlink" if path.is_symlink() else "a file" if not path.is_dir() else "a folder that is not a checkpoint"
         raise CheckpointError(f"{path}: exists and is {kind}; refusing to replace it (choose another output)")
 
 
@@ -302,7 +304,9 @@ def _load_tensors(f: Path) -> dict[str, torch.Tensor]:
 
 
 def read_json(f: Path) -> Any:
-    """A checkpoint's JSON file; binary, malformed or absurdly nested content -> one-line CheckpointError."""
+    """A checkpoint's JSON file; binary, malformed, huge or absurdly nested content -> one-line CheckpointError."""
+    if f.is_file() and f.stat().st_size > MAX_JSON_BYTES:
+        raise CheckpointError(f"{f}: {f.stat().st_size:,} bytes, too large for a checkpoint's JSON (a corrupt file?)")
     try:
         return json.loads(f.read_text(encoding="utf-8"))
     except UnicodeDecodeError:

@@ -65,6 +65,8 @@ def describe_sources(sources: list[str], data_dir: str | os.PathLike | None = No
         if is_prepared(path):
             raise DataError(f"{path}: a prepared dataset, not a source; use it as train.data by itself")
         files = []
+        if not path.is_dir() and not path.is_file():  # /dev/zero, a FIFO: hashing or reading would never end
+            raise DataError(f"{path}: not a regular file or folder (a device or pipe?); name text files or folders")
         paths = [f.resolve() for f in (source_files(path) if path.is_dir() else [path])]
         try:
             digests = sha256_files(paths, source_hash_cache())
