@@ -12,7 +12,6 @@ Loading rejects unknown keys (naming the file and the key); missing keys take de
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import tempfile
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -21,21 +20,11 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from pixar.bounds import ADV_BOUNDS, MODEL_BOUNDS, RENDER_BOUNDS, TRAIN_BOUNDS, out_of_bounds
+
 
 class ConfigError(ValueError):
     """A bad config value or key; the message names the file/key."""
-
-
-MAX_POSITIONS = 1 << 16
-"""The most positions a strip may have (a 1M-px strip; the paper uses 360): a typo cannot allocate gigabytes."""
-RENDER_BOUNDS = {"font_size": (1, 256, True), "patch_size": (1, 256, True), "patch_len": (1, 64, True),
-                 "max_positions": (2, MAX_POSITIONS, True), "text_x": (-256, 256, True), "text_y": (-256, 256, True),
-                 "eos_gap": (0, 256, True)}
-MODEL_BOUNDS = {"hidden": (1, 1 << 16, True), "layers": (1, 1024, True), "heads": (1, 1024, True),
-                "ffn": (1, 1 << 18, True), "patch_size": (1, 256, True), "patch_len": (1, 64, True),
-                "max_positions": (2, MAX_POSITIONS, True), "rope_theta": (0, 1e12, False), "norm_eps": (0, 1, False),
-                "init_std": (0, 10, False)}
-"""Model sizes far beyond the 1.5B preset (hidden 1600, 48 layers) are typos; checked before anything is built."""
 
 
 @dataclass
@@ -118,36 +107,11 @@ class ModelConfig:
         return self.hidden // self.heads
 
 
-MAX_LR = 10.0
-"""No optimiser in this project trains at a learning rate above this (AdamW's paper setting is 3e-4)."""
-
-
 def check_bounds(section: str, obj, bounds: dict) -> None:
-    """Each `name: (low, high, low_inclusive)` of `bounds` on `obj`: a finite number in range, else one-line
-    ConfigError naming `section.name` (NaN, inf, 1e300 and negatives typed by a user stop here)."""
-    for name, (low, high, inclusive) in bounds.items():
-        v = getattr(obj, name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ConfigError(f"{section}.{name} must be a number, got {v!r}")
-        ok = math.isfinite(v) and (v >= low if inclusive else v > low) and v <= high
-        if not ok:
-            lo = f"[{low}" if inclusive else f"({low}"
-            raise ConfigError(f"{section}.{name} must be a finite number in {lo}, {high}], got {v!r}")
-
-
-_BIG = 1 << 40
-TRAIN_BOUNDS = {"max_chars": (1, 1 << 24, True), "min_chars": (0, 1 << 24, True), "lr": (0, MAX_LR, False),
-                "warmup_steps": (0, _BIG, True), "min_lr_ratio": (0, 1, True), "beta1": (0, 1, True),
-                "beta2": (0, 1, True), "eps": (0, 1, False), "weight_decay": (0, 1e3, True),
-                "grad_clip": (0, 1e12, True), "num_workers": (0, 1024, True), "log_every": (0, _BIG, True),
-                "eval_every": (0, _BIG, True), "eval_batches": (0, _BIG, True), "sample_every": (0, _BIG, True),
-                "save_every": (0, _BIG, True), "keep_last": (0, _BIG, True), "threads": (0, 4096, True),
-                "steps": (0, _BIG, True), "batch_size": (1, 1 << 24, True), "grad_accum": (1, 1 << 24, True)}
-"""train.* numbers a user can type: (low, high, low inclusive); grad_clip 0 = off."""
-ADV_BOUNDS = {"steps": (0, _BIG, True), "batch_size": (1, 1 << 24, True), "lr_g": (0, MAX_LR, False),
-              "lr_d": (0, MAX_LR, False), "warmup_steps": (0, _BIG, True), "cosine_steps": (0, _BIG, True),
-              "alpha": (0, 1e6, True), "alpha_warmup": (0, _BIG, True), "save_every": (0, _BIG, True),
-              "sample_every": (0, _BIG, True)}
+    """One-line ConfigError naming `section.name` for the first value of `obj` outside `bounds` (pixar.bounds)."""
+    problem = out_of_bounds(section, obj, bounds)
+    if problem:
+        raise ConfigError(problem)
 
 
 @dataclass
