@@ -6,7 +6,7 @@ a command did:
     clean      the expected exit code, one `Error: ...` line matching the probe's regex, no traceback
                (exit code 0 probes: no error line, the regex found in the output)
     traceback  an exception escaped the command (a traceback where one line is due)
-    silent     exit 0 where a refusal was due (or the wrong exit code)
+    silent     exit 0 where a refusal was due (or the wrong exit code, or a temp folder left behind)
     loss       a file that existed before the command was changed or removed (or planted code ran)
     unclear    the right exit code but a message that does not match (or more than one error line)
 """
@@ -194,6 +194,28 @@ def enospc_save(mp) -> None:
     mp.setattr(store, "save_file", full)
 
 
+def enospc_shards(mp) -> None:
+    """Disk full while a dataset's shards are written."""
+    import errno
+
+    import pixar.data.prepare as prep
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    mp.setattr(prep, "write_shard", full)
+
+
+def enospc_png(mp) -> None:
+    """Disk full while a PNG is written (Pillow raises the OSError)."""
+    import errno
+
+    from PIL import Image
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    mp.setattr(Image.Image, "save", full)
+
+
 def erofs_png(mp) -> None:
     """A read-only output folder (as root, chmod cannot make one): the temp file cannot be created."""
     import errno
@@ -275,6 +297,9 @@ def run_probe(probe: Probe, world: Path, workdir: Path) -> Outcome:
         return Outcome("loss", result.exit_code, out, "", lost)
     if result.exit_code != probe.code:
         return Outcome("silent", result.exit_code, out, f"exit {result.exit_code}, expected {probe.code}")
+    leftovers = sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*") if re.search(r"\.(tmp|old)-\d+$", p.name))
+    if leftovers:  # a failed write must clean up after itself
+        return Outcome("silent", result.exit_code, out, f"left temp folders {leftovers}")
     errors = [line for line in out.splitlines() if line.startswith("Error")]
     if len(errors) != (probe.code != 0) or not re.search(probe.message, out) or "Traceback" in out:
         return Outcome("unclear", result.exit_code, out, f"no single error line matching {probe.message!r}")

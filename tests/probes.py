@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from probe_kit import (Probe, bin_only, enospc_save, erofs_png, escape_shard, ff_shard,  # noqa: E402
+from probe_kit import (Probe, bin_only, enospc_png, enospc_save, enospc_shards, erofs_png, escape_shard, ff_shard,  # noqa: E402
                        flip_shard_bytes, lock_prepare, nested_config, no_last, set_key, stale_last_pointer, chain,
                        edit_json, truncate, write)
 
@@ -191,6 +191,14 @@ PROBES: list[Probe] = [
       r"no space left on device while writing .*conv; nothing was written", patch=enospc_save),
     P("train-disk-full", "faults", TRAIN + MICRO + ["--set", "train.save_every=1"],
       r"no space left on device while writing .*step-0000001", patch=enospc_save),
+    P("prepare-disk-full", "faults", PREPARE, r"new-data: cannot write the dataset \(No space left on device",
+      patch=enospc_shards),
+    P("prepare-disk-full-over-dataset", "faults", ["data", "prepare", f"{W}/corpus.txt", "--out", PREP, "--force",
+                                                   "--max-chars", "120"],
+      r"prepared: cannot write the dataset \(No space left on device", patch=enospc_shards),
+    P("render-disk-full", "faults", ["render", "hi", "-o", f"{W}/a.png"], r"a\.png: cannot write the image \(No space left",
+      patch=enospc_png),
+    P("generate-disk-full", "faults", GEN, r"g\.png: cannot write the image \(No space left", patch=enospc_png),
     P("render-readonly", "faults", ["render", "hi", "-o", f"{W}/ro/a.png"], r"a\.png: cannot write the image \(Read-only",
       patch=erofs_png),
     P("render-out-under-file", "faults", ["render", "hi", "-o", f"{W}/corpus.txt/a.png"], r"a\.png: cannot write the image"),
