@@ -207,6 +207,8 @@ PROBES: list[Probe] = [
       r"corpus\.txt/run: cannot (create|write)"),
     P("bench-out-under-file", "faults", BENCH_L[:-1] + [f"{W}/corpus.txt/b"], r"corpus\.txt/b: cannot (create|write)"),
     P("demo-out-under-file", "faults", ["demo", "--out", f"{W}/corpus.txt/demo"], r"corpus\.txt/demo: cannot (create|write)"),
+    P("reproduce-runs-under-file", "faults", ["reproduce", "--report-only", "--runs", f"{W}/corpus.txt/r"],
+      r"corpus\.txt/r: cannot create or write the runs folder"),
     P("train-fresh-over-run", "faults", ["train", "--out", RUN, "--device", "cpu", "--config", f"{W}/run/config.yaml"],
       r"already holds checkpoints"),
     P("train-data-cache-proc", "faults", TRAIN + MICRO + ["--set", "train.data_cache=/proc/pixar"],
