@@ -21,6 +21,8 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from pixar.bounds import ADV_BOUNDS, MODEL_BOUNDS, RENDER_BOUNDS, TRAIN_BOUNDS, out_of_bounds
+
 
 class ConfigError(ValueError):
     """A bad config value or key; the message names the file/key."""
@@ -60,6 +62,7 @@ class RenderConfig:
                 raise ConfigError(f"render.{name} must be positive, got {getattr(self, name)}")
         if self.max_positions < 2:
             raise ConfigError("render.max_positions must be at least 2 (one text position + EOS)")
+        check_bounds("render", self, RENDER_BOUNDS)
 
     @property
     def position_width(self) -> int:
@@ -90,6 +93,7 @@ class ModelConfig:
         for name in ("hidden", "layers", "heads", "ffn", "patch_size", "patch_len", "max_positions"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"model.{name} must be positive, got {getattr(self, name)}")
+        check_bounds("model", self, MODEL_BOUNDS)
         if self.hidden % self.heads:
             raise ConfigError(f"model.hidden ({self.hidden}) must be divisible by model.heads ({self.heads})")
         if (self.hidden // self.heads) % 2:
@@ -102,6 +106,13 @@ class ModelConfig:
     @property
     def head_dim(self) -> int:
         return self.hidden // self.heads
+
+
+def check_bounds(section: str, obj, bounds: dict) -> None:
+    """One-line ConfigError naming `section.name` for the first value of `obj` outside `bounds` (pixar.bounds)."""
+    problem = out_of_bounds(section, obj, bounds)
+    if problem:
+        raise ConfigError(problem)
 
 
 @dataclass
@@ -166,6 +177,13 @@ class TrainConfig:
             raise ConfigError(f"train.val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.packing not in ("pixar", "official"):
             raise ConfigError(f"train.packing must be pixar|official, got {self.packing!r}")
+        if isinstance(self.data, str):  # `--set train.data=/path`: one source, not a list of characters
+            self.data = [self.data]
+        if not isinstance(self.data, list) or not self.data or not all(isinstance(d, str) and d for d in self.data):
+            raise ConfigError(f"train.data must be a non-empty list of sources (paths or hf:NAME), got {self.data!r}")
+        check_bounds("train", self, TRAIN_BOUNDS)
+        if self.min_chars > self.max_chars:
+            raise ConfigError(f"train.min_chars ({self.min_chars}) must not exceed train.max_chars ({self.max_chars})")
 
 
 @dataclass
@@ -203,6 +221,7 @@ class AdvConfig:
             raise ConfigError("adv.eval_every and adv.eval_context_cap must be >= 0 and adv.eval_prompts positive")
         if self.eval_task not in ("lambada", "babi"):
             raise ConfigError(f"adv.eval_task must be lambada or babi, got {self.eval_task!r}")
+        check_bounds("adv", self, ADV_BOUNDS)
 
 
 @dataclass
@@ -234,20 +253,38 @@ class PixarConfig:
         return text
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""A YAML config is a few KB; a larger file is not one (and is not read whole)."""
+
+
 def read_yaml_mapping(path: str | os.PathLike, what: str = "config file", error=ConfigError,
                       known_dir: Path | None = None) -> dict:
     """A YAML file's top-level mapping; a missing file, bad YAML or a non-mapping -> one-line `error`
     naming the file (and, with `known_dir`, the presets that do exist)."""
     path = Path(path)
+    if path.exists() and not path.is_dir() and (not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES):
+        kind = "not a regular file (a device or pipe?)" if not path.is_file() else \
+            f"{path.stat().st_size:,} bytes, more than any {what} ({MAX_CONFIG_BYTES:,})"
+        raise error(f"{path}: {what} is {kind}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         known = f" (known: {', '.join(sorted(p.stem for p in known_dir.glob('*.yaml')))})" if known_dir else ""
         raise error(f"{path}: {what} not found{known}") from None
+    except IsADirectoryError:
+        raise error(f"{path}: {what} is a folder, expected a YAML file") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: {what} is not UTF-8 text (a binary file?)") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read {what} ({e.strerror or e})") from None
     except yaml.YAMLError as e:
         raise error(f"{path}: invalid YAML: {e}".replace("\n", " ")) from None
+    except RecursionError:
+        raise error(f"{path}: invalid YAML: nested too deeply") from None
+    if raw is None:
+        raise error(f"{path}: empty {what} (expected a YAML mapping of settings)")
     if not isinstance(raw, dict):
-        raise error(f"{path}: top level must be a mapping")
+        raise error(f"{path}: top level must be a mapping, got {type(raw).__name__} (not a {what}?)")
     return raw
 
 
@@ -300,7 +337,10 @@ def apply_override(raw: dict, item: str) -> None:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {item!r}: {p} is not a section")
-    node[parts[-1]] = yaml.safe_load(value)
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {item!r}: invalid YAML value ({str(e).splitlines()[0]})") from None
 
 
 def from_dict(cls: type, raw: dict, where: str = "<dict>"):

@@ -23,9 +23,11 @@ _DEFAULTS = TrainConfig()
 
 
 def _errors():
+    from pixar.config import ConfigError
     from pixar.data.sources import DataError
 
-    return (DataError, OSError, ConfigError)
+    return (DataError, ConfigError, OSError)
+
 
 
 def _preset_train(config: str) -> TrainConfig:
@@ -53,7 +55,7 @@ def data() -> None:
 @click.option("--packing", type=click.Choice(["pixar", "official"]),
               help="pixar: greedy, long sentences cut at spaces; official: the official collate_text. "
                    f"[default: the preset's, else {_DEFAULTS.packing}]")
-@click.option("--num-proc", default=1, show_default=True, help="Processes (the output is the same for any N).")
+@click.option("--num-proc", default=1, show_default=True, type=click.IntRange(1, 1024), help="Processes (the output is the same for any N).")
 @click.option("--data-dir", type=click.Path(), help="Data folder for relative sources (default: $PIXAR_DATA).")
 @click.option("--force", is_flag=True, help="Replace a dataset in --out prepared from other sources or settings.")
 @one_line_errors(_errors, "data prepare")
@@ -78,6 +80,25 @@ def prepare(sources, out, config, max_chars, min_chars, seed, val_fraction, pack
     click.echo(f"{out}: {manifest['documents']} documents -> {counts} in {secs:.1f} s "
                f"({mb:.1f} MB{rate}, {num_proc} process{'es' if num_proc > 1 else ''}; "
                f"fingerprint {manifest['fingerprint']})")
+
+
+@data.command()
+@click.argument("folder", type=click.Path(file_okay=False))
+@one_line_errors(_errors, "data verify")
+def verify(folder):
+    """Hash every shard of the prepared dataset FOLDER against its manifest (sha256), ignoring the
+    hash-on-first-open cache; one line naming the first corrupt shard."""
+    from pathlib import Path
+
+    from pixar.data.dataset import read_manifest, verify_shards
+
+    root = Path(folder)
+    manifest = read_manifest(root)
+    t0 = time.perf_counter()
+    n = verify_shards(root, manifest, cache=False)
+    splits = manifest["splits"]
+    click.echo(f"{folder}: {n} shard(s) match the manifest's sha256 ({splits['train']['chunks']} train + "
+               f"{splits['val']['chunks']} val chunks, {time.perf_counter() - t0:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from harness.cli import refuse_module_run
+from harness.cli.render import make_out_dir, torch_device
 
 
 def load_train_config(config: str | None, overrides: list[str], init: str | None = None):
@@ -53,10 +54,44 @@ def is_rank0() -> bool:
     return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) or 0) == 0
 
 
-def train_pixar(stage: str, config, overrides, out, resume, init, data_dir, device) -> str:
+def check_resume_config(cfg, out: str, resume: str, allow_change: bool) -> None:
+    """--resume continues the SAME run: a checkpoint saved under other train/adv settings (lr, data, batch, ...)
+    is refused (one line listing them) unless --allow-config-change, which records the change in metrics.jsonl."""
+    import json
+    import time
+
+    from pixar.checkpoint.store import load_config
+    from pixar.train.preempt import resume_checkpoint
+    from pixar.train.run_state import config_changes
+
+    ckpt = resume_checkpoint(out, resume) if resume != "false" else None
+    if ckpt is None:
+        return
+    changed = config_changes(load_config(ckpt), cfg)
+    if not changed:
+        return
+    listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+    if not allow_change:
+        raise click.ClickException(f"{ckpt}: the train config differs from the checkpoint's ({listed}); --resume "
+                                   "would not continue the same run: pass --allow-config-change to resume anyway "
+                                   "(recorded in metrics.jsonl) or choose another --out")
+    from pixar.checkpoint.store import load_meta
+
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun every rank gets here; rank 0 records
+        return
+    step = int(load_meta(ckpt).get("step", 0))
+    with open(Path(out) / "metrics.jsonl", "a") as fh:  # kept by the resumed run (its records start after `step`)
+        fh.write(json.dumps({"step": step, "event": "config_change", "changed": changed, "checkpoint": ckpt.name,
+                             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
+    click.echo(f"resuming {ckpt} with a changed config ({listed}); recorded in {Path(out) / 'metrics.jsonl'}", err=True)
+
+
+def train_pixar(stage: str, config, overrides, out, resume, init, data_dir, device, allow_change=False) -> str:
     """PIXAR stage 1 (pixar.train.stage1) or stage 2 (pixar.train.stage2, with the step curve when adv.eval_every > 0)."""
     cfg = load_train_config(config, list(overrides), init if stage == "2" else None)
     out = out or f"runs/{cfg.name}-stage{stage}"
+    make_out_dir(out, "run folder")
+    check_resume_config(cfg, out, resume, allow_change)
     if stage == "1":
         from pixar.train.stage1 import train_stage1
 
@@ -79,7 +114,7 @@ def train_pixar(stage: str, config, overrides, out, resume, init, data_dir, devi
     return f"stage 2 finished: {path}"
 
 
-def train_gpt2_baseline(stage: str, config, overrides, out, resume, init, data_dir, device) -> str:
+def train_gpt2_baseline(stage: str, config, overrides, out, resume, init, data_dir, device, allow_change=False) -> str:
     """The same-budget GPT-2 (harness.models.gpt2_pretrain)."""
     from pixar.config import preset_path
 
@@ -127,11 +162,14 @@ TRAINERS = {"pixar": train_pixar, "gpt2": train_gpt2_baseline}
 @click.option("--init", type=click.Path(), help="Stage-1 checkpoint folder to start stage 2 from.")
 @click.option("--data-dir", type=click.Path(), help="Data folder (default: $PIXAR_DATA).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--allow-config-change", is_flag=True,
+              help="With --resume: continue although train/adv settings (lr, data, batch, ...) differ from the "
+                   "checkpoint's (the change is recorded in metrics.jsonl).")
 @click.option("--model", "model_kind", type=click.Choice(sorted(TRAINERS)), default="pixar", show_default=True,
               help="gpt2 trains the same-budget GPT-2 baseline (harness.models.gpt2_pretrain).")
 @click.option("--print-config", "show_config", is_flag=True,
               help="Print the resolved config (preset + --set overrides) as YAML and exit without training.")
-def train(stage, config, overrides, out, resume, init, data_dir, device, model_kind, show_config):
+def train(stage, config, overrides, out, resume, init, data_dir, device, allow_config_change, model_kind, show_config):
     """Train PIXAR (stage 1 or 2) or the GPT-2 baseline on the configured text.
 
     On SIGTERM or SIGUSR1 (SLURM's warning signals) the run finishes its step, saves a checkpoint and exits 0
@@ -151,13 +189,19 @@ def train(stage, config, overrides, out, resume, init, data_dir, device, model_k
             return
         if data_dir:
             data_dir = str(find_data_dir(data_dir))  # passed down explicitly (fonts, corpus, DataLoader workers)
-        message = TRAINERS[model_kind](stage, config, overrides, out, resume, init, data_dir, device)
+        if device != "auto":
+            torch_device(device)
+        message = TRAINERS[model_kind](stage, config, overrides, out, resume, init, data_dir, device,
+                                       allow_change=allow_config_change)
     except Preempted as p:
         if is_rank0():
             click.echo(p.message)
         return
     except expected as e:
         raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    except OSError as e:  # the environment, not a bug: a read-only or full disk, a file where a folder belongs
+        where = e.filename or out or "the run folder"
+        raise click.ClickException(f"{where}: cannot create or write ({e.strerror or e})") from None
     if is_rank0():  # one summary line per run, not one per DDP rank
         click.echo(message)
 

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from pixar.paths import DataNotFound, data_dir as resolve_data_dir
 
@@ -114,7 +115,7 @@ def load_gpt2(spec: str, device: str = "cpu", data_dir: str | os.PathLike | None
             tok = GPT2TokenizerFast.from_pretrained(spec)
             tok.pad_token = tok.eos_token
             meta = {}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, SafetensorError) as e:
         where = "folder" if path.is_dir() else "model id (not in the HF cache, and offline?)"
         raise BaselineError(f"{spec}: cannot load GPT-2 {where}: {str(e).splitlines()[0]}") from None
     model.to(device).eval()

@@ -33,6 +33,7 @@ import click
 
 from pixar.config import atomic_write_text
 
+from harness.cli.render import make_out_dir
 from harness.study.steps import Step, read_records, run_steps
 from harness.cli import refuse_module_run
 
@@ -309,7 +310,7 @@ def demo(out, data_dir, seed, force):
         d = resolve_data(data_dir)
     except FileNotFoundError as e:
         raise click.ClickException(str(e))
-    out_path = Path(out)
+    out_path = make_out_dir(out, "demo folder")
     out_path.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     steps, _ = demo_steps(out_path, str(d) if d else None, seed)

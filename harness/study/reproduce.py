@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from harness.cli.render import make_out_dir
 from harness.study.steps import Step, read_records, run_steps
 from harness.cli import refuse_module_run
 
@@ -160,7 +161,7 @@ def reproduce(runs, results, seed, force, report_only, only):
 
     if data_dir() is None:
         raise click.ClickException("reproduce needs the real data: set PIXAR_DATA (a folder laid out like shared/data)")
-    runs_p, res_p = Path(runs), Path(results)
+    runs_p, res_p = make_out_dir(runs, "runs folder"), make_out_dir(results, "results folder")
     runs_p.mkdir(parents=True, exist_ok=True)
     records = read_records(runs_p / "steps.json")
     if not report_only:

@@ -154,6 +154,23 @@ def prepare_out_dir(out: Path, resume: str | bool) -> Path | None:
     return ckpt
 
 
+RESUME_FREE = {"train": {"steps", "log_every", "eval_every", "eval_batches", "sample_every", "save_every", "keep_last",
+                         "threads", "num_workers", "data_cache", "compile", "activation_checkpointing", "parallel"},
+               "adv": {"steps", "save_every", "sample_every", "eval_every", "eval_prompts", "eval_task", "eval_context_cap"}}
+"""Settings a resumed run may change without changing what it computes (how long, how often it logs/saves,
+threads, compile); every other train.*/adv.* value (lr, data, batch, seed, schedule, ...) makes `--resume`
+continue a different run than the one saved, which `pixar train` refuses unless --allow-config-change."""
+
+
+def config_changes(saved: PixarConfig, cfg: PixarConfig) -> dict[str, list]:
+    """{"section.key": [saved value, new value]} for the train/adv settings that differ (RESUME_FREE excepted)."""
+    out = {}
+    for section, free in RESUME_FREE.items():
+        a, b = getattr(saved, section).__dict__, getattr(cfg, section).__dict__
+        out.update({f"{section}.{k}": [a[k], b.get(k)] for k in sorted(a) if k not in free and a[k] != b.get(k)})
+    return out
+
+
 def check_compatible(cfg: PixarConfig, ckpt: Path) -> None:
     saved = load_config(ckpt)
     for section in ("model", "render"):
