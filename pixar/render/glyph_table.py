@@ -14,6 +14,7 @@ from pixar.render import text_rules as tr
 from pixar.config import RenderConfig
 from pixar.render.glyph_columns import REPLACEMENT, Glyph, blank, fallback_size, hexbox, rasterise
 from pixar.paths import find_font, find_font_optional
+from pixar.render.shaping import FallbackFont
 
 log = logging.getLogger("pixar.render.renderer")
 
@@ -50,6 +51,7 @@ class GlyphTable:
         self._char_class: dict[str, tuple[str, str | None]] = {}
         self._glyphs: dict[tuple, Glyph] = {}
         self._spaces_table = _SpacesTable(self)
+        self._shaper = None
 
     @property
     def baseline(self) -> int:
@@ -87,6 +89,19 @@ class GlyphTable:
             tag = (MAIN if in_main else FALLBACK) if char_class == tr.GRAPH else None
             k = self._char_class[ch] = (char_class, tag)
         return k
+
+    def fontset_index(self, ch: str) -> int:
+        """Position in the fontset (0 = main, 1 = fallback) of the first font that has `ch`; -1 for none."""
+        if ord(ch) in self._cmap(self.font_path):
+            return 0
+        return 1 if ord(ch) in self._cmap(self.fallback_path) else -1
+
+    def fallback_font(self):
+        """The fallback font as HarfBuzz + FreeType see it at Pango's size (pixar.render.shaping); None without one."""
+        if self._shaper is None and self.fallback_path:
+            em = tr.pango_em(self.cfg.font_size)
+            self._shaper = FallbackFont(self.fallback_path, em, int(round(fallback_size(self.cfg.font_size) * 64)))
+        return self._shaper
 
     def font_for(self, ch: str) -> tuple[str, str]:
         """(font path, character actually drawn); REPLACEMENT marks a character with no glyph."""

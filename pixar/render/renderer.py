@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pixar.render import shaping
 from pixar.render import text_rules as tr
 from pixar.render.column_cache import CharColumns, StripBlocks, WordColumns
 from pixar.config import RenderConfig
@@ -109,7 +110,7 @@ class Renderer(GlyphTable):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for k in ("_fonts", "_cmaps", "_char_class", "_glyphs", "_runs", "_spaces_table", "_chars", "_words", "_space",
+        for k in ("_fonts", "_cmaps", "_char_class", "_glyphs", "_runs", "_spaces_table", "_shaper", "_chars", "_words", "_space",
                   "_white", "_white_view", "_eos", "_blocks", "_geometry", "_fast_limit", "_masks"):
             state.pop(k)
         return state
@@ -276,7 +277,11 @@ class Renderer(GlyphTable):
             return line, len(line), cut
         text = self.normalise(text)
         multi = cfg.whitespace == "pango" and ("\r" in text or "\u2028" in text or "\u2029" in text)
-        lines = [tr.visual_order(ln) for ln in (tr.split_lines(text) if multi else [text])]
+        lines = tr.split_lines(text) if multi else [text]
+        if any(shaping.needs_shaping(self, ln) for ln in lines):
+            ink = np.zeros((cfg.patch_size, cfg.width), bool)
+            return ink, self.shaped_lines(lines, ink, x0, fallback, unknown), cut
+        lines = [tr.visual_order(ln) for ln in lines]
         ink = np.zeros((cfg.patch_size, cfg.width), bool)
         laid = [self._line_runs(ln, self.baseline, fallback, unknown) for ln in lines]
         baselines = self.line_baselines([m for _, _, m in laid])
@@ -290,6 +295,17 @@ class Renderer(GlyphTable):
                 if hi > lo:
                     ink[:, lo:hi] |= run.ink[:, lo - a: hi - a]
         return ink, width, cut
+
+    def shaped_lines(self, lines: list[str], ink: np.ndarray, x0: int, fallback: Counter, unknown: Counter) -> int:
+        """Draw lines that need Pango's itemisation, bidi and HarfBuzz shaping (pixar.render.shaping) from pen x0
+        into `ink`; returns the widest line's advance."""
+        laid = [shaping.line_fonts(self, ln) for ln in lines]
+        metrics = [(max(_METRICS[k][0] for k in keys | {MAIN}), max(_METRICS[k][1] for k in keys | {MAIN}))
+                   for _, keys in laid]
+        width = 0
+        for ln, (items, _), bl in zip(lines, laid, self.line_baselines(metrics)):
+            width = max(width, shaping.draw_line(self, ln, items, bl, ink, x0, fallback, unknown))
+        return width
 
     def line_baselines(self, metrics: list[tuple[int, int]]) -> list[int]:
         """Baselines of the lines of one text. Pango stacks the lines and centres the block: top = 8/2 - height/2 - 1 (pixar-render)."""

@@ -1,0 +1,162 @@
+"""The shaped path: lines with right-to-left text or fallback-font characters, laid out as Pango does.
+
+Each line is cut into Pango's items (pixar.render.itemise), the items are put in visual order, and each is
+drawn from the pen:
+
+  * a main-font (Pixeloid) item: the glyph table's per-character glyphs and advances (Pixeloid needs no
+    shaping; in a right-to-left item the characters go right to left, brackets mirrored);
+  * a fallback-font (GoNoto) item: shaped by HarfBuzz (uharfbuzz) at Pango's size (the em in Pango units,
+    1/1024 px), every advance and offset rounded to a whole pixel as Pango does (round_glyph_positions),
+    each glyph rasterised *by glyph id* with FreeType (freetype-py) at cairo's char size and load flags,
+    ink where coverage >= 128 (cairo's A8 surface read at the authors' threshold);
+  * a glyph HarfBuzz cannot map (id 0) of a character no font has: Pango's hex box.
+
+Spaces and tabs follow pixar.render.text_rules in main-font items; HarfBuzz gives them their width in
+fallback items. The result is one bool ink row block per line and the line's advance.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import uharfbuzz as hb
+import freetype
+
+from pixar.render import itemise as itm
+from pixar.render import text_rules as tr
+
+PANGO_SCALE = 1024
+_LOAD = freetype.FT_LOAD_DEFAULT | freetype.FT_LOAD_NO_BITMAP
+
+
+def pango_round(v: int) -> int:
+    """PANGO_UNITS_ROUND, in whole pixels."""
+    return (v + PANGO_SCALE // 2) >> 10
+
+
+class FallbackFont:
+    """One font file shaped with HarfBuzz and rasterised by glyph id with FreeType at one size."""
+
+    def __init__(self, path: str, em_px: float, char_size_26_6: int):
+        self.path = path
+        self.scale = int(em_px * PANGO_SCALE + 0.5)  # Pango's font size in Pango units
+        face = hb.Face(hb.Blob.from_file_path(path))
+        self.hb = hb.Font(face)
+        self.hb.scale = (self.scale, self.scale)
+        self.ft = freetype.Face(path)
+        self.ft.set_char_size(char_size_26_6)
+        self._bitmaps: dict[int, tuple[np.ndarray, int, int]] = {}
+
+    def bitmap(self, gid: int) -> tuple[np.ndarray, int, int]:
+        """(coverage uint8 [h, w], left bearing, top above the baseline) of one glyph id."""
+        g = self._bitmaps.get(gid)
+        if g is None:
+            self.ft.load_glyph(gid, _LOAD)
+            self.ft.glyph.render(freetype.FT_RENDER_MODE_NORMAL)
+            bm = self.ft.glyph.bitmap
+            if bm.rows and bm.width:
+                cov = np.array(bm.buffer, np.uint8).reshape(bm.rows, bm.pitch)[:, : bm.width]
+            else:
+                cov = np.zeros((0, 0), np.uint8)
+            g = self._bitmaps[gid] = (cov.astype(np.uint16), self.ft.glyph.bitmap_left, self.ft.glyph.bitmap_top)
+        return g
+
+    def shape(self, text: str, rtl: bool, script: str, bot: bool, eot: bool):
+        """[(glyph id, cluster, x advance px, x offset px, y offset px)] in visual order."""
+        buf = hb.Buffer()
+        buf.add_str(text)
+        buf.direction = "rtl" if rtl else "ltr"
+        if script not in itm.COMMON:
+            buf.script = script
+        buf.guess_segment_properties()
+        flags = (hb.BufferFlags.BOT if bot else 0) | (hb.BufferFlags.EOT if eot else 0)
+        buf.flags = hb.BufferFlags(flags)
+        hb.shape(self.hb, buf, {})
+        return [(info.codepoint, info.cluster, pango_round(p.x_advance), pango_round(p.x_offset), pango_round(p.y_offset))
+                for info, p in zip(buf.glyph_infos, buf.glyph_positions)]
+
+
+def _blit(ink: np.ndarray, bm: np.ndarray, x: int, y: int) -> None:
+    """OR bool ink, or ADD coverage, of one glyph at (x, y) into `ink` (clipped)."""
+    h, w = bm.shape
+    H, W = ink.shape
+    y0, y1, x0, x1 = max(y, 0), min(y + h, H), max(x, 0), min(x + w, W)
+    if y1 > y0 and x1 > x0:
+        if ink.dtype == bool:
+            ink[y0:y1, x0:x1] |= bm[y0 - y: y1 - y, x0 - x: x1 - x]
+        else:
+            ink[y0:y1, x0:x1] += bm[y0 - y: y1 - y, x0 - x: x1 - x]
+
+
+def _over(line: np.ndarray, run: np.ndarray, lo: int, hi: int) -> None:
+    """cairo: a run's glyph coverages are ADDed (saturating) into one mask, which is composited OVER the line."""
+    if hi <= lo:
+        return
+    a = np.minimum(run[:, lo:hi], 255)
+    d = line[:, lo:hi]
+    t = (255 - a) * d + 128  # pixman's DIV_255 rounding
+    line[:, lo:hi] = a + ((t + (t >> 8)) >> 8)
+
+
+def needs_shaping(renderer, line: str) -> bool:
+    """A line the per-character paths cannot draw as Pango does: a fallback-font character or right-to-left text."""
+    cls = renderer.char_class
+    return any((k[0] == tr.GRAPH and k[1] != "main") for k in map(cls, line)) or itm.needs_bidi(line)
+
+
+def line_fonts(renderer, line: str) -> tuple[list[itm.Item], set[str]]:
+    """Pango's items of one line and the line-metric keys (fonts, hex box) they use."""
+    items = itm.itemise(line, renderer.fontset_index)
+    keys = {("main" if it.font <= 0 else "fallback") for it in items if it.end > it.start}
+    if any(renderer.char_class(c)[0] == tr.HEXBOX for c in line):
+        keys.add(tr.HEXBOX)
+    return items, keys
+
+
+def draw_line(renderer, line: str, items: list[itm.Item], baseline: int, ink: np.ndarray, x0: int,
+              fallback: Counter, unknown: Counter) -> int:
+    """OR one shaped line, drawn from pen x0 on `baseline`, into `ink` (bool [H, W]); returns its advance."""
+    pen = 0
+    space = renderer._space_advance("main", " ")
+    fb = renderer.fallback_font()
+    n = len(line)
+    cover = np.zeros(ink.shape, np.uint16)  # the fallback runs' coverage, composited as cairo does
+    run = np.zeros(ink.shape, np.uint16)
+    for it in itm.visual_order(items):
+        seg = line[it.start: it.end]
+        for ch in seg:
+            renderer._count(ch, fallback, unknown)
+        rtl = it.level % 2 == 1
+        if it.font <= 0 or fb is None:  # the main font: per-character glyphs
+            chars = "".join(tr.MIRROR.get(c, c) for c in reversed(seg)) if rtl else seg
+            for ch in chars:
+                kind = renderer.char_class(ch)[0]
+                if kind == tr.TAB:
+                    pen += tr.tab_advance(pen, space)
+                    continue
+                g = renderer.glyph_in("main", ch, baseline)
+                if g.ink.shape[1]:
+                    _blit(ink, g.ink, x0 + pen + g.left, 0)
+                pen += g.advance
+            continue
+        lo, hi = ink.shape[1], 0
+        for gid, cluster, adv, dx, dy in fb.shape(seg, rtl, it.script, it.start == 0, it.end == n):
+            ch = seg[cluster]
+            if gid == 0 and renderer.char_class(ch)[0] in (tr.HEXBOX, tr.TAB):
+                g = renderer.glyph_in("fallback", ch, baseline)
+                if ch == "\t":
+                    pen += tr.tab_advance(pen, space)
+                    continue
+                _blit(ink, g.ink, x0 + pen + g.left, 0)
+                pen += g.advance
+                continue
+            bm, left, top = fb.bitmap(gid)
+            if bm.size:
+                _blit(run, bm, x0 + pen + dx + left, baseline - dy - top)
+                lo, hi = min(lo, x0 + pen + dx + left), max(hi, x0 + pen + dx + left + bm.shape[1])
+            pen += adv
+        lo, hi = max(lo, 0), min(hi, ink.shape[1])
+        _over(cover, run, lo, hi)
+        run[:, lo:hi] = 0
+    ink |= cover >= 128
+    return pen
