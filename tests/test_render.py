@@ -137,6 +137,23 @@ def test_atlas_equals_pillow_reference(text):
     assert fast.eos_position.tolist() == ref.eos_position.tolist()
 
 
+# shaped scripts (fallback font, right to left, joining, conjuncts, marks) mixed with Latin, digits and punctuation
+shaped = st.text(alphabet=st.sampled_from("abc XYZ 0123 .,()!" + "مرحبا سلام" + "שלום" + "नमस्ते क्ष" + "ไทย่"
+                                          + "中文，" + "\u0301\u200c\u200d\t"), max_size=40)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shaped, latin)
+def test_shaped_scripts_fast_path_equals_reference(text, other):
+    r = _shared()
+    fast, ref = r.render(text), r.render_reference(text)
+    assert (fast.pixels == ref.pixels).all()
+    assert fast.eos_position.tolist() == ref.eos_position.tolist()
+    batch = r.render_batch([other, text, (text, other)])
+    assert (batch.pixels[1] == fast.pixels[0]).all()
+    assert (batch.pixels[2] == r.render_reference((text, other)).pixels[0]).all()
+
+
 _R = {}
 
 
