@@ -307,3 +307,18 @@ def test_right_to_left_runs_are_drawn_in_visual_order(renderer):
     assert visual_order("a \u05d0\u05d1 b") == "a \u05d1\u05d0 b"
     hebrew = "\u05e9\u05dc\u05d5\u05dd"
     assert np.array_equal(renderer.render(hebrew).pixels, renderer.render_reference(hebrew).pixels)
+
+
+def test_render_batch_writes_into_the_callers_buffer(renderer):
+    texts = ["Hello, world!", "مرحبا بالعالم", ("a", "b"), "x\ty"]
+    fresh = renderer.render_batch(texts)
+    buf = np.zeros((len(texts), renderer.cfg.patch_size, renderer.cfg.width), np.uint8)
+    b = renderer.render_batch(texts, out=buf)
+    assert b.pixels is buf and np.array_equal(buf, fresh.pixels)
+    assert b.eos_position.tolist() == fresh.eos_position.tolist()
+    buf[:] = 7  # reused for the next batch: every pixel is rewritten
+    assert np.array_equal(renderer.render_batch(texts, out=buf).pixels, fresh.pixels)
+    with pytest.raises(ValueError, match="out= must be"):
+        renderer.render_batch(texts, out=np.zeros((len(texts) + 1, 8, renderer.cfg.width), np.uint8))
+    with pytest.raises(ValueError, match="out= must be"):
+        renderer.render_batch(texts, out=buf[:, :, ::2].copy())

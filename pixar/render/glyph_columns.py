@@ -50,15 +50,19 @@ def lanes_to_rows(lanes: np.ndarray, out: np.ndarray) -> None:
     np.bitwise_and(out, LOW_BITS, out=out)
 
 
-def columns_to_pixels(cols: np.ndarray, chunk: int = 16) -> np.ndarray:
-    """Column bytes uint8 [B, W] (W a multiple of 8) -> pixels uint8 [B, 8, W], 1 = white. Converted `chunk`
+def columns_to_pixels(cols: np.ndarray, chunk: int = 16, out: np.ndarray | None = None) -> np.ndarray:
+    """Column bytes uint8 [B, W] (W a multiple of 8) -> pixels uint8 [B, 8, W], 1 = white, written into `out`
+    (a C-contiguous uint8 [B, 8, W], e.g. a data loader's batch buffer) or a fresh array. Converted `chunk`
     strips at a time so that each chunk's two passes stay in cache."""
     B, W = cols.shape
     lanes = cols.view(LANE)  # [B, W/8]
-    out = np.empty((B, 8, W // 8), LANE)
+    if out is None:
+        rows = np.empty((B, 8, W // 8), LANE)
+    else:
+        rows = out.view(LANE)  # [B, 8, W/8], the same memory
     for i in range(0, B, chunk):
-        lanes_to_rows(lanes[i: i + chunk], out[i: i + chunk])
-    return out.view(np.uint8)
+        lanes_to_rows(lanes[i: i + chunk], rows[i: i + chunk])
+    return rows.view(np.uint8)
 
 
 def fallback_size(font_size: int) -> float:

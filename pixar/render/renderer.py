@@ -361,9 +361,12 @@ class Renderer(GlyphTable):
         white = self._white_view  # memoryview: slices are not copied before the join
         return b"".join((white[:x0], line, white[: eos_col - x0 - n], self._eos, white[: width - eos_col - pw])), eos_col // pw
 
-    def render_batch(self, texts: list[str] | list[tuple[str, str]]) -> RenderedBatch:
+    def render_batch(self, texts: list[str] | list[tuple[str, str]], out: np.ndarray | None = None) -> RenderedBatch:
         """`texts`: strings, or (a, b) pairs rendered as a, EOS, b, EOS. Each strip becomes column
-        bytes (fast path, else the general path); the batch is turned into pixels in one pass."""
+        bytes (fast path, else the general path); the batch is turned into pixels in one pass, written
+        straight into `out` when given: a C-contiguous uint8 array [len(texts), patch_size, width] that the
+        caller owns and reuses (a data loader's batch buffer; `tensor.numpy()` of a pinned CPU tensor), so
+        no strip is allocated; the result's `pixels` is then `out` itself."""
         limit, white, fast, W = self._fast_limit, self._white, self._fast_strip, self.cfg.width
         pieces, eos, cut, fallback, unknown = [], [], {}, Counter(), Counter()
         for item in texts:  # per text: the strip's column bytes (W) and its EOS position
@@ -374,12 +377,22 @@ class Renderer(GlyphTable):
             pieces.append(st[0])
             eos.append(st[1])
         B = len(pieces)
-        pixels = columns_to_pixels(np.frombuffer(b"".join(pieces), np.uint8).reshape(B, W))  # [B, H, W]
+        if out is not None:
+            self._check_out(out, B)
+        pixels = columns_to_pixels(np.frombuffer(b"".join(pieces), np.uint8).reshape(B, W), out=out)  # [B, H, W]
+        pixels = out if out is not None else pixels
         eos_arr = np.array(eos, np.int64)
         truncated = np.zeros(B, bool)
         truncated[list(cut)] = list(cut.values())
         mask = self._masks[eos_arr]
         return RenderedBatch(pixels, mask, eos_arr, truncated, fallback, unknown)
+
+    def _check_out(self, out: np.ndarray, n: int) -> None:
+        shape = (n, self.cfg.patch_size, self.cfg.width)
+        if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != shape or not out.flags.c_contiguous \
+                or not out.flags.writeable:
+            got = f"{type(out).__name__} {getattr(out, 'dtype', '')} {getattr(out, 'shape', '')}"
+            raise ValueError(f"render_batch out= must be a writable C-contiguous uint8 array of shape {shape}; got {got}")
 
     def render(self, text: str | tuple[str, str]) -> RenderedBatch:
         """One text (or pair) -> a batch of one; the same pixels as render_batch([text])."""
