@@ -303,16 +303,18 @@ class Renderer(GlyphTable):
         metrics = [(max(_METRICS[k][0] for k in keys | {MAIN}), max(_METRICS[k][1] for k in keys | {MAIN}))
                    for _, keys in laid]
         width = 0
-        for ln, (items, _), bl in zip(lines, laid, self.line_baselines(metrics)):
+        for ln, (items, _), bl in zip(lines, laid, self.line_baselines(metrics, exact=True)):
             width = max(width, shaping.draw_line(self, ln, items, bl, ink, x0, fallback, unknown))
         return width
 
-    def line_baselines(self, metrics: list[tuple[int, int]]) -> list[int]:
-        """Baselines of the lines of one text. Pango stacks the lines and centres the block: top = 8/2 - height/2 - 1 (pixar-render)."""
+    def line_baselines(self, metrics: list[tuple[int, int]], exact: bool = False) -> list[int] | list[float]:
+        """Baselines of the lines of one text. Pango stacks the lines and centres the block: top = 8/2 - height/2 - 1
+        (pixar-render); cairo rounds a glyph's origin to the pixel (floor(y + 0.5)). `exact`: the unrounded baselines
+        (a mark's vertical offset is added to them before the rounding)."""
         total = sum(a + d for a, d in metrics)
         y, out = self.cfg.patch_size / 2 - total / 2 - 1, []
         for a, d in metrics:
-            out.append(int(math.floor(y + a + 0.5)) + self.baseline - 7)
+            out.append(y + a + self.baseline - 7 if exact else int(math.floor(y + a + 0.5)) + self.baseline - 7)
             y += a + d
         return out
 

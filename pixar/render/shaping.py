@@ -62,7 +62,8 @@ class FallbackFont:
         return g
 
     def shape(self, text: str, rtl: bool, script: str, bot: bool, eot: bool):
-        """[(glyph id, cluster, x advance px, x offset px, y offset px)] in visual order."""
+        """[(glyph id, cluster, x advance px, x offset px, y offset in Pango units, up)] in visual order: Pango
+        rounds advances and x offsets to whole pixels, not y offsets (cairo rounds the glyph's final origin)."""
         buf = hb.Buffer()
         buf.add_str(text)
         buf.direction = "rtl" if rtl else "ltr"
@@ -72,7 +73,7 @@ class FallbackFont:
         flags = (hb.BufferFlags.BOT if bot else 0) | (hb.BufferFlags.EOT if eot else 0)
         buf.flags = hb.BufferFlags(flags)
         hb.shape(self.hb, buf, {})
-        return [(info.codepoint, info.cluster, pango_round(p.x_advance), pango_round(p.x_offset), pango_round(p.y_offset))
+        return [(info.codepoint, info.cluster, pango_round(p.x_advance), pango_round(p.x_offset), p.y_offset)
                 for info, p in zip(buf.glyph_infos, buf.glyph_positions)]
 
 
@@ -113,9 +114,11 @@ def line_fonts(renderer, line: str) -> tuple[list[itm.Item], set[str]]:
     return items, keys
 
 
-def draw_line(renderer, line: str, items: list[itm.Item], baseline: int, ink: np.ndarray, x0: int,
+def draw_line(renderer, line: str, items: list[itm.Item], exact_baseline: float, ink: np.ndarray, x0: int,
               fallback: Counter, unknown: Counter) -> int:
-    """OR one shaped line, drawn from pen x0 on `baseline`, into `ink` (bool [H, W]); returns its advance."""
+    """OR one shaped line, drawn from pen x0 on `exact_baseline` (unrounded: a line's centre can fall between two
+    pixels), into `ink` (bool [H, W]); returns its advance."""
+    baseline = int(np.floor(exact_baseline + 0.5))
     pen = 0
     space = renderer._space_advance("main", " ")
     fb = renderer.fallback_font()
@@ -152,7 +155,7 @@ def draw_line(renderer, line: str, items: list[itm.Item], baseline: int, ink: np
                 continue
             bm, left, top = fb.bitmap(gid)
             if bm.size:
-                _blit(run, bm, x0 + pen + dx + left, baseline - dy - top)
+                _blit(run, bm, x0 + pen + dx + left, int(np.floor(exact_baseline - dy / PANGO_SCALE + 0.5)) - top)
                 lo, hi = min(lo, x0 + pen + dx + left), max(hi, x0 + pen + dx + left + bm.shape[1])
             pen += adv
         lo, hi = max(lo, 0), min(hi, ink.shape[1])
