@@ -201,11 +201,9 @@ def test_unicode_spaces_and_zero_width_characters(renderer):
 
 # ---- the committed goldens: strips from the authors' renderer (benchmarks/render_goldens.py) ----------
 GOLDEN_DIR = __import__("pathlib").Path(__file__).parent / "golden"
-# Texts where we still differ from Pango, with the number of differing pixels (docs/rendering.md). Every
-# other golden strip must be identical.
-KNOWN_DIFFERENT = {
-    "\u0301a": 1,  # a combining mark with no base: one anti-aliased pixel of HarfBuzz's dotted circle
-}
+# Texts where we still differ from Pango, with the number of differing pixels (docs/rendering.md): none today.
+# Every other golden strip must be identical.
+KNOWN_DIFFERENT: dict[str, int] = {}
 
 
 def load_goldens():
