@@ -83,6 +83,15 @@ def rasterise(font: ImageFont.FreeTypeFont, text: str, baseline: int, height: in
     return Glyph(ink[:, cols[0]: cols[-1] + 1].copy(), int(cols[0]) - margin, advance)
 
 
+def raise_box_bottom(ink: np.ndarray, baseline: int, lo: int, hi: int) -> None:
+    """A line of hex boxes alone, drawn half a pixel higher by Pango: the bottom border row (baseline + 1) is
+    also inked one row up, columns lo:hi (measured on the authors' renderer)."""
+    b = baseline + 1
+    lo, hi = max(lo, 0), min(hi, ink.shape[1])
+    if 1 <= b < ink.shape[0] and hi > lo:
+        ink[b - 1, lo:hi] |= ink[b, lo:hi]
+
+
 def hexbox(ch: str, height: int, baseline: int) -> Glyph:
     """Pango's hex box for a character no font has: a frame and the code point's hex digits in small
     type, as the authors' renderer draws it (pixel data captured from it: pixar/render/hexbox.py)."""

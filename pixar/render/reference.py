@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pixar.render import text_rules as tr
-from pixar.render.glyph_columns import hexbox
+from pixar.render.glyph_columns import hexbox, raise_box_bottom
 from pixar.render.shaping import needs_shaping
 
 
@@ -97,6 +97,9 @@ def draw_reference(renderer, text: str, ink: np.ndarray, x0: int, fallback: Coun
     extra = np.zeros_like(ink)
     width = 0
     for line, bl in zip(lines, baselines):
-        width = max(width, _draw_line(renderer, line, bl, img, extra, x0))
+        adv = _draw_line(renderer, line, bl, img, extra, x0)
+        width = max(width, adv)
+        if len(lines) == 1 and line and all(renderer.char_class(c)[0] == tr.HEXBOX for c in line):
+            raise_box_bottom(extra, bl, x0, x0 + adv)  # boxes alone: half a pixel higher (measured)
     ink |= (np.asarray(img) <= 127) | extra
     return width

@@ -37,7 +37,8 @@ from pixar.render import shaping
 from pixar.render import text_rules as tr
 from pixar.render.column_cache import CharColumns, StripBlocks, WordColumns
 from pixar.config import RenderConfig
-from pixar.render.glyph_columns import LANE, REPLACEMENT, Glyph, columns_to_pixels, lanes_to_rows, white_bytes
+from pixar.render.glyph_columns import (LANE, REPLACEMENT, Glyph, columns_to_pixels, lanes_to_rows, raise_box_bottom,
+                                        white_bytes)
 from pixar.render.glyph_table import FALLBACK, MAIN, GlyphTable
 from pixar.render.strip_ops import space_text, to_image, trim_to_mask
 
@@ -294,7 +295,14 @@ class Renderer(GlyphTable):
                 lo, hi = max(a, 0), min(a + run.ink.shape[1], cfg.width)
                 if hi > lo:
                     ink[:, lo:hi] |= run.ink[:, lo - a: hi - a]
+            if len(lines) == 1 and self.boxes_only(ln):
+                raise_box_bottom(ink, bl, x0, x0 + adv)
         return ink, width, cut
+
+    def boxes_only(self, line: str) -> bool:
+        """A line of nothing but hex boxes (no space, no glyph): Pango gives it no font's metrics, so its centre
+        falls between two pixel rows and each box's bottom border covers two rows (measured)."""
+        return bool(line) and all(self.char_class(c)[0] == tr.HEXBOX for c in line)
 
     def shaped_lines(self, lines: list[str], ink: np.ndarray, x0: int, fallback: Counter, unknown: Counter) -> int:
         """Draw lines that need Pango's itemisation, bidi and HarfBuzz shaping (pixar.render.shaping) from pen x0
