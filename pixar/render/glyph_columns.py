@@ -33,7 +33,11 @@ def blank(height: int, advance: int) -> Glyph:
 
 def white_bytes(ink: np.ndarray) -> bytes:
     """bool ink [8, w] -> w column bytes, bit r set where row r is white."""
-    return (~ink).T.astype(np.uint8).dot(BIT.astype(np.int64)).astype(np.uint8).tobytes() if ink.shape[1] else b""
+    if not ink.shape[1]:
+        return b""
+    if ink.shape[0] == 8:  # one byte per column, bit r = row r: packbits along the rows
+        return np.packbits(~ink, axis=0, bitorder="little").tobytes()
+    return (~ink).T.astype(np.uint8).dot(BIT.astype(np.int64)).astype(np.uint8).tobytes()
 
 
 LANE = np.dtype("<u8")  # eight column bytes read as one little-endian 64-bit lane

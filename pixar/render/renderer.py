@@ -353,7 +353,11 @@ class Renderer(GlyphTable):
             x = eos_col + pw + cfg.text_x  # pairs: text_b starts 2 px after the first EOS block
         if inks:
             ink = np.logical_or.reduce(inks) if len(inks) > 1 else inks[0]
-            buf = bytearray((np.frombuffer(buf, np.uint8) & np.frombuffer(white_bytes(ink), np.uint8)).tobytes())
+            used = np.flatnonzero(ink.any(0))  # only the inked columns are converted
+            if used.size:
+                lo, hi = int(used[0]), int(used[-1]) + 1
+                cols = np.frombuffer(buf, np.uint8, hi - lo, lo) & np.frombuffer(white_bytes(ink[:, lo:hi]), np.uint8)
+                buf[lo:hi] = cols.tobytes()
         buf[eos_col: eos_col + pw] = self._eos
         return bytes(buf[: eos_col + pw]), eos_col // pw, truncated
 

@@ -16,6 +16,7 @@ fallback items. The result is one bool ink row block per line and the line's adv
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import numpy as np
@@ -26,6 +27,7 @@ from pixar.render import itemise as itm
 from pixar.render import text_rules as tr
 
 PANGO_SCALE = 1024
+_WORDS = re.compile("( +)")  # a fallback item is shaped word by word: runs of U+0020 apart
 _LOAD = freetype.FT_LOAD_DEFAULT | freetype.FT_LOAD_NO_BITMAP
 
 
@@ -46,6 +48,7 @@ class FallbackFont:
         self.ft = freetype.Face(path)
         self.ft.set_char_size(char_size_26_6)
         self._bitmaps: dict[int, tuple[np.ndarray, int, int]] = {}
+        self._words: dict[tuple, tuple] = {}  # FallbackFont.word results, bounded
 
     def bitmap(self, gid: int) -> tuple[np.ndarray, int, int]:
         """(coverage uint8 [h, w], left bearing, top above the baseline) of one glyph id."""
@@ -76,6 +79,46 @@ class FallbackFont:
         return [(info.codepoint, info.cluster, pango_round(p.x_advance), pango_round(p.x_offset), p.y_offset)
                 for info, p in zip(buf.glyph_infos, buf.glyph_positions)]
 
+    def word(self, renderer, word: str, rtl: bool, script: str, bot: bool, eot: bool, exact_baseline: float):
+        """One word (or run of spaces) of a fallback item, shaped and drawn from pen 0: (coverage uint16 [H, w] or
+        None, its left column, advance, [(x, Glyph)] of hex boxes). Cached: words recur, shaping and drawing don't
+        depend on their neighbours (a space breaks joining, and Pango's item is only cut there)."""
+        key = (word, rtl, script, bot, eot, exact_baseline)
+        hit = self._words.get(key)
+        if hit is not None:
+            return hit
+        H = renderer.cfg.patch_size
+        baseline = int(np.floor(exact_baseline + 0.5))
+        space = renderer._space_advance("main", " ")
+        pen, placed, boxes = 0, [], []
+        for gid, cluster, adv, dx, dy in self.shape(word, rtl, script, bot, eot):
+            ch = word[cluster]
+            if gid == 0 and renderer.char_class(ch)[0] in (tr.HEXBOX, tr.TAB):
+                if ch == "\t":
+                    pen += tr.tab_advance(pen, space)
+                    continue
+                g = renderer.glyph_in("fallback", ch, baseline)
+                boxes.append((pen, g))
+                pen += g.advance
+                continue
+            bm, left, top = self.bitmap(gid)
+            if bm.size:
+                placed.append((pen + dx + left, int(np.floor(exact_baseline - dy / PANGO_SCALE + 0.5)) - top, bm))
+            pen += adv
+        cov, lo = None, 0
+        if placed:
+            lo = min(x for x, _, _ in placed)
+            hi = max(x + b.shape[1] for x, _, b in placed)
+            cov = np.zeros((H, hi - lo), np.uint16)
+            for x, y, b in placed:
+                _blit(cov, b, x - lo, y)
+        out = (cov, lo, pen, boxes)
+        if len(word) <= 64:
+            if len(self._words) >= 50_000:
+                self._words.clear()
+            self._words[key] = out
+        return out
+
 
 def _blit(ink: np.ndarray, bm: np.ndarray, x: int, y: int) -> None:
     """OR bool ink, or ADD coverage, of one glyph at (x, y) into `ink` (clipped)."""
@@ -89,14 +132,12 @@ def _blit(ink: np.ndarray, bm: np.ndarray, x: int, y: int) -> None:
             ink[y0:y1, x0:x1] += bm[y0 - y: y1 - y, x0 - x: x1 - x]
 
 
-def _over(line: np.ndarray, run: np.ndarray, lo: int, hi: int) -> None:
+def _over(line: np.ndarray, x: int, run: np.ndarray) -> None:
     """cairo: a run's glyph coverages are ADDed (saturating) into one mask, which is composited OVER the line."""
-    if hi <= lo:
-        return
-    a = np.minimum(run[:, lo:hi], 255)
-    d = line[:, lo:hi]
+    a = np.minimum(run, 255)
+    d = line[:, x: x + run.shape[1]]
     t = (255 - a) * d + 128  # pixman's DIV_255 rounding
-    line[:, lo:hi] = a + ((t + (t >> 8)) >> 8)
+    line[:, x: x + run.shape[1]] = a + ((t + (t >> 8)) >> 8)
 
 
 def needs_shaping(renderer, line: str) -> bool:
@@ -122,19 +163,17 @@ def draw_line(renderer, line: str, items: list[itm.Item], exact_baseline: float,
     pen = 0
     space = renderer._space_advance("main", " ")
     fb = renderer.fallback_font()
-    n = len(line)
-    cover = np.zeros(ink.shape, np.uint16)  # the fallback runs' coverage, composited as cairo does
-    run = np.zeros(ink.shape, np.uint16)
+    n, W = len(line), ink.shape[1]
+    for ch in line:
+        renderer._count(ch, fallback, unknown)
+    runs = []  # (x, coverage uint16 [H, w]) of each fallback-font item, composited after the line is laid out
     for it in itm.visual_order(items):
         seg = line[it.start: it.end]
-        for ch in seg:
-            renderer._count(ch, fallback, unknown)
         rtl = it.level % 2 == 1
         if it.font <= 0 or fb is None:  # the main font: per-character glyphs
             chars = "".join(tr.MIRROR.get(c, c) for c in reversed(seg)) if rtl else seg
             for ch in chars:
-                kind = renderer.char_class(ch)[0]
-                if kind == tr.TAB:
+                if ch == "\t":
                     pen += tr.tab_advance(pen, space)
                     continue
                 g = renderer.glyph_in("main", ch, baseline)
@@ -142,24 +181,32 @@ def draw_line(renderer, line: str, items: list[itm.Item], exact_baseline: float,
                     _blit(ink, g.ink, x0 + pen + g.left, 0)
                 pen += g.advance
             continue
-        lo, hi = ink.shape[1], 0
-        for gid, cluster, adv, dx, dy in fb.shape(seg, rtl, it.script, it.start == 0, it.end == n):
-            ch = seg[cluster]
-            if gid == 0 and renderer.char_class(ch)[0] in (tr.HEXBOX, tr.TAB):
-                g = renderer.glyph_in("fallback", ch, baseline)
-                if ch == "\t":
-                    pen += tr.tab_advance(pen, space)
-                    continue
-                _blit(ink, g.ink, x0 + pen + g.left, 0)
-                pen += g.advance
-                continue
-            bm, left, top = fb.bitmap(gid)
-            if bm.size:
-                _blit(run, bm, x0 + pen + dx + left, int(np.floor(exact_baseline - dy / PANGO_SCALE + 0.5)) - top)
-                lo, hi = min(lo, x0 + pen + dx + left), max(hi, x0 + pen + dx + left + bm.shape[1])
+        # a fallback-font item: its words (split at spaces) shaped and drawn once each, then laid side by side
+        words = [w for w in _WORDS.split(seg) if w]
+        parts = []
+        for k in (range(len(words) - 1, -1, -1) if rtl else range(len(words))):
+            w = words[k]
+            first = it.start == 0 and k == 0
+            last = it.end == n and k == len(words) - 1
+            cov, left, adv, boxes = fb.word(renderer, w, rtl, it.script, first, last, exact_baseline)
+            if cov is not None:
+                parts.append((x0 + pen + left, cov))
+            for bx, g in boxes:  # hex boxes and tabs inside the item
+                _blit(ink, g.ink, x0 + pen + bx + g.left, 0)
             pen += adv
-        lo, hi = max(lo, 0), min(hi, ink.shape[1])
-        _over(cover, run, lo, hi)
-        run[:, lo:hi] = 0
-    ink |= cover >= 128
+        if parts:
+            lo = max(min(x for x, _ in parts), 0)
+            hi = min(max(x + c.shape[1] for x, c in parts), W)
+            if hi > lo:
+                run = np.zeros((ink.shape[0], hi - lo), np.uint16)
+                for x, c in parts:
+                    _blit(run, c, x - lo, 0)
+                runs.append((lo, run))
+    if runs:
+        lo = min(x for x, _ in runs)
+        hi = max(x + r.shape[1] for x, r in runs)
+        cover = np.zeros((ink.shape[0], hi - lo), np.uint16)  # cairo: ADD within a run, OVER across runs
+        for x, r in runs:
+            _over(cover, x - lo, r)
+        ink[:, lo:hi] |= cover >= 128
     return pen
