@@ -52,6 +52,7 @@ class GlyphTable:
         self._glyphs: dict[tuple, Glyph] = {}
         self._spaces_table = _SpacesTable(self)
         self._shaper = None
+        self._space_adv: dict[tuple[str, str], int] = {}
 
     @property
     def baseline(self) -> int:
@@ -124,6 +125,12 @@ class GlyphTable:
 
     # ---- glyphs -----------------------------------------------------------------------------
     def _space_advance(self, tag: str, ch: str) -> int:
+        adv = self._space_adv.get((tag, ch))
+        if adv is None:
+            adv = self._space_adv[(tag, ch)] = self._space_advance_of(tag, ch)
+        return adv
+
+    def _space_advance_of(self, tag: str, ch: str) -> int:
         font = self._font_of_tag(tag)
         own = None
         if ord(ch) in self._cmap(self.fallback_path if tag == FALLBACK else self.font_path):

@@ -38,6 +38,17 @@ RTL_CLASSES = frozenset(("R", "AL", "AN", "RLE", "RLO", "RLI", "LRE", "LRO", "LR
 _LEVEL = re.compile(r"Level\(\s*(\d+)")
 
 
+class _CharProps(dict):
+    """char -> (script, bidi class, general category), looked up once per character."""
+
+    def __missing__(self, ch: str):
+        v = self[ch] = (fu.script(ch), unicodedata.bidirectional(ch), unicodedata.category(ch))
+        return v
+
+
+PROPS = _CharProps()
+
+
 @dataclass(frozen=True)
 class Item:
     start: int  # character offsets into the line
@@ -48,7 +59,8 @@ class Item:
 
 
 def needs_bidi(line: str) -> bool:
-    return any(unicodedata.bidirectional(c) in RTL_CLASSES for c in line)
+    props = PROPS
+    return any(props[c][1] in RTL_CLASSES for c in line)
 
 
 def bidi_levels(line: str) -> list[int]:
@@ -84,8 +96,9 @@ def script_runs(line: str) -> list[str]:
     out: list[str] = []
     run_start, run_script, stack = 0, "Zyyy", []  # stack: [pair index, script] of open brackets
     start_sp = 0  # stack depth when the run started
+    props = PROPS
     for i, ch in enumerate(line):
-        sc = fu.script(ch)
+        sc = props[ch][0]
         pair = PAIR_INDEX.get(ch, -1)
         if pair >= 0:
             if pair % 2 == 0:
@@ -115,7 +128,7 @@ def script_runs(line: str) -> list[str]:
 
 def chooses_no_font(ch: str) -> bool:
     """Characters Pango's itemiser gives no font of their own: they join the item they are in."""
-    cat = unicodedata.category(ch)
+    cat = PROPS[ch][2]
     return (cat in ("Cc", "Cf", "Cs", "Zl", "Zp") or (cat == "Zs" and ch != "\u1680")
             or "\ufe00" <= ch <= "\ufe0f" or "\U000e0100" <= ch <= "\U000e01ef")
 
@@ -144,7 +157,7 @@ def itemise(line: str, font_of) -> list[Item]:
                     cut = k
                 items.append(Item(start, cut, levels[i], scripts[i], font))
                 start, font = cut, f
-            if unicodedata.category(ch) == "Zs":
+            if PROPS[ch][2] == "Zs":
                 first_space = k if first_space < 0 else first_space
             else:
                 first_space = -1

@@ -111,7 +111,7 @@ class Renderer(GlyphTable):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for k in ("_fonts", "_cmaps", "_char_class", "_glyphs", "_runs", "_spaces_table", "_shaper", "_chars", "_words", "_space",
+        for k in ("_fonts", "_cmaps", "_char_class", "_glyphs", "_runs", "_spaces_table", "_shaper", "_space_adv", "_chars", "_words", "_space",
                   "_white", "_white_view", "_eos", "_blocks", "_geometry", "_fast_limit", "_masks"):
             state.pop(k)
         return state
@@ -419,7 +419,11 @@ class Renderer(GlyphTable):
                 # Counter.__new__: an empty Counter without Counter.__init__'s Python-level update() call
                 return RenderedBatch(pixels, self._masks[e: e + 1].copy(), np.array([e]), np.zeros(1, bool),
                                      Counter.__new__(Counter), Counter.__new__(Counter))
-        return self.render_batch([text])
+        fallback, unknown = Counter(), Counter()  # the general path, into a strip of the same blocks
+        cols, e, cut = self._strip((text,) if isinstance(text, str) else tuple(text), fallback, unknown)
+        lanes, pixels = self._blocks.take()
+        lanes_to_rows(np.frombuffer(cols + self._white[: self.cfg.width - len(cols)], LANE), lanes)
+        return RenderedBatch(pixels, self._masks[e: e + 1].copy(), np.array([e]), np.array([cut]), fallback, unknown)
 
     # ---- the slow oracle ----------------------------------------------------------------------
     def render_reference(self, text: str | tuple[str, str]) -> RenderedBatch:

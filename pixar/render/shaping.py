@@ -164,8 +164,8 @@ def draw_line(renderer, line: str, items: list[itm.Item], exact_baseline: float,
     space = renderer._space_advance("main", " ")
     fb = renderer.fallback_font()
     n, W = len(line), ink.shape[1]
-    for ch in line:
-        renderer._count(ch, fallback, unknown)
+    for ch, k in Counter(line).items():
+        renderer._count(ch, fallback, unknown, k)
     runs = []  # (x, coverage uint16 [H, w]) of each fallback-font item, composited after the line is laid out
     for it in itm.visual_order(items):
         seg = line[it.start: it.end]
