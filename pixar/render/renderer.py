@@ -40,6 +40,7 @@ from pixar.config import RenderConfig
 from pixar.render.glyph_columns import (LANE, REPLACEMENT, Glyph, columns_to_pixels, lanes_to_rows, raise_box_bottom,
                                         white_bytes)
 from pixar.render.glyph_table import FALLBACK, MAIN, GlyphTable
+from pixar.render.settings import render_direct
 from pixar.render.strip_ops import space_text, to_image, trim_to_mask
 
 __all__ = ["REPLACEMENT", "Glyph", "RenderedBatch", "Renderer", "space_text", "to_image", "trim_to_mask"]
@@ -111,7 +112,7 @@ class Renderer(GlyphTable):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for k in ("_fonts", "_cmaps", "_char_class", "_glyphs", "_runs", "_spaces_table", "_shaper", "_space_adv", "_chars", "_words", "_space",
+        for k in ("_fonts", "_cmaps", "_char_class", "_glyphs", "_runs", "_spaces_table", "_shaper", "_space_adv", "_main_shaper", "_metrics", "_chars", "_words", "_space",
                   "_white", "_white_view", "_eos", "_blocks", "_geometry", "_fast_limit", "_masks"):
             state.pop(k)
         return state
@@ -308,8 +309,8 @@ class Renderer(GlyphTable):
         """Draw lines that need Pango's itemisation, bidi and HarfBuzz shaping (pixar.render.shaping) from pen x0
         into `ink`; returns the widest line's advance."""
         laid = [shaping.line_fonts(self, ln) for ln in lines]
-        metrics = [(max(_METRICS[k][0] for k in keys | {MAIN}), max(_METRICS[k][1] for k in keys | {MAIN}))
-                   for _, keys in laid]
+        lm = self.line_metrics
+        metrics = [(max(lm(k)[0] for k in keys | {MAIN}), max(lm(k)[1] for k in keys | {MAIN})) for _, keys in laid]
         width = 0
         for ln, (items, _), bl in zip(lines, laid, self.line_baselines(metrics, exact=True)):
             width = max(width, shaping.draw_line(self, ln, items, bl, ink, x0, fallback, unknown))
@@ -320,9 +321,10 @@ class Renderer(GlyphTable):
         (pixar-render); cairo rounds a glyph's origin to the pixel (floor(y + 0.5)). `exact`: the unrounded baselines
         (a mark's vertical offset is added to them before the rounding)."""
         total = sum(a + d for a, d in metrics)
-        y, out = self.cfg.patch_size / 2 - total / 2 - 1, []
+        shift = 1 if self.cfg.patch_size < 10 else 2  # pixar-render's vertical shift
+        y, out, dy = self.cfg.patch_size / 2 - total / 2 - shift, [], self.cfg.text_y + 2
         for a, d in metrics:
-            out.append(y + a + self.baseline - 7 if exact else int(math.floor(y + a + 0.5)) + self.baseline - 7)
+            out.append(y + a + dy if exact else int(math.floor(y + a + 0.5)) + dy)
             y += a + d
         return out
 
@@ -381,6 +383,8 @@ class Renderer(GlyphTable):
         straight into `out` when given: a C-contiguous uint8 array [len(texts), patch_size, width] that the
         caller owns and reuses (a data loader's batch buffer; `tensor.numpy()` of a pinned CPU tensor), so
         no strip is allocated; the result's `pixels` is then `out` itself."""
+        if self.direct:  # another setting: pixar.render.settings
+            return RenderedBatch(*render_direct(self, texts, out))
         limit, white, fast, W = self._fast_limit, self._white, self._fast_strip, self.cfg.width
         pieces, eos, cut, fallback, unknown = [], [], {}, Counter(), Counter()
         for item in texts:  # per text: the strip's column bytes (W) and its EOS position
@@ -410,6 +414,8 @@ class Renderer(GlyphTable):
 
     def render(self, text: str | tuple[str, str]) -> RenderedBatch:
         """One text (or pair) -> a batch of one; the same pixels as render_batch([text])."""
+        if self.direct:
+            return RenderedBatch(*render_direct(self, [text]))
         if type(text) is str and len(text) <= self._fast_limit:
             st = self._fast_strip(text)
             if st is not None:
@@ -431,6 +437,9 @@ class Renderer(GlyphTable):
         same-font visible characters drawn with one `ImageDraw.text` call (fallback-font glyphs one by
         one: Pango rounds each advance), whitespace from pixar.render.text_rules; the fast path's yardstick."""
         from pixar.render.reference import draw_reference
+
+        if self.direct:  # other settings have one drawing path: pixar.render.settings
+            return RenderedBatch(*render_direct(self, [text]))
 
         cfg, pw, width = self.cfg, self.cfg.position_width, self.cfg.width
         fallback, unknown = Counter(), Counter()
@@ -463,4 +472,6 @@ class Renderer(GlyphTable):
         h.update(f"{c.font_size}/{c.patch_size}/{c.patch_len}/{c.max_positions}/{c.text_x}/{c.text_y}/{c.eos_gap}".encode())
         if c.whitespace != "pango":
             h.update(f"/{c.whitespace}".encode())
+        if c.dpi != 80:
+            h.update(f"/dpi{c.dpi}".encode())
         return "pixar-render-" + h.hexdigest()[:16]

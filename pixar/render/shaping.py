@@ -142,6 +142,8 @@ def _over(line: np.ndarray, x: int, run: np.ndarray) -> None:
 
 def needs_shaping(renderer, line: str) -> bool:
     """A line the per-character paths cannot draw as Pango does: a fallback-font character or right-to-left text."""
+    if renderer.direct:
+        return True
     cls = renderer.char_class
     return any((k[0] == tr.GRAPH and k[1] != "main") for k in map(cls, line)) or itm.needs_bidi(line)
 
@@ -170,7 +172,8 @@ def draw_line(renderer, line: str, items: list[itm.Item], exact_baseline: float,
     for it in itm.visual_order(items):
         seg = line[it.start: it.end]
         rtl = it.level % 2 == 1
-        if it.font <= 0 or fb is None:  # the main font: per-character glyphs
+        shaper = fb if it.font > 0 else renderer.main_shaper()  # None: Pixeloid, drawn per character
+        if shaper is None:  # the main font: per-character glyphs
             chars = "".join(tr.MIRROR.get(c, c) for c in reversed(seg)) if rtl else seg
             for ch in chars:
                 if ch == "\t":
@@ -188,7 +191,7 @@ def draw_line(renderer, line: str, items: list[itm.Item], exact_baseline: float,
             w = words[k]
             first = it.start == 0 and k == 0
             last = it.end == n and k == len(words) - 1
-            cov, left, adv, boxes = fb.word(renderer, w, rtl, it.script, first, last, exact_baseline)
+            cov, left, adv, boxes = shaper.word(renderer, w, rtl, it.script, first, last, exact_baseline)
             if cov is not None:
                 parts.append((x0 + pen + left, cov))
             for bx, g in boxes:  # hex boxes and tabs inside the item
