@@ -15,6 +15,7 @@ from pixar.render import text_rules as tr
 from pixar.config import RenderConfig
 from pixar.render.glyph_columns import REPLACEMENT, Glyph, blank, hexbox, rasterise
 from pixar.paths import find_font, find_font_optional
+from pixar.render.itemise import chooses_no_font
 from pixar.render.shaping import FallbackFont
 
 log = logging.getLogger("pixar.render.renderer")
@@ -59,6 +60,7 @@ class GlyphTable:
         self._shaper = None
         self._main_shaper = None
         self._metrics: dict[str, tuple[int, int]] = {}
+        self._fontset: dict[str, int] = {}
         self._space_adv: dict[tuple[str, str], int] = {}
 
     @property
@@ -99,10 +101,18 @@ class GlyphTable:
         return k
 
     def fontset_index(self, ch: str) -> int:
-        """Position in the fontset (0 = main, 1 = fallback) of the first font that has `ch`; -1 for none."""
-        if ord(ch) in self._cmap(self.font_path):
-            return 0
-        return 1 if ord(ch) in self._cmap(self.fallback_path) else -1
+        """Pango's font choice for `ch`: position in the fontset (0 = main, 1 = fallback) of the first font that
+        has it; -1 for none and for characters that choose no font (pixar.render.itemise.chooses_no_font)."""
+        f = self._fontset.get(ch)
+        if f is None:
+            if chooses_no_font(ch):
+                f = -1
+            elif ord(ch) in self._cmap(self.font_path):
+                f = 0
+            else:
+                f = 1 if ord(ch) in self._cmap(self.fallback_path) else -1
+            self._fontset[ch] = f
+        return f
 
     def fallback_font(self):
         """The fallback font as HarfBuzz + FreeType see it at Pango's size (pixar.render.shaping); None without one."""

@@ -36,6 +36,7 @@ PAIR_INDEX = {chr(c): i for i, c in enumerate(_PAIRS)}
 COMMON = ("Zyyy", "Zinh", "Zzzz")
 RTL_CLASSES = frozenset(("R", "AL", "AN", "RLE", "RLO", "RLI", "LRE", "LRO", "LRI", "FSI", "PDF", "PDI"))
 _LEVEL = re.compile(r"Level\(\s*(\d+)")
+_NOT_PLAIN_RTL = frozenset(("L", "EN", "AN", "RLE", "RLO", "RLI", "LRE", "LRO", "LRI", "FSI", "PDF", "PDI"))
 
 
 class _CharProps(dict):
@@ -68,6 +69,11 @@ def bidi_levels(line: str) -> list[int]:
     character (Pango's auto direction)."""
     if not line or not needs_bidi(line):
         return [0] * len(line)
+    classes = {PROPS[c][1] for c in line}
+    if classes.isdisjoint(_NOT_PLAIN_RTL) and classes & {"R", "AL"}:
+        # right-to-left strong characters only (no L, no numbers, no explicit controls): the paragraph is
+        # right to left and every character resolves to level 1 (W1-W7, N1-N2, I1; L1 keeps the base level)
+        return [1] * len(line)
     info = get_display_inner(line, None, True)  # the resolved BidiInfo, per UTF-8 byte
     head, _, paras = info.partition("paragraphs:")
     per_byte = [int(v) for v in _LEVEL.findall(head.partition("levels:")[2])]
@@ -134,7 +140,8 @@ def chooses_no_font(ch: str) -> bool:
 
 
 def itemise(line: str, font_of) -> list[Item]:
-    """Items of one line in logical order. `font_of(ch)`: index of the first font that has `ch`, or -1."""
+    """Items of one line in logical order. `font_of(ch)`: index of the first font that has `ch`, -1 for none and
+    for the characters that choose no font (chooses_no_font)."""
     levels, scripts = bidi_levels(line), script_runs(line)
     items: list[Item] = []
     n, i = len(line), 0
@@ -145,7 +152,7 @@ def itemise(line: str, font_of) -> list[Item]:
         start, font, first_space = i, -1, -1
         for k in range(i, j):
             ch = line[k]
-            f = -1 if chooses_no_font(ch) else font_of(ch)
+            f = font_of(ch)
             if font < 0 and f >= 0:
                 font = f
             elif font >= 0 and f < 0:

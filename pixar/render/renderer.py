@@ -112,7 +112,7 @@ class Renderer(GlyphTable):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for k in ("_fonts", "_cmaps", "_char_class", "_glyphs", "_runs", "_spaces_table", "_shaper", "_space_adv", "_main_shaper", "_metrics", "_chars", "_words", "_space",
+        for k in ("_fonts", "_cmaps", "_char_class", "_glyphs", "_runs", "_spaces_table", "_shaper", "_space_adv", "_main_shaper", "_metrics", "_fontset", "_chars", "_words", "_space",
                   "_white", "_white_view", "_eos", "_blocks", "_geometry", "_fast_limit", "_masks"):
             state.pop(k)
         return state
