@@ -27,7 +27,8 @@ from pixar.render import itemise as itm
 from pixar.render import text_rules as tr
 
 PANGO_SCALE = 1024
-_WORDS = re.compile("( +)")  # a fallback item is shaped word by word: runs of U+0020 apart
+_WORDS = re.compile("( +)")
+_SEPARATORS = re.compile("([ \t])")  # a fallback item is shaped word by word: runs of U+0020 apart
 _LOAD = freetype.FT_LOAD_DEFAULT | freetype.FT_LOAD_NO_BITMAP
 
 
@@ -173,16 +174,18 @@ def draw_line(renderer, line: str, items: list[itm.Item], exact_baseline: float,
         seg = line[it.start: it.end]
         rtl = it.level % 2 == 1
         shaper = fb if it.font > 0 else renderer.main_shaper()  # None: Pixeloid, drawn per character
-        if shaper is None:  # the main font: per-character glyphs
+        if shaper is None:  # Pixeloid: the glyph table's words (cached), characters reversed in a right-to-left item
             chars = "".join(tr.MIRROR.get(c, c) for c in reversed(seg)) if rtl else seg
-            for ch in chars:
-                if ch == "\t":
+            for tok in _SEPARATORS.split(chars):
+                if tok == " ":
+                    pen += space
+                elif tok == "\t":
                     pen += tr.tab_advance(pen, space)
-                    continue
-                g = renderer.glyph_in("main", ch, baseline)
-                if g.ink.shape[1]:
-                    _blit(ink, g.ink, x0 + pen + g.left, 0)
-                pen += g.advance
+                elif tok:
+                    wr = renderer._word_run(tok, "main", baseline)
+                    if wr.ink.shape[1]:
+                        _blit(ink, wr.ink, x0 + pen + wr.left, 0)
+                    pen += wr.advance
             continue
         # a fallback-font item: its words (split at spaces) shaped and drawn once each, then laid side by side
         words = [w for w in _WORDS.split(seg) if w]
