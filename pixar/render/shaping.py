@@ -67,7 +67,9 @@ class FallbackFont:
 
     def shape(self, text: str, rtl: bool, script: str, bot: bool, eot: bool):
         """[(glyph id, cluster, x advance px, x offset px, y offset in Pango units, up)] in visual order: Pango
-        rounds advances and x offsets to whole pixels, not y offsets (cairo rounds the glyph's final origin)."""
+        rounds advances and x offsets to whole pixels, not y offsets (cairo rounds the glyph's final origin). A
+        negative advance (GPOS pulling a Tibetan vowel sign back, -0.53 px) moves Pango's pen by its magnitude
+        (measured: Pango's char extents give the cluster 6 px where HarfBuzz's advances sum to 4.4)."""
         buf = hb.Buffer()
         buf.add_str(text)
         buf.direction = "rtl" if rtl else "ltr"
@@ -77,7 +79,7 @@ class FallbackFont:
         flags = (hb.BufferFlags.BOT if bot else 0) | (hb.BufferFlags.EOT if eot else 0)
         buf.flags = hb.BufferFlags(flags)
         hb.shape(self.hb, buf, {})
-        return [(info.codepoint, info.cluster, pango_round(p.x_advance), pango_round(p.x_offset), p.y_offset)
+        return [(info.codepoint, info.cluster, pango_round(abs(p.x_advance)), pango_round(p.x_offset), p.y_offset)
                 for info, p in zip(buf.glyph_infos, buf.glyph_positions)]
 
     def word(self, renderer, word: str, rtl: bool, script: str, bot: bool, eot: bool, exact_baseline: float):
