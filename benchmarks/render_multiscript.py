@@ -1,4 +1,4 @@
-"""The multi-script golden set: ~1,100 strings in 31 scripts, bidi mixes, combining marks, emoji and
+"""The multi-script golden set: 1,346 strings in 33 scripts, bidi mixes and controls, combining marks, emoji and
 joiners, drawn by the PIXAR authors' renderer (pixar-render 0.5.1, PangoCairo, paper settings).
 
     python benchmarks/render_multiscript.py [--ref DIR] [--out tests/golden]
@@ -106,6 +106,21 @@ def joiners(rng: random.Random, n: int = 40) -> list[str]:
     return out
 
 
+def bidi_controls(rng: random.Random, n: int = 24) -> list[str]:
+    """Explicit embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) and marks (LRM, RLM)."""
+    out = [" \u2067 Z", "abc\u202edef\u202c ghi", "x\u2067ab cd\u2069 y", "\u202bhello world\u202c", "(a\u2067b)",
+           "1\u202e23 45", "\u2066שלום\u2069 abc", "abc \u200fשלום\u200e 12"]
+    controls = ["\u202a", "\u202b", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u200e", "\u200f"]
+    while len(out) < n:
+        a, b = rng.choice(LATIN), rng.choice(WORDS[rng.choice(RTL[:4])])
+        c = rng.choice(controls)
+        close = "\u2069" if c in "\u2066\u2067\u2068" else ("\u202c" if c in "\u202a\u202b\u202d\u202e" else "")
+        s = f"{a} {c}{b} {rng.randint(0, 99)}{close} {rng.choice(LATIN)}"
+        if s not in out:
+            out.append(s)
+    return out
+
+
 def golden_items(seed: int = 21) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     items = [(s, name) for name, words in WORDS.items() for s in script_strings(name, words, rng)]
@@ -113,6 +128,7 @@ def golden_items(seed: int = 21) -> list[tuple[str, str]]:
     items += [(s, "combining") for s in combining(rng)]
     items += [(s, "emoji") for s in emoji(rng)]
     items += [(s, "joiners") for s in joiners(rng)]
+    items += [(s, "bidi_controls") for s in bidi_controls(random.Random(seed + 1))]  # own generator: the rest unchanged
     seen: set[str] = set()
     return [(t, c) for t, c in items if not (t in seen or seen.add(t))]  # a word two scripts share: kept once
 

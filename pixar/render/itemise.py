@@ -66,7 +66,7 @@ def needs_bidi(line: str) -> bool:
 
 def bidi_levels(line: str) -> list[int]:
     """Resolved embedding level of each character (UAX #9 up to L1), paragraph direction from the first strong
-    character (Pango's auto direction)."""
+    character as Pango finds it (pango_find_base_dir: the first L, R or AL, even inside an isolate)."""
     if not line or not needs_bidi(line):
         return [0] * len(line)
     classes = {PROPS[c][1] for c in line}
@@ -74,7 +74,9 @@ def bidi_levels(line: str) -> list[int]:
         # right-to-left strong characters only (no L, no numbers, no explicit controls): the paragraph is
         # right to left and every character resolves to level 1 (W1-W7, N1-N2, I1; L1 keeps the base level)
         return [1] * len(line)
-    info = get_display_inner(line, None, True)  # the resolved BidiInfo, per UTF-8 byte
+    # Pango's base direction (pango_find_base_dir): the first L, R or AL character, isolates not skipped
+    first = next((PROPS[c][1] for c in line if PROPS[c][1] in ("L", "R", "AL")), "L")
+    info = get_display_inner(line, "L" if first == "L" else "R", True)  # the resolved BidiInfo, per UTF-8 byte
     head, _, paras = info.partition("paragraphs:")
     per_byte = [int(v) for v in _LEVEL.findall(head.partition("levels:")[2])]
     base = int(_LEVEL.search(paras).group(1))

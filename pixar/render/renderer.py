@@ -40,6 +40,7 @@ from pixar.config import RenderConfig
 from pixar.render.glyph_columns import (LANE, REPLACEMENT, Glyph, columns_to_pixels, lanes_to_rows, raise_box_bottom,
                                         white_bytes)
 from pixar.render.glyph_table import FALLBACK, MAIN, GlyphTable
+from pixar.render.itemise import needs_bidi
 from pixar.render.settings import render_direct
 from pixar.render.strip_ops import space_text, to_image, trim_to_mask
 
@@ -137,7 +138,7 @@ class Renderer(GlyphTable):
         first = self.char_class(word[0])
         ok = (first[0] == tr.GRAPH and first[1] == MAIN and run.font_out == MAIN and not run.fallback
               and not run.unknown and run.left >= 0 and run.left + run.ink.shape[1] <= run.advance
-              and all(self.char_class(c)[0] in (tr.GRAPH, tr.SPACE, tr.ZERO) for c in word))
+              and all(self.char_class(c)[0] in (tr.GRAPH, tr.SPACE, tr.ZERO) for c in word) and not needs_bidi(word))
         if not ok:
             return None
         ink = np.zeros((self.cfg.patch_size, run.advance), bool)
