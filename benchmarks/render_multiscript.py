@@ -121,6 +121,11 @@ def bidi_controls(rng: random.Random, n: int = 24) -> list[str]:
     return out
 
 
+# hex boxes (characters no font has) on lines that use GoNoto, and alone
+BOXES = ["a\x01中", "中\x01", "مرحبا 😀", "a😀b ก", "ก😀ก", "ก 😀", "a😀 中", "😀a 中", "שלום \x02 עולם", "😀", "😀😀 🚀",
+         "😀 中", "中文 😀", "नमस्ते 👍 ok"]
+
+
 def golden_items(seed: int = 21) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     items = [(s, name) for name, words in WORDS.items() for s in script_strings(name, words, rng)]
@@ -129,6 +134,7 @@ def golden_items(seed: int = 21) -> list[tuple[str, str]]:
     items += [(s, "emoji") for s in emoji(rng)]
     items += [(s, "joiners") for s in joiners(rng)]
     items += [(s, "bidi_controls") for s in bidi_controls(random.Random(seed + 1))]  # own generator: the rest unchanged
+    items += [(s, "boxes") for s in BOXES]
     seen: set[str] = set()
     return [(t, c) for t, c in items if not (t in seen or seen.add(t))]  # a word two scripts share: kept once
 

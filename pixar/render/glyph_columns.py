@@ -96,21 +96,25 @@ def raise_box_bottom(ink: np.ndarray, baseline: int, lo: int, hi: int) -> None:
         ink[b - 1, lo:hi] |= ink[b, lo:hi]
 
 
-def hexbox(ch: str, height: int, baseline: int) -> Glyph:
+def hexbox(ch: str, height: int, baseline: int, table: dict | None = None) -> Glyph:
     """Pango's hex box for a character no font has: a frame and the code point's hex digits in small
-    type, as the authors' renderer draws it (pixel data captured from it: pixar/render/hexbox.py)."""
+    type, as the authors' renderer draws it (pixel data captured from it: pixar/render/hexbox.py on a Pixeloid
+    line; `table`: another capture, e.g. pixar.render.hexbox_variants.GONOTO_LINE for a line that uses GoNoto)."""
+    t = table or {"BASELINE": hexbox_table.BASELINE, "ADVANCE": hexbox_table.ADVANCE, "SLOT_X": hexbox_table.SLOT_X,
+                  "FRAMES": hexbox_table.FRAMES, "DIGITS": hexbox_table.DIGITS}
     digits = f"{ord(ch):04X}" if ord(ch) <= 0xFFFF else f"{ord(ch):06X}"
     n = len(digits)
-    frame = hexbox_table.FRAMES[n]  # rows (top..bottom at baseline 7) of '#'/'.' strings
+    frame = t["FRAMES"][n]  # rows (top..bottom at baseline 7) of '#'/'.' strings
     ink = np.array([[c == "#" for c in row] for row in frame], dtype=bool)
     for k, d in enumerate(digits):
-        pat = hexbox_table.DIGITS.get((n, k, d))
+        pat = t["DIGITS"].get((n, k, d))
         if pat is None:
             continue
-        x0 = hexbox_table.SLOT_X[n][k]
+        x0 = t["SLOT_X"][n][k]
         ink[:, x0: x0 + len(pat[0])] |= np.array([[c == "#" for c in row] for row in pat], dtype=bool)
-    shift = baseline - hexbox_table.BASELINE  # the table is captured on a single line with a box
+    shift = baseline - t["BASELINE"]  # the table is captured on a single line with a box
     out = np.zeros((height, ink.shape[1]), bool)
-    src = ink[max(0, -shift): ink.shape[0] - max(0, shift)]
-    out[max(0, shift): max(0, shift) + src.shape[0]] = src[: height - max(0, shift)]
-    return Glyph(out, 0, hexbox_table.ADVANCE[n])
+    lo, hi = max(shift, 0), min(shift + ink.shape[0], height)  # the table's rows land on rows lo:hi of the strip
+    if hi > lo:
+        out[lo:hi] = ink[lo - shift: hi - shift]
+    return Glyph(out, 0, t["ADVANCE"][n])

@@ -14,6 +14,7 @@ from PIL import ImageFont
 from pixar.render import text_rules as tr
 from pixar.config import RenderConfig
 from pixar.render.glyph_columns import REPLACEMENT, Glyph, blank, hexbox, rasterise
+from pixar.render.hexbox_variants import GONOTO_LINE
 from pixar.paths import find_font, find_font_optional
 from pixar.render.itemise import chooses_no_font
 from pixar.render.shaping import FallbackFont
@@ -181,10 +182,11 @@ class GlyphTable:
         adv = lambda c: int(round(font.getlength(c)))  # noqa: E731
         return tr.space_width(ch, own, adv(" "), adv("0"), adv("."), self.cfg.font_size)
 
-    def glyph_in(self, tag: str, ch: str, baseline: int | None = None) -> Glyph:
-        """The glyph of `ch` inside a run of font `tag` (the font only matters for spaces)."""
+    def glyph_in(self, tag: str, ch: str, baseline: int | None = None, gonoto_line: bool = False) -> Glyph:
+        """The glyph of `ch` inside a run of font `tag` (the font only matters for spaces); `gonoto_line`: on a
+        line that uses GoNoto (Pango draws hex boxes differently there)."""
         baseline = self.baseline if baseline is None else baseline
-        key = (tag, ch, baseline)
+        key = (tag, ch, baseline, gonoto_line)
         g = self._glyphs.get(key)
         if g is None:
             H = self.cfg.patch_size
@@ -198,7 +200,7 @@ class GlyphTable:
             elif char_class == tr.HEXBOX and self.direct:  # Pango's box is captured at the paper's setting only
                 g = rasterise(self._font_of_tag(MAIN), REPLACEMENT, baseline, H)
             elif char_class == tr.HEXBOX:
-                g = hexbox(ch, H, baseline)
+                g = hexbox(ch, H, baseline, GONOTO_LINE if gonoto_line else None)
             elif char_class == tr.NOTDEF:
                 g = rasterise(self._font_of_tag(tag), ch, baseline, H)  # missing in the font: its .notdef box
             else:  # ZERO, BREAK

@@ -313,8 +313,8 @@ class Renderer(GlyphTable):
         lm = self.line_metrics
         metrics = [(max(lm(k)[0] for k in keys | {MAIN}), max(lm(k)[1] for k in keys | {MAIN})) for _, keys in laid]
         width = 0
-        for ln, (items, _), bl in zip(lines, laid, self.line_baselines(metrics, exact=True)):
-            width = max(width, shaping.draw_line(self, ln, items, bl, ink, x0, fallback, unknown))
+        for ln, (items, keys), bl in zip(lines, laid, self.line_baselines(metrics, exact=True)):
+            width = max(width, shaping.draw_line(self, ln, items, bl, ink, x0, fallback, unknown, FALLBACK in keys))
         return width
 
     def line_baselines(self, metrics: list[tuple[int, int]], exact: bool = False) -> list[int] | list[float]:

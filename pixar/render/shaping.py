@@ -100,7 +100,7 @@ class FallbackFont:
                 if ch == "\t":
                     pen += tr.tab_advance(pen, space)
                     continue
-                g = renderer.glyph_in("fallback", ch, baseline)
+                g = renderer.glyph_in("fallback", ch, baseline, gonoto_line=True)  # a GoNoto item: a GoNoto line
                 boxes.append((pen, g))
                 pen += g.advance
                 continue
@@ -161,9 +161,9 @@ def line_fonts(renderer, line: str) -> tuple[list[itm.Item], set[str]]:
 
 
 def draw_line(renderer, line: str, items: list[itm.Item], exact_baseline: float, ink: np.ndarray, x0: int,
-              fallback: Counter, unknown: Counter) -> int:
+              fallback: Counter, unknown: Counter, gonoto_line: bool = False) -> int:
     """OR one shaped line, drawn from pen x0 on `exact_baseline` (unrounded: a line's centre can fall between two
-    pixels), into `ink` (bool [H, W]); returns its advance."""
+    pixels), into `ink` (bool [H, W]); returns its advance. `gonoto_line`: the line uses the fallback font."""
     baseline = int(np.floor(exact_baseline + 0.5))
     pen = 0
     space = renderer._space_advance("main", " ")
@@ -183,6 +183,12 @@ def draw_line(renderer, line: str, items: list[itm.Item], exact_baseline: float,
                     pen += space
                 elif tok == "\t":
                     pen += tr.tab_advance(pen, space)
+                elif tok and gonoto_line and any(renderer.char_class(c)[0] == tr.HEXBOX for c in tok):
+                    for c in tok:  # hex boxes on a GoNoto line: their own capture
+                        g = renderer.glyph_in("main", c, baseline, gonoto_line=True)
+                        if g.ink.shape[1]:
+                            _blit(ink, g.ink, x0 + pen + g.left, 0)
+                        pen += g.advance
                 elif tok:
                     wr = renderer._word_run(tok, "main", baseline)
                     if wr.ink.shape[1]:
