@@ -1,5 +1,5 @@
-"""The multi-script golden set: 1,346 strings in 33 scripts, bidi mixes and controls, combining marks, emoji and
-joiners, drawn by the PIXAR authors' renderer (pixar-render 0.5.1, PangoCairo, paper settings).
+"""The multi-script golden set: 1,359 strings in 33 scripts, bidi mixes and controls, combining marks, emoji, hex
+boxes and joiners, drawn by the PIXAR authors' renderer (pixar-render 0.5.1, PangoCairo, paper settings).
 
     python benchmarks/render_multiscript.py [--ref DIR] [--out tests/golden]
 

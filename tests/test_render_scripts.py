@@ -1,7 +1,7 @@
 """Every script against the authors' renderer: the committed multi-script goldens (benchmarks/render_multiscript.py).
 
-tests/golden/multiscript.npz holds 1,346 strips drawn by pixar-render 0.5.1 (PangoCairo) from strings in 33
-scripts, bidi mixes and explicit bidi controls, combining marks, emoji and joiners. tests/golden/multiscript_known.json lists the strings
+tests/golden/multiscript.npz holds 1,359 strips drawn by pixar-render 0.5.1 (PangoCairo) from strings in 33
+scripts, bidi mixes and explicit bidi controls, combining marks, emoji, hex boxes and joiners. tests/golden/multiscript_known.json lists the strings
 that still differ: every other string must be identical (no regression), and the identical count may only grow.
 """
 from __future__ import annotations
