@@ -18,7 +18,7 @@ GOLDEN = Path(__file__).parent / "golden"
 # off the paper's setting (emoji, Canadian syllabics), the Tibetan cluster that differs at every setting, and at
 # 32 px a Pixeloid glyph next to CJK/Hangul sits 2 rows higher than Pango's.
 BOXES = {"ᓄᓇᕗᑦ ᐃᓄᒃᑎᑐᑦ ᓄᓇᕗᑦ", "(ᐊᐃᓐᖓᐃ) ᐊᐃᓐᖓᐃ ᐊᐃᓐᖓᐃ ᓄᓇᕗᑦ", "🏳️\u200d🌈", "No. 👍 Hello", "book 🙂 city",
-         "ཐུགས་རྗེ་ཆེ། 1430 ཆུ"}
+         "ཐུགས་རྗེ་ཆེ། 1430 ཆུ", "😀 中"}
 KNOWN = {"pixel": BOXES,
          "pixar32": BOXES | {"おはようございます No. こんにちは おはようございます こんにちは", "東京, カタカナ.",
                              "감사합니다 word 대한민국 좋은 아침"}}

@@ -103,15 +103,17 @@ class GlyphTable:
 
     def fontset_index(self, ch: str) -> int:
         """Pango's font choice for `ch`: position in the fontset (0 = main, 1 = fallback) of the first font that
-        has it; -1 for none and for characters that choose no font (pixar.render.itemise.chooses_no_font)."""
+        has it; -1 for characters that choose no font, -2 for one no font has (pixar.render.itemise.itemise)."""
         f = self._fontset.get(ch)
         if f is None:
             if chooses_no_font(ch):
                 f = -1
             elif ord(ch) in self._cmap(self.font_path):
                 f = 0
-            else:
-                f = 1 if ord(ch) in self._cmap(self.fallback_path) else -1
+            elif ord(ch) in self._cmap(self.fallback_path):
+                f = 1
+            else:  # no font has it: Pango takes the fontset's first font (pixar.render.itemise.itemise)
+                f = -2
             self._fontset[ch] = f
         return f
 

@@ -141,31 +141,80 @@ def chooses_no_font(ch: str) -> bool:
             or "\ufe00" <= ch <= "\ufe0f" or "\U000e0100" <= ch <= "\U000e01ef")
 
 
+# Emoji_Presentation (emoji-data.txt): characters drawn as emoji without a variation selector
+_EMOJI_RANGES = ((0x231A, 0x231B), (0x23E9, 0x23EC), (0x23F0, 0x23F0), (0x23F3, 0x23F3), (0x25FD, 0x25FE),
+                 (0x2614, 0x2615), (0x2648, 0x2653), (0x267F, 0x267F), (0x2693, 0x2693), (0x26A1, 0x26A1),
+                 (0x26AA, 0x26AB), (0x26BD, 0x26BE), (0x26C4, 0x26C5), (0x26CE, 0x26CE), (0x26D4, 0x26D4),
+                 (0x26EA, 0x26EA), (0x26F2, 0x26F3), (0x26F5, 0x26F5), (0x26FA, 0x26FA), (0x26FD, 0x26FD),
+                 (0x2705, 0x2705), (0x270A, 0x270B), (0x2728, 0x2728), (0x274C, 0x274C), (0x274E, 0x274E),
+                 (0x2753, 0x2755), (0x2757, 0x2757), (0x2795, 0x2797), (0x27B0, 0x27B0), (0x27BF, 0x27BF),
+                 (0x2B1B, 0x2B1C), (0x2B50, 0x2B50), (0x2B55, 0x2B55), (0x1F004, 0x1F004), (0x1F0CF, 0x1F0CF),
+                 (0x1F18E, 0x1F18E), (0x1F191, 0x1F19A), (0x1F1E6, 0x1F1FF), (0x1F201, 0x1F201), (0x1F21A, 0x1F21A),
+                 (0x1F22F, 0x1F22F), (0x1F232, 0x1F236), (0x1F238, 0x1F23A), (0x1F250, 0x1F251), (0x1F300, 0x1F320),
+                 (0x1F32D, 0x1F335), (0x1F337, 0x1F37C), (0x1F37E, 0x1F393), (0x1F3A0, 0x1F3CA), (0x1F3CF, 0x1F3D3),
+                 (0x1F3E0, 0x1F3F0), (0x1F3F4, 0x1F3F4), (0x1F3F8, 0x1F43E), (0x1F440, 0x1F440), (0x1F442, 0x1F4FC),
+                 (0x1F4FF, 0x1F53D), (0x1F54B, 0x1F54E), (0x1F550, 0x1F567), (0x1F57A, 0x1F57A), (0x1F595, 0x1F596),
+                 (0x1F5A4, 0x1F5A4), (0x1F5FB, 0x1F64F), (0x1F680, 0x1F6C5), (0x1F6CC, 0x1F6CC), (0x1F6D0, 0x1F6D2),
+                 (0x1F6D5, 0x1F6D7), (0x1F6DC, 0x1F6DF), (0x1F6EB, 0x1F6EC), (0x1F6F4, 0x1F6FC), (0x1F7E0, 0x1F7EB),
+                 (0x1F7F0, 0x1F7F0), (0x1F90C, 0x1F93A), (0x1F93C, 0x1F945), (0x1F947, 0x1F9FF), (0x1FA70, 0x1FAFF))
+# characters that continue an emoji sequence: VS16, ZWJ, skin tones, keycap, tags
+_EMOJI_CONTINUE = frozenset([0xFE0F, 0x200D, 0x20E3, *range(0x1F3FB, 0x1F400), *range(0xE0020, 0xE0080)])
+
+
+LAST = 1 << 20  # the fontset position Pango gives the font of a character no font has
+
+
+def _is_emoji(c: int) -> bool:
+    return any(lo <= c <= hi for lo, hi in _EMOJI_RANGES)
+
+
+def emoji_runs(line: str) -> list[bool]:
+    """Pango's emoji iterator, simplified: True for the characters of an emoji presentation sequence (an
+    Emoji_Presentation character, or any symbol followed by U+FE0F, and the VS16, ZWJ, skin tone, keycap and
+    tag characters that continue it). Pango itemises these apart and gives a character no font has there no
+    font of its own (the item takes the fontset's first font, and spaces before it do not move)."""
+    out, prev = [], False
+    for k, ch in enumerate(line):
+        c = ord(ch)
+        nxt = ord(line[k + 1]) if k + 1 < len(line) else 0
+        if _is_emoji(c) or (nxt == 0xFE0F and (PROPS[ch][2] in ("So", "Sm") or ch in "0123456789#*")):
+            prev = True
+        elif not (prev and c in _EMOJI_CONTINUE):
+            prev = False
+        out.append(prev)
+    return out
+
+
 def itemise(line: str, font_of) -> list[Item]:
-    """Items of one line in logical order. `font_of(ch)`: index of the first font that has `ch`, -1 for none and
-    for the characters that choose no font (chooses_no_font)."""
+    """Items of one line in logical order. `font_of(ch)`: index of the first font that has `ch`; -1 for the
+    characters that choose no font (chooses_no_font); -2 for one no font has (the fontset's first font, as a
+    font of its own, except in an emoji run where it chooses none)."""
     levels, scripts = bidi_levels(line), script_runs(line)
+    emoji = emoji_runs(line) if any(ord(c) >= 0x2300 for c in line) else [False] * len(line)
     items: list[Item] = []
     n, i = len(line), 0
-    while i < n:  # one state run: same level and script
+    while i < n:  # one state run: same level, script and emoji presentation
         j = i
-        while j < n and levels[j] == levels[i] and scripts[j] == scripts[i]:
+        while j < n and levels[j] == levels[i] and scripts[j] == scripts[i] and emoji[j] == emoji[i]:
             j += 1
-        start, font, first_space = i, -1, -1
+        start, font, pos, first_space = i, -1, -1, -1  # pos: the item font's place in the fontset
         for k in range(i, j):
             ch = line[k]
             f = font_of(ch)
+            fpos = f
+            if f == -2:  # no font has it: the first font, found last (spaces before it never move to it)
+                f, fpos = (-1, -1) if emoji[i] else (0, LAST)
             if font < 0 and f >= 0:
-                font = f
+                font, pos = f, fpos
             elif font >= 0 and f < 0:
-                f = font
+                f, fpos = font, pos
             if f != font:
-                if start < first_space and f < font:  # trailing spaces move to the better font's item
+                if start < first_space and fpos < pos:  # trailing spaces move to the better font's item
                     cut = first_space
                 else:
                     cut = k
                 items.append(Item(start, cut, levels[i], scripts[i], font))
-                start, font = cut, f
+                start, font, pos = cut, f, fpos
             if PROPS[ch][2] == "Zs":
                 first_space = k if first_space < 0 else first_space
             else:
