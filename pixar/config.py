@@ -38,6 +38,9 @@ class RenderConfig:
     """Font for characters the main font lacks; None = GoNotoCurrent when found, else only a replacement glyph."""
     font_size: int = 9
     """Pillow size in px; 9 = Pixeloid's native em (Pango's 8 pt at 80 dpi, hinted to the grid)."""
+    dpi: int = 80
+    """The authors' renderer draws 8 pt at this resolution (Pango's em = 8 * dpi / 72 px); 80 = the paper.
+    Other settings (PIXEL's 16-px patches, 32-px patches): pixar.render.settings.render_config(name)."""
     patch_size: int = 8
     """Height of the strip and width of one patch, in pixels."""
     patch_len: int = 2
@@ -57,12 +60,17 @@ class RenderConfig:
     def __post_init__(self) -> None:
         if self.whitespace not in ("pango", "spaces"):
             raise ConfigError(f"render.whitespace must be 'pango' or 'spaces', got {self.whitespace!r}")
-        for name in ("font_size", "patch_size", "patch_len", "max_positions"):
+        for name in ("font_size", "patch_size", "patch_len", "max_positions", "dpi"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"render.{name} must be positive, got {getattr(self, name)}")
         if self.max_positions < 2:
             raise ConfigError("render.max_positions must be at least 2 (one text position + EOS)")
         check_bounds("render", self, RENDER_BOUNDS)
+
+    @property
+    def em_px(self) -> float:
+        """Pango's em in px: the authors' renderer draws 8 pt at `dpi`."""
+        return 8 * self.dpi / 72
 
     @property
     def position_width(self) -> int:
