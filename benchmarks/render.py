@@ -1,13 +1,16 @@
 """Rendering throughput and exactness: our Renderer vs the PIXAR authors' renderer and vs our Pillow oracle.
 
-    python benchmarks/render.py [--lines 1000] [--chars 300] [--rounds 3] [--ref DIR]
+    python benchmarks/render.py [--lines 1000] [--chars 300] [--rounds 3] [--ref DIR] [--texts FILE]
 
 Texts: the first --lines LAMBADA passages cut to --chars (the pango-bench tool's texts) when $PIXAR_DATA
-has them, else a fixed pangram mix. Prints, from one run:
+has them, else a fixed pangram mix; or --texts FILE: a JSON list of strings or of {"text": ...} (e.g.
+tests/golden/multiscript.json, the multi-script goldens). Prints, from one run:
   * vs the authors' renderer (pixar-render 0.5.1, PangoCairo; set up by ../shared/tools/pango-bench/setup.sh
     in $PANGO_REF or $TMPDIR/pango-ref; skipped with a note when absent): strings/s of theirs (its own
     process, the bench tool's pango_side.py), ours one at a time (`render`) and batched (`render_batch`), in
     interleaved rounds (the machine's speed drifts), the median ratios, and how many strips are identical;
+  * the training path: `render_batch(texts, out=buf)` into one batch buffer the caller reuses (a data loader's
+    batch array), strings/s and its ratio to the authors' renderer;
   * vs our straightforward Pillow drawing (`render_reference`, the slow oracle): speed ratio and identical strips;
   * the memory floor: allocating and filling one fresh [1, 8, W] strip per string, kept like the results
     (what any renderer returning numpy strips pays), and one [N, 8, W] array for the batch, as strings/s: no
@@ -57,8 +60,14 @@ def main() -> None:
     ap.add_argument("--oracle", type=int, default=100, help="texts drawn with the Pillow oracle")
     ap.add_argument("--ref", type=Path, default=default_ref())
     ap.add_argument("--tool", type=Path, default=BENCH_TOOL)
+    ap.add_argument("--texts", type=Path, default=None, help="JSON list of strings or of {\"text\": ...}")
     args = ap.parse_args()
-    texts, what = bench_texts(args.lines, args.chars)
+    if args.texts:
+        items = json.loads(args.texts.read_text(encoding="utf-8"))
+        texts = [it["text"] if isinstance(it, dict) else it for it in items][: args.lines]
+        what = f"{len(texts)} strings of {args.texts}"
+    else:
+        texts, what = bench_texts(args.lines, args.chars)
     n = len(texts)
     r = Renderer(RenderConfig(max_positions=360))
     r.render_batch(texts[:20])  # fonts and the first glyphs (as the bench tool does)
@@ -66,6 +75,7 @@ def main() -> None:
 
     have_ref = (args.ref / "venv" / "bin" / "python").exists() and (args.tool / "pango_side.py").exists()
     rows, gold, single, batch = [], None, None, None
+    buf = np.ones((n, 8, r.cfg.width), np.uint8)  # the caller's batch buffer, reused every round
     for k in range(args.rounds):  # interleaved: theirs, ours one at a time, ours batched
         pango = None
         if have_ref:
@@ -74,17 +84,19 @@ def main() -> None:
         batch, t2 = timed(lambda: r.render_batch(texts).pixels)
         floor, t3 = timed(lambda: [np.ones((1, 8, r.cfg.width), np.uint8)[0] for _ in texts])
         floor_b, t4 = timed(lambda: np.ones((n, 8, r.cfg.width), np.uint8))
+        into, t5 = timed(lambda: r.render_batch(texts, out=buf).pixels)
         del floor, floor_b
-        rows.append((pango, n / t1, n / t2, n / t3, n / t4))
+        rows.append((pango, n / t1, n / t2, n / t3, n / t4, n / t5))
         theirs = f"authors' {pango:8.0f}  " if pango else ""
-        print(f"round {k + 1}: {theirs}ours single {n / t1:8.0f}  ours batch {n / t2:8.0f}  "
+        print(f"round {k + 1}: {theirs}ours single {n / t1:8.0f}  ours batch {n / t2:8.0f}  into buffer {n / t5:8.0f}  "
               f"memory floor single {n / t3:8.0f}  batch {n / t4:8.0f} strings/s")
-    med = [statistics.median(x[i] for x in rows) if rows[0][i] else None for i in range(5)]
+    med = [statistics.median(x[i] for x in rows) if rows[0][i] else None for i in range(6)]
     if have_ref:
         w = gold.shape[-1]
         same = sum(np.array_equal(s[:, :w], g) for s, g in zip(single, gold))
         same_b = sum(np.array_equal(b[:, :w], g) for b, g in zip(batch, gold))
-        print(f"vs the authors' renderer: median speed single {med[1] / med[0]:.2f}x, batch {med[2] / med[0]:.2f}x "
+        print(f"vs the authors' renderer: median speed single {med[1] / med[0]:.2f}x, batch {med[2] / med[0]:.2f}x, "
+              f"batch into the caller's buffer {med[5] / med[0]:.2f}x "
               f"(memory floor: single {med[3] / med[0]:.1f}x, batch {med[4] / med[0]:.1f}x); identical strips: single {same}/{n}, batch {same_b}/{n}")
     else:
         print(f"vs the authors' renderer: not set up (no {args.ref}; run {args.tool / 'setup.sh'})")

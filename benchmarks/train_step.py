@@ -7,7 +7,7 @@ this machine's measured fp32 matmul peak, and torch.compile vs eager (train.comp
 Both models take the same random binary strips [B, 8, T*16] and the same masked per-pixel BCE:
   * ours: pixar.model.transformer.Pixar (Linear patch in/out, our attention/RoPE/SwiGLU);
   * baseline: Conv2d(1, C, (8, 16), stride (8, 16)) -> LlamaModel(inputs_embeds, sdpa attention)
-    -> ConvTranspose2d(C, 1, (8, 16)), the official PIXAR layout (pixar-paper.md §2).
+    -> ConvTranspose2d(C, 1, (8, 16)), the official PIXAR layout (the paper's model).
 A step = forward + backward + AdamW (fp32). The two models and a reference fp32 1024x1024 matmul are
 timed in alternation, round after round (after 2 warm-up rounds), so that load from other processes
 on a shared machine hits all three alike; best and median over the rounds are printed. Model FLOPs =

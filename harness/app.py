@@ -7,6 +7,7 @@ and is imported only when used (lm-eval, textattack and transformers are slow to
     train                 harness.cli.train  (PIXAR stage 1/2 through pixar.train.stage1, GPT-2 through harness.models.gpt2_baselines)
     bench                 harness.cli.bench
     attack                harness.cli.attack
+    lm-eval               harness.cli.lm_eval  (lm-eval's own CLI, every option passed through)
     demo                  harness.study.demo
     reproduce             harness.study.reproduce
 
@@ -30,6 +31,7 @@ COMMANDS = {
     "train": ("harness.cli.train", "train"),
     "bench": ("harness.cli.bench", "bench"),
     "attack": ("harness.cli.attack", "attack"),
+    "lm-eval": ("harness.cli.lm_eval", "lm_eval_command"),
     "demo": ("harness.study.demo", "demo"),
     "reproduce": ("harness.study.reproduce", "reproduce"),
 }
@@ -89,8 +91,22 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
+def print_version(ctx: click.Context, _param, value: bool) -> None:
+    """--version: the package version (pixar.__version__, the one pyproject.toml reads) and torch's."""
+    if not value or ctx.resilient_parsing:
+        return
+    import torch
+
+    import pixar
+
+    click.echo(f"pixar-harness {pixar.__version__} (torch {torch.__version__}, python {sys.version.split()[0]})")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=print_version,
+              help="Print the version and exit.")
 def main(verbose: bool) -> None:
     """PIXAR: auto-regressive language modelling in pixel space, and its benchmark harness."""
     setup_logging(logging.DEBUG if verbose else logging.INFO)

@@ -12,6 +12,7 @@ Loading rejects unknown keys (naming the file and the key); missing keys take de
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tempfile
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -20,6 +21,8 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from pixar.bounds import ADV_BOUNDS, MODEL_BOUNDS, RENDER_BOUNDS, TRAIN_BOUNDS, out_of_bounds
+
 
 class ConfigError(ValueError):
     """A bad config value or key; the message names the file/key."""
@@ -27,7 +30,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class RenderConfig:
-    """Paper geometry (pixar-paper.md §1): Pixeloid Sans at its native 9-px em, text origin (2, -2)."""
+    """Paper geometry (the paper's rendering): Pixeloid Sans at its native 9-px em, text origin (2, -2)."""
 
     font: str | None = None
     """Path to the main font; None = Pixeloid Sans v0.5 from the installed `pixar-render` package or $PIXAR_DATA."""
@@ -35,6 +38,9 @@ class RenderConfig:
     """Font for characters the main font lacks; None = GoNotoCurrent when found, else only a replacement glyph."""
     font_size: int = 9
     """Pillow size in px; 9 = Pixeloid's native em (Pango's 8 pt at 80 dpi, hinted to the grid)."""
+    dpi: int = 80
+    """The authors' renderer draws 8 pt at this resolution (Pango's em = 8 * dpi / 72 px); 80 = the paper.
+    Other settings (PIXEL's 16-px patches, 32-px patches): pixar.render.settings.render_config(name)."""
     patch_size: int = 8
     """Height of the strip and width of one patch, in pixels."""
     patch_len: int = 2
@@ -54,11 +60,17 @@ class RenderConfig:
     def __post_init__(self) -> None:
         if self.whitespace not in ("pango", "spaces"):
             raise ConfigError(f"render.whitespace must be 'pango' or 'spaces', got {self.whitespace!r}")
-        for name in ("font_size", "patch_size", "patch_len", "max_positions"):
+        for name in ("font_size", "patch_size", "patch_len", "max_positions", "dpi"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"render.{name} must be positive, got {getattr(self, name)}")
         if self.max_positions < 2:
             raise ConfigError("render.max_positions must be at least 2 (one text position + EOS)")
+        check_bounds("render", self, RENDER_BOUNDS)
+
+    @property
+    def em_px(self) -> float:
+        """Pango's em in px: the authors' renderer draws 8 pt at `dpi`."""
+        return 8 * self.dpi / 72
 
     @property
     def position_width(self) -> int:
@@ -71,7 +83,7 @@ class RenderConfig:
 
 @dataclass
 class ModelConfig:
-    """LLaMA-style decoder over pixel positions (pixar-paper.md §2). Defaults = the paper's 113M model."""
+    """LLaMA-style decoder over pixel positions (the paper's model). Defaults = the paper's 113M model."""
 
     hidden: int = 768
     layers: int = 12
@@ -89,6 +101,7 @@ class ModelConfig:
         for name in ("hidden", "layers", "heads", "ffn", "patch_size", "patch_len", "max_positions"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"model.{name} must be positive, got {getattr(self, name)}")
+        check_bounds("model", self, MODEL_BOUNDS)
         if self.hidden % self.heads:
             raise ConfigError(f"model.hidden ({self.hidden}) must be divisible by model.heads ({self.heads})")
         if (self.hidden // self.heads) % 2:
@@ -103,9 +116,16 @@ class ModelConfig:
         return self.hidden // self.heads
 
 
+def check_bounds(section: str, obj, bounds: dict) -> None:
+    """One-line ConfigError naming `section.name` for the first value of `obj` outside `bounds` (pixar.bounds)."""
+    problem = out_of_bounds(section, obj, bounds)
+    if problem:
+        raise ConfigError(problem)
+
+
 @dataclass
 class TrainConfig:
-    """Stage 1: AdamW, linear warm-up then cosine to min_lr_ratio * lr (pixar-paper.md §3)."""
+    """Stage 1: AdamW, linear warm-up then cosine to min_lr_ratio * lr (the paper's stage-1 pretraining)."""
 
     data: list[str] = field(default_factory=lambda: ["corpus"])
     """Text sources: local files/folders (relative paths try $PIXAR_DATA), .jsonl, or `hf:<dataset>[:<config>]`."""
@@ -140,7 +160,8 @@ class TrainConfig:
     save_every: int = 200
     keep_last: int = 2
     threads: int = 0
-    """torch CPU threads; 0 = leave torch's default."""
+    """torch CPU threads; 0 = auto: 1 on a machine with <= 4 usable CPUs (more oversubscribes a small shared
+    machine), else torch's default (pixar.train.run_state.cpu_threads)."""
     parallel: str = "ddp"
     """ddp (replicated model, all-reduced grads) or fsdp (FSDP2 fully_shard per block + root; sharded
     torch.distributed.checkpoint saves). Only matters under torchrun with more than one process."""
@@ -164,11 +185,18 @@ class TrainConfig:
             raise ConfigError(f"train.val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.packing not in ("pixar", "official"):
             raise ConfigError(f"train.packing must be pixar|official, got {self.packing!r}")
+        if isinstance(self.data, str):  # `--set train.data=/path`: one source, not a list of characters
+            self.data = [self.data]
+        if not isinstance(self.data, list) or not self.data or not all(isinstance(d, str) and d for d in self.data):
+            raise ConfigError(f"train.data must be a non-empty list of sources (paths or hf:NAME), got {self.data!r}")
+        check_bounds("train", self, TRAIN_BOUNDS)
+        if self.min_chars > self.max_chars:
+            raise ConfigError(f"train.min_chars ({self.min_chars}) must not exceed train.max_chars ({self.max_chars})")
 
 
 @dataclass
 class AdvConfig:
-    """Stage 2: adversarial fine-tuning with a copied-backbone discriminator (pixar-paper.md §4)."""
+    """Stage 2: adversarial fine-tuning with a copied-backbone discriminator (the paper's adversarial stage)."""
 
     steps: int = 200
     batch_size: int = 128
@@ -201,6 +229,7 @@ class AdvConfig:
             raise ConfigError("adv.eval_every and adv.eval_context_cap must be >= 0 and adv.eval_prompts positive")
         if self.eval_task not in ("lambada", "babi"):
             raise ConfigError(f"adv.eval_task must be lambada or babi, got {self.eval_task!r}")
+        check_bounds("adv", self, ADV_BOUNDS)
 
 
 @dataclass
@@ -232,20 +261,38 @@ class PixarConfig:
         return text
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""A YAML config is a few KB; a larger file is not one (and is not read whole)."""
+
+
 def read_yaml_mapping(path: str | os.PathLike, what: str = "config file", error=ConfigError,
                       known_dir: Path | None = None) -> dict:
     """A YAML file's top-level mapping; a missing file, bad YAML or a non-mapping -> one-line `error`
     naming the file (and, with `known_dir`, the presets that do exist)."""
     path = Path(path)
+    if path.exists() and not path.is_dir() and (not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES):
+        kind = "not a regular file (a device or pipe?)" if not path.is_file() else \
+            f"{path.stat().st_size:,} bytes, more than any {what} ({MAX_CONFIG_BYTES:,})"
+        raise error(f"{path}: {what} is {kind}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         known = f" (known: {', '.join(sorted(p.stem for p in known_dir.glob('*.yaml')))})" if known_dir else ""
         raise error(f"{path}: {what} not found{known}") from None
+    except IsADirectoryError:
+        raise error(f"{path}: {what} is a folder, expected a YAML file") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: {what} is not UTF-8 text (a binary file?)") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read {what} ({e.strerror or e})") from None
     except yaml.YAMLError as e:
         raise error(f"{path}: invalid YAML: {e}".replace("\n", " ")) from None
+    except RecursionError:
+        raise error(f"{path}: invalid YAML: nested too deeply") from None
+    if raw is None:
+        raise error(f"{path}: empty {what} (expected a YAML mapping of settings)")
     if not isinstance(raw, dict):
-        raise error(f"{path}: top level must be a mapping")
+        raise error(f"{path}: top level must be a mapping, got {type(raw).__name__} (not a {what}?)")
     return raw
 
 
@@ -253,8 +300,38 @@ def dataclass_from_yaml(cls: type, path: str | os.PathLike, overrides: list[str]
     """Dataclass `cls` from a YAML file plus `a.b=value` overrides; unknown keys rejected."""
     raw = read_yaml_mapping(path)
     for item in overrides or []:
+        check_override_key(cls, item)
         apply_override(raw, item)
     return from_dict(cls, raw, where=str(path))
+
+
+def config_keys(cls: type, prefix: str = "") -> list[str]:
+    """Every dotted key of dataclass `cls` (sections and leaves, nested dataclasses followed), e.g. train.steps."""
+    keys = []
+    for name, typ in get_type_hints(cls).items():
+        if name not in {f.name for f in fields(cls)}:
+            continue
+        keys.append(prefix + name)
+        if is_dataclass(typ):
+            keys += config_keys(typ, f"{prefix}{name}.")
+    return keys
+
+
+def check_override_key(cls: type, item: str) -> None:
+    """A `--set key=value` whose key is not a field of `cls` -> one line naming the key, with the closest
+    known keys (difflib over every dotted key, so it follows however the dataclasses nest)."""
+    key = item.split("=", 1)[0].strip()
+    if "=" not in item or not key:
+        return  # apply_override names the malformed item
+    keys = config_keys(cls)
+    sections = {k.rsplit(".", 1)[0] for k in keys if "." in k}
+    parts = key.split(".")
+    prefixes = [".".join(parts[:i]) for i in range(1, len(parts))]
+    if key in keys or any(p in keys and p not in sections for p in prefixes):
+        return  # a known key, or inside a mapping-valued field (from_dict checks the value)
+    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    raise ConfigError(f"--set {item}: unknown key {key!r}{hint}")
 
 
 def apply_override(raw: dict, item: str) -> None:
@@ -268,7 +345,10 @@ def apply_override(raw: dict, item: str) -> None:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {item!r}: {p} is not a section")
-    node[parts[-1]] = yaml.safe_load(value)
+    try:
+        node[parts[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {item!r}: invalid YAML value ({str(e).splitlines()[0]})") from None
 
 
 def from_dict(cls: type, raw: dict, where: str = "<dict>"):
@@ -279,7 +359,9 @@ def from_dict(cls: type, raw: dict, where: str = "<dict>"):
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown} in {cls.__name__} (known: {sorted(known)})")
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{where}: unknown key(s) {unknown} in {cls.__name__}{hint} (known: {sorted(known)})")
     kwargs = {}
     for name, value in raw.items():
         typ = hints[name]
@@ -345,4 +427,17 @@ def preset_path(name_or_path: str, kind: str = "") -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
         return p
-    return preset_dir(kind) / f"{name_or_path}.yaml"
+    path = preset_dir(kind) / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {name_or_path!r} (presets: {', '.join(preset_names(kind))})")
+    return path
+
+
+def preset_names(kind: str = "") -> list[str]:
+    """The shipped preset names of `kind` ("" = model presets; "glue", "attack"), e.g. pixar-tiny, glue/paper."""
+    root = preset_dir()
+    folder = root / kind if kind else root
+    names = [p.relative_to(root).with_suffix("").as_posix() for p in folder.glob("*.yaml")]
+    if not kind:
+        names += [p.relative_to(root).with_suffix("").as_posix() for p in folder.glob("*/*.yaml")]
+    return sorted(names)

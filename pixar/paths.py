@@ -10,6 +10,8 @@ import importlib.util
 import os
 from pathlib import Path
 
+from PIL import ImageFont
+
 DATA_ENV = "PIXAR_DATA"
 PIXELOID_FILE = "PixeloidSans-mLxMm.ttf"
 GONOTO_FILE = "GoNotoCurrent.ttf"
@@ -64,6 +66,10 @@ def find_font(which: str = "pixeloid", explicit: str | os.PathLike | None = None
         p = Path(explicit).expanduser()
         if not p.is_file():
             raise DataNotFound(f"font file {p} does not exist")
+        try:  # a garbage file (or /etc/passwd) is one line here, not a FreeType traceback mid-render
+            ImageFont.truetype(str(p), size=9)
+        except (OSError, ValueError) as e:
+            raise DataNotFound(f"{p}: not a usable font file ({e})") from None
         return p
     names = {"pixeloid": (PIXELOID_FILE, "fonts/pixeloid/v0.5/PixeloidSans.ttf"),
              "gonoto": (GONOTO_FILE, "fonts/gonoto/GoNotoCurrent.ttf")}[which]

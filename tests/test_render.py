@@ -137,6 +137,23 @@ def test_atlas_equals_pillow_reference(text):
     assert fast.eos_position.tolist() == ref.eos_position.tolist()
 
 
+# shaped scripts (fallback font, right to left, joining, conjuncts, marks) mixed with Latin, digits and punctuation
+shaped = st.text(alphabet=st.sampled_from("abc XYZ 0123 .,()!" + "مرحبا سلام" + "שלום" + "नमस्ते क्ष" + "ไทย่"
+                                          + "中文，" + "\u0301\u200c\u200d\t"), max_size=40)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shaped, latin)
+def test_shaped_scripts_fast_path_equals_reference(text, other):
+    r = _shared()
+    fast, ref = r.render(text), r.render_reference(text)
+    assert (fast.pixels == ref.pixels).all()
+    assert fast.eos_position.tolist() == ref.eos_position.tolist()
+    batch = r.render_batch([other, text, (text, other)])
+    assert (batch.pixels[1] == fast.pixels[0]).all()
+    assert (batch.pixels[2] == r.render_reference((text, other)).pixels[0]).all()
+
+
 _R = {}
 
 
@@ -184,20 +201,9 @@ def test_unicode_spaces_and_zero_width_characters(renderer):
 
 # ---- the committed goldens: strips from the authors' renderer (benchmarks/render_goldens.py) ----------
 GOLDEN_DIR = __import__("pathlib").Path(__file__).parent / "golden"
-# Texts where we still differ from Pango, with the number of differing pixels (docs/rendering.md): no
-# complex-script shaping, a 1-px offset next to right-to-left runs, no dotted circle for a mark without a
-# base, one anti-aliased pixel of a CJK full stop. Every other golden strip must be identical.
-KNOWN_DIFFERENT = {
-    "\u0301a": 28,  # a combining mark with no base: HarfBuzz adds a dotted-circle cluster
-    "\u0645\u0631\u062d\u0628\u0627": 39,  # Arabic: no joining forms (order is right)
-    "\u0928\u092e\u0938\u094d\u0924\u0947": 14,  # Devanagari: conjunct + vowel-sign reordering
-    "\u4e2d\u6587\uff0c\u6807\u70b9\u3002": 1,  # CJK: one anti-aliased pixel of U+3002
-    # Hebrew next to Latin, digits or punctuation: right order, but the neighbours sit 1 px off
-    "abc \u05e9\u05dc\u05d5\u05dd def": 50,
-    "\u05e9\u05dc\u05d5\u05dd 123": 48,
-    "a 12 \u05e9\u05dc\u05d5\u05dd 34 b": 48,
-    "\u05e2\u05d1\u05e8\u05d9\u05ea, \u05db\u05df.": 22,
-}
+# Texts where we still differ from Pango, with the number of differing pixels (docs/rendering.md): none today.
+# Every other golden strip must be identical.
+KNOWN_DIFFERENT: dict[str, int] = {}
 
 
 def load_goldens():
@@ -299,3 +305,18 @@ def test_right_to_left_runs_are_drawn_in_visual_order(renderer):
     assert visual_order("a \u05d0\u05d1 b") == "a \u05d1\u05d0 b"
     hebrew = "\u05e9\u05dc\u05d5\u05dd"
     assert np.array_equal(renderer.render(hebrew).pixels, renderer.render_reference(hebrew).pixels)
+
+
+def test_render_batch_writes_into_the_callers_buffer(renderer):
+    texts = ["Hello, world!", "مرحبا بالعالم", ("a", "b"), "x\ty"]
+    fresh = renderer.render_batch(texts)
+    buf = np.zeros((len(texts), renderer.cfg.patch_size, renderer.cfg.width), np.uint8)
+    b = renderer.render_batch(texts, out=buf)
+    assert b.pixels is buf and np.array_equal(buf, fresh.pixels)
+    assert b.eos_position.tolist() == fresh.eos_position.tolist()
+    buf[:] = 7  # reused for the next batch: every pixel is rewritten
+    assert np.array_equal(renderer.render_batch(texts, out=buf).pixels, fresh.pixels)
+    with pytest.raises(ValueError, match="out= must be"):
+        renderer.render_batch(texts, out=np.zeros((len(texts) + 1, 8, renderer.cfg.width), np.uint8))
+    with pytest.raises(ValueError, match="out= must be"):
+        renderer.render_batch(texts, out=buf[:, :, ::2].copy())

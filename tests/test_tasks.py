@@ -249,9 +249,10 @@ def test_cli_errors_are_one_line(args, message, micro_checkpoint, request):
 def test_lm_eval_cli_wrapper_prepares_include_path(data_dir, tmp_path):
     from harness.cli.lm_eval import prepare_argv
 
-    argv = prepare_argv(["--model", "pixar", "--data-dir", str(data_dir), "--tasks-dir", str(tmp_path / "t"),
-                         "--tasks", "pixar_lambada"])
-    assert argv == ["--model", "pixar", "--tasks", "pixar_lambada", "--include_path", str((tmp_path / "t").resolve())]
+    argv, include = prepare_argv(["--model", "hf", "--data-dir", str(data_dir), "--tasks-dir", str(tmp_path / "t"),
+                                  "--tasks", "pixar_lambada", "--include_path", "mine"])
+    assert argv == ["--model", "hf", "--tasks", "pixar_lambada"]
+    assert include == ["mine", str((tmp_path / "t").resolve())]  # the user's folder kept, ours added
     names = {p.stem for p in (tmp_path / "t").glob("*.yaml")}
     assert names == {"pixar_lambada"} | {f"pixar_babi_qa{i}" for i in range(1, 21)}
     assert str((data_dir / "lambada" / "lambada_test.jsonl").resolve()) in (tmp_path / "t" / "pixar_lambada.yaml").read_text()

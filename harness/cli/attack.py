@@ -31,6 +31,8 @@ import click
 from pixar.config import preset_dir
 from pixar.provenance import slug
 
+from harness.cli.render import make_out_dir, torch_device
+
 log = logging.getLogger(__name__)
 PRESET_DIR = preset_dir("attack")
 DEFAULTS = {"type": "swap", "task": "sst2", "rates": "0,0.05,0.1,0.2,0.4,0.6", "seed": 0, "limit": None,
@@ -251,16 +253,16 @@ def _default_out(settings: dict) -> Path:
 @click.option("--variant", type=click.Choice(["en", "en-10k"]), help="bAbI files (en = 1k train). [default: en]")
 @click.option("--babi-dir", type=click.Path(), help="Folder of qa*_{train,test}.txt (e.g. harness.tasks.babi_generator output).")
 @click.option("--finetune", is_flag=True, help="bAbI: fine-tune every model on the task's train split first.")
-@click.option("--finetune-steps", default=300, show_default=True)
-@click.option("--finetune-lr", default=1e-3, show_default=True)
-@click.option("--finetune-batch", default=16, show_default=True)
+@click.option("--finetune-steps", default=300, show_default=True, type=click.IntRange(min=1))
+@click.option("--finetune-lr", default=1e-3, show_default=True, type=click.FloatRange(0, 10, min_open=True))
+@click.option("--finetune-batch", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option("--save-finetuned", type=click.Path(file_okay=False),
               help="With --finetune: save the fine-tuned models here (reusable as --checkpoint / --baseline).")
 @click.option("--query-budget", type=click.IntRange(min=1), help="TextAttack recipes: max queries per example.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Model batch size. [default: 16]")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--data-dir", type=click.Path(), help="Data folder (default $PIXAR_DATA).")
-@click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch default).")
+@click.option("--threads", default=0, show_default=True, type=click.IntRange(0, 4096), help="torch CPU threads (0 = torch default).")
 @_one_line
 def attack(type_, task, rates, checkpoint, baselines, seed, limit, ocr, positions, preset, out, babi_task, variant,
            babi_dir, finetune, finetune_steps, finetune_lr, finetune_batch, save_finetuned, query_budget, batch_size,
@@ -283,6 +285,8 @@ def attack(type_, task, rates, checkpoint, baselines, seed, limit, ocr, position
 
         fc = TaskFinetuneConfig(steps=finetune_steps, lr=finetune_lr, batch_size=finetune_batch, seed=int(settings["seed"]))
     out_dir = Path(out) if out else _default_out(settings)
+    torch_device(device)
+    make_out_dir(out_dir)
     run_attack(settings, checkpoint, list(baselines), out_dir, device, data_dir, babi_dir, fc, save_finetuned)
     click.echo(f"results: {out_dir}")
 

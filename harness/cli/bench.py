@@ -21,6 +21,8 @@ from pathlib import Path
 import click
 
 from harness.app import LazyGroup
+from harness.cli import refuse_module_run
+from harness.cli.render import make_out_dir, torch_device
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +56,15 @@ def _one_line(fn):
     return one_line_errors(_expected_errors, "bench")(fn)
 
 
+POSITIVE = click.IntRange(min=1)
+
+
 def common_options(fn):
     options = [
         click.option("--checkpoint", type=click.Path(), help="PIXAR checkpoint folder."),
         click.option("--baseline", "baselines", multiple=True, metavar="gpt2|DIR",
                      help="GPT-2 baseline: 'gpt2' (HF cache/hub) or a save_pretrained folder (repeatable)."),
-        click.option("--limit", type=int, help="Evaluate only the first N examples (per task)."),
+        click.option("--limit", type=POSITIVE, help="Evaluate only the first N examples (per task)."),
         click.option("--protocol", "protocols", multiple=True, metavar="NAME",
                      help="Protocol(s) to run (repeatable; default: paper and lm-eval): paper = the official "
                           "protocol (a model that cuts prompts to fit reports it as paper+fitN), paper-* = our "
@@ -68,10 +73,10 @@ def common_options(fn):
         click.option("--ocr", type=click.Choice(["glyph", "tesseract", "union"]),
                      help="Replace the protocol's read-back engines (default: the protocol's own, paper = glyph and "
                           "Tesseract, each reported with their union); the label then names the engines."),
-        click.option("--context-cap", type=int, help="Keep at most N context positions (a capped protocol is "
+        click.option("--context-cap", type=POSITIVE, help="Keep at most N context positions (a capped protocol is "
                                                       "labelled +capN): keeps a small model inside its trained range."),
         click.option("--out", type=click.Path(file_okay=False), help="Output folder (default results/<bench>/<run>)."),
-        click.option("--batch-size", default=16, show_default=True),
+        click.option("--batch-size", default=16, show_default=True, type=POSITIVE),
         click.option("--device", default="cpu", show_default=True),
         click.option("--data-dir", type=click.Path(), help="Data folder (default $PIXAR_DATA)."),
         click.option("--seed", default=0, show_default=True, help="Seed for sampling and fine-tuning."),
@@ -92,11 +97,12 @@ def _out_dir(out: str | None, bench_name: str, checkpoint: str | None, baselines
     return Path("results") / bench_name / run
 
 
-def _validate(checkpoint, baselines, limit):
+def _validate(checkpoint, baselines, limit, device="cpu"):
     if not checkpoint and not baselines:
         raise click.UsageError("pass --checkpoint DIR and/or --baseline gpt2|DIR")
     if limit is not None and limit <= 0:
         raise click.UsageError(f"--limit must be positive, got {limit}")
+    torch_device(device)
 
 
 @bench.command()
@@ -107,8 +113,8 @@ def lambada(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batc
     (OpenAI's set)."""
     from harness.eval.bench import run_lambada
 
-    _validate(checkpoint, baselines, limit)
-    out_dir = _out_dir(out, "lambada", checkpoint, baselines, limit)
+    _validate(checkpoint, baselines, limit, device)
+    out_dir = make_out_dir(_out_dir(out, "lambada", checkpoint, baselines, limit))
     run_lambada(checkpoint, list(baselines), out_dir, limit=limit, protocols=tuple(protocols or ("paper", "lm-eval")),
                 ocr=ocr, batch_size=batch_size, device=device, data_dir=data_dir, seed=seed, context_cap=context_cap)
     click.echo(f"results: {out_dir}")
@@ -121,9 +127,9 @@ def lambada(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batc
               help="bAbI files: en (1k train) or en-10k (10k train); the test files are the same.")
 @click.option("--babi-dir", type=click.Path(), help="Folder of qa*_{train,test}.txt (e.g. harness.tasks.babi_generator output).")
 @click.option("--finetune", is_flag=True, help="Train each model on the task's train split first.")
-@click.option("--finetune-steps", default=300, show_default=True)
-@click.option("--finetune-lr", default=1e-3, show_default=True)
-@click.option("--finetune-batch", default=16, show_default=True)
+@click.option("--finetune-steps", default=300, show_default=True, type=POSITIVE)
+@click.option("--finetune-lr", default=1e-3, show_default=True, type=click.FloatRange(0, 10, min_open=True))
+@click.option("--finetune-batch", default=16, show_default=True, type=POSITIVE)
 @_one_line
 def babi(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batch_size, device, data_dir, seed, tasks,
          variant, babi_dir, finetune, finetune_steps, finetune_lr, finetune_batch):
@@ -131,10 +137,14 @@ def babi(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batch_s
     from harness.eval.bench import run_babi
     from harness.models.finetune import TaskFinetuneConfig
 
-    _validate(checkpoint, baselines, limit)
+    _validate(checkpoint, baselines, limit, device)
     fc = TaskFinetuneConfig(steps=finetune_steps, lr=finetune_lr, batch_size=finetune_batch, seed=seed) if finetune else None
-    out_dir = _out_dir(out, "babi", checkpoint, baselines, limit, "-finetuned" if finetune else "")
+    out_dir = make_out_dir(_out_dir(out, "babi", checkpoint, baselines, limit, "-finetuned" if finetune else ""))
     run_babi(checkpoint, list(baselines), out_dir, tasks=tasks, variant=variant, babi_folder=babi_dir, limit=limit,
              protocols=tuple(protocols or ("paper", "lm-eval")), ocr=ocr, batch_size=batch_size, device=device,
              data_dir=data_dir, seed=seed, finetune=fc, context_cap=context_cap)
     click.echo(f"results: {out_dir}")
+
+
+if __name__ == "__main__":
+    refuse_module_run("harness.cli.bench", "bench")

@@ -199,15 +199,15 @@ def run_zero_shot(tasks: list[str], checkpoint: str | None, baselines: list[str]
 @click.option("--baseline", "baselines", multiple=True, metavar="DIR|gpt2",
               help="GPT-2 to fine-tune as well: a local dir (GPT-2 model + tokenizer) or a hub name (repeatable).")
 @click.option("--preset", default="tiny-cpu", show_default=True, help="configs/glue/<name>.yaml (paper, tiny-cpu) or a YAML path.")
-@click.option("--limit-train", type=int, help="Cap on training examples (seeded random subset); 0 = all.")
-@click.option("--limit-dev", type=int, help="Cap on dev examples (seeded random subset); 0 = all.")
+@click.option("--limit-train", type=click.IntRange(min=0), help="Cap on training examples (seeded random subset); 0 = all.")
+@click.option("--limit-dev", type=click.IntRange(min=0), help="Cap on dev examples (seeded random subset); 0 = all.")
 @click.option("--out", default="results/glue", show_default=True, type=click.Path(file_okay=False))
 @click.option("--source", type=click.Choice(["local", "hf", "auto"]), default="local", show_default=True,
               help="local = $PIXAR_DATA/glue TSVs; hf = nyu-mll/glue online; auto = local when present.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data folder (default $PIXAR_DATA).")
 @click.option("--set", "overrides", multiple=True, help="Schedule override key=value (e.g. steps=50, lr=3e-5).")
 @click.option("--seed", type=int, help="Overrides the preset's seed.")
-@click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch default).")
+@click.option("--threads", default=0, show_default=True, type=click.IntRange(0, 4096), help="torch CPU threads (0 = torch default).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--classifiers", default="runs/glue-classifiers", show_default=True, type=click.Path(file_okay=False),
               help="Where the fine-tuned classifiers go (<dir>/<model>/<task>); the attack suite loads them.")

@@ -1,32 +1,46 @@
-"""lm-eval's own CLI with PIXAR registered and our tasks on the include path.
+"""`pixar lm-eval ...`: lm-eval's own CLI (every option passed through) with PIXAR registered and our tasks added.
 
-    python -m harness.cli.lm_eval --model pixar --model_args checkpoint=runs/pixar-tiny-stage1/final,ocr=glyph \\
-        --tasks pixar_lambada,pixar_babi_qa1 --limit 20 --output_path results/lm-eval-cli
-    python -m harness.cli.lm_eval --model hf --model_args pretrained=runs/gpt2-tiny/final --tasks pixar_lambada
+    pixar lm-eval --model pixar --model_args pretrained=runs/pixar-tiny-stage2 --tasks pixar_lambada --limit 20
+    pixar lm-eval --model pixar --model_args pretrained=DIR,ocr=union --tasks pixar_lambada,my_task \\
+        --include_path my_tasks/ --output_path results/lm-eval-cli --log_samples
+    pixar lm-eval --model hf --model_args pretrained=runs/gpt2-tiny/final --tasks pixar_lambada
 
-lm-eval's CLI never imports user code and (0.4.13) scans no entry points, so `lm_eval --model pixar` alone
-fails; this wrapper imports `lm_eval.models` (keeps `hf` & co.) and harness.models.lm_eval_adapter (registers "pixar"), writes
-the run-time task definitions (harness.tasks: `pixar_lambada`, `pixar_babi_qa1..20` on the en test files)
-with absolute paths from `--data-dir DIR` / $PIXAR_DATA into `--tasks-dir DIR` (default: a temporary
-folder), appends `--include_path` to the arguments and hands over to lm-eval. Everything else is lm-eval's
-CLI (note: it indexes all built-in tasks, ~15 s; `pixar bench` avoids that with include_defaults=False).
+lm-eval 0.4.13 scans no plugin entry points, so `lm_eval --model pixar` alone cannot find our model; this
+command imports `lm_eval.models` (keeps `hf` & co.) and harness.models.lm_eval_adapter (registers "pixar"),
+then runs lm-eval's `run` with the user's arguments. Ours, taken out before lm-eval sees the rest:
+
+    --data-dir DIR    where the task data is (default $PIXAR_DATA)
+    --tasks-dir DIR   where our task YAMLs go (default <pixar cache>/lm-eval-tasks/<version>-<unit>-<data hash>,
+                      written once and reused; $PIXAR_CACHE, $XDG_CACHE_HOME/pixar or ~/.cache/pixar)
+
+Our tasks: `pixar_lambada` (lm-eval's `lambada_openai` task definition over the local
+lambada/lambada_test.jsonl: its offline twin) and `pixar_babi_qa1`..`qa20` (en test files). A user's own
+`--include_path DIR` is kept: lm-eval indexes it and ours. With `--model pixar` the loglikelihood metric is
+`pixel_nll` (no perplexity: exp of a pixel NLL is not a token perplexity), and `--device` / `--batch_size`
+default to what PixarLM runs (cuda when available else cpu; 8), so lm-eval records what ran.
+`python -m harness.cli.lm_eval ...` is the same command.
 """
 from __future__ import annotations
 
+import hashlib
 import sys
-import tempfile
 from pathlib import Path
 
-import lm_eval.models  # noqa: F401  -- built-in models first (see harness.models.lm_eval_adapter)
+import click
 
-import harness.models.lm_eval_adapter  # noqa: F401  -- registers "pixar"
+from pixar import __version__
+
+PIXAR_MODELS = ("pixar", "pixar-lm")
+OUR_OPTIONS = ("--data-dir", "--tasks-dir")
 
 
-def task_configs(data_dir: str | None = None) -> list[dict]:
-    """Every task whose data is present: LAMBADA and the 20 bAbI tasks (en, test split)."""
+def task_configs(data_dir: str | None = None, unit: str = "token") -> list[dict]:
+    """Every task whose data is present: LAMBADA and the 20 bAbI tasks (en, test split). unit "pixel": the
+    loglikelihood metrics are named for pixels (harness.tasks.common.in_pixels)."""
     from pixar.paths import DataNotFound
 
     from harness.tasks import babi, lambada
+    from harness.tasks.common import in_pixels
 
     configs = []
     path = lambada.lambada_path(data_dir)
@@ -38,7 +52,16 @@ def task_configs(data_dir: str | None = None) -> list[dict]:
             configs.append(babi.lm_eval_task(t, babi.babi_file(t, "test", folder), max_gen_toks=16))
     except DataNotFound:
         pass
-    return configs
+    return [in_pixels(c) for c in configs] if unit == "pixel" else configs
+
+
+def default_tasks_dir(configs: list[dict], unit: str) -> Path:
+    """<pixar cache>/lm-eval-tasks/<version>-<unit>-<hash of the data paths>: one folder per data location."""
+    from pixar.read.wordlist import cache_dir
+
+    paths = sorted(str(v) for c in configs for v in (c.get("dataset_kwargs") or {}).values())
+    digest = hashlib.sha256("\n".join(paths).encode()).hexdigest()[:12]
+    return cache_dir() / "lm-eval-tasks" / f"{__version__}-{unit}-{digest}"
 
 
 def _pop_option(argv: list[str], name: str) -> str | None:
@@ -53,29 +76,91 @@ def _pop_option(argv: list[str], name: str) -> str | None:
     return None
 
 
-def prepare_argv(argv: list[str]) -> list[str]:
-    """Strip our options, write the task YAMLs, return lm-eval's argv (with --include_path)."""
+def _has(argv: list[str], *names: str) -> bool:
+    return any(a == n or a.startswith(n + "=") for a in argv for n in names)
+
+
+def prepare_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Take our options out, write our task YAMLs -> (lm-eval's argv, the include paths: the user's, then ours)."""
     from harness.tasks.common import write_task_yaml
 
     argv = list(argv)
     data_dir = _pop_option(argv, "--data-dir")
-    tasks_dir = _pop_option(argv, "--tasks-dir") or tempfile.mkdtemp(prefix="pixar-lm-eval-tasks-")
-    configs = task_configs(data_dir)
+    tasks_dir = _pop_option(argv, "--tasks-dir")
+    model = _pop_option(list(argv), "--model") or ""
+    unit = "pixel" if model in PIXAR_MODELS else "token"
+    configs = task_configs(data_dir, unit)
     if not configs:
-        raise SystemExit("no task data found: set PIXAR_DATA or pass --data-dir (a folder laid out like shared/data)")
-    write_task_yaml(configs, tasks_dir)
-    if any(a == "--include_path" or a.startswith("--include_path=") for a in argv):
-        print(f"note: --include_path given; the pixar tasks were written to {tasks_dir} (not added)", file=sys.stderr)
-        return argv
-    return argv + ["--include_path", str(Path(tasks_dir).resolve())]
+        raise click.ClickException("no task data found: set PIXAR_DATA or pass --data-dir (a folder laid out like "
+                                   "shared/data)")
+    folder = Path(tasks_dir) if tasks_dir else default_tasks_dir(configs, unit)
+    write_task_yaml(configs, folder)
+    include = [p for p in [_pop_option(argv, "--include_path")] if p] + [str(folder.resolve())]
+    if model in PIXAR_MODELS:  # lm-eval's CLI defaults (cuda:0, batch 1) are recorded, not what PixarLM runs
+        if not _has(argv, "--device"):
+            import torch
+
+            argv += ["--device", "cuda" if torch.cuda.is_available() else "cpu"]
+        if not _has(argv, "--batch_size", "-b"):
+            argv += ["--batch_size", "8"]
+    return argv, include
 
 
-def main(argv: list[str] | None = None) -> None:
-    from lm_eval.__main__ import cli_evaluate
+def lm_eval_run_options() -> list[str]:
+    """Every option string of lm-eval's `run` command (what `pixar lm-eval` passes through)."""
+    from lm_eval._cli import HarnessCLI
 
-    sys.argv = [sys.argv[0], *prepare_argv(sys.argv[1:] if argv is None else argv)]
-    cli_evaluate()
+    run = HarnessCLI()._subparsers.choices["run"]
+    return sorted(o for a in run._actions for o in a.option_strings)
+
+
+def _expected():
+    from pixar.checkpoint.store import CheckpointError
+    from pixar.paths import DataNotFound
+
+    from harness.models.lm_eval_adapter import PixarLMArgumentError
+    from harness.tasks.common import TaskError
+
+    return (CheckpointError, DataNotFound, PixarLMArgumentError, TaskError)
+
+
+def run_lm_eval(argv: list[str]) -> None:
+    """lm-eval's CLI on argv (with our tasks), the include paths passed as a list (the CLI takes one path)."""
+    import lm_eval.models  # noqa: F401  -- built-in models first (see harness.models.lm_eval_adapter)
+    from lm_eval._cli import HarnessCLI
+    from lm_eval.utils import setup_logging
+
+    import harness.models.lm_eval_adapter  # noqa: F401  -- registers "pixar"
+
+    try:
+        argv, include = prepare_argv(argv)
+        setup_logging()
+        parser = HarnessCLI()
+        saved, sys.argv = sys.argv, ["lm-eval", "run", *argv]
+        try:
+            args = parser.parse_args()
+        finally:
+            sys.argv = saved
+        args.include_path = include if len(include) > 1 else include[0]
+        parser.execute(args)
+    except _expected() as e:
+        raise click.ClickException(str(e).strip().splitlines()[0]) from None
+
+
+@click.command("lm-eval", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                            "help_option_names": []}, add_help_option=False)
+@click.pass_context
+def lm_eval_command(ctx: click.Context) -> None:
+    """lm-eval's CLI (every option passed through) with --model pixar and our tasks; --help lists lm-eval's options."""
+    argv = list(ctx.args)
+    if not argv or _has(argv, "--help", "-h"):
+        click.echo(__doc__.split("\n\n", 2)[2].rstrip() + "\n\nlm-eval's options:\n")
+        from lm_eval._cli import HarnessCLI
+
+        HarnessCLI()._subparsers.choices["run"].print_help()
+        return
+    run_lm_eval(argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(lm_eval_command())

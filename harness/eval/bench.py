@@ -181,8 +181,8 @@ class BenchRun:
 
     def record_tasks(self, tasks: list[dict]) -> None:
         """The lm-eval task dicts, recorded in summary.json (data only: callables by their import path). No task
-        files or code go into the results folder: `python -m harness.cli.lm_eval --tasks-dir DIR` writes runnable
-        YAML + utils.py for lm-eval's own CLI."""
+        files or code go into the results folder: `pixar lm-eval` (harness.cli.lm_eval) writes runnable YAML +
+        utils.py for lm-eval's own CLI into a task folder it owns."""
         for t in tasks:
             self.lm_tasks[t["task"]] = {k: (f"{v.__module__}.{v.__qualname__}" if callable(v) else v)
                                         for k, v in t.items()}

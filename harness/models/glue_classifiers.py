@@ -1,4 +1,4 @@
-"""GLUE fine-tuning (pixar-paper.md §2 head, §6 schedules): classifiers, the training loop, save/load.
+"""GLUE fine-tuning (the paper's classification head and fine-tuning schedules): classifiers, the training loop, save/load.
 
     PixarClassifier  Pixar backbone -> final-norm hidden state at the last attended position (the final EOS
                      block, index = mask.sum - 1) -> Linear(hidden, num_labels, bias=True). Pairs are rendered

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from pixar.paths import DataNotFound, data_dir as resolve_data_dir
 
@@ -103,16 +104,18 @@ def load_gpt2(spec: str, device: str = "cpu", data_dir: str | os.PathLike | None
     try:
         if path.is_dir():
             model = AutoModelForCausalLM.from_pretrained(str(path))
+            model.loss_type = "ForCausalLM"  # GPT2LMHeadModel has none: transformers warns "loss_type=None"
             tok = (GPT2TokenizerFast.from_pretrained(str(path)) if (path / "tokenizer.json").is_file()
                    or (path / "vocab.json").is_file() else gpt2_tokenizer(data_dir))
             tok.pad_token = tok.eos_token
             meta = json.loads((path / "gpt2_config.json").read_text()) if (path / "gpt2_config.json").is_file() else {}
         else:
             model = AutoModelForCausalLM.from_pretrained(spec)
+            model.loss_type = "ForCausalLM"
             tok = GPT2TokenizerFast.from_pretrained(spec)
             tok.pad_token = tok.eos_token
             meta = {}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, SafetensorError) as e:
         where = "folder" if path.is_dir() else "model id (not in the HF cache, and offline?)"
         raise BaselineError(f"{spec}: cannot load GPT-2 {where}: {str(e).splitlines()[0]}") from None
     model.to(device).eval()

@@ -20,6 +20,7 @@ from typing import Iterator
 import torch
 
 from pixar.config import TrainConfig, dataclass_from_yaml
+from pixar.train.run_state import set_cpu_threads
 from pixar.train.loop import Schedule, StandardStep, adamw, every, run_loop
 
 from harness.models.gpt2_baselines import TOKENIZER_DIR, gpt2_tokenizer
@@ -148,14 +149,40 @@ def build_gpt2(cfg: GPT2BaselineConfig, vocab_size: int, eos_id: int, seed: int)
     m = cfg.model
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return GPT2LMHeadModel(GPT2Config(vocab_size=vocab_size, n_embd=m.n_embd, n_layer=m.n_layer, n_head=m.n_head,
-                                          n_inner=m.n_inner, n_positions=m.n_positions, bos_token_id=eos_id,
-                                          eos_token_id=eos_id, resid_pdrop=m.dropout, embd_pdrop=m.dropout,
-                                          attn_pdrop=m.dropout))
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=vocab_size, n_embd=m.n_embd, n_layer=m.n_layer, n_head=m.n_head,
+                                           n_inner=m.n_inner, n_positions=m.n_positions, bos_token_id=eos_id,
+                                           eos_token_id=eos_id, resid_pdrop=m.dropout, embd_pdrop=m.dropout,
+                                           attn_pdrop=m.dropout))
+    model.loss_type = "ForCausalLM"  # GPT2LMHeadModel names none: transformers would warn "loss_type=None"
+    return model
+
+
+def _count(n) -> str:
+    return f"{n:,}" if isinstance(n, int) else "not stated"
+
+
+def gpt2_card(meta: dict) -> str:
+    """README.md model card of a baseline folder: what it is matched to (as trained), data, steps, usage."""
+    cfg = meta.get("config") or {}
+    data = ", ".join((cfg.get("train") or {}).get("data") or []) or "not stated"
+    lines = ["---", "library_name: transformers", "license: mit", "tags:", "- gpt2", "- pixar-harness-baseline", "---",
+             "", f"# {meta.get('name', 'gpt2')}", "",
+             "A GPT-2 baseline trained by the pixar-harness (PyPI name `pixar-harness`) as a same-budget partner of "
+             "a PIXAR preset.", "", "| field | value |", "|---|---|",
+             f"| matched to | {meta.get('matched_to') or '-'} |", f"| match | {meta.get('match') or '-'} |",
+             f"| parameters | {_count(meta.get('params'))} |",
+             f"| non-embedding parameters | {_count(meta.get('non_embedding_params'))} |",
+             f"| training data | {data} ({meta.get('train_chunks', '?')} chunks) |",
+             f"| steps | {meta.get('steps')} |", f"| optimizer | {meta.get('optimizer', '')} |", "",
+             "## Usage", "", "```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+             'model = AutoModelForCausalLM.from_pretrained("FOLDER")', 'tokenizer = AutoTokenizer.from_pretrained("FOLDER")',
+             "```", "", "`pixar bench ... --baseline FOLDER` evaluates it next to a PIXAR checkpoint.", "",
+             "License: MIT."]
+    return "\n".join(lines) + "\n"
 
 
 def save_gpt2(model, tokenizer, out_dir: str | os.PathLike, meta: dict) -> Path:
-    """save_pretrained (safetensors) + tokenizer + gpt2_config.json into out_dir, atomically."""
+    """save_pretrained (safetensors) + tokenizer + gpt2_config.json + a README.md card into out_dir, atomically."""
     from pixar.checkpoint.store import atomic_dir
 
     out = Path(out_dir)
@@ -163,6 +190,7 @@ def save_gpt2(model, tokenizer, out_dir: str | os.PathLike, meta: dict) -> Path:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         (tmp / "gpt2_config.json").write_text(json.dumps(meta, indent=2))
+        (tmp / "README.md").write_text(gpt2_card(meta))
     return out
 
 
@@ -174,8 +202,7 @@ def train_gpt2(config_path: str, overrides: list[str], out_dir: str | os.PathLik
 
     cfg = GPT2BaselineConfig.from_yaml(config_path, overrides)
     tc = cfg.train
-    if tc.threads > 0:
-        torch.set_num_threads(tc.threads)
+    set_cpu_threads(tc.threads)  # 0 = auto (pixar.train.run_state.cpu_threads)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     tok = gpt2_tokenizer(data_dir)
     splits = build_splits(tc, data_dir)
@@ -187,7 +214,9 @@ def train_gpt2(config_path: str, overrides: list[str], out_dir: str | os.PathLik
     records = train_causal_lm(model, list(splits.train), tok, tc, dev, log_path, list(splits.val))
     params = sum(p.numel() for p in model.parameters())
     emb = model.transformer.wte.weight.numel() + model.transformer.wpe.weight.numel()
-    meta = {"kind": "gpt2-baseline", "name": cfg.name, "matched_to": cfg.matched_to, "match": cfg.match,
+    changed = [o for o in overrides if o.split("=", 1)[0].strip().startswith("model.")]
+    match = cfg.match if not changed else f"not matched: the model was changed by --set {' '.join(changed)}"
+    meta = {"kind": "gpt2-baseline", "name": cfg.name, "matched_to": cfg.matched_to, "match": match,
             "params": params, "non_embedding_params": params - emb, "train_chunks": len(splits.train),
             "steps": tc.steps, "optimizer": "AdamW, weight decay on all parameters (the paper's policy)",
             "final": records[-1] if records else None, "config": dataclasses.asdict(cfg)}

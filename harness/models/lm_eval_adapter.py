@@ -41,29 +41,65 @@ All three batch through lm-eval's `Collator` (longest first) and return results 
 """
 from __future__ import annotations
 
+import subprocess
+
+import lm_eval.evaluator
 import lm_eval.models  # noqa: F401  -- register the built-in models (hf, ...) before our decorator runs
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from lm_eval.models.utils import Collator, handle_stop_sequences, normalize_gen_kwargs
+import torch
 from tqdm import tqdm
 
 from pixar.config import PixarConfig
 from pixar.model.transformer import Pixar
 
 from harness.models.layout import positions_for_chars
-from harness.models.pixar_runner import PixarRunner
+from harness.models.pixar_runner import OCR_ENGINES, PixarRunner
+
+
+class PixarLMArgumentError(ValueError):
+    """A model argument PixarLM does not take, or a device that is not there (one line)."""
+
+
+def _git_commit_hash_quietly() -> str | None:
+    """lm-eval's get_git_commit_hash without git's `fatal: not a git repository` on stderr."""
+    try:
+        return subprocess.check_output(["git", "describe", "--always"], stderr=subprocess.DEVNULL).strip().decode()
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return None
+
+
+lm_eval.evaluator.get_git_commit_hash = _git_commit_hash_quietly  # console noise only; same value
+
+ARGS = ("pretrained", "checkpoint", "batch_size", "max_batch_size", "device", "ocr", "max_gen_toks", "seed")
+"""What `--model_args` may name (checkpoint = pretrained, the older spelling)."""
 
 
 @register_model("pixar", "pixar-lm")
 class PixarLM(LM):
-    def __init__(self, checkpoint: str | None = None, batch_size: int | str = 8, max_batch_size: int = 64,
+    def __init__(self, pretrained: str | None = None, batch_size: int | str | None = 8, max_batch_size: int | None = 64,
                  device: str | None = "cpu", ocr: str = "glyph", max_gen_toks: int = 64, seed: int = 0,
                  model: Pixar | None = None, config: PixarConfig | None = None, runner: PixarRunner | None = None,
-                 **kwargs):
-        """checkpoint: a PIXAR checkpoint or run folder (or pass `model` + `config`, or a ready `runner`).
-        ocr: read-back engine, glyph | tesseract | union (union: is_greedy if either reads the
-        continuation; generate_until reads with glyph). max_gen_toks: default character budget."""
+                 checkpoint: str | None = None, **unknown):
+        """pretrained (alias checkpoint): a PIXAR checkpoint or run folder (or pass `model` + `config`, or a
+        ready `runner`). ocr: read-back engine, glyph | tesseract | union (union: is_greedy if either reads
+        the continuation; generate_until reads with glyph). max_gen_toks: default character budget.
+        Any other argument is refused (PixarLMArgumentError, one line): nothing is silently ignored."""
         super().__init__()
+        if unknown:
+            raise PixarLMArgumentError(f"PixarLM: unknown model argument(s) {', '.join(sorted(unknown))} "
+                                       f"(known: {', '.join(ARGS)})")
+        if pretrained is not None and checkpoint is not None and str(pretrained) != str(checkpoint):
+            raise PixarLMArgumentError("PixarLM: pass pretrained= or its alias checkpoint=, not both")
+        checkpoint = pretrained if pretrained is not None else checkpoint
+        device = device or "cpu"
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise PixarLMArgumentError(f"PixarLM: device {device} is not available here (pass --device cpu)")
+        if ocr not in OCR_ENGINES:
+            raise PixarLMArgumentError(f"PixarLM: ocr must be one of {', '.join(OCR_ENGINES)}, got {ocr!r}")
+        batch_size = 8 if batch_size is None else batch_size
+        max_batch_size = 64 if max_batch_size is None else max_batch_size
         if runner is None:
             bs = str(batch_size)
             size = int(max_batch_size) if bs.startswith("auto") else int(bs)
@@ -73,12 +109,13 @@ class PixarLM(LM):
                 runner = PixarRunner(model, config, device=device or "cpu", batch_size=size, ocr=ocr, seed=seed,
                                      checkpoint=str(checkpoint) if checkpoint else None)
             elif checkpoint is None:
-                raise ValueError("PixarLM needs checkpoint=<folder> (or model= and config=)")
+                raise PixarLMArgumentError("PixarLM needs pretrained=<checkpoint or run folder> (or model= and config=)")
             else:
                 runner = PixarRunner.load(str(checkpoint), device=device or "cpu", batch_size=size, ocr=ocr, seed=seed)
         self.runner = runner
         self._device = runner.device
         self.max_gen_toks = int(max_gen_toks)
+        self.batch_sizes = {0: runner.batch_size}  # recorded by lm-eval as the batch size that ran
 
     # ---- lm-eval metadata ----------------------------------------------------------------------
     @property
@@ -92,7 +129,8 @@ class PixarLM(LM):
         return " ".join(m["content"] for m in chat_history)  # a base model: plain concatenation
 
     def get_model_info(self) -> dict:
-        return {k: self.runner.info[k] for k in ("model", "checkpoint", "params", "renderer", "ocr", "scoring")}
+        info = {k: self.runner.info[k] for k in ("model", "checkpoint", "params", "renderer", "ocr", "scoring")}
+        return {**info, "device_used": str(self.runner.device), "batch_size_used": self.runner.batch_size}
 
     # ---- requests ------------------------------------------------------------------------------
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:

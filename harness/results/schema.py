@@ -210,9 +210,13 @@ def read_summary(path: str | os.PathLike) -> dict:
     """A summary.json of this schema; ResultsError (naming the file) for anything else."""
     path = Path(path)
     try:
-        summary = json.loads(path.read_text())
+        summary = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ResultsError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    except UnicodeDecodeError:
+        raise ResultsError(f"{path}: not UTF-8 text (a binary file?); rerun the command that wrote it") from None
+    except RecursionError:
+        raise ResultsError(f"{path}: not valid JSON (nested too deeply)") from None
     if not isinstance(summary, dict) or summary.get("schema_version") != SCHEMA_VERSION:
         found = summary.get("schema_version") if isinstance(summary, dict) else None
         raise ResultsError(f"{path}: not a harness results summary (schema_version {found!r}, "

@@ -20,13 +20,13 @@ every logger created before it, and sets ``TOKENIZERS_PARALLELISM=True``;
 TextAttack draws from the global ``random``, ``numpy`` and ``torch`` RNGs.
 :func:`augment_with_textattack` and :func:`run_recipe` seed all three from
 their ``seed`` argument and restore the previous global states afterwards.
-See ``../shared/reference/deps.md`` section 2 for the offline study.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import logging
 import os
 import random
@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
+
+from attacks import AttackUnavailableError
 
 __all__ = [
     "NLTK_ENGLISH_STOPWORDS", "TRANSFORMATIONS", "CallableModelWrapper", "augment_with_textattack",
@@ -88,6 +90,10 @@ def textattack_cache_dir() -> Path:
     return Path(os.environ.get("TA_CACHE_DIR", os.path.expanduser("~/.cache/textattack")))
 
 
+TEXTATTACK_MISSING = ("TextAttack is not installed (an optional extra): pip install 'pixar-harness[attacks]' "
+                      "(or textattack==0.3.11 from requirements.txt)")
+
+
 def prepare_offline() -> None:
     """Make ``import textattack`` work without network (idempotent)."""
     cache = textattack_cache_dir()
@@ -116,6 +122,8 @@ def import_textattack():
     """Import textattack offline and without its global side effects."""
     if "textattack" in sys.modules:
         return sys.modules["textattack"]
+    if importlib.util.find_spec("textattack") is None:
+        raise AttackUnavailableError(TEXTATTACK_MISSING)
     prepare_offline()
     parallelism = os.environ.get("TOKENIZERS_PARALLELISM")
     manager = logging.Logger.manager

@@ -33,7 +33,9 @@ import click
 
 from pixar.config import atomic_write_text
 
+from harness.cli.render import make_out_dir
 from harness.study.steps import Step, read_records, run_steps
+from harness.cli import refuse_module_run
 
 PIXAR_PRESET, GPT2_PRESET = "pixar-tiny", "gpt2-tiny"
 PIXAR_MODEL = ["model.layers=2", "model.max_positions=64", "render.max_positions=64"]  # pixar-tiny, 2 of 4 layers
@@ -308,7 +310,7 @@ def demo(out, data_dir, seed, force):
         d = resolve_data(data_dir)
     except FileNotFoundError as e:
         raise click.ClickException(str(e))
-    out_path = Path(out)
+    out_path = make_out_dir(out, "demo folder")
     out_path.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     steps, _ = demo_steps(out_path, str(d) if d else None, seed)
@@ -320,3 +322,7 @@ def demo(out, data_dir, seed, force):
     click.echo(f"demo finished in {time.time() - t0:.0f} s; table: {out_path / 'demo_table.md'} (+ .json); "
                f"per-model attack reports: {out_path / 'attack-pixar'}, {out_path / 'attack-gpt2'}; "
                f"steps: {out_path / 'steps.json'} ({len(records)} recorded)")
+
+
+if __name__ == "__main__":
+    refuse_module_run("harness.study.demo", "demo")

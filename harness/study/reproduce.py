@@ -11,7 +11,9 @@ from pathlib import Path
 
 import click
 
+from harness.cli.render import make_out_dir
 from harness.study.steps import Step, read_records, run_steps
+from harness.cli import refuse_module_run
 
 
 # ---- the study ----------------------------------------------------------------------------------
@@ -159,7 +161,7 @@ def reproduce(runs, results, seed, force, report_only, only):
 
     if data_dir() is None:
         raise click.ClickException("reproduce needs the real data: set PIXAR_DATA (a folder laid out like shared/data)")
-    runs_p, res_p = Path(runs), Path(results)
+    runs_p, res_p = make_out_dir(runs, "runs folder"), make_out_dir(results, "results folder")
     runs_p.mkdir(parents=True, exist_ok=True)
     records = read_records(runs_p / "steps.json")
     if not report_only:
@@ -177,3 +179,7 @@ def reproduce(runs, results, seed, force, report_only, only):
     except ReportError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    refuse_module_run("harness.study.reproduce", "reproduce")

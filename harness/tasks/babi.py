@@ -65,8 +65,14 @@ class BabiQuestion:
 
 def parse_babi_file(path: str | Path, task: int = 0) -> list[BabiQuestion]:
     path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        return parse_babi_lines(f, task, str(path))
+    try:
+        with open(path, encoding="utf-8") as f:
+            questions = parse_babi_lines(f, task, str(path))
+    except UnicodeDecodeError as e:
+        raise TaskError(f"{path}: not UTF-8 text (a binary file? {e.reason})") from None
+    if not questions:
+        raise TaskError(f"{path}: no bAbI questions (an empty file?)")
+    return questions
 
 
 def parse_babi_lines(raw_lines, task: int = 0, source: str = "<text>") -> list[BabiQuestion]:
@@ -158,13 +164,14 @@ def parse_task_list(spec: str) -> list[int]:
     for part in spec.split(","):
         part = part.strip()
         try:
-            if "-" in part:
-                a, b = (int(x) for x in part.split("-", 1))
-                ids.update(range(a, b + 1))
-            else:
-                ids.add(int(part))
+            a, b = (int(x) for x in part.split("-", 1)) if "-" in part else (int(part), int(part))
         except ValueError:
             raise TaskError(f"bad bAbI task list {spec!r}: {part!r} is not a number or range") from None
+        if a > b:
+            raise TaskError(f"bad bAbI task list {spec!r}: {part!r} is a reversed (empty) range; write {b}-{a}")
+        ids.update(range(a, b + 1))
+    if not ids:
+        raise TaskError(f"bad bAbI task list {spec!r}: empty (name tasks such as 1,2 or 1-20)")
     bad = sorted(i for i in ids if i not in TASK_IDS)
     if bad:
         raise TaskError(f"unknown bAbI task(s) {bad} (tasks are 1-20)")

@@ -4,7 +4,8 @@ Tasks are built as Python dicts at run time, so data paths are absolute and noth
 relative to the working directory. Data reaches lm-eval through `custom_dataset` loaders (in-memory
 `datasets.Dataset`, no HF cache, no network). The same dicts can be written as YAML for lm-eval's own
 CLI (`write_task_yaml`): callables become `!function utils.<name>` and a `utils.py` re-exporting them
-is written next to the YAML files.
+is written next to the YAML files, into a folder we own (a marker file says so): a folder holding anything
+else, or any Python file that is not exactly our generated utils.py, is refused before lm-eval could import it.
 """
 from __future__ import annotations
 
@@ -37,6 +38,26 @@ def loglikelihood_results(doc: dict, results: list) -> dict[str, float]:
     log-likelihood of the target (token NLL for GPT-2, pixel NLL for PIXAR: the model decides the unit)."""
     ll, is_greedy = results[0]
     return {"acc": int(is_greedy), "perplexity": float(ll), "nll": -float(ll)}
+
+
+def pixel_loglikelihood_results(doc: dict, results: list) -> dict[str, float]:
+    """process_results for PIXAR in lm-eval's own CLI: the summed log-likelihood is over pixels, so the metric
+    is named `pixel_nll` and no perplexity is shown (exp of a pixel NLL is not a token perplexity)."""
+    ll, is_greedy = results[0]
+    return {"acc": int(is_greedy), "pixel_nll": -float(ll)}
+
+
+PIXEL_LOGLIKELIHOOD_METRICS = [
+    {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+    {"metric": "pixel_nll", "aggregation": "mean", "higher_is_better": False},
+]
+
+
+def in_pixels(cfg: dict) -> dict:
+    """A task dict for a pixel model: loglikelihood metrics named pixel_nll (no perplexity); others unchanged."""
+    if cfg.get("process_results") is loglikelihood_results:
+        cfg = {**cfg, "process_results": pixel_loglikelihood_results, "metric_list": PIXEL_LOGLIKELIHOOD_METRICS}
+    return cfg
 
 
 LOGLIKELIHOOD_METRICS = [
@@ -78,20 +99,55 @@ def _encode(value: Any, functions: dict[str, Callable]) -> Any:
     return value
 
 
+OWNED_MARKER = ".pixar-lm-eval-tasks"
+"""The file that marks a task folder as written by write_task_yaml (nothing else is ever written into a folder)."""
+
+
+_OUR_IMPORT = re.compile(r"from harness\.tasks\.\w+ import \w+ as \w+  # noqa: F401")
+
+
+def our_utils_lines(path: Path) -> set[str] | None:
+    """The import lines of a utils.py that write_task_yaml wrote (header + only re-exports from harness.tasks),
+    else None (a foreign file)."""
+    lines = path.read_text(errors="replace").splitlines()
+    if not lines or lines[0] != _UTILS_HEADER or not all(_OUR_IMPORT.fullmatch(x) for x in lines[1:]):
+        return None
+    return set(lines[1:])
+
+
+def check_task_folder(folder: Path) -> None:
+    """Refuse (TaskError, one line) a folder we do not own or one holding Python we did not write."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise TaskError(f"{folder}: not a folder")
+    entries = list(folder.iterdir())
+    if entries and not (folder / OWNED_MARKER).is_file():
+        raise TaskError(f"{folder}: not a pixar task folder (no {OWNED_MARKER}); choose an empty or new --tasks-dir")
+    for py in sorted(folder.rglob("*.py")):
+        if py != folder / "utils.py" or our_utils_lines(py) is None:
+            raise TaskError(f"{py}: Python file not written by pixar in the task folder; refusing to let lm-eval "
+                            "import it (delete it, or use another --tasks-dir)")
+
+
 def write_task_yaml(configs: list[dict], folder: str | Path) -> list[Path]:
-    """Write each task dict as `<task>.yaml` in folder, callables as `!function utils.<alias>`, and a
-    utils.py re-exporting them (merged with an existing one); returns the YAML paths."""
+    """Write each task dict as `<task>.yaml` in folder, callables as `!function utils.<alias>`, and the
+    utils.py re-exporting them; returns the YAML paths. Files already holding the same text are left alone
+    (written once); a folder we do not own, or foreign Python in it, is refused (check_task_folder)."""
     folder = Path(folder)
     functions: dict[str, Callable] = {}
-    paths = []
+    texts = {}
     for cfg in configs:
         text = yaml.safe_dump(_encode(cfg, functions), sort_keys=False, allow_unicode=True, width=1000)
-        text = re.sub(rf"'?{_FN}(\w+)'?", r"!function utils.\1", text)
-        path = folder / f"{cfg['task']}.yaml"
-        atomic_write_text(path, text)
-        paths.append(path)
-    utils = folder / "utils.py"
-    lines = set(utils.read_text().splitlines()[1:]) if utils.is_file() else set()
-    lines |= {f"from {fn.__module__} import {fn.__qualname__} as {name}  # noqa: F401" for name, fn in functions.items()}
-    atomic_write_text(utils, "\n".join([_UTILS_HEADER, *sorted(lines)]) + "\n")
-    return paths
+        texts[folder / f"{cfg['task']}.yaml"] = re.sub(rf"'?{_FN}(\w+)'?", r"!function utils.\1", text)
+    check_task_folder(folder)
+    lines = {f"from {fn.__module__} import {fn.__qualname__} as {name}  # noqa: F401" for name, fn in functions.items()}
+    if (folder / "utils.py").is_file():  # ours (checked): keep the re-exports earlier YAMLs in the folder use
+        lines |= our_utils_lines(folder / "utils.py")
+    utils_text = "\n".join([_UTILS_HEADER, *sorted(lines)]) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, text in [(folder / OWNED_MARKER, "written by harness.tasks.common.write_task_yaml\n"),
+                       (folder / "utils.py", utils_text), *texts.items()]:
+        if not path.is_file() or path.read_text() != text:
+            atomic_write_text(path, text)
+    return list(texts)

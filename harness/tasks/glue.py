@@ -1,4 +1,4 @@
-"""GLUE data and metrics for the fine-tuned protocol (pixar-paper.md §6).
+"""GLUE data and metrics for the fine-tuned protocol (the paper's downstream evaluation).
 
 Data comes from the canonical GLUE TSVs under `$PIXAR_DATA/glue/<Folder>/` (as written by the official
 `download_glue_data.py`) or from HF `nyu-mll/glue` online (`source="hf"`; `datasets` is imported lazily).

@@ -46,18 +46,34 @@ def lambada_path(data_dir: str | Path | None = None) -> Path | None:
     return None
 
 
+def read_lines(path: str | Path):
+    """(line number, line) of a UTF-8 text file; a binary or non-UTF-8 file -> TaskError naming it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            yield from enumerate(f, 1)
+    except UnicodeDecodeError as e:
+        raise TaskError(f"{path}: not UTF-8 text (a binary file? byte {e.start} of a line: {e.reason})") from None
+
+
+def nonempty(texts: list, path: str | Path) -> list:
+    if not texts:
+        raise TaskError(f"{path}: no passages (an empty LAMBADA file)")
+    return texts
+
+
 def read_jsonl(path: str | Path) -> list[str]:
     texts = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                texts.append(row["text"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise TaskError(f"{path}:{n}: expected a JSON object with a 'text' field") from None
-    return texts
+    for n, line in read_lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            texts.append(row["text"])
+        except (json.JSONDecodeError, KeyError, TypeError, RecursionError):
+            raise TaskError(f"{path}:{n}: expected a JSON object with a 'text' field") from None
+        if not isinstance(texts[-1], str):
+            raise TaskError(f"{path}:{n}: the 'text' field must be a string")
+    return nonempty(texts, path)
 
 
 def load_lambada(data_dir: str | Path | None = None, path: str | Path | None = None) -> list[str]:
@@ -96,13 +112,12 @@ def lambada_original_path(data_dir: str | Path | None = None) -> Path | None:
 def read_plain_text(path: str | Path) -> list[str]:
     """One passage a line; a blank line is an error naming file:line (the original file has none)."""
     texts = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if len(line.split()) < 2:
-                raise TaskError(f"{path}:{n}: expected a passage (a context and a target word)")
-            texts.append(line)
-    return texts
+    for n, line in read_lines(path):
+        line = line.rstrip("\n")
+        if len(line.split()) < 2:
+            raise TaskError(f"{path}:{n}: expected a passage (a context and a target word)")
+        texts.append(line)
+    return nonempty(texts, path)
 
 
 def load_lambada_original(data_dir: str | Path | None = None, path: str | Path | None = None) -> list[str]:

@@ -7,11 +7,13 @@ by `save_pretrained`, a training checkpoint and `pixar convert` output all load 
     config.json         the whole PixarConfig: model AND render settings (a PIXAR model is useless without
                         the renderer it was trained on), train and adv sections
     meta.json           kind, step, library versions
-    README.md           a generated model card: architecture, render settings, training steps, benchmark
-                        numbers each with its protocol
+    README.md           a generated model card: license, architecture, render settings, training data and
+                        steps, the stages actually run (from meta.json), a usage snippet, benchmark numbers each
+                        with its protocol
 
 `Pixar.from_pretrained(...)` returns the model in eval mode with `.pixar_config` set, so
-`Renderer(model.pixar_config.render)` renders text the way the model expects.
+`Renderer(model.pixar_config.render)` renders text the way the model expects, and `.pixar_meta` (the
+checkpoint's meta.json: step, stage), so loading and saving again keeps the training step.
 """
 from __future__ import annotations
 
@@ -24,6 +26,10 @@ from pixar.checkpoint.store import CheckpointError, load_meta, load_model, save_
 from pixar.config import PixarConfig, RenderConfig, from_dict
 
 HUB_FILES = ["*.json", "*.safetensors", "README.md"]
+LICENSE = "mit"
+"""The weights' license as we publish them (the code's: MIT, like the official PIXAR code)."""
+CODE = "pixar-harness (PyPI name `pixar-harness`; the `pixar` package and command)"
+OFFICIAL_CODE = "https://github.com/april-tools/pixar"
 """What `from_pretrained` downloads from a hub repo (never pickles)."""
 
 
@@ -46,8 +52,11 @@ def pixar_config_for(model, config=None) -> PixarConfig:
 def save_for_hub(model, folder: Path, cfg: PixarConfig | None, card_kwargs: dict) -> Path:
     """Write our layout + README.md model card into `folder`, atomically (replacing what was there)."""
     cfg = pixar_config_for(model, cfg)
-    training = dict(card_kwargs.get("training") or {})
-    meta = {"step": training["steps"]} if "steps" in training else {}
+    known = training_from_meta(getattr(model, "pixar_meta", None) or {})
+    training = {**known, **dict(card_kwargs.get("training") or {})}  # what the caller says wins
+    card_kwargs = {**card_kwargs, "training": training}
+    meta = {k: training[v] for k, v in (("step", "steps"), ("stage", "stage"), ("converted_from", "converted_from"))
+            if v in training}
     card = model_card(model, cfg, **card_kwargs)
     return save_checkpoint(folder, model, cfg, meta={"kind": "pixar", **meta},
                            extra_files={"README.md": str(card)})
@@ -64,6 +73,7 @@ def load_for_hub(name_or_dir: str, *, revision=None, cache_dir=None, force_downl
                                       allow_patterns=HUB_FILES))
     model, cfg = load_model(path, device=device)
     model.pixar_config = cfg
+    model.pixar_meta = load_meta(path)
     return model
 
 
@@ -90,15 +100,22 @@ def model_card(model, cfg: PixarConfig | None = None, training: dict | None = No
               "| field | value |", "|---|---|"]
     lines += [f"| {k} | {v if v is not None else 'default (Pixeloid Sans / GoNotoCurrent)'} |" for k, v in vars(r).items()]
     training = dict(training or {})
-    lines += ["", "## Training", ""]
-    if training:
-        lines += [f"- {k}: {_fmt(v)}" for k, v in training.items()]
-    else:
-        lines += ["- not stated"]
     t = cfg.train
-    lines += [f"- stage-1 recipe: AdamW lr {t.lr}, warm-up {t.warmup_steps}, batch {t.batch_size} x "
-              f"{r.max_positions} positions, {t.steps} steps planned; stage 2: {cfg.adv.steps} steps, "
-              f"alpha {cfg.adv.alpha}"]
+    lines += ["", "## Training", "", f"- data: {', '.join(t.data) or 'not stated'} (train.data; `corpus` = the "
+              "harness data bundle's book corpus)"]
+    lines += [f"- {k}: {_fmt(v)}" for k, v in training.items() if k not in ("stage",)]
+    lines += [f"- stages run: {stages_run(training, cfg)}"]
+    lines += [f"- recipe: AdamW lr {t.lr}, warm-up {t.warmup_steps}, batch {t.batch_size} x {r.max_positions} "
+              f"positions, {t.steps} stage-1 steps planned" + (f"; stage 2: lr {cfg.adv.lr_g}, alpha {cfg.adv.alpha}, "
+                                                              f"{cfg.adv.steps} steps planned"
+                                                              if training.get("stage") == 2 else "")]
+    name = cfg.name
+    lines += ["", "## Usage", "", "```python", "from pixar.model.transformer import Pixar",
+              "from pixar.read.text import generate_text", "",
+              f'model = Pixar.from_pretrained("{name}")  # a hub repo id or a local folder',
+              'print(generate_text(model, "She opened the door and", 8))  # rendered, continued, read back', "```",
+              "", f"Code: {CODE}. The paper's official code: {OFFICIAL_CODE}.", "",
+              f"License: {LICENSE.upper()}."]
     lines += ["", "## Benchmarks", ""]
     if benchmarks:
         lines += ["| task | metric | value | protocol |", "|---|---|---|---|"]
@@ -110,13 +127,34 @@ def model_card(model, cfg: PixarConfig | None = None, training: dict | None = No
             lines.append(f"| {b.get('task', '')} | {b.get('metric', '')} | {value} | {b['protocol']} |")
     else:
         lines += ["No benchmark numbers were given for this checkpoint."]
-    data = ModelCardData(library_name="pixar-harness", tags=["pixar", "pixel-language-model", "model_hub_mixin"])
+    hub_data = [d[3:].split(":")[0] for d in cfg.train.data if d.startswith("hf:")]
+    data = ModelCardData(library_name="pixar-harness", license=LICENSE, datasets=hub_data or None,
+                         tags=["pixar", "pixel-language-model", "model_hub_mixin"])
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
+
+
+def training_from_meta(meta: dict) -> dict:
+    """{"steps": N, "stage": k, "converted_from": ...} from a checkpoint's meta.json (what is there)."""
+    keys = ("step", "stage", "converted_from")
+    out = {("steps" if k == "step" else k): meta[k] for k in keys if k in meta}
+    if "steps" in out and "stage" not in out and meta.get("kind") == "pixar" and "converted_from" not in meta:
+        out["stage"] = 1  # a training checkpoint without a stage mark is stage 1's (stage 2 marks its own)
+    return json.loads(json.dumps(out))
 
 
 def card_training_from_checkpoint(path) -> dict:
     """{"steps": N, ...} from a checkpoint's meta.json, for model_card_kwargs={"training": ...}."""
-    meta = load_meta(path)
-    keys = ("step", "stage", "converted_from")
-    out = {("steps" if k == "step" else k): meta[k] for k in keys if k in meta}
-    return json.loads(json.dumps(out))
+    return training_from_meta(load_meta(path))
+
+
+def stages_run(training: dict, cfg: PixarConfig) -> str:
+    """The stages this checkpoint went through, from what its meta says (never the preset's plan)."""
+    stage, steps = training.get("stage"), training.get("steps")
+    if training.get("converted_from"):
+        return f"converted from an official checkpoint ({training['converted_from']})"
+    if stage == 1:
+        return f"stage 1 (maximum likelihood){f': {_fmt(steps)} steps' if steps is not None else ''}; stage 2 not run"
+    if stage == 2:
+        return (f"stage 1 (maximum likelihood), then stage 2 (adversarial)"
+                f"{f': {_fmt(steps)} stage-2 steps' if steps is not None else ''}")
+    return "not stated"

@@ -18,14 +18,14 @@ unpickler: tensors and plain containers only, no code execution); safetensors is
 """
 from __future__ import annotations
 
-import json
+import pickle
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from pixar.checkpoint.store import CheckpointError, save_checkpoint
-from pixar.config import ModelConfig, PixarConfig, RenderConfig
+from pixar.checkpoint.store import CheckpointError, _load_tensors, read_json, save_checkpoint
+from pixar.config import ConfigError, ModelConfig, PixarConfig, RenderConfig
 from pixar.model.transformer import Pixar
 
 
@@ -92,20 +92,21 @@ def pixar_to_official(state: dict[str, torch.Tensor], mcfg: ModelConfig) -> dict
 
 def _read_weights(src: Path) -> dict[str, torch.Tensor]:
     st, bins = src / "model.safetensors", src / "pytorch_model.bin"
-    if st.is_file():
-        from safetensors.torch import load_file
-
-        return load_file(str(st))
-    shards = sorted(src.glob("model-*.safetensors"))
-    if shards:
-        from safetensors.torch import load_file
-
+    files = [st] if st.is_file() else sorted(src.glob("model-*.safetensors"))
+    if files:
         out = {}
-        for s in shards:
-            out.update(load_file(str(s)))
+        for s in files:
+            out.update(_load_tensors(s))
         return out
     if bins.is_file():
-        return torch.load(bins, map_location="cpu", weights_only=True)
+        try:
+            weights = torch.load(bins, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, OSError, AttributeError) as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else "empty or truncated file"
+            raise CheckpointError(f"{bins}: corrupt or unreadable weights ({type(e).__name__}: {msg[:160]})") from None
+        if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+            raise CheckpointError(f"{bins}: not a state dict of tensors")
+        return weights
     raise CheckpointError(f"{src}: no model.safetensors or pytorch_model.bin (not an official PIXAR backbone)")
 
 
@@ -142,17 +143,28 @@ def convert_official(src: str | Path, out: str | Path, max_positions: int = 360)
     cfg_file = src / "config.json"
     if not cfg_file.is_file():
         raise CheckpointError(f"{src}: missing config.json (expected an official PIXAR backbone folder)")
-    try:
-        llama_cfg = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{cfg_file}: corrupt JSON ({e})") from None
+    llama_cfg = read_json(cfg_file)
+    if not isinstance(llama_cfg, dict):
+        raise CheckpointError(f"{cfg_file}: expected a JSON object (an HF LlamaConfig)")
     if llama_cfg.get("num_key_value_heads", llama_cfg.get("num_attention_heads")) != llama_cfg.get("num_attention_heads"):
         raise CheckpointError(f"{cfg_file}: grouped-query attention (num_key_value_heads) is not supported")
-    mcfg = model_config_from_llama(llama_cfg, max_positions)
     try:
-        state = official_to_pixar(_read_weights(src), mcfg)
+        mcfg = model_config_from_llama(llama_cfg, max_positions)
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"{cfg_file}: {e}") from None
+    weights = _read_weights(src)
+    try:
+        state = official_to_pixar(weights, mcfg)
     except KeyError as e:
         raise CheckpointError(f"{src}: weight {e.args[0]!r} missing (not an official PIXAR backbone?)") from None
+    except RuntimeError as e:  # a reshape to the config's sizes failed
+        raise CheckpointError(f"{src}: weights do not match {cfg_file} ({str(e).splitlines()[0]})") from None
+    with torch.device("meta"):  # compare shapes before allocating the model the config describes
+        want = {k: tuple(v.shape) for k, v in Pixar(mcfg).state_dict().items()}
+    bad = sorted(k for k in want if k not in state or tuple(state[k].shape) != want[k])
+    if bad:
+        have = list(state[bad[0]].shape) if bad[0] in state else "missing"
+        raise CheckpointError(f"{src}: weights do not match {cfg_file} ({bad[0]}: {have}, the config says {list(want[bad[0]])})")
     model = Pixar(mcfg)
     model.load_state_dict(state, strict=True)
     cfg = PixarConfig(name=f"official-{src.name}", model=mcfg,

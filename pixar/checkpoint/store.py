@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from pixar.config import ConfigError, PixarConfig, atomic_write_text, from_dict
@@ -35,6 +35,8 @@ class CheckpointError(RuntimeError):
     """A missing, incomplete or corrupt checkpoint; the message names the path."""
 
 
+MAX_JSON_BYTES = 1 << 30
+"""config/meta/state JSON of a checkpoint stays far below this (state.json of a 1.5B model: a few MB)."""
 LAST_POINTER = "last"  # a training run folder's JSON pointer to its newest step-XXXXXXX checkpoint
 STEP_DIR = re.compile(r"^step-(\d{7,})$")
 
@@ -45,9 +47,13 @@ def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
     if not pointer.is_file():
         return None
     try:
-        target = Path(out_dir) / json.loads(pointer.read_text())["path"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{pointer}: corrupt checkpoint pointer ({e})") from None
+        name = json.loads(pointer.read_text(encoding="utf-8"))["path"]
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError) as e:
+        raise CheckpointError(f"{pointer}: corrupt checkpoint pointer ({type(e).__name__}: {str(e)[:80]})") from None
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise CheckpointError(f"{pointer}: points to {name!r}, outside its run folder (a pointer names a folder "
+                              "inside it, e.g. step-0000100); refusing it")
+    target = Path(out_dir) / name
     if not target.is_dir():
         raise CheckpointError(f"{pointer}: points to {target}, which does not exist")
     return target
@@ -108,11 +114,39 @@ def write_errors(path: Path, kept: str):
         what = "no space left on device" if e.errno == errno.ENOSPC else \
             "disk quota exceeded" if e.errno == errno.EDQUOT else f"write failed ({e.strerror or e})"
         raise CheckpointError(f"{what} while writing {path}; {kept}") from e
+    except SafetensorError as e:  # safetensors reports the OS error only in its message ("... code: 28 ...")
+        text = str(e)
+        what = "no space left on device" if "No space left" in text or "StorageFull" in text else \
+            "disk quota exceeded" if "quota" in text.lower() else f"write failed ({text.splitlines()[0][:160]})"
+        raise CheckpointError(f"{what} while writing {path}; {kept}") from e
 
 
-def publish_dir(tmp: Path, path: Path) -> None:
+def is_checkpoint_dir(path: Path) -> bool:
+    """A folder a checkpoint save may replace: empty, or a single checkpoint (meta.json or model.safetensors)
+    that is not a run folder (no `last` pointer, no step-XXXXXXX folders) nor a prepared dataset."""
+    if not path.is_dir():
+        return False
+    names = {p.name for p in path.iterdir()}
+    if not names:
+        return True
+    if LAST_POINTER in names or "manifest.json" in names or any(STEP_DIR.match(n) for n in names):
+        return False
+    return "meta.json" in names or "model.safetensors" in names
+
+
+def refuse_unless_replaceable(path: Path, replaceable=is_checkpoint_dir) -> None:
+    """CheckpointError (one line) when `path` exists and `replaceable(path)` does not accept it (a run folder,
+    a dataset, a file, a symlink): what a publish would have destroyed."""
+    if (path.exists() or path.is_symlink()) and (path.is_symlink() or not replaceable(path)):
+        kind = "a symlink" if path.is_symlink() else "a file" if not path.is_dir() else "a folder that is not a checkpoint"
+        raise CheckpointError(f"{path}: exists and is {kind}; refusing to replace it (choose another output)")
+
+
+def publish_dir(tmp: Path, path: Path, replaceable=is_checkpoint_dir) -> None:
     """Put the complete folder `tmp` in place of `path` (the old one, if any, is moved aside first and removed
-    last): readers see the old folder or the new one, never half of either."""
+    last): readers see the old folder or the new one, never half of either. An existing `path` that
+    `replaceable(path)` does not accept (a run folder, a dataset, a file) is never replaced: CheckpointError."""
+    refuse_unless_replaceable(path, replaceable)
     old = path.with_name(f"{path.name}.old-{os.getpid()}")
     if path.exists():
         os.replace(path, old)
@@ -120,17 +154,46 @@ def publish_dir(tmp: Path, path: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_temps(path: Path) -> list[Path]:
+    """Remove `<path>.tmp-PID` / `<path>.old-PID` folders left beside `path` by processes of this host that
+    are dead (a SIGKILL mid-save); returns what was removed."""
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    pattern = re.compile(re.escape(path.name) + r"\.(?:tmp|old)-(\d+)$")
+    for p in path.parent.iterdir():
+        m = pattern.match(p.name)
+        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))) and p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
 @contextmanager
-def atomic_dir(path: str | os.PathLike):
+def atomic_dir(path: str | os.PathLike, replaceable=is_checkpoint_dir):
     """Yield a fresh temp folder beside `path`; on success it replaces `path` as a whole (the old folder is
-    moved aside first and removed last), on any error it is deleted and `path` is left untouched."""
+    moved aside first and removed last), on any error it is deleted and `path` is left untouched. Only a
+    folder `replaceable` accepts is replaced (default: a checkpoint; never a run folder or a dataset);
+    temp folders of dead processes beside `path` are removed first."""
     path = Path(path)
+    refuse_unless_replaceable(path, replaceable)  # before any work is done
+    clean_stale_temps(path)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         yield tmp
-        publish_dir(tmp, path)
+        publish_dir(tmp, path, replaceable)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -240,24 +303,70 @@ def _load_tensors(f: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{f}: corrupt safetensors file ({str(e).splitlines()[0]})") from None
 
 
+def read_json(f: Path) -> Any:
+    """A checkpoint's JSON file; binary, malformed, huge or absurdly nested content -> one-line CheckpointError."""
+    if f.is_file() and f.stat().st_size > MAX_JSON_BYTES:
+        raise CheckpointError(f"{f}: {f.stat().st_size:,} bytes, too large for a checkpoint's JSON (a corrupt file?)")
+    try:
+        return json.loads(f.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{f}: corrupt JSON (not UTF-8 text)") from None
+    except ValueError as e:
+        raise CheckpointError(f"{f}: corrupt JSON ({e})") from None
+    except RecursionError:
+        raise CheckpointError(f"{f}: corrupt JSON (nested too deeply)") from None
+    except OSError as e:
+        raise CheckpointError(f"{f}: cannot read ({e.strerror or e})") from None
+
+
 def load_meta(path: str | os.PathLike) -> dict:
     path = resolve_checkpoint(path)
     f = _require(Path(path), "meta.json")
-    try:
-        return json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{f}: corrupt JSON ({e})") from None
+    meta = read_json(f)
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{f}: corrupt meta.json (expected a JSON object)")
+    return meta
 
 
 def load_config(path: str | os.PathLike) -> PixarConfig:
     path = resolve_checkpoint(path)
     f = _require(Path(path), "config.json")
     try:
-        return from_dict(PixarConfig, json.loads(f.read_text()), where=str(f))
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{f}: corrupt JSON ({e})") from None
+        return from_dict(PixarConfig, read_json(f), where=str(f))
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
+
+
+def weight_shapes(f: Path) -> dict[str, tuple[int, ...]]:
+    """{name: shape} from a safetensors file's header only (nothing allocated); corrupt -> CheckpointError."""
+    try:
+        with safe_open(str(f), framework="pt") as st:
+            return {k: tuple(st.get_slice(k).get_shape()) for k in st.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{f}: corrupt safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+
+
+def check_model_shapes(mcfg, f: Path) -> None:
+    """The model that `mcfg` describes has exactly the tensors of weights file `f` (names and shapes), checked
+    from the file's header BEFORE the model is built: a config.json claiming 10M layers or a 1e9 hidden size
+    is one line, not a huge allocation. (The weights file's own size bounds what is then allocated.)"""
+    from pixar.model.transformer import Pixar
+
+    have = weight_shapes(f)
+    layers = {int(m.group(1)) for k in have if (m := re.match(r"blocks\.(\d+)\.", k))}
+    if len(layers) != mcfg.layers:
+        raise CheckpointError(f"{f}: the weights have {len(layers)} layers, the config says model.layers={mcfg.layers}")
+    emb = have.get("embed.weight")
+    if emb != (mcfg.hidden, mcfg.pixels_per_position):
+        raise CheckpointError(f"{f}: embed.weight is {list(emb) if emb else 'missing'}, the config says "
+                              f"[{mcfg.hidden}, {mcfg.pixels_per_position}] (model.hidden x pixels per position)")
+    with torch.device("meta"):
+        want = {k: tuple(v.shape) for k, v in Pixar(mcfg).state_dict().items()}
+    bad = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+    if bad:
+        k = bad[0]
+        raise CheckpointError(f"{f}: weights do not match the config ({len(bad)} tensor(s); {k}: file "
+                              f"{list(have[k]) if k in have else 'missing'}, config {list(want[k]) if k in want else 'none'})")
 
 
 def load_weights(module: torch.nn.Module, path: str | os.PathLike, name: str = "model.safetensors") -> None:
@@ -275,6 +384,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
 
     path = resolve_checkpoint(path)
     cfg = load_config(path)
+    check_model_shapes(cfg.model, _require(Path(path), "model.safetensors"))
     model = Pixar(cfg.model)
     load_weights(model, path)
     return model.to(device).eval(), cfg
@@ -284,8 +394,4 @@ def load_state(path: str | os.PathLike) -> dict:
     path = resolve_checkpoint(path)
     f = _require(path, "state.json")
     tensors = _load_tensors(_require(path, "state.safetensors"))
-    try:
-        skel = json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{f}: corrupt JSON ({e})") from None
-    return unflatten_state(skel, tensors)
+    return unflatten_state(read_json(f), tensors)

@@ -24,12 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
+from pixar.data.hashing import cache_dir, file_sha256, sha256_files
 from pixar.data.sources import DataError, Splits
 
 FORMAT = "pixar-chunks"
 FORMAT_VERSION = 1
 """Bump when the on-disk layout changes; datasets of another version are refused (prepare them again)."""
 MANIFEST = "manifest.json"
+HASH_CACHE = ".sha256-cache.json"
+"""Beside the manifest: each shard's verified sha256 under its stat key (pixar.data.hashing), so a dataset is
+hashed in full on its first open only."""
 SPLITS = ("train", "val")
 PACKING_KEYS = ("max_chars", "min_chars", "seed", "val_fraction", "packing")
 
@@ -49,14 +53,6 @@ def write_shard(path: Path, texts, digest: bool = True) -> dict:
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, batch.schema) as writer:
         writer.write_batch(batch)
     return {"bytes": path.stat().st_size, **({"sha256": file_sha256(path)} if digest else {})}
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def map_random(path: Path) -> mmap.mmap:
@@ -189,6 +185,11 @@ def is_prepared(path: Path) -> bool:
     return path.is_dir() and (path / MANIFEST).is_file()
 
 
+def replaceable_dataset(path: Path) -> bool:
+    """What `data prepare --force` may replace: a prepared dataset (or an empty folder), never another folder."""
+    return path.is_dir() and (is_prepared(path) or not any(path.iterdir()))
+
+
 def read_manifest(root: str | os.PathLike) -> dict:
     """The manifest of a prepared dataset; missing, unreadable or another format version -> DataError."""
     path = Path(root) / MANIFEST
@@ -212,21 +213,61 @@ def check_packing(manifest: dict, packing: dict, where: Path) -> None:
     diff = [f"{k}={have.get(k)!r} (the run has {packing[k]!r})" for k in PACKING_KEYS if have.get(k) != packing[k]]
     if diff:
         raise DataError(f"{where / MANIFEST}: prepared with {', '.join(diff)}; prepare it again with the "
-                        "run's settings or change train.*")
+                        "run's settings (`pixar data prepare ... --config <the run's preset>`) or change train.*")
+
+
+def shard_path(root: Path, shard: dict) -> Path:
+    """The shard's file, which must lie inside the dataset folder (a manifest naming `../other.arrow` or an
+    absolute path is refused: a dataset never reads another's files)."""
+    name = shard.get("file") if isinstance(shard, dict) else None
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise DataError(f"{root / MANIFEST}: shard {name!r} is outside the dataset folder; refusing it "
+                        "(prepare the dataset again)")
+    return root / name
+
+
+def manifest_shards(root: Path, manifest: dict) -> list[tuple[Path, dict]]:
+    """(path, entry) of every shard the manifest lists, each confined to `root`; a malformed manifest -> DataError."""
+    try:
+        entries = [s for split in SPLITS for s in manifest["splits"][split]["shards"]]
+    except (KeyError, TypeError):
+        raise DataError(f"{root / MANIFEST}: malformed manifest (no splits/shards); prepare the dataset again") from None
+    return [(shard_path(root, s), s) for s in entries]
+
+
+def hash_cache_file(root: Path) -> Path:
+    """DIR/.sha256-cache.json, or for a dataset in a folder we cannot write (a read-only shared filesystem) a file
+    in the user's pixar cache named after the dataset's absolute path, so it is still hashed once per user."""
+    if os.access(root, os.W_OK):
+        return root / HASH_CACHE
+    return cache_dir() / "dataset-sha256" / f"{hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]}.json"
+
+
+def verify_shards(root: Path, manifest: dict, cache: bool = True) -> int:
+    """Every shard's sha256 equals the manifest's (a same-size edit, bit rot, a shard of another dataset);
+    with `cache`, digests are reused while a shard's stat key is unchanged (first open hashes, later opens
+    stat). Returns the number of shards checked; a mismatch -> DataError naming the shard."""
+    shards = manifest_shards(root, manifest)
+    check_shards(root, manifest)
+    digests = sha256_files([p for p, _ in shards], hash_cache_file(root) if cache else None)
+    for path, entry in shards:
+        want = entry.get("sha256")
+        if want and digests[path] != want:
+            raise DataError(f"{path}: corrupt shard (sha256 {digests[path][:16]}..., the manifest says {want[:16]}...); "
+                            "prepare the dataset again")
+    return len(shards)
 
 
 def check_shards(root: Path, manifest: dict) -> None:
     """Every shard the manifest lists exists with the size it lists (cheap: no reading)."""
-    for split in SPLITS:
-        for shard in manifest["splits"][split]["shards"]:
-            path = root / shard["file"]
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:
-                raise DataError(f"{path}: missing shard (the dataset is incomplete; prepare it again)") from None
-            if size != shard["bytes"]:
-                raise DataError(f"{path}: corrupt shard ({size} bytes, the manifest says {shard['bytes']}); "
-                                "prepare the dataset again")
+    for path, shard in manifest_shards(root, manifest):
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise DataError(f"{path}: missing shard (the dataset is incomplete; prepare it again)") from None
+        if size != shard.get("bytes"):
+            raise DataError(f"{path}: corrupt shard ({size} bytes, the manifest says {shard.get('bytes')}); "
+                            "prepare the dataset again")
 
 
 def open_dataset(root: str | os.PathLike, packing: dict | None = None) -> Splits:
@@ -235,7 +276,7 @@ def open_dataset(root: str | os.PathLike, packing: dict | None = None) -> Splits
     manifest = read_manifest(root)
     if packing is not None:
         check_packing(manifest, packing, root)
-    check_shards(root, manifest)
+    verify_shards(root, manifest)
     tables = [ChunkTable(root, s, manifest["splits"][s]["shards"]) for s in SPLITS]
     return Splits(*tables, fingerprint=manifest["fingerprint"])
 

@@ -25,13 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from pixar.checkpoint.store import atomic_dir
+from pixar.checkpoint.store import CheckpointError, atomic_dir
+from pixar.config import atomic_write_text
+from pixar.data.hashing import sha256_files, source_hash_cache
 from pixar.data.sources import (DataError, Splits, decode_bytes, hf_documents, pack_document, read_jsonl, source_files,
                    split_indices, strip_gutenberg)
 from pixar.data.dataset import (FORMAT, FORMAT_VERSION, MANIFEST, PACKING_KEYS, SPLITS, check_shards, is_prepared,
-                      open_dataset, read_manifest, read_shard, shard_name, write_hf_metadata, write_shard)
+                                open_dataset, read_manifest, read_shard, replaceable_dataset, shard_name,
+                                write_hf_metadata, write_shard)
 from pixar.paths import DataNotFound, resolve_data_path
 from pixar.provenance import slug, versions
+from pixar.train.runlock import SiblingLock
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +66,31 @@ def describe_sources(sources: list[str], data_dir: str | os.PathLike | None = No
         if is_prepared(path):
             raise DataError(f"{path}: a prepared dataset, not a source; use it as train.data by itself")
         files = []
-        for f in source_files(path) if path.is_dir() else [path]:
+        if not path.is_dir() and not path.is_file():  # /dev/zero, a FIFO: hashing or reading would never end
+            raise DataError(f"{path}: not a regular file or folder (a device or pipe?); name text files or folders")
+        paths = [f.resolve() for f in (source_files(path) if path.is_dir() else [path])]
+        try:
+            digests = sha256_files(paths, source_hash_cache())
+        except OSError as e:
+            raise DataError(f"{e.filename or path}: cannot read ({e.strerror or e})") from None
+        for f in paths:
             st = f.stat()
-            files.append({"path": str(f.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+            files.append({"path": str(f), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digests[f]})
         out.append({"spec": spec, "files": files})
     return out
 
 
+def _content(sources: list[dict]) -> list[dict]:
+    """Sources as the fingerprint sees them: paths, sizes and content digests (an mtime alone changes nothing;
+    a same-size edit with its mtime restored does)."""
+    return [{k: v for k, v in s.items() if k != "files"} |
+            ({"files": [{k: f[k] for k in ("path", "size", "sha256") if k in f} for f in s["files"]]}
+             if "files" in s else {}) for s in sources]
+
+
 def fingerprint(sources: list[dict], packing: dict) -> str:
     key = {"format_version": FORMAT_VERSION, "packing_version": PACKING_VERSION, "packing": packing,
-           "sources": sources}
+           "sources": _content(sources)}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -258,6 +277,7 @@ def build(tmp: Path, sources: list[dict], packing: dict, fp: str, num_proc: int,
                      for k, f in enumerate(files)]
             splits[split] = {"chunks": len(ids[split]), "shards": [{"file": f} for f in files]}
             write_hf_metadata(tmp / split, [Path(f).name for f in files], fp)
+        write_dataset_dict(tmp)
         entries = iter(ordered_map(pool, num_proc, write_split_shard, jobs))
         for split in SPLITS:
             for shard in splits[split]["shards"]:
@@ -277,6 +297,16 @@ def build(tmp: Path, sources: list[dict], packing: dict, fp: str, num_proc: int,
     return manifest
 
 
+DATASET_DICT = "dataset_dict.json"
+
+
+def write_dataset_dict(root: Path) -> None:
+    """`dataset_dict.json` ({"splits": [...]}) at the top, as DatasetDict.save_to_disk writes it, so
+    `datasets.load_from_disk(DIR)` opens the whole prepared folder as a DatasetDict (each split has its own
+    state.json + dataset_info.json)."""
+    atomic_write_text(root / DATASET_DICT, json.dumps({"splits": list(SPLITS)}) + "\n")
+
+
 # ---- 4. publish, and the entry points -------------------------------------------------------------
 class _Published(Exception):
     """Raised inside atomic_dir when another process published the same dataset first (keep theirs)."""
@@ -286,8 +316,8 @@ def what_changed(manifest: dict, sources: list[dict], packing: dict) -> str:
     for k in PACKING_KEYS:
         if manifest.get("packing", {}).get(k) != packing[k]:
             return f"{k} {manifest.get('packing', {}).get(k)!r} -> {packing[k]!r}"
-    old = {f["path"]: f for s in manifest.get("sources", []) for f in s.get("files", [])}
-    new = {f["path"]: f for s in sources for f in s.get("files", [])}
+    old = {f["path"]: f for s in _content(manifest.get("sources", [])) for f in s.get("files", [])}
+    new = {f["path"]: f for s in _content(sources) for f in s.get("files", [])}
     for path in sorted(old.keys() | new.keys()):
         if old.get(path) != new.get(path):
             return f"{path} {'added' if path not in old else 'removed' if path not in new else 'changed'}"
@@ -302,12 +332,26 @@ def prepare(sources: list[str], out: str | os.PathLike, packing: dict, num_proc:
     out, t0 = Path(out), time.perf_counter()
     desc = describe_sources(sources, data_dir)
     fp = fingerprint(desc, packing)
+    with PrepareLock(out):
+        return _prepare_locked(out, desc, fp, packing, num_proc, force, unit_bytes, mp_context, t0)
+
+
+class PrepareLock(SiblingLock):
+    """One prepare per --out at a time (a second is refused with one line naming the holder)."""
+
+    what, error = "`pixar data prepare`", DataError
+
+
+def _prepare_locked(out: Path, desc: list[dict], fp: str, packing: dict, num_proc: int, force: bool, unit_bytes: int,
+                    mp_context: str, t0: float) -> tuple[dict, bool]:
     if is_prepared(out):
         try:
             manifest = read_manifest(out)
             if manifest["fingerprint"] == fp:
                 check_shards(out, manifest)
-                log.info("%s: up to date (fingerprint %s)", out, fp)
+                if not (out / DATASET_DICT).is_file():  # prepared before the DatasetDict file existed
+                    write_dataset_dict(out)
+                log.debug("%s: up to date (fingerprint %s)", out, fp)
                 return manifest, False
             if not force:
                 raise DataError(f"{out / MANIFEST}: prepared from other sources or settings "
@@ -318,13 +362,17 @@ def prepare(sources: list[str], out: str | os.PathLike, packing: dict, num_proc:
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out}: exists and is not a prepared dataset (no {MANIFEST}); choose another --out")
     try:
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, replaceable_dataset) as tmp:
             manifest = build(tmp, desc, packing, fp, max(1, num_proc), unit_bytes, mp_context)
             if not force and is_prepared(out) and read_manifest(out).get("fingerprint") == fp:
                 raise _Published
     except _Published:
         return read_manifest(out), False
-    log.info("%s: %d documents -> %d train + %d val chunks in %.1f s", out, manifest["documents"],
+    except CheckpointError as e:  # atomic_dir refused to replace a folder that is not a dataset
+        raise DataError(str(e)) from None
+    except OSError as e:
+        raise DataError(f"{out}: cannot write the dataset ({e.strerror or e}: {e.filename or out})") from None
+    log.debug("%s: %d documents -> %d train + %d val chunks in %.1f s", out, manifest["documents"],
              manifest["splits"]["train"]["chunks"], manifest["splits"]["val"]["chunks"], time.perf_counter() - t0)
     return manifest, True
 
@@ -364,7 +412,10 @@ def open_or_prepare(cfg, data_dir: str | os.PathLike | None = None) -> Splits:
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        prepare(cfg.data, out, packing, num_proc, data_dir, force=True)
+        manifest, built = prepare(cfg.data, out, packing, num_proc, data_dir, force=True)
+        if built:
+            log.info("prepared %s into %s: %d train + %d val chunks", ", ".join(cfg.data), out,
+                     manifest["splits"]["train"]["chunks"], manifest["splits"]["val"]["chunks"])
         return open_dataset(out, packing)
     error = None
     if dist.get_rank() == 0:

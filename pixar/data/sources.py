@@ -1,4 +1,4 @@
-"""Pretraining text -> packed chunks -> rendered batches (pixar-paper.md §3, "Data").
+"""Pretraining text -> packed chunks -> rendered batches (the paper's pretraining data).
 
     sources (.txt files/folders, .jsonl with "text", hf:<name>[:<config>])
       -> documents (Gutenberg header/footer stripped, whitespace normalised)

@@ -1,4 +1,4 @@
-"""Stage-2 discriminator: the generator's backbone with a 2-way head (pixar-paper.md §4).
+"""Stage-2 discriminator: the generator's backbone with a 2-way head (the paper's adversarial stage).
 
     Discriminator = deep copy of Pixar's embed + blocks + final norm (pixel head removed)
                     + Linear(hidden, 2, bias=True); class 1 = real, class 0 = fake.

@@ -1,4 +1,4 @@
-"""Autoregressive generation of pixel positions (pixar-paper.md §5).
+"""Autoregressive generation of pixel positions (the paper's generation and readability scoring).
 
 Prompt preparation: render the prompt, then `space_text(3)` so exactly 3 white columns separate the last
 ink from the EOS block. The first generated position overwrites the EOS slot; each further one is
@@ -13,6 +13,7 @@ recomputes the whole sequence each step (the official code's way). Both give ide
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,8 +58,10 @@ def generate(model: Pixar, pixels, eos_position, max_new_positions: int, *, mode
     """pixels: [B, H, W] (uint8 or float, 1 = white) of spaced prompts; eos_position: [B] EOS index."""
     if mode not in ("greedy", "sample"):
         raise ValueError(f"mode must be 'greedy' or 'sample', got {mode!r}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    if not isinstance(max_new_positions, (int, np.integer)) or max_new_positions < 0:
+        raise ValueError(f"max_new_positions must be a non-negative integer, got {max_new_positions!r}")
     device = device or next(model.parameters()).device
     pw, H = model.position_width, model.cfg.patch_size
     eos = torch.as_tensor(np.asarray(eos_position), dtype=torch.long)

@@ -1,4 +1,4 @@
-"""PIXAR: a decoder-only transformer over pixel positions (pixar-paper.md §2), nanoGPT style.
+"""PIXAR: a decoder-only transformer over pixel positions (the paper's model), nanoGPT style.
 
 No vocabulary and no embeddings: each position is an 8x16 block of binary pixels (128 values),
 scaled to +-1 and projected linearly to `hidden` (= the official Conv2d(1, hidden, (8, 16), stride 16)).
@@ -136,7 +136,7 @@ class Block(nn.Module):
 
 # ---- the model -------------------------------------------------------------------------------
 class Pixar(nn.Module, PyTorchModelHubMixin, library_name="pixar-harness", paper_url="https://arxiv.org/abs/2401.03321",
-            repo_url="https://github.com/april-tools/pixar", tags=["pixar", "pixel-language-model"]):
+            license="mit", tags=["pixar", "pixel-language-model"]):
     """The model. Hub/folder sharing (huggingface_hub's mixin, our checkpoint layout: model.safetensors +
     config.json = the whole PixarConfig incl. render settings + meta.json + a model card README.md):
         Pixar.from_pretrained(name_or_dir) -> model (eval mode) with `.pixar_config` (render settings)
@@ -250,6 +250,17 @@ class Pixar(nn.Module, PyTorchModelHubMixin, library_name="pixar-harness", paper
 
         cfg = getattr(self, "_hub_pending", (None, {}))[0]
         return model_card(self, cfg, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """The mixin's from_pretrained; a local run folder (its `last` pointer) is read at its newest checkpoint,
+        where config.json is (so the mixin does not warn that the folder has none)."""
+        from pixar.checkpoint.store import resolve_checkpoint
+
+        path = Path(pretrained_model_name_or_path)
+        if path.is_dir() and not (path / "config.json").is_file():
+            pretrained_model_name_or_path = resolve_checkpoint(path)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision=None, cache_dir=None, force_download=False, proxies=None,

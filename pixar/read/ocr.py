@@ -1,4 +1,4 @@
-"""Read generated pixels back to text, and the paper's scoring of what was read (pixar-paper.md §5).
+"""Read generated pixels back to text, and the paper's scoring of what was read (the paper's generation and readability scoring).
 
 Engines (`ENGINES`; `read_strip(s)`, `read_engines`):
     glyph           pixar.read.glyph_decoder.GlyphDecoder: template matching against the renderer's own font
@@ -10,8 +10,8 @@ Engines (`ENGINES`; `read_strip(s)`, `read_engines`):
                     white square of side int(1.3 * max(h, w)), resize x3 bicubic (PIL's default), default
                     page segmentation (psm 3), raw output (only trailing whitespace removed). This is what the
                     paper's "tesseract" column measured (`prepare_paper_tesseract`).
-    tesseract-line  Tesseract with this harness's earlier preprocessing (measured best for 8-16 px text,
-                    deps.md §4): trim blank margins, Lanczos x3, 10 px white border, no binarisation, `--psm 7`
+    tesseract-line  Tesseract with this harness's earlier preprocessing (measured best for 8-16 px text in our
+                    offline study): trim blank margins, Lanczos x3, 10 px white border, no binarisation, `--psm 7`
                     (one text line), whitespace collapsed (`prepare_for_tesseract`).
     "union" is not a reading engine but a scoring rule: read with several, `union_correct` (the paper's union
     was PaddleOCR or Tesseract; PaddleOCR is not available offline, so ours is glyph or Tesseract).

@@ -1,6 +1,6 @@
 """English word lists for "readability", built from data we ship (no download).
 
-Readability (pixar-paper.md §5, as the official code implements it; `babi.ipynb` / `lambada.ipynb`
+Readability (the paper's readability, as the official code implements it; `babi.ipynb` / `lambada.ipynb`
 `evaluate_babi`): a read-back is readable when its first whitespace token, lower-cased with punctuation KEPT,
 is an English word. Punctuation is kept as in the paper, so "word," or "don't" are not words.
 

@@ -1,1 +1,4 @@
-"""Text to pixels: the renderer (the authors' PangoCairo pixels, fast), its glyph tables, text rules and the Pillow reference oracle."""
+"""Text -> binary pixel strips (pixar.render.renderer; docs/rendering.md)."""
+from pixar.render.renderer import RenderedBatch, Renderer
+
+__all__ = ["RenderedBatch", "Renderer"]

@@ -13,6 +13,7 @@ import numpy as np
 
 from pixar.render import text_rules as tr
 from pixar.render.glyph_columns import LANE, white_bytes
+from pixar.render.itemise import needs_bidi
 
 if TYPE_CHECKING:
     from pixar.render.renderer import Renderer
@@ -34,7 +35,7 @@ class CharColumns(dict):
         r = self.renderer
         char_class, tag = r.char_class(ch)
         b = None
-        if char_class == tr.ZERO:
+        if char_class == tr.ZERO and not needs_bidi(ch):  # explicit bidi controls reorder: the shaped path
             b = b""
         elif char_class == tr.SPACE:
             b = b"\xff" * r.glyph(ch).advance

@@ -33,7 +33,11 @@ def blank(height: int, advance: int) -> Glyph:
 
 def white_bytes(ink: np.ndarray) -> bytes:
     """bool ink [8, w] -> w column bytes, bit r set where row r is white."""
-    return (~ink).T.astype(np.uint8).dot(BIT.astype(np.int64)).astype(np.uint8).tobytes() if ink.shape[1] else b""
+    if not ink.shape[1]:
+        return b""
+    if ink.shape[0] == 8:  # one byte per column, bit r = row r: packbits along the rows
+        return np.packbits(~ink, axis=0, bitorder="little").tobytes()
+    return (~ink).T.astype(np.uint8).dot(BIT.astype(np.int64)).astype(np.uint8).tobytes()
 
 
 LANE = np.dtype("<u8")  # eight column bytes read as one little-endian 64-bit lane
@@ -50,15 +54,19 @@ def lanes_to_rows(lanes: np.ndarray, out: np.ndarray) -> None:
     np.bitwise_and(out, LOW_BITS, out=out)
 
 
-def columns_to_pixels(cols: np.ndarray, chunk: int = 16) -> np.ndarray:
-    """Column bytes uint8 [B, W] (W a multiple of 8) -> pixels uint8 [B, 8, W], 1 = white. Converted `chunk`
+def columns_to_pixels(cols: np.ndarray, chunk: int = 16, out: np.ndarray | None = None) -> np.ndarray:
+    """Column bytes uint8 [B, W] (W a multiple of 8) -> pixels uint8 [B, 8, W], 1 = white, written into `out`
+    (a C-contiguous uint8 [B, 8, W], e.g. a data loader's batch buffer) or a fresh array. Converted `chunk`
     strips at a time so that each chunk's two passes stay in cache."""
     B, W = cols.shape
     lanes = cols.view(LANE)  # [B, W/8]
-    out = np.empty((B, 8, W // 8), LANE)
+    if out is None:
+        rows = np.empty((B, 8, W // 8), LANE)
+    else:
+        rows = out.view(LANE)  # [B, 8, W/8], the same memory
     for i in range(0, B, chunk):
-        lanes_to_rows(lanes[i: i + chunk], out[i: i + chunk])
-    return out.view(np.uint8)
+        lanes_to_rows(lanes[i: i + chunk], rows[i: i + chunk])
+    return rows.view(np.uint8)
 
 
 def fallback_size(font_size: int) -> float:
@@ -79,21 +87,34 @@ def rasterise(font: ImageFont.FreeTypeFont, text: str, baseline: int, height: in
     return Glyph(ink[:, cols[0]: cols[-1] + 1].copy(), int(cols[0]) - margin, advance)
 
 
-def hexbox(ch: str, height: int, baseline: int) -> Glyph:
+def raise_box_bottom(ink: np.ndarray, baseline: int, lo: int, hi: int) -> None:
+    """A line of hex boxes alone, drawn half a pixel higher by Pango: the bottom border row (baseline + 1) is
+    also inked one row up, columns lo:hi (measured on the authors' renderer)."""
+    b = baseline + 1
+    lo, hi = max(lo, 0), min(hi, ink.shape[1])
+    if 1 <= b < ink.shape[0] and hi > lo:
+        ink[b - 1, lo:hi] |= ink[b, lo:hi]
+
+
+def hexbox(ch: str, height: int, baseline: int, table: dict | None = None) -> Glyph:
     """Pango's hex box for a character no font has: a frame and the code point's hex digits in small
-    type, as the authors' renderer draws it (pixel data captured from it: pixar/render/hexbox.py)."""
+    type, as the authors' renderer draws it (pixel data captured from it: pixar/render/hexbox.py on a Pixeloid
+    line; `table`: another capture, e.g. pixar.render.hexbox_variants.GONOTO_LINE for a line that uses GoNoto)."""
+    t = table or {"BASELINE": hexbox_table.BASELINE, "ADVANCE": hexbox_table.ADVANCE, "SLOT_X": hexbox_table.SLOT_X,
+                  "FRAMES": hexbox_table.FRAMES, "DIGITS": hexbox_table.DIGITS}
     digits = f"{ord(ch):04X}" if ord(ch) <= 0xFFFF else f"{ord(ch):06X}"
     n = len(digits)
-    frame = hexbox_table.FRAMES[n]  # rows (top..bottom at baseline 7) of '#'/'.' strings
+    frame = t["FRAMES"][n]  # rows (top..bottom at baseline 7) of '#'/'.' strings
     ink = np.array([[c == "#" for c in row] for row in frame], dtype=bool)
     for k, d in enumerate(digits):
-        pat = hexbox_table.DIGITS.get((n, k, d))
+        pat = t["DIGITS"].get((n, k, d))
         if pat is None:
             continue
-        x0 = hexbox_table.SLOT_X[n][k]
+        x0 = t["SLOT_X"][n][k]
         ink[:, x0: x0 + len(pat[0])] |= np.array([[c == "#" for c in row] for row in pat], dtype=bool)
-    shift = baseline - hexbox_table.BASELINE  # the table is captured on a single line with a box
+    shift = baseline - t["BASELINE"]  # the table is captured on a single line with a box
     out = np.zeros((height, ink.shape[1]), bool)
-    src = ink[max(0, -shift): ink.shape[0] - max(0, shift)]
-    out[max(0, shift): max(0, shift) + src.shape[0]] = src[: height - max(0, shift)]
-    return Glyph(out, 0, hexbox_table.ADVANCE[n])
+    lo, hi = max(shift, 0), min(shift + ink.shape[0], height)  # the table's rows land on rows lo:hi of the strip
+    if hi > lo:
+        out[lo:hi] = ink[lo - shift: hi - shift]
+    return Glyph(out, 0, t["ADVANCE"][n])

@@ -3,7 +3,9 @@
 Visible characters of the main font are drawn run by run (one `ImageDraw.text` call per run, Pillow's
 own advance); fallback-font characters one by one (Pango rounds each advance to a pixel); hex boxes
 from their pixel table; whitespace and invisible characters follow pixar.render.text_rules, independently of
-the fast path's word and line code in pixar.render.renderer.
+the fast path's word and line code in pixar.render.renderer. Lines that need Pango's itemisation, bidi and
+HarfBuzz shaping (a fallback-font character or right-to-left text) are drawn by pixar.render.shaping, the one
+implementation of those steps; their pixels are pinned by the multi-script goldens instead.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pixar.render import text_rules as tr
-from pixar.render.glyph_columns import hexbox
+from pixar.render.glyph_columns import hexbox, raise_box_bottom
+from pixar.render.shaping import needs_shaping
 
 
 def _line_metrics(renderer, line: str) -> tuple[int, int]:
@@ -82,15 +85,21 @@ def draw_reference(renderer, text: str, ink: np.ndarray, x0: int, fallback: Coun
     if "\x00" in text:
         renderer._count("\x00", fallback, unknown, text.count("\x00"))
     text = renderer.normalise(text)
+    mode = renderer.cfg.whitespace
+    lines = tr.split_lines(text) if mode == "pango" else [text]
+    if any(needs_shaping(renderer, ln) for ln in lines):  # Pango's items, bidi and HarfBuzz: pixar.render.shaping
+        return renderer.shaped_lines(lines, ink, x0, fallback, unknown)
     for ch in set(text):
         renderer._count(ch, fallback, unknown, text.count(ch))
-    mode = renderer.cfg.whitespace
-    lines = [tr.visual_order(ln) for ln in (tr.split_lines(text) if mode == "pango" else [text])]
+    lines = [tr.visual_order(ln) for ln in lines]
     baselines = renderer.line_baselines([_line_metrics(renderer, ln) for ln in lines])
     img = Image.new("L", (ink.shape[1], ink.shape[0]), 255)
     extra = np.zeros_like(ink)
     width = 0
     for line, bl in zip(lines, baselines):
-        width = max(width, _draw_line(renderer, line, bl, img, extra, x0))
+        adv = _draw_line(renderer, line, bl, img, extra, x0)
+        width = max(width, adv)
+        if len(lines) == 1 and line and all(renderer.char_class(c)[0] == tr.HEXBOX for c in line):
+            raise_box_bottom(extra, bl, x0, x0 + adv)  # boxes alone: half a pixel higher (measured)
     ink |= (np.asarray(img) <= 127) | extra
     return width

@@ -1,4 +1,4 @@
-"""Text -> binary pixel strips, the way PIXAR sees text (pixar-paper.md §1; docs/rendering.md).
+"""Text -> binary pixel strips, the way PIXAR sees text (the paper's rendering; docs/rendering.md).
 
 Geometry (paper settings): an image `patch_size` (8) px high and `max_positions * patch_size * patch_len`
 px wide; Pixeloid Sans drawn by FreeType at its native 9-px em with the text origin at (2, -2) (its
@@ -33,11 +33,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pixar.render import shaping
 from pixar.render import text_rules as tr
 from pixar.render.column_cache import CharColumns, StripBlocks, WordColumns
 from pixar.config import RenderConfig
-from pixar.render.glyph_columns import LANE, REPLACEMENT, Glyph, columns_to_pixels, lanes_to_rows, white_bytes
+from pixar.render.glyph_columns import (LANE, REPLACEMENT, Glyph, columns_to_pixels, lanes_to_rows, raise_box_bottom,
+                                        white_bytes)
 from pixar.render.glyph_table import FALLBACK, MAIN, GlyphTable
+from pixar.render.itemise import needs_bidi
+from pixar.render.settings import render_direct
 from pixar.render.strip_ops import space_text, to_image, trim_to_mask
 
 __all__ = ["REPLACEMENT", "Glyph", "RenderedBatch", "Renderer", "space_text", "to_image", "trim_to_mask"]
@@ -109,7 +113,7 @@ class Renderer(GlyphTable):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for k in ("_fonts", "_cmaps", "_char_class", "_glyphs", "_runs", "_spaces_table", "_chars", "_words", "_space",
+        for k in ("_fonts", "_cmaps", "_char_class", "_glyphs", "_runs", "_spaces_table", "_shaper", "_space_adv", "_main_shaper", "_metrics", "_fontset", "_chars", "_words", "_space",
                   "_white", "_white_view", "_eos", "_blocks", "_geometry", "_fast_limit", "_masks"):
             state.pop(k)
         return state
@@ -134,7 +138,7 @@ class Renderer(GlyphTable):
         first = self.char_class(word[0])
         ok = (first[0] == tr.GRAPH and first[1] == MAIN and run.font_out == MAIN and not run.fallback
               and not run.unknown and run.left >= 0 and run.left + run.ink.shape[1] <= run.advance
-              and all(self.char_class(c)[0] in (tr.GRAPH, tr.SPACE, tr.ZERO) for c in word))
+              and all(self.char_class(c)[0] in (tr.GRAPH, tr.SPACE, tr.ZERO) for c in word) and not needs_bidi(word))
         if not ok:
             return None
         ink = np.zeros((self.cfg.patch_size, run.advance), bool)
@@ -276,7 +280,11 @@ class Renderer(GlyphTable):
             return line, len(line), cut
         text = self.normalise(text)
         multi = cfg.whitespace == "pango" and ("\r" in text or "\u2028" in text or "\u2029" in text)
-        lines = [tr.visual_order(ln) for ln in (tr.split_lines(text) if multi else [text])]
+        lines = tr.split_lines(text) if multi else [text]
+        if any(shaping.needs_shaping(self, ln) for ln in lines):
+            ink = np.zeros((cfg.patch_size, cfg.width), bool)
+            return ink, self.shaped_lines(lines, ink, x0, fallback, unknown), cut
+        lines = [tr.visual_order(ln) for ln in lines]
         ink = np.zeros((cfg.patch_size, cfg.width), bool)
         laid = [self._line_runs(ln, self.baseline, fallback, unknown) for ln in lines]
         baselines = self.line_baselines([m for _, _, m in laid])
@@ -289,14 +297,35 @@ class Renderer(GlyphTable):
                 lo, hi = max(a, 0), min(a + run.ink.shape[1], cfg.width)
                 if hi > lo:
                     ink[:, lo:hi] |= run.ink[:, lo - a: hi - a]
+            if len(lines) == 1 and self.boxes_only(ln):
+                raise_box_bottom(ink, bl, x0, x0 + adv)
         return ink, width, cut
 
-    def line_baselines(self, metrics: list[tuple[int, int]]) -> list[int]:
-        """Baselines of the lines of one text. Pango stacks the lines and centres the block: top = 8/2 - height/2 - 1 (pixar-render)."""
+    def boxes_only(self, line: str) -> bool:
+        """A line of nothing but hex boxes (no space, no glyph): Pango gives it no font's metrics, so its centre
+        falls between two pixel rows and each box's bottom border covers two rows (measured)."""
+        return bool(line) and all(self.char_class(c)[0] == tr.HEXBOX for c in line)
+
+    def shaped_lines(self, lines: list[str], ink: np.ndarray, x0: int, fallback: Counter, unknown: Counter) -> int:
+        """Draw lines that need Pango's itemisation, bidi and HarfBuzz shaping (pixar.render.shaping) from pen x0
+        into `ink`; returns the widest line's advance."""
+        laid = [shaping.line_fonts(self, ln) for ln in lines]
+        lm = self.line_metrics
+        metrics = [(max(lm(k)[0] for k in keys | {MAIN}), max(lm(k)[1] for k in keys | {MAIN})) for _, keys in laid]
+        width = 0
+        for ln, (items, keys), bl in zip(lines, laid, self.line_baselines(metrics, exact=True)):
+            width = max(width, shaping.draw_line(self, ln, items, bl, ink, x0, fallback, unknown, FALLBACK in keys))
+        return width
+
+    def line_baselines(self, metrics: list[tuple[int, int]], exact: bool = False) -> list[int] | list[float]:
+        """Baselines of the lines of one text. Pango stacks the lines and centres the block: top = 8/2 - height/2 - 1
+        (pixar-render); cairo rounds a glyph's origin to the pixel (floor(y + 0.5)). `exact`: the unrounded baselines
+        (a mark's vertical offset is added to them before the rounding)."""
         total = sum(a + d for a, d in metrics)
-        y, out = self.cfg.patch_size / 2 - total / 2 - 1, []
+        shift = 1 if self.cfg.patch_size < 10 else 2  # pixar-render's vertical shift
+        y, out, dy = self.cfg.patch_size / 2 - total / 2 - shift, [], self.cfg.text_y + 2
         for a, d in metrics:
-            out.append(int(math.floor(y + a + 0.5)) + self.baseline - 7)
+            out.append(y + a + dy if exact else int(math.floor(y + a + 0.5)) + dy)
             y += a + d
         return out
 
@@ -327,7 +356,11 @@ class Renderer(GlyphTable):
             x = eos_col + pw + cfg.text_x  # pairs: text_b starts 2 px after the first EOS block
         if inks:
             ink = np.logical_or.reduce(inks) if len(inks) > 1 else inks[0]
-            buf = bytearray((np.frombuffer(buf, np.uint8) & np.frombuffer(white_bytes(ink), np.uint8)).tobytes())
+            used = np.flatnonzero(ink.any(0))  # only the inked columns are converted
+            if used.size:
+                lo, hi = int(used[0]), int(used[-1]) + 1
+                cols = np.frombuffer(buf, np.uint8, hi - lo, lo) & np.frombuffer(white_bytes(ink[:, lo:hi]), np.uint8)
+                buf[lo:hi] = cols.tobytes()
         buf[eos_col: eos_col + pw] = self._eos
         return bytes(buf[: eos_col + pw]), eos_col // pw, truncated
 
@@ -345,9 +378,14 @@ class Renderer(GlyphTable):
         white = self._white_view  # memoryview: slices are not copied before the join
         return b"".join((white[:x0], line, white[: eos_col - x0 - n], self._eos, white[: width - eos_col - pw])), eos_col // pw
 
-    def render_batch(self, texts: list[str] | list[tuple[str, str]]) -> RenderedBatch:
+    def render_batch(self, texts: list[str] | list[tuple[str, str]], out: np.ndarray | None = None) -> RenderedBatch:
         """`texts`: strings, or (a, b) pairs rendered as a, EOS, b, EOS. Each strip becomes column
-        bytes (fast path, else the general path); the batch is turned into pixels in one pass."""
+        bytes (fast path, else the general path); the batch is turned into pixels in one pass, written
+        straight into `out` when given: a C-contiguous uint8 array [len(texts), patch_size, width] that the
+        caller owns and reuses (a data loader's batch buffer; `tensor.numpy()` of a pinned CPU tensor), so
+        no strip is allocated; the result's `pixels` is then `out` itself."""
+        if self.direct:  # another setting: pixar.render.settings
+            return RenderedBatch(*render_direct(self, texts, out))
         limit, white, fast, W = self._fast_limit, self._white, self._fast_strip, self.cfg.width
         pieces, eos, cut, fallback, unknown = [], [], {}, Counter(), Counter()
         for item in texts:  # per text: the strip's column bytes (W) and its EOS position
@@ -358,15 +396,27 @@ class Renderer(GlyphTable):
             pieces.append(st[0])
             eos.append(st[1])
         B = len(pieces)
-        pixels = columns_to_pixels(np.frombuffer(b"".join(pieces), np.uint8).reshape(B, W))  # [B, H, W]
+        if out is not None:
+            self._check_out(out, B)
+        pixels = columns_to_pixels(np.frombuffer(b"".join(pieces), np.uint8).reshape(B, W), out=out)  # [B, H, W]
+        pixels = out if out is not None else pixels
         eos_arr = np.array(eos, np.int64)
         truncated = np.zeros(B, bool)
         truncated[list(cut)] = list(cut.values())
         mask = self._masks[eos_arr]
         return RenderedBatch(pixels, mask, eos_arr, truncated, fallback, unknown)
 
+    def _check_out(self, out: np.ndarray, n: int) -> None:
+        shape = (n, self.cfg.patch_size, self.cfg.width)
+        if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.shape != shape or not out.flags.c_contiguous \
+                or not out.flags.writeable:
+            got = f"{type(out).__name__} {getattr(out, 'dtype', '')} {getattr(out, 'shape', '')}"
+            raise ValueError(f"render_batch out= must be a writable C-contiguous uint8 array of shape {shape}; got {got}")
+
     def render(self, text: str | tuple[str, str]) -> RenderedBatch:
         """One text (or pair) -> a batch of one; the same pixels as render_batch([text])."""
+        if self.direct:
+            return RenderedBatch(*render_direct(self, [text]))
         if type(text) is str and len(text) <= self._fast_limit:
             st = self._fast_strip(text)
             if st is not None:
@@ -376,7 +426,11 @@ class Renderer(GlyphTable):
                 # Counter.__new__: an empty Counter without Counter.__init__'s Python-level update() call
                 return RenderedBatch(pixels, self._masks[e: e + 1].copy(), np.array([e]), np.zeros(1, bool),
                                      Counter.__new__(Counter), Counter.__new__(Counter))
-        return self.render_batch([text])
+        fallback, unknown = Counter(), Counter()  # the general path, into a strip of the same blocks
+        cols, e, cut = self._strip((text,) if isinstance(text, str) else tuple(text), fallback, unknown)
+        lanes, pixels = self._blocks.take()
+        lanes_to_rows(np.frombuffer(cols + self._white[: self.cfg.width - len(cols)], LANE), lanes)
+        return RenderedBatch(pixels, self._masks[e: e + 1].copy(), np.array([e]), np.array([cut]), fallback, unknown)
 
     # ---- the slow oracle ----------------------------------------------------------------------
     def render_reference(self, text: str | tuple[str, str]) -> RenderedBatch:
@@ -384,6 +438,9 @@ class Renderer(GlyphTable):
         same-font visible characters drawn with one `ImageDraw.text` call (fallback-font glyphs one by
         one: Pango rounds each advance), whitespace from pixar.render.text_rules; the fast path's yardstick."""
         from pixar.render.reference import draw_reference
+
+        if self.direct:  # other settings have one drawing path: pixar.render.settings
+            return RenderedBatch(*render_direct(self, [text]))
 
         cfg, pw, width = self.cfg, self.cfg.position_width, self.cfg.width
         fallback, unknown = Counter(), Counter()
@@ -416,4 +473,6 @@ class Renderer(GlyphTable):
         h.update(f"{c.font_size}/{c.patch_size}/{c.patch_len}/{c.max_positions}/{c.text_x}/{c.text_y}/{c.eos_gap}".encode())
         if c.whitespace != "pango":
             h.update(f"/{c.whitespace}".encode())
+        if c.dpi != 80:
+            h.update(f"/dpi{c.dpi}".encode())
         return "pixar-render-" + h.hexdigest()[:16]

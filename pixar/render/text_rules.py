@@ -141,7 +141,7 @@ def prepare(text: str, mode: str) -> str:
     return text
 
 
-_MIRROR = dict(zip("()[]{}<>«»", ")(][}{><»«"))
+MIRROR = _MIRROR = dict(zip("()[]{}<>«»", ")(][}{><»«"))
 
 
 def visual_order(line: str) -> str:

@@ -15,6 +15,7 @@ send SIGTERM (then SIGKILL after KillWait). A handler only sets a flag; the step
 """
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import signal
@@ -25,8 +26,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from pixar.checkpoint.store import CheckpointError, latest_checkpoint
+from pixar.checkpoint.store import CheckpointError, latest_checkpoint, step_checkpoints
 
+log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 RESUME_CHOICES = ("auto", "true", "false")
 
@@ -112,6 +114,26 @@ def resume_command(argv: list[str] | None = None) -> str:
     return shlex.join(out + ["--resume", "auto"])
 
 
+COMPLETE = ("config.json", "meta.json", "state.json")
+"""Files every step checkpoint holds (plus model.safetensors, or the shards of a sharded one)."""
+
+
+def is_sharded_dir(path: Path) -> bool:
+    return (path / "sharded" / ".metadata").is_file()  # pixar.train.parallel.is_sharded (not imported: no cycle)
+
+
+def newest_complete_step(out_dir: str | os.PathLike) -> Path:
+    """Without a `last` pointer: the newest step-XXXXXXX folder holding a whole checkpoint (config, meta and
+    training state), with a warning; none complete -> CheckpointError saying so (not "pass --resume auto")."""
+    steps = step_checkpoints(out_dir)
+    for p in reversed(steps):
+        if all((p / n).is_file() for n in COMPLETE) and ((p / "model.safetensors").is_file() or is_sharded_dir(p)):
+            log.warning("%s: no 'last' pointer; resuming from the newest complete checkpoint %s", out_dir, p.name)
+            return p
+    raise CheckpointError(f"{out_dir}: no 'last' pointer and no complete step checkpoint ({len(steps)} step folder(s), "
+                          f"none with {'/'.join(COMPLETE)} and weights); move them aside to start fresh")
+
+
 def resume_checkpoint(out_dir: str | os.PathLike, resume: str | bool) -> Path | None:
     """The checkpoint a run starts from. resume: "auto" = the out dir's newest checkpoint if any (None =
     a fresh run: what a requeued job wants); True/"true" = it must exist; False/"false" = none (the loop
@@ -122,6 +144,8 @@ def resume_checkpoint(out_dir: str | os.PathLike, resume: str | bool) -> Path | 
     if resume == "false":
         return None
     ckpt = latest_checkpoint(out_dir)
+    if ckpt is None and step_checkpoints(out_dir):  # a pointer lost (deleted, or a crash before the first one)
+        ckpt = newest_complete_step(out_dir)
     if ckpt is None and resume == "true":
         raise CheckpointError(f"{out_dir}: nothing to resume (no 'last' checkpoint pointer); use --resume auto "
                               "to start fresh when there is none")

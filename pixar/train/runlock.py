@@ -144,3 +144,27 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+class SiblingLock(RunLock):
+    """`<DIR>.lock` beside folder DIR, for writers that replace DIR whole (a lock inside it would go with it):
+    a second writer gets `error` (one line naming the holder); a dead holder's lock is taken over."""
+
+    what = "another writer"
+    error: type[Exception] = RunLockError
+
+    def __init__(self, folder: str | os.PathLike):
+        folder = Path(folder)
+        super().__init__(folder.parent)
+        self.folder, self.path = folder, folder.parent / f"{folder.name}.lock"
+
+    def acquire(self) -> "SiblingLock":
+        try:
+            return super().acquire()
+        except RunLockError as e:
+            info = self.read() or {}
+            holder = self.describe(info) if info else str(e)
+            raise self.error(f"{self.folder}: another {self.what} ({holder}) is writing it; wait for it or, if it is "
+                             f"dead, delete {self.path}") from None
+        except OSError as e:
+            raise self.error(f"{self.folder}: cannot create {self.path} ({e.strerror or e})") from None

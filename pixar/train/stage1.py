@@ -1,4 +1,4 @@
-"""Stage 1: maximum-likelihood pretraining (pixar-paper.md §3), single process or torchrun/DDP.
+"""Stage 1: maximum-likelihood pretraining (the paper's stage-1 pretraining), single process or torchrun/DDP.
 
     The loop, schedule and optimiser policy are pixar.train.loop's (AdamW, weight decay on all parameters; linear
     warm-up from 1e-5*lr, then cosine to min_lr_ratio*lr at train.steps; grad clipping; grad accumulation);
@@ -42,6 +42,7 @@ from pixar.train.preempt import Preemption
 from pixar.train.runlock import RunLock
 from pixar.train.run_state import (DistInfo, MetricsLogger, all_reduce_mean, autocast, capture_rng_state, check_compatible,
                    prepare_out_dir, resolve_precision, restore_rng_state, setup_distributed)
+from pixar.train.run_state import set_cpu_threads
 
 __all__ = ["train_stage1", "validation_loss", "sample_prompts", "save_samples", "TrainingError", "NonFiniteLoss",
            "Preempted", "latest_checkpoint"]
@@ -168,8 +169,7 @@ def _stage1(cfg: PixarConfig, out: Path, info: DistInfo, resume, data_dir, after
     if tc.batch_size % (info.world_size * tc.grad_accum):
         raise ConfigError(f"train.batch_size {tc.batch_size} must be divisible by world size "
                           f"{info.world_size} x train.grad_accum {tc.grad_accum}")
-    if tc.threads > 0:
-        torch.set_num_threads(tc.threads)
+    set_cpu_threads(tc.threads)  # 0 = auto (pixar.train.run_state.cpu_threads)
     ckpt = prepare_out_dir(out, resume)
     splits = build_splits(tc, data_dir)
     parallel.configure_cuda(info.device)
