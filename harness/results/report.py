@@ -56,9 +56,11 @@ def jsonl_rows(path: Path) -> list[dict]:
 
 
 def metric(summary: dict, where: str, model: str, protocol: str, name: str) -> dict:
-    """The one metric row of `summary` (folder `where`) for a model-name prefix, protocol label and metric."""
+    """The one metric row of `summary` (folder `where`) for a model-name prefix, protocol label and metric;
+    `task@model` picks the task too (a GLUE summary has one accuracy per task)."""
+    task, _, model = model.rpartition("@")
     rows = [m for m in summary["metrics"] if m["model"].startswith(model) and m["protocol"] == protocol
-            and m["metric"] == name]
+            and m["metric"] == name and (not task or m["task"] == task)]
     if len(rows) != 1:
         raise ReportError(f"{where}: {len(rows)} metric rows for model {model!r}, protocol {protocol!r}, "
                           f"metric {name!r} (need exactly one)")

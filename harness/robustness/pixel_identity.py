@@ -3,9 +3,9 @@
 Boucher et al.'s BadCharacters (TextAttack's BadCharacters2021) insert invisible characters, bidi reordering
 controls or deletion controls (a character followed by a backspace). A renderer that draws nothing for a character
 and takes no room for it gives a pixel model the same input as the clean text; whether ours does is measured here,
-not assumed (pixar.render.text_rules: default-ignorable characters are invisible and take no room; explicit bidi
-embeddings/overrides are not applied, so a reordering is drawn in logical order; other control characters, U+0008
-among them, are drawn as a hex box).
+not assumed (pixar.render.text_rules: default-ignorable characters are invisible and take no room; bidi overrides
+and isolates are applied as Pango does (pixar.render.itemise), so a reordering is drawn in its displayed order;
+other control characters, U+0008 among them, are drawn as a hex box).
 
 `same_pixels` compares two renders (pixels and position mask); `identity` counts identical renders over pairs with
 a Wilson interval; `sampled_pairs` draws seeded candidates from a BadCharacters transformation's own search space
