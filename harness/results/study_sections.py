@@ -203,3 +203,28 @@ def family_markdown(rows: list[dict]) -> list[str]:
             f"{100 * r['diff']['high']:+.1f}] | {r['p']:.2g} | {r['p_holm']:.2g} | {'yes' if r['survives'] else 'no'} |"
             for r in rows]
     return ["| comparison | n | difference | McNemar p | Holm p | survives (5%) |", "|---|---|---|---|---|---|", *body, ""]
+
+
+def readability_section(results: Path, sums: dict, where: str = "lambada/readability-rescored") -> list[str]:
+    """Per-engine and strict readability of the committed LAMBADA rows (harness.study.rescore_readability)."""
+    s = sums.get(where)
+    if not s:
+        return []
+    by = {(m["model"], m["metric"]): m for m in s["metrics"]}
+    diffs = {c["metric"]: c for c in s.get("comparisons") or []}
+    metrics = list(dict.fromkeys(m["metric"] for m in s["metrics"]))
+    body = []
+    for metric in metrics:
+        d = diffs.get(metric)
+        body.append(f"| {metric} | {_cell(by.get(('PIXAR stage 1', metric)), False)} | "
+                    f"{_cell(by.get(('PIXAR stage 2 (α=1)', metric)), False)} | "
+                    + (f"{100 * d['estimate']:+.1f} pp [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]" if d else "–")
+                    + f" | {_cell(by.get(('GPT-2 tiny', metric)), False)} |")
+    n = next(iter(by.values()))["n"]
+    return [f"LAMBADA under `lambada:paper` (n = {n}), the earlier round's committed rows rescored from their stored "
+            f"readings (`{where}`; the rescoring reproduces every stored union flag). `readability` is the paper's "
+            "(union of our glyph decoder and Tesseract); `_glyph` / `_tesseract` one engine alone; `_strict`: first "
+            "token with punctuation stripped, >= 3 letters, in the vocabulary (harness.eval.readability). % with 95% "
+            "Wilson intervals; stage 2 - stage 1 paired on the same passages (Newcombe).", "",
+            "| metric | PIXAR stage 1 | PIXAR stage 2 (α=1) | stage 2 - stage 1 | GPT-2 tiny |", "|---|---|---|---|---|",
+            *body, ""]

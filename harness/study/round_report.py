@@ -20,7 +20,7 @@ from harness.robustness.suite import read_attack_run
 from harness.results.reference import is_at_chance, reference_rows
 from harness.results.stats import proportion_interval
 from harness.results.study_sections import (comparison_family, family_markdown, glue_predictions, glue_section,
-                                            recipe_rows, recipe_section)
+                                            readability_section, recipe_rows, recipe_section)
 from harness.study.reproduce import ROBUSTNESS, comparisons
 
 SST2 = {"label": "SST-2, fine-tuned classifiers (1,500 steps, seed 0), first 200 dev sentences", "task": "sst2",
@@ -96,7 +96,8 @@ def sections(results: Path, sums: dict) -> tuple[list[tuple[str, list[str]]], di
     """The round's report sections and the figures the findings cite as {{= name}}."""
     from harness.robustness.figures import write_figures
 
-    out = [("GLUE (fine-tuned dev)", glue_section(results, sums)),
+    out = [("Readability per engine (LAMBADA, committed rows)", readability_section(results, sums)),
+           ("GLUE (fine-tuned dev)", glue_section(results, sums)),
            ("TextAttack searches: DeepWordBug and BadCharacters", recipe_section(results, sums, SEARCHES))]
     folders = [results / SST2[k] for k in ("pixar", "gpt2")] + [results / BADCHARS[k] for k in ("pixar", "gpt2")]
     if all((f / "summary.json").exists() for f in folders):
