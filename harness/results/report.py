@@ -9,6 +9,8 @@ whose figures are references resolved from the summaries:
     {{lambada/stage2 | pixar | lambada:paper | acc_union}}   -> "0.0% [0.0, 0.1]"  (value and its 95% interval)
     {{diff lambada/stage2 - lambada/stage1-vs-gpt2 | lambada:paper | correct_union}}   -> "+1.2 pp [-0.3, 2.8]"
     {{diff a - b | protocol | readable | pixar | common}}   -> paired on the examples both runs scored, "(n = ...)" added
+    {{cmp folder | metric}}   -> a paired comparison the folder's summary stores under "comparisons"
+    {{= name}}                -> a figure the report computed from the result files (write_report's `values`)
 
 (folder relative to results/, a model-name prefix, the protocol label, the metric), so a finding cannot drift
 from its number; an unresolvable reference stops the report with one line. The paper's published numbers come
@@ -116,6 +118,13 @@ def paired(results: Path, sums: dict, a: str, b: str, protocol: str, flag: str, 
 def resolve(ref: str, results: Path, sums: dict) -> str:
     """One findings reference (see the module docstring) -> its formatted figure."""
     parts = [p.strip() for p in ref.split("|")]
+    if parts[0].startswith("cmp ") and len(parts) == 2:  # a paired comparison a summary stores ("comparisons")
+        where = parts[0][4:].strip()
+        found = [c for c in (sums.get(where) or {}).get("comparisons") or [] if c["metric"] == parts[1]]
+        if len(found) != 1:
+            raise ReportError(f"findings: {{{{{ref}}}}}: {len(found)} comparisons for metric {parts[1]!r} in "
+                              f"results/{where} (need exactly one)")
+        return diff_text(found[0])
     try:
         if parts[0].startswith("diff "):
             a, b = (x.strip() for x in parts[0][5:].split(" - "))

@@ -131,6 +131,15 @@ def glue_section(results: Path, sums: dict) -> list[str]:
                   "| seed | n dev | PIXAR accuracy | GPT-2 accuracy | PIXAR - GPT-2 |", "|---|---|---|---|---|", *body,
                   f"| mean over seeds | | {spread['pixar']} | {spread['gpt2']} | |",
                   f"| majority class | | {_cell(majority, False)} | | |", ""]
+    probes = sorted(w for w in sums if w.startswith("glue-sst2-lr-probe/"))
+    if probes:
+        cells = []
+        for w in probes:
+            r = _record(results, w, sums[w], "pixar", "sst2")
+            m = _glue_rows(sums[w]).get(("sst2", "pixar", "accuracy"))
+            cells.append(f"lr {r['config']['lr']:g}, {r['config']['steps']} steps: {_cell(m)}" if r else w)
+        lines += ["PIXAR's SST-2 learning-rate probe (seed 0, 400 steps; the same dev split selects and scores, so "
+                  "this is a probe, not a sweep with a held-out choice): " + "; ".join(cells) + ".", ""]
     return lines
 
 

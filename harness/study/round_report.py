@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from harness.results.report import ReportError, prediction_rows, run_label, summaries, write_report
-from harness.robustness.suite import read_attack_run
+from harness.robustness.suite import attack_comparison, interval_cell, read_attack_run
 from harness.results.reference import is_at_chance, reference_rows
 from harness.results.stats import proportion_interval
 from harness.results.study_sections import (comparison_family, family_markdown, glue_predictions, glue_section,
@@ -111,8 +111,14 @@ def sections(results: Path, sums: dict) -> tuple[list[tuple[str, list[str]]], di
              + (f"Left out because an arm does not clear its reference rows: {'; '.join(withheld)}." if withheld
                 else ""), "", *family_markdown(rows)]
     out.append(("Comparisons and multiplicity", lines))
-    return out, {"comparisons": str(len(rows)), "survivors": str(sum(r["survives"] for r in rows)),
-                 "withheld": str(len(withheld))}
+    values = {"comparisons": str(len(rows)), "survivors": str(sum(r["survives"] for r in rows)),
+              "withheld": str(len(withheld))}
+    babi = ROBUSTNESS[0]
+    if babi["pixar"] in sums and babi["gpt2"] in sums:  # the best trivial rule on the attacked bAbI questions
+        res = attack_comparison(results / babi["pixar"] / babi["file"], results / babi["gpt2"] / babi["file"], "babi")
+        best = max(res["references"], key=lambda r: r["estimate"])
+        values["babi_best_reference"] = f"{interval_cell(best)}% ({best['name']}, n = {best['n']})"
+    return out, values
 
 
 def records(results: Path) -> list[dict]:
