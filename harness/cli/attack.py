@@ -8,7 +8,7 @@
 What a model directory is depends on the task (harness.robustness.tasks): GLUE tasks take classifiers fine-tuned by
 `pixar bench glue`; bAbI / LAMBADA take a PIXAR LM checkpoint (or run folder) and GPT-2 LM folders or hub
 names, scored with the paper protocol. `--type` is a comma list of registered text attacks (`all` = every
-available one) and/or TextAttack recipes (deepwordbug, pruthi: GLUE classifiers only).
+available one) and/or TextAttack recipes (deepwordbug, pruthi, badchars-invisible, badchars-reorderings, badchars-deletions: GLUE classifiers only).
 
 Outputs under --out, per task (stem = sst2, babi-qa1, lambada):
     <stem>.md / .csv / .png        accuracy per (attack, rate, model) (harness.robustness.suite.write_report), with
@@ -234,7 +234,7 @@ def _default_out(settings: dict) -> Path:
 
 @click.command("attack")
 @click.option("--type", "type_", metavar="ATTACK[,ATTACK]",
-              help="Text attack(s) (swap, confusable, ...; all = every available one) and/or deepwordbug, pruthi "
+              help="Text attack(s) (swap, confusable, ...; all = every available one) and/or deepwordbug, pruthi, badchars-invisible|reorderings|deletions "
                    "(GLUE classifiers). [default: swap]")
 @click.option("--task", help="sst2|cola|mrpc|qqp|mnli|qnli|rte|wnli|babi|lambada, or a comma list. [default: sst2]")
 @click.option("--rates", help="Comma-separated severities in [0, 1]; 0 = clean. [default: 0,0.05,0.1,0.2,0.4,0.6]")

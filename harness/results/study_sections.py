@@ -124,7 +124,7 @@ def glue_section(results: Path, sums: dict) -> list[str]:
             body.append(f"| {w.split('/')[-1]} | {p['n'] if p else '–'} | {_cell(p)} | {_cell(g)} | {diff} |")
         spread = {k: (f"{sum(v) / len(v):.1f} (range {min(v):.1f}-{max(v):.1f}, {len(v)} seeds)" if v else "–")
                   for k, v in accs.items()}
-        majority = _glue_rows(sums[seeds[0]]).get(("sst2", "reference: majority", "accuracy"))
+        majority = _glue_rows(sums[seeds[0]]).get(("sst2", "reference: majority class", "accuracy"))
         lines += ["SST-2 on the longer schedule (1,500 steps at lr 1e-3), one fine-tuning run per seed (seed = head "
                   "initialisation and data order; the pretrained models are the same), `glue-sst2-long/seed*`; "
                   "difference paired on the same dev sentences (Newcombe):", "",
