@@ -234,8 +234,8 @@ def _default_out(settings: dict) -> Path:
 
 @click.command("attack")
 @click.option("--type", "type_", metavar="ATTACK[,ATTACK]",
-              help="Text attack(s) (swap, confusable, ...; all = every available one) and/or deepwordbug, pruthi, badchars-invisible|reorderings|deletions "
-                   "(GLUE classifiers). [default: swap]")
+              help="Text attack(s) (swap, confusable, ...; all = every available one) and/or deepwordbug, pruthi, "
+                   "badchars-invisible|reorderings|deletions (GLUE classifiers). [default: swap]")
 @click.option("--task", help="sst2|cola|mrpc|qqp|mnli|qnli|rte|wnli|babi|lambada, or a comma list. [default: sst2]")
 @click.option("--rates", help="Comma-separated severities in [0, 1]; 0 = clean. [default: 0,0.05,0.1,0.2,0.4,0.6]")
 @click.option("--checkpoint", type=click.Path(), help="PIXAR: LM checkpoint/run folder (bAbI, LAMBADA) or "
