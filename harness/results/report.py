@@ -87,6 +87,8 @@ def pct(v: float | None) -> str:
 
 
 def with_interval(m: dict) -> str:
+    if m["metric"] in ("mcc", "pearson", "spearman") and m.get("ci_low") is not None:  # not proportions: x100, no %
+        return f"{100 * m['value']:.1f} [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}] (x100)"
     if m.get("ci_low") is None:
         return pct(m["value"]) if m["metric"].startswith(("acc", "readab", "paper_acc")) else f"{m['value']:.4g}"
     if m["metric"].endswith(("_nll", "_ppl")):

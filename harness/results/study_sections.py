@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from harness.results.reference import NA_AT_CHANCE, is_at_chance, reference_rows
 from harness.results.schema import read_jsonl
-from harness.results.stats import holm, mcnemar_exact_p, paired_proportion_diff, paired_table
+from harness.results.stats import holm, mcnemar_exact_p, paired_proportion_diff, paired_table, proportion_interval
 
 MAIN = {"sst2": "accuracy", "cola": "mcc", "mrpc": "f1", "stsb": "pearson", "rte": "accuracy", "qnli": "accuracy",
         "mnli": "accuracy", "qqp": "f1", "wnli": "accuracy"}
@@ -159,8 +160,16 @@ def recipe_rows(results: Path, pair: dict, recipe: str) -> dict | None:
         if not csv.exists():
             return None
         out[kind] = pd.read_csv(csv).iloc[0].to_dict()
-        out[f"{kind}_flags"] = {r["index"]: r["status"] == "failed" for r in _records(folder, pair["task"], recipe)}
+        records = _records(folder, pair["task"], recipe)
+        out[f"{kind}_flags"] = {r["index"]: r["status"] == "failed" for r in records}
+        clean = [r["status"] != "skipped" for r in records]  # skipped = already wrong on the clean sentence
+        refs = reference_rows(pair["task"], [{"label": r["label"]} for r in records])
+        out["at_chance"] = out.get("at_chance", False) or not clean or is_at_chance(proportion_interval(clean).low, refs)
     return out
+
+
+def _num(v, digits: int = 2) -> str:
+    return "–" if v is None or v != v else f"{v:.{digits}f}"
 
 
 def _pct_iv(k: float, n: int) -> str:
@@ -187,7 +196,9 @@ def recipe_section(results: Path, sums: dict, pairs: list[dict]) -> list[str]:
                 continue
             keys = sorted(r["pixar_flags"])
             diff = "–"
-            if keys and set(keys) == set(r["gpt2_flags"]):
+            if r["at_chance"]:
+                diff = NA_AT_CHANCE
+            elif keys and set(keys) == set(r["gpt2_flags"]):
                 d = paired_proportion_diff([r["pixar_flags"][k] for k in keys], [r["gpt2_flags"][k] for k in keys])
                 diff = f"{100 * d.estimate:+.1f} pp [{100 * d.low:+.1f}, {100 * d.high:+.1f}]"
             for kind, name in (("pixar", "PIXAR"), ("gpt2", "GPT-2")):
@@ -195,14 +206,17 @@ def recipe_section(results: Path, sums: dict, pairs: list[dict]) -> list[str]:
                 n = int(x["n"])
                 body.append(f"| {RECIPE_NAMES.get(recipe, recipe)} | {name} | {n} | {100 * x['clean_accuracy']:.1f} | "
                             f"{_pct_iv(x['num_failed'], n)} | {_pct_iv(x['num_succeeded'], int(x['num_attacked']))} | "
-                            f"{x['avg_words_perturbed']:.2f} | {x['avg_num_queries']:.1f} | "
+                            f"{_num(x['avg_words_perturbed'])} | {_num(x['avg_num_queries'], 1)} | "
                             f"{diff if kind == 'pixar' else ''} |")
         if not body:
             continue
         lines += [f"**{pair['label']}** (`{pair['pixar']}` vs `{pair['gpt2']}`; TextAttack's own metrics: accuracy "
                   "under attack = examples the search could not flip / n; success rate = flipped / attacked "
                   "(attacked = correct on the clean sentence); words perturbed: TextAttack's count over successful "
-                  "attacks; % with 95% Wilson intervals; PIXAR - GPT-2 paired on the same sentences, Newcombe):", "",
+                  "attacks, by word position (an inserted invisible or control character that splits a word shifts "
+                  "every later word, so for BadCharacters it exceeds the one perturbation made); % with 95% Wilson "
+                  "intervals; PIXAR - GPT-2 paired on the same sentences, Newcombe, or \"n/a (at chance)\" when a "
+                  "model's clean accuracy does not clear the majority row):", "",
                   "| search | model | n | clean accuracy | accuracy under attack | attack success rate | "
                   "avg words perturbed | avg queries | PIXAR - GPT-2 under attack |",
                   "|---|---|---|---|---|---|---|---|---|", *body, ""]

@@ -51,11 +51,25 @@ def family_items(results: Path, sums: dict) -> tuple[list, list[str]]:
         elif a:
             withheld.append(label)
 
-    for w in sorted(x for x in sums if x.startswith("glue-sst2-long/seed")):
-        fp, fg = (glue_predictions(results, w, sums[w], k, "sst2") for k in ("pixar", "gpt2"))
-        a, b = _paired(fp, fg)
-        refs = reference_rows("sst2", [{"label": int(v)} for v in _labels(results, w, sums[w])])
-        add(f"SST-2 accuracy, PIXAR - GPT-2 ({w.split('/')[-1]})", a, b, refs)
+    for w, tasks in [("glue/seed0", ("sst2", "cola", "mrpc", "rte"))] + [
+            (x, ("sst2",)) for x in sorted(x for x in sums if x.startswith("glue-sst2-long/seed"))]:
+        if w not in sums:
+            continue
+        for task in tasks:
+            labels = _labels(results, w, sums[w], task)
+            if not labels:
+                continue
+            top = max(set(labels.values()), key=lambda v: (list(labels.values()).count(v), v))
+            majority = {i: y == top for i, y in labels.items()}
+            for kind, name in (("pixar", "PIXAR"), ("gpt2", "GPT-2")):
+                a, b = _paired(glue_predictions(results, w, sums[w], kind, task), majority)
+                if a:  # against the reference row itself: is the model above the majority class?
+                    items.append((f"{task} accuracy, {name} - majority class ({w})", a, b))
+        if task == "sst2" and w != "glue/seed0":
+            fp, fg = (glue_predictions(results, w, sums[w], k, "sst2") for k in ("pixar", "gpt2"))
+            a, b = _paired(fp, fg)
+            refs = reference_rows("sst2", [{"label": int(v)} for v in labels.values()])
+            add(f"SST-2 accuracy, PIXAR - GPT-2 ({w})", a, b, refs)
     if SST2["pixar"] in sums and SST2["gpt2"] in sums:
         pa, ga = (read_attack_run(results / SST2[k] / SST2["file"]) for k in ("pixar", "gpt2"))
         refs = reference_rows("sst2", pa["examples"])
@@ -72,6 +86,15 @@ def family_items(results: Path, sums: dict) -> tuple[list, list[str]]:
                 if r:
                     a, b = _paired(r["pixar_flags"], r["gpt2_flags"])
                     add(f"SST-2 accuracy under {recipe}, PIXAR - GPT-2", a, b, refs)
+    flags = results / "lambada/readability-rescored/flags.jsonl"
+    if (results / "lambada/readability-rescored/summary.json").exists():
+        from harness.results.schema import read_jsonl
+
+        rows = read_jsonl(flags)
+        for metric in ("readability_glyph", "readability_tesseract"):
+            a = [r[f"PIXAR stage 2 (α=1) {metric}"] for r in rows]
+            b = [r[f"PIXAR stage 1 {metric}"] for r in rows]
+            items.append((f"{metric}, lambada: stage 2 (alpha 1) - stage 1 (rescored rows)", a, b))
     for p in comparisons():
         if p["a"] in sums and p["b"] in sums:
             la, lb = run_label(sums[p["a"]], p["protocol"]), run_label(sums[p["b"]], p["protocol"])
@@ -82,14 +105,15 @@ def family_items(results: Path, sums: dict) -> tuple[list, list[str]]:
     return items, withheld
 
 
-def _labels(results: Path, where: str, summary: dict) -> list[int]:
+def _labels(results: Path, where: str, summary: dict, task: str = "sst2") -> dict[int, int]:
+    """{dev idx: gold label} of a GLUE task's dev predictions file."""
     from harness.results.schema import read_jsonl
 
     for f in summary["files"]:
         name = f[:-3] if f.endswith(".gz") else f
-        if name.startswith("pixar-") and name.endswith("/sst2/predictions-validation.jsonl"):
-            return [r["label"] for r in read_jsonl(results / where / name)]
-    return []
+        if name.endswith(f"/{task}/predictions-validation.jsonl"):
+            return {r["idx"]: int(r["label"]) for r in read_jsonl(results / where / name)}
+    return {}
 
 
 def sections(results: Path, sums: dict) -> tuple[list[tuple[str, list[str]]], dict[str, str]]:
@@ -117,7 +141,8 @@ def sections(results: Path, sums: dict) -> tuple[list[tuple[str, list[str]]], di
     if babi["pixar"] in sums and babi["gpt2"] in sums:  # the best trivial rule on the attacked bAbI questions
         res = attack_comparison(results / babi["pixar"] / babi["file"], results / babi["gpt2"] / babi["file"], "babi")
         best = max(res["references"], key=lambda r: r["estimate"])
-        values["babi_best_reference"] = f"{interval_cell(best)}% ({best['name']}, n = {best['n']})"
+        values["babi_best_reference"] = (f"{100 * best['estimate']:.1f}% [{100 * best['low']:.1f}, {100 * best['high']:.1f}] "
+                                         f"({best['name']}, n = {best['n']})")
     return out, values
 
 
