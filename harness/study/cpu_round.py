@@ -11,7 +11,7 @@ presets measured ~1.2 s (PIXAR) and ~7-10 s (GPT-2) a step on the shared machine
 GLUE: configs/glue/study-cpu.yaml (full dev splits, lr 1e-3, best-dev weights) on SST-2, CoLA, MRPC, STS-B and RTE
 at seed 0; 400 steps left both models at the majority row on SST-2, so SST-2 is also run on the earlier study's longer
 schedule (SST2_LONG: 1,500 steps) at seeds 0, 1, 2. Attacks on the long SST-2 classifiers of seed 0, each model in its own process on
-the same first ATTACK_N dev sentences with the same seeded perturbations: swap, confusable, DeepWordBug; and the
+the same first ATTACK_N dev sentences with the same seeded perturbations: swap, confusable, Zeroé confusables, DeepWordBug, Pruthi; and the
 BadCharacters family on the first BADCHARS_N (TextAttack's differential-evolution search is ~100 queries an example).
 """
 from __future__ import annotations
@@ -83,7 +83,7 @@ def round_steps(runs: Path, results: Path) -> list[Step]:
         clf = str(long_dir(runs, 0) / tags[kind] / "sst2")
         flag = "--checkpoint" if kind == "pixar" else "--baseline"
         out = results / "attack" / f"sst2-{kind}"
-        steps.append(Step(f"attack sst2 {kind}", ["attack", "--type", "swap,confusable,deepwordbug", "--task", "sst2",
+        steps.append(Step(f"attack sst2 {kind}", ["attack", "--type", "swap,confusable,zeroe-confusable,deepwordbug,pruthi", "--task", "sst2",
                                                   flag, clf, "--rates", RATES, "--limit", str(ATTACK_N), "--seed", "0",
                                                   "--threads", "1", "--out", str(out)], str(out / "summary.json")))
         out = results / "attack" / f"sst2-badchars-{kind}"
