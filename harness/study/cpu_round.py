@@ -27,6 +27,7 @@ GLUE_TASKS = "sst2,cola,mrpc,stsb,rte"
 SEEDS = (0, 1, 2)
 ATTACK_N, BADCHARS_N = 200, 100
 RATES = "0,0.1,0.2,0.4,0.6"
+ATTACKS = "swap,confusable,zeroe-confusable,deepwordbug,pruthi"
 BADCHARS = "badchars-invisible,badchars-reorderings,badchars-deletions"
 
 
@@ -83,9 +84,9 @@ def round_steps(runs: Path, results: Path) -> list[Step]:
         clf = str(long_dir(runs, 0) / tags[kind] / "sst2")
         flag = "--checkpoint" if kind == "pixar" else "--baseline"
         out = results / "attack" / f"sst2-{kind}"
-        steps.append(Step(f"attack sst2 {kind}", ["attack", "--type", "swap,confusable,zeroe-confusable,deepwordbug,pruthi", "--task", "sst2",
-                                                  flag, clf, "--rates", RATES, "--limit", str(ATTACK_N), "--seed", "0",
-                                                  "--threads", "1", "--out", str(out)], str(out / "summary.json")))
+        steps.append(Step(f"attack sst2 {kind}", ["attack", "--type", ATTACKS, "--task", "sst2", flag, clf, "--rates",
+                                                  RATES, "--limit", str(ATTACK_N), "--seed", "0", "--threads", "1",
+                                                  "--out", str(out)], str(out / "summary.json")))
         out = results / "attack" / f"sst2-badchars-{kind}"
         steps.append(Step(f"badchars sst2 {kind}", ["attack", "--type", BADCHARS, "--task", "sst2", flag, clf,
                                                     "--rates", "0", "--limit", str(BADCHARS_N), "--seed", "0",

@@ -27,7 +27,7 @@ SST2 = {"label": "SST-2, fine-tuned classifiers (1,500 steps, seed 0), first 200
         "pixar": "attack/sst2-pixar", "gpt2": "attack/sst2-gpt2", "file": "sst2_predictions.jsonl"}
 BADCHARS = {"label": "SST-2, BadCharacters (first 100 dev sentences)", "task": "sst2",
             "pixar": "attack/sst2-badchars-pixar", "gpt2": "attack/sst2-badchars-gpt2"}
-SEARCHES = [{**SST2, "label": "SST-2, DeepWordBug (first 200 dev sentences)"}, BADCHARS]
+SEARCHES = [{**SST2, "label": "SST-2, DeepWordBug and Pruthi (first 200 dev sentences)"}, BADCHARS]
 FIGURES = "attack/sst2-figures"
 
 
