@@ -368,8 +368,13 @@ def write_report(results: Path, records: list[dict], seed: int, pairs: list[dict
     findings = results / "findings.md"
     if findings.exists():
         L += ["## Findings", "", render_findings(findings.read_text().strip(), results, sums, values), ""]
-    L += ["## Steps", "", "| step | command | wall-clock |", "|---|---|---|"]
-    L += [f"| {r['name']} | `{r['command']}` | {r['seconds'] / 60:.1f} min |" for r in records] + [""]
+    if any(r.get("round") for r in records):  # several rounds: say which each step belongs to, and its note
+        L += ["## Steps", "", "| round | step | command | wall-clock | note |", "|---|---|---|---|---|"]
+        L += [f"| {r.get('round', '')} | {r['name']} | `{r['command']}` | {r['seconds'] / 60:.1f} min | {r.get('note', '')} |"
+              for r in records] + [""]
+    else:
+        L += ["## Steps", "", "| step | command | wall-clock |", "|---|---|---|"]
+        L += [f"| {r['name']} | `{r['command']}` | {r['seconds'] / 60:.1f} min |" for r in records] + [""]
     done = {r["name"] for r in records}
     if missing := [name for name in planned or [] if name not in done]:
         L += ["Steps of the study not run for this report (their result folders are absent): "
