@@ -370,8 +370,8 @@ def write_report(results: Path, records: list[dict], seed: int, pairs: list[dict
         L += ["## Findings", "", render_findings(findings.read_text().strip(), results, sums, values), ""]
     if any(r.get("round") for r in records):  # several rounds: say which each step belongs to, and its note
         L += ["## Steps", "", "| round | step | command | wall-clock | note |", "|---|---|---|---|---|"]
-        L += [f"| {r.get('round', '')} | {r['name']} | `{r['command']}` | {r['seconds'] / 60:.1f} min | {r.get('note', '')} |"
-              for r in records] + [""]
+        L += [f"| {r.get('round', '')} | {r['name']} | `{r['command']}` | {r['seconds'] / 60:.1f} min | "
+              f"{r.get('note', '')} |" for r in records] + [""]
     else:
         L += ["## Steps", "", "| step | command | wall-clock |", "|---|---|---|"]
         L += [f"| {r['name']} | `{r['command']}` | {r['seconds'] / 60:.1f} min |" for r in records] + [""]
