@@ -188,8 +188,7 @@ def check_exact_words(text: str, sums: dict) -> None:
 
 
 def render_findings(text: str, results: Path, sums: dict, values: dict[str, str] | None = None) -> str:
-    """Resolve every reference; `{{= name}}` takes a figure the report computed from the result files (`values`:
-    e.g. how many comparisons the findings make and how many survive Holm's correction)."""
+    """Resolve every reference; `{{= name}}` takes a figure the report computed from the result files (`values`)."""
     check_exact_words(text, sums)
 
     def one(ref: str) -> str:
@@ -385,9 +384,7 @@ def write_report(results: Path, records: list[dict], seed: int, pairs: list[dict
         L += ["## Stage 2 vs stage 1 on the same examples", ""] + stage
     if robust := robustness_section(results, sums, robustness or []):
         L += ["## Robustness: PIXAR vs GPT-2 on the same perturbed examples", ""] + robust
-    for title, lines in extra:
-        if lines:
-            L += [f"## {title}", ""] + lines
+    L += [x for title, lines in extra if lines for x in [f"## {title}", "", *lines]]
     if curve := curve_section(results):
         L += ["## Stage-2 step curve", ""] + curve
     L += ["## Results by folder", ""]
