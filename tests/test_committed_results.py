@@ -33,7 +33,7 @@ def test_committed_findings_resolve_against_the_committed_summaries():
     from harness.study.round_report import sections
 
     sums = summaries(RESULTS)
-    _, values = sections(RESULTS, sums) if (RESULTS / "steps.json").exists() else ([], {})
+    _, values = sections(RESULTS, sums, figures=False) if (RESULTS / "steps.json").exists() else ([], {})
     text = render_findings(findings.read_text(), RESULTS, sums, values)
     assert "{{" not in text and "%" in text
 
@@ -63,7 +63,7 @@ def test_glue_results_have_both_models_intervals_and_the_majority_row():
                 if m["metric"] in ("accuracy", "f1", "mcc", "pearson"):
                     assert m["ci_low"] <= m["value"] <= m["ci_high"], (where, task, m["model"], m["metric"])
             if task != "stsb":
-                assert any(m["model"] == "reference: majority" for m in rows), (where, task)
+                assert any(m["model"].startswith("reference: majority") for m in rows), (where, task)
     if "glue/seed0" in glue:
         assert {m["task"] for m in glue["glue/seed0"]["metrics"]} >= {"sst2", "cola", "mrpc", "stsb", "rte"}
 

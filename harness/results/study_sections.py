@@ -115,7 +115,9 @@ def glue_section(results: Path, sums: dict) -> list[str]:
             p, g = rows.get(("sst2", "pixar", "accuracy")), rows.get(("sst2", "gpt2", "accuracy"))
             fp, fg = (glue_predictions(results, w, sums[w], k, "sst2") for k in ("pixar", "gpt2"))
             diff = "–"
-            if fp and set(fp) == set(fg):
+            if any(m and m.get("note") == "at chance" for m in (p, g)):
+                diff = NA_AT_CHANCE
+            elif fp and set(fp) == set(fg):
                 keys = sorted(fp)
                 d = paired_proportion_diff([fp[k] for k in keys], [fg[k] for k in keys])
                 diff = f"{100 * d.estimate:+.1f} pp [{100 * d.low:+.1f}, {100 * d.high:+.1f}]"

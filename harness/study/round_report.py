@@ -116,15 +116,16 @@ def _labels(results: Path, where: str, summary: dict, task: str = "sst2") -> dic
     return {}
 
 
-def sections(results: Path, sums: dict) -> tuple[list[tuple[str, list[str]]], dict[str, str]]:
-    """The round's report sections and the figures the findings cite as {{= name}}."""
+def sections(results: Path, sums: dict, figures: bool = True) -> tuple[list[tuple[str, list[str]]], dict[str, str]]:
+    """The round's report sections and the figures the findings cite as {{= name}}; figures=False leaves the attack
+    figures folder untouched (its section is then omitted)."""
     from harness.robustness.figures import write_figures
 
     out = [("Readability per engine (LAMBADA, committed rows)", readability_section(results, sums)),
            ("GLUE (fine-tuned dev)", glue_section(results, sums)),
            ("TextAttack searches: DeepWordBug and BadCharacters", recipe_section(results, sums, SEARCHES))]
     folders = [results / SST2[k] for k in ("pixar", "gpt2")] + [results / BADCHARS[k] for k in ("pixar", "gpt2")]
-    if all((f / "summary.json").exists() for f in folders):
+    if figures and all((f / "summary.json").exists() for f in folders):
         paths = write_figures(folders, results / FIGURES, "SST-2, fine-tuned tiny classifiers")
         out.append(("Attack figures", [f"![{k}]({p.relative_to(results).as_posix()})" for k, p in paths.items()
                                        if p.suffix == ".png"] + ["", f"Numbers: `{FIGURES}/attacks.md` / `.csv`.", ""]))
