@@ -6,7 +6,8 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import save_file
 
-from pixar.checkpoint.store import CheckpointError, load_model
+from pixar.checkpoint.store import CheckpointError
+from pixar.model.transformer import load_model
 from pixar.checkpoint.official import OfficialPixar, convert_official
 from pixar.model.transformer import patchify
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from pixar.checkpoint.store import load_model, save_checkpoint
+from pixar.checkpoint.store import save_checkpoint
+from pixar.model.transformer import load_model
 from pixar.config import PixarConfig, RenderConfig, from_dict
 from pixar.checkpoint.official import OfficialPixar, convert_official
 from pixar.model.transformer import Pixar

@@ -31,16 +31,14 @@ import click
 from pixar.config import preset_dir
 from pixar.provenance import slug
 
+from harness.robustness.tasks import AttackConfigError
+
 log = logging.getLogger(__name__)
 PRESET_DIR = preset_dir("attack")
 DEFAULTS = {"type": "swap", "task": "sst2", "rates": "0,0.05,0.1,0.2,0.4,0.6", "seed": 0, "limit": None,
             "ocr": "glyph", "positions": None, "batch_size": 16, "babi_task": 1, "variant": "en",
             "query_budget": None}
 PRESET_KEYS = {"name", "description", *DEFAULTS}
-
-
-class AttackConfigError(ValueError):
-    """A bad option or preset value; the message names the option or file."""
 
 
 # ---- settings --------------------------------------------------------------------------------

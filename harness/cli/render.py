@@ -82,7 +82,8 @@ def generate(checkpoint, prompt, out, max_new_positions, mode, temperature, seed
     """Continue PROMPT with a trained model; save prompt + continuation as a PNG."""
     import torch
 
-    from pixar.checkpoint.store import CheckpointError, load_model
+    from pixar.checkpoint.store import CheckpointError
+    from pixar.model.transformer import load_model
     from pixar.model.generate import generate_from_text
     from pixar.render.renderer import Renderer, to_image
 

@@ -215,7 +215,7 @@ class GPT2Classifier(nn.Module):
 
 def build_pixar_classifier(checkpoint: str | os.PathLike, spec: TaskSpec, seed: int) -> PixarClassifier:
     """A classifier whose backbone is the stage-1/2 PIXAR checkpoint and whose head is freshly initialised."""
-    from pixar.checkpoint.store import load_model
+    from pixar.model.transformer import load_model
 
     backbone, cfg = load_model(checkpoint)
     model = PixarClassifier(cfg, spec.num_labels)

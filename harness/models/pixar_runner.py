@@ -71,7 +71,7 @@ class PixarRunner(LMRunner):
     def load(cls, spec: str, *, device: str = "cpu", batch_size: int = 16, ocr: str = "glyph",
              data_dir: str | None = None, seed: int = 0) -> "PixarRunner":
         """A checkpoint folder, or a run folder (its latest checkpoint)."""
-        from pixar.checkpoint.store import load_model
+        from pixar.model.transformer import load_model
         from pixar.checkpoint.store import latest_checkpoint
 
         if not (Path(spec) / "model.safetensors").exists() and (Path(spec) / "last").is_file():

@@ -35,6 +35,10 @@ GLUE_PROTOCOL = ("GLUE dev accuracy of the fine-tuned classifier (argmax class v
                  "pairs: both texts perturbed")
 
 
+class AttackConfigError(ValueError):
+    """A bad `pixar attack` option or preset value; the message names the option or file."""
+
+
 class AttackTaskError(ValueError):
     """Unknown task, wrong kind of model directory, or a classifier fine-tuned on another task."""
 

@@ -158,7 +158,7 @@ def demo_steps(out: Path, data_dir: str | None, seed: int, matching: dict | None
 
 def demo_matching(out: Path, data_dir: str | None, stories: Path, seed: int) -> dict:
     """compute_matching on the demo's data: GPT-2's pretraining chunks and bAbI fine-tuning texts."""
-    from pixar.data.sources import build_splits
+    from pixar.data.stream import build_splits
     from pixar.config import preset_path
 
     from harness.robustness.tasks import load_task_data

@@ -15,12 +15,11 @@ by `save_pretrained`, a training checkpoint and `pixar convert` output all load 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData, snapshot_download
 
-from pixar.checkpoint.store import CheckpointError, load_meta, load_model, save_checkpoint
+from pixar.checkpoint.store import CheckpointError, build_model, save_checkpoint
 from pixar.config import PixarConfig, RenderConfig, from_dict
 
 HUB_FILES = ["*.json", "*.safetensors", "README.md"]
@@ -53,16 +52,16 @@ def save_for_hub(model, folder: Path, cfg: PixarConfig | None, card_kwargs: dict
                            extra_files={"README.md": str(card)})
 
 
-def load_for_hub(name_or_dir: str, *, revision=None, cache_dir=None, force_download=False, local_files_only=False,
-                 token=None, device="cpu"):
+def load_for_hub(model_cls, name_or_dir: str, *, revision=None, cache_dir=None, force_download=False,
+                 local_files_only=False, token=None, device="cpu"):
     """A local folder (save_pretrained output, a checkpoint, a run folder with `last`, `pixar convert`
-    output) or a hub repo id -> Pixar in eval mode with `.pixar_config`."""
+    output) or a hub repo id -> a `model_cls` (Pixar) in eval mode with `.pixar_config`."""
     path = Path(name_or_dir)
     if not path.is_dir():
         path = Path(snapshot_download(repo_id=str(name_or_dir), revision=revision, cache_dir=cache_dir,
                                       force_download=force_download, local_files_only=local_files_only, token=token,
                                       allow_patterns=HUB_FILES))
-    model, cfg = load_model(path, device=device)
+    model, cfg = build_model(model_cls, path, device=device)
     model.pixar_config = cfg
     return model
 
@@ -113,10 +112,3 @@ def model_card(model, cfg: PixarConfig | None = None, training: dict | None = No
     data = ModelCardData(library_name="pixar-harness", tags=["pixar", "pixel-language-model", "model_hub_mixin"])
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
 
-
-def card_training_from_checkpoint(path) -> dict:
-    """{"steps": N, ...} from a checkpoint's meta.json, for model_card_kwargs={"training": ...}."""
-    meta = load_meta(path)
-    keys = ("step", "stage", "converted_from")
-    out = {("steps" if k == "step" else k): meta[k] for k in keys if k in meta}
-    return json.loads(json.dumps(out))

@@ -269,13 +269,12 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike, name: str = "
         raise CheckpointError(f"{f}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """-> (Pixar model in eval mode, PixarConfig)."""
-    from pixar.model.transformer import Pixar
-
+def build_model(model_cls, path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """-> (model_cls(cfg.model) holding the checkpoint's weights, in eval mode, its PixarConfig). The model
+    class is passed in (the checkpoint format knows no model): pixar.model.transformer.load_model gives a Pixar."""
     path = resolve_checkpoint(path)
     cfg = load_config(path)
-    model = Pixar(cfg.model)
+    model = model_cls(cfg.model)
     load_weights(model, path)
     return model.to(device).eval(), cfg
 

@@ -343,7 +343,7 @@ def cache_folder(cfg, sources: list[dict], packing: dict) -> Path:
 
 
 def open_or_prepare(cfg, data_dir: str | os.PathLike | None = None) -> Splits:
-    """pixar.data.sources.build_splits: open cfg.data's prepared dataset, or prepare the raw sources into the cache
+    """pixar.data.stream.build_splits: open cfg.data's prepared dataset, or prepare the raw sources into the cache
     (under torch.distributed rank 0 prepares while the others wait) and open that."""
     packing = packing_config(cfg)
     paths = []
