@@ -20,8 +20,10 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from pixar.errors import PixarError
 
-class ConfigError(ValueError):
+
+class ConfigError(PixarError, ValueError):
     """A bad config value or key; the message names the file/key."""
 
 

@@ -10,13 +10,15 @@ import importlib.util
 import os
 from pathlib import Path
 
+from pixar.errors import PixarError
+
 DATA_ENV = "PIXAR_DATA"
 PIXELOID_FILE = "PixeloidSans-mLxMm.ttf"
 GONOTO_FILE = "GoNotoCurrent.ttf"
 FONT_INSTALL_HINT = "pip install --no-deps pixar-render==0.5.1 (or set PIXAR_DATA to a folder with fonts/)"
 
 
-class DataNotFound(FileNotFoundError):
+class DataNotFound(PixarError, FileNotFoundError):
     """Required data (font, corpus, task file) is missing; the message says how to get it."""
 
 

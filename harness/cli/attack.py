@@ -31,6 +31,7 @@ import click
 from pixar.config import preset_dir
 from pixar.provenance import slug
 
+from harness.cli.errors import one_line_errors
 from harness.robustness.tasks import AttackConfigError
 
 log = logging.getLogger(__name__)
@@ -204,24 +205,6 @@ def attack_severity(metric: str, attacks_info: dict) -> str:
 
 
 # ---- command ---------------------------------------------------------------------------------
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    from attacks import AttackUnavailableError
-    from harness.models.gpt2_baselines import BaselineError
-    from pixar.checkpoint.store import CheckpointError
-    from pixar.config import ConfigError
-    from pixar.read.ocr import OCRError
-    from pixar.paths import DataNotFound
-
-    return (ValueError, AttackUnavailableError, CheckpointError, ConfigError, DataNotFound, BaselineError, OCRError,
-            FileNotFoundError)
-
-
-def _one_line(fn):
-    from harness.app import one_line_errors
-
-    return one_line_errors(_expected_errors, "attack")(fn)
-
-
 def _default_out(settings: dict) -> Path:
     limit = f"-limit{settings['limit']}" if settings["limit"] else ""
     name = f"{slug(settings['task'].replace(',', '+'))}-{slug(settings['type'].replace(',', '+'))}{limit}"
@@ -259,7 +242,7 @@ def _default_out(settings: dict) -> Path:
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--data-dir", type=click.Path(), help="Data folder (default $PIXAR_DATA).")
 @click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch default).")
-@_one_line
+@one_line_errors("attack")
 def attack(type_, task, rates, checkpoint, baselines, seed, limit, ocr, positions, preset, out, babi_task, variant,
            babi_dir, finetune, finetune_steps, finetune_lr, finetune_batch, save_finetuned, query_budget, batch_size,
            device, data_dir, threads):

@@ -14,16 +14,11 @@ import time
 
 import click
 
-from harness.cli.render import one_line_errors
 from pixar.config import TrainConfig
 
+from harness.cli.errors import one_line_errors
+
 _DEFAULTS = TrainConfig()
-
-
-def _errors():
-    from pixar.data.sources import DataError
-
-    return (DataError, OSError)
 
 
 @click.group()
@@ -44,7 +39,7 @@ def data() -> None:
 @click.option("--num-proc", default=1, show_default=True, help="Processes (the output is the same for any N).")
 @click.option("--data-dir", type=click.Path(), help="Data folder for relative sources (default: $PIXAR_DATA).")
 @click.option("--force", is_flag=True, help="Replace a dataset in --out prepared from other sources or settings.")
-@one_line_errors(_errors, "data prepare")
+@one_line_errors("data prepare")
 def prepare(sources, out, max_chars, min_chars, seed, val_fraction, packing, num_proc, data_dir, force):
     """Pack SOURCE... (.txt/.jsonl files or folders, hf:NAME[:CONFIG] streamed) into --out."""
     from pixar.data.prepare import packing_config, prepare as run_prepare, source_bytes

@@ -1,29 +1,10 @@
 """`pixar render` and `pixar generate`: the model library's own commands (the `pixar` click root that
-collects every command is the application's, harness.app), and `one_line_errors`, the decorator every command
-uses to turn an expected error into one line. Thin: parse options, call library functions."""
+collects every command is the application's, harness.app). Thin: parse options, call library functions."""
 from __future__ import annotations
-
-import functools
-import logging
 
 import click
 
-
-def one_line_errors(expected, what: str):
-    """Decorator for click commands: an expected error (a callable returning exception types, so slow
-    imports stay lazy) becomes a one-line click error; anything else keeps its traceback."""
-
-    def deco(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except expected() as e:
-                logging.getLogger(fn.__module__).debug("%s failed", what, exc_info=True)
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise click.ClickException(msg) from None
-        return wrapper
-    return deco
+from harness.cli.errors import one_line_errors
 
 
 def _renderer(config: str | None, font: str | None, max_positions: int | None):
@@ -46,6 +27,7 @@ def _renderer(config: str | None, font: str | None, max_positions: int | None):
 @click.option("--config", help="Preset name or YAML whose render section to use.")
 @click.option("--full", is_flag=True, help="Show the whole strip, padding included.")
 @click.option("--pair", help="Render TEXT and PAIR as a sentence pair (a, EOS, b, EOS).")
+@one_line_errors("render")
 def render(text, out, scale, font, config, full, pair):
     """Render TEXT as PIXAR sees it and save an upscaled PNG."""
     from pixar.render.renderer import to_image, trim_to_mask
@@ -78,19 +60,16 @@ def _save_png(img, out: str) -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed for --mode sample.")
 @click.option("--scale", default=8, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@one_line_errors("generate")
 def generate(checkpoint, prompt, out, max_new_positions, mode, temperature, seed, scale, device):
     """Continue PROMPT with a trained model; save prompt + continuation as a PNG."""
     import torch
 
-    from pixar.checkpoint.store import CheckpointError
     from pixar.model.transformer import load_model
     from pixar.model.generate import generate_from_text
     from pixar.render.renderer import Renderer, to_image
 
-    try:
-        model, cfg = load_model(checkpoint, device)
-    except CheckpointError as e:
-        raise click.ClickException(str(e))
+    model, cfg = load_model(checkpoint, device)
     r = Renderer(cfg.render)
     g = torch.Generator().manual_seed(seed)
     res = generate_from_text(model, r, [prompt], max_new_positions, mode=mode, temperature=temperature, generator=g)

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import click
 
+from pixar.errors import PixarError
+
+from harness.cli.errors import one_line
 
 def load_train_config(config: str | None, overrides: list[str], init: str | None = None):
     """A preset name/YAML path with `--set` overrides; without --config, the --init checkpoint's config."""
@@ -90,15 +93,9 @@ def train(stage, config, overrides, out, resume, init, data_dir, device, model_k
 
     On SIGTERM or SIGUSR1 (SLURM's warning signals) the run finishes its step, saves a checkpoint and exits 0
     with the command that resumes it (`--resume auto`). A second run on the same --out is refused."""
-    from pixar.checkpoint.store import CheckpointError
-    from pixar.config import ConfigError
-    from pixar.data.sources import DataError
-    from pixar.train.loop import Preempted, TrainingError
-    from pixar.paths import DataNotFound
     from pixar.paths import data_dir as find_data_dir
-    from pixar.train.runlock import RunLockError
+    from pixar.train.loop import Preempted
 
-    expected = (ConfigError, DataError, DataNotFound, CheckpointError, TrainingError, RunLockError)
     try:
         if data_dir:
             data_dir = str(find_data_dir(data_dir))  # passed down explicitly (fonts, corpus, DataLoader workers)
@@ -106,6 +103,6 @@ def train(stage, config, overrides, out, resume, init, data_dir, device, model_k
     except Preempted as p:
         click.echo(p.message)
         return
-    except expected as e:
-        raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    except PixarError as e:
+        raise click.ClickException(one_line(e)) from None
     click.echo(message)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from pixar.errors import PixarError
 from pixar.paths import DataNotFound, data_dir as resolve_data_dir
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ TOKENIZER_DIR = "gpt2_tokenizer"
 PAPER_NEW_TOKENS = 5
 
 
-class BaselineError(RuntimeError):
+class BaselineError(PixarError, RuntimeError):
     """A missing or unusable baseline model; the message says what to do."""
 
 

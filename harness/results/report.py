@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 from pixar.config import atomic_write_text
+from pixar.errors import PixarError
 
 from harness.results.schema import ResultsError, read_jsonl, read_summary
 from harness.results.tables import metrics_table, to_markdown
@@ -28,7 +29,7 @@ from harness.results.tables import metrics_table, to_markdown
 REF = re.compile(r"\{\{(.+?)\}\}")
 
 
-class ReportError(ValueError):
+class ReportError(PixarError, ValueError):
     """A results folder or findings reference the report cannot resolve; the message names it."""
 
 

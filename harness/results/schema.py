@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pixar.config import atomic_write_text
+from pixar.errors import PixarError
 from pixar.provenance import versions
 
 SCHEMA_VERSION = 1
@@ -37,7 +38,7 @@ Z95 = 1.959963984540054
 DATA_PREFIX = "$PIXAR_DATA"
 
 
-class ResultsError(ValueError):
+class ResultsError(PixarError, ValueError):
     """A summary.json that is not of this schema; the message names the file."""
 
 

@@ -32,6 +32,7 @@ import click
 
 from pixar.config import atomic_write_text
 
+from harness.cli.errors import one_line_errors
 from harness.study.steps import Step, read_records, run_steps
 
 PIXAR_PRESET, GPT2_PRESET = "pixar-tiny", "gpt2-tiny"
@@ -268,14 +269,12 @@ def demo_table(out: Path, seed: int = 0) -> tuple[str, list[dict]]:
               "trains on generated bAbI stories.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Rerun steps whose outputs exist.")
+@one_line_errors("demo")
 def demo(out, data_dir, seed, force):
     """Offline demo: PIXAR (stage 1 + 2) vs GPT-2 at equal compute, fine-tuned on bAbI task 1 and attacked."""
     from pixar.paths import data_dir as resolve_data
 
-    try:
-        d = resolve_data(data_dir)
-    except FileNotFoundError as e:
-        raise click.ClickException(str(e))
+    d = resolve_data(data_dir)
     out_path = Path(out)
     out_path.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

@@ -29,9 +29,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from pixar.config import ConfigError, PixarConfig, atomic_write_text, from_dict
+from pixar.errors import PixarError
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(PixarError, RuntimeError):
     """A missing, incomplete or corrupt checkpoint; the message names the path."""
 
 

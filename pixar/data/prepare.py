@@ -324,6 +324,8 @@ def prepare(sources: list[str], out: str | os.PathLike, packing: dict, num_proc:
                 raise _Published
     except _Published:
         return read_manifest(out), False
+    except OSError as e:  # --out unwritable, disk full, ...: the user's to fix
+        raise DataError(f"{out}: cannot write the dataset ({e.strerror or e})") from e
     log.info("%s: %d documents -> %d train + %d val chunks in %.1f s", out, manifest["documents"],
              manifest["splits"]["train"]["chunks"], manifest["splits"]["val"]["chunks"], time.perf_counter() - t0)
     return manifest, True

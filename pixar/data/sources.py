@@ -23,6 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from pixar.config import TrainConfig
+from pixar.errors import PixarError
 from pixar.paths import DataNotFound, resolve_data_path
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ SKIPPED_PREFIXES = ("license", "readme", "copying")
 """Files in a folder whose names start with these (any case) are licence/readme boilerplate, not text."""
 
 
-class DataError(ValueError):
+class DataError(PixarError, ValueError):
     """Bad pretraining input (binary or malformed file, empty corpus); the message names the file."""
 
 

@@ -43,6 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image, ImageOps
 
+from pixar.errors import PixarError
 from pixar.read.glyph_decoder import GlyphDecoder, as_white_prob
 from pixar.render.renderer import Renderer
 from pixar.read.wordlist import Readability, build_wordlist, word_counts  # noqa: F401  (re-exported API)
@@ -53,7 +54,7 @@ TESSERACT_INSTALL = "apt-get install tesseract-ocr"
 GLYPH_BATCH = 64  # strips per GlyphDecoder.decode_batch call
 
 
-class OCRError(RuntimeError):
+class OCRError(PixarError, RuntimeError):
     """A read-back engine cannot run (missing program, bad engine name); the message says the fix."""
 
 

@@ -37,6 +37,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pixar.config import atomic_write_text
+from pixar.data.sources import DataError
 from pixar.paths import DataNotFound, data_dir as resolve_data_dir
 
 log = logging.getLogger(__name__)
@@ -123,12 +124,12 @@ def unigram_words(data: str | os.PathLike | None = None, path: str | os.PathLike
                            "(see shared/data/README.md section 8)")
     lines = path.read_text(encoding="utf-8").splitlines()
     if not lines or lines[0].strip() != "word,count":
-        raise ValueError(f"{path}:1: expected the header 'word,count'")
+        raise DataError(f"{path}:1: expected the header 'word,count'")
     words = []
     for n, line in enumerate(lines[1:], 2):
         word, sep, count = line.partition(",")
         if not sep or not word or not count.strip().isdigit():
-            raise ValueError(f"{path}:{n}: expected '<word>,<count>', got {line[:60]!r}")
+            raise DataError(f"{path}:{n}: expected '<word>,<count>', got {line[:60]!r}")
         words.append(word)
     return words
 
