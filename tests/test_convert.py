@@ -7,9 +7,10 @@ from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from pixar.checkpoint.store import CheckpointError
-from pixar.model.transformer import load_model
-from pixar.checkpoint.official import OfficialPixar, convert_official
-from pixar.model.transformer import patchify
+from pixar.checkpoint.official import convert_official
+from pixar.model.transformer import load_model, patchify
+
+from official_reference import OfficialPixar
 
 
 def _official_dir(tmp_path):

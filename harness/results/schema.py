@@ -42,7 +42,7 @@ class ResultsError(PixarError, ValueError):
     """A summary.json that is not of this schema; the message names the file."""
 
 
-def proportion_interval(k: float, n: int) -> tuple[float, float]:
+def wilson_bounds(k: float, n: int) -> tuple[float, float]:
     """95% Wilson score interval of k successes in n trials (NaNs for n = 0): harness.results.stats.wilson_interval."""
     if n <= 0:
         return math.nan, math.nan
@@ -76,7 +76,7 @@ class Metric:
 
 def proportion(task: str, model: str, protocol: str, metric: str, value: float, n: int) -> Metric:
     """A fraction of n examples (accuracy, readability) with its Wilson interval."""
-    lo, hi = proportion_interval(round(float(value) * n), n) if n else (None, None)
+    lo, hi = wilson_bounds(round(float(value) * n), n) if n else (None, None)
     return Metric(task, model, protocol, metric, float(value), int(n), lo, hi, "wilson95" if n else None)
 
 

@@ -19,9 +19,9 @@ Two protocols, kept apart in every table:
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from pixar.data.sources import DataError, decode_text, jsonl_texts
 from pixar.paths import DataNotFound, data_dir as resolve_data_dir
 
 from harness.tasks.common import LOGLIKELIHOOD_METRICS, TaskError, loglikelihood_results, offline, to_dataset
@@ -46,18 +46,13 @@ def lambada_path(data_dir: str | Path | None = None) -> Path | None:
     return None
 
 
-def read_jsonl(path: str | Path) -> list[str]:
-    texts = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                texts.append(row["text"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise TaskError(f"{path}:{n}: expected a JSON object with a 'text' field") from None
-    return texts
+def read_passages(path: str | Path) -> list[str]:
+    """The "text" of every line of a LAMBADA .jsonl file (read by pixar.data.sources.jsonl_texts); TaskError names
+    the file and line of a bad one."""
+    try:
+        return list(jsonl_texts(path, decode_text(Path(path).read_bytes(), str(path))))
+    except DataError as e:
+        raise TaskError(str(e)) from None
 
 
 def load_lambada(data_dir: str | Path | None = None, path: str | Path | None = None) -> list[str]:
@@ -65,10 +60,10 @@ def load_lambada(data_dir: str | Path | None = None, path: str | Path | None = N
     if path is not None:
         if not Path(path).is_file():
             raise DataNotFound(f"{path}: LAMBADA file not found")
-        return read_jsonl(path)
+        return read_passages(path)
     local = lambada_path(data_dir)
     if local is not None:
-        return read_jsonl(local)
+        return read_passages(local)
     if offline():
         raise DataNotFound(f"LAMBADA: {LAMBADA_FILE} not found (set PIXAR_DATA or --data-dir; offline, so "
                            f"HF {HF_DATASET[0]} cannot be fetched)")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from pixar.checkpoint.store import atomic_dir
-from pixar.data.sources import (DataError, Splits, decode_bytes, hf_documents, pack_document, read_jsonl, source_files,
+from pixar.data.sources import (DataError, Splits, decode_bytes, hf_documents, pack_document, jsonl_texts, source_files,
                    split_indices, strip_gutenberg)
 from pixar.data.dataset import (FORMAT, FORMAT_VERSION, MANIFEST, PACKING_KEYS, SPLITS, check_shards, is_prepared,
                       open_dataset, read_manifest, read_shard, shard_name, write_hf_metadata, write_shard)
@@ -157,13 +157,13 @@ def unit_documents(pieces: list[tuple], latin1: frozenset = frozenset(), fell_ba
             yield strip_gutenberg(text)
             continue
         try:
-            docs = list(read_jsonl(path, text))
+            docs = list(jsonl_texts(path, text))
         except DataError:
             if start == 0:
                 raise
             with open(path, "rb") as fh:  # only on error: number the lines from the file's start
                 first = fh.read(start).count(b"\n") + 1
-            list(read_jsonl(path, text, first))
+            list(jsonl_texts(path, text, first))
             raise
         yield from docs
 

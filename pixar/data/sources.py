@@ -82,9 +82,9 @@ def strip_gutenberg(text: str) -> str:
     return text
 
 
-def read_jsonl(path: str | os.PathLike, raw: str, first_line: int = 1) -> Iterator[str]:
+def jsonl_texts(path: str | os.PathLike, raw: str, first_line: int = 1) -> Iterator[str]:
     """The "text" field of every non-blank line of decoded .jsonl content `raw` (line numbers in errors
-    count from `first_line`)."""
+    count from `first_line`). (JSONL records of any shape, .gz fallback: harness.results.schema.read_jsonl.)"""
     for lineno, line in enumerate(raw.splitlines(), first_line):
         if not line.strip():
             continue
@@ -147,7 +147,7 @@ def iter_documents(sources: list[str], data_dir: str | os.PathLike | None = None
                 raise DataError(f"{f}: cannot read ({e.strerror})") from None
             text = decode_text(raw, str(f))
             if f.suffix.lower() == ".jsonl":
-                for i, doc in enumerate(read_jsonl(f, text)):
+                for i, doc in enumerate(jsonl_texts(f, text)):
                     yield f"{f}:{i + 1}", doc
             else:
                 yield str(f), strip_gutenberg(text)
