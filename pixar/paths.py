@@ -1,4 +1,4 @@
-"""Where things live: the data directory ($PIXAR_DATA) and the fonts.
+"""Where things live: the data directory ($PIXAR_DATA), our cache ($PIXAR_CACHE) and the fonts.
 
 Nothing here downloads. Fonts come from (in order) an explicit path, the PyPI package `pixar-render`
 (installed with --no-deps; we only read its font files and never import it, since its __init__ needs
@@ -33,6 +33,17 @@ def data_dir(explicit: str | os.PathLike | None = None, required: bool = False) 
     if not path.is_dir():
         raise DataNotFound(f"data directory {path} does not exist (from --data-dir or {DATA_ENV})")
     return path
+
+
+def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Our cache folder (word lists, tokenizers, prepared datasets): `explicit`, else $PIXAR_CACHE, else
+    $XDG_CACHE_HOME/pixar (~/.cache/pixar)."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get("PIXAR_CACHE"):
+        return Path(os.environ["PIXAR_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pixar"
 
 
 def resolve_data_path(name: str | os.PathLike, data: str | os.PathLike | None = None) -> Path:

@@ -1,6 +1,6 @@
 """The official PIXAR architecture and our weights in its layout: a reference for tests (test_convert, test_hub)
 and the training-step benchmark (benchmarks/train_step.py puts tests/ on sys.path). Not part of the library:
-`pixar convert` (pixar.checkpoint.official) needs only the official -> ours direction."""
+`pixar convert` (pixar.model.official) needs only the official -> ours direction."""
 from __future__ import annotations
 
 import torch

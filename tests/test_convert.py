@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from pixar.checkpoint.store import CheckpointError
-from pixar.checkpoint.official import convert_official
+from pixar.model.official import convert_official
 from pixar.model.transformer import load_model, patchify
 
 from official_reference import OfficialPixar

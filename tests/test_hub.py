@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 
 from pixar.checkpoint.store import save_checkpoint
 from pixar.config import PixarConfig, RenderConfig, from_dict
-from pixar.checkpoint.official import convert_official
+from pixar.model.official import convert_official
 from pixar.model.transformer import Pixar, load_model
 
 from official_reference import OfficialPixar

@@ -1,10 +1,10 @@
 """`pixar convert`: import an official april-tools/pixar backbone folder into our checkpoint format
-(the conversion itself is pixar.checkpoint.official)."""
+(the conversion itself is pixar.model.official)."""
 from __future__ import annotations
 
 import click
 
-from pixar.checkpoint.official import convert_official
+from pixar.model.official import convert_official
 
 from harness.cli.errors import one_line_errors
 

@@ -30,7 +30,7 @@ from pixar.data.sources import (DataError, Splits, decode_bytes, hf_documents, p
                    split_indices, strip_gutenberg)
 from pixar.data.dataset import (FORMAT, FORMAT_VERSION, MANIFEST, PACKING_KEYS, SPLITS, check_shards, is_prepared,
                       open_dataset, read_manifest, read_shard, shard_name, write_hf_metadata, write_shard)
-from pixar.paths import DataNotFound, resolve_data_path
+from pixar.paths import DataNotFound, cache_dir, resolve_data_path
 from pixar.provenance import slug, versions
 
 log = logging.getLogger(__name__)
@@ -337,8 +337,6 @@ def source_bytes(sources: list[dict]) -> int:
 
 def cache_folder(cfg, sources: list[dict], packing: dict) -> Path:
     """<train.data_cache or <pixar cache>/datasets>/<first source's name>-<fingerprint>."""
-    from pixar.read.wordlist import cache_dir
-
     root = Path(cfg.data_cache).expanduser() if cfg.data_cache else cache_dir() / "datasets"
     name = slug(Path(sources[0]["spec"].rstrip("/")).name or "data")[:40]
     return root / f"{name}-{fingerprint(sources, packing)}"

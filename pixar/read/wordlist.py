@@ -38,7 +38,7 @@ from pathlib import Path
 
 from pixar.config import atomic_write_text
 from pixar.data.sources import DataError
-from pixar.paths import DataNotFound, data_dir as resolve_data_dir
+from pixar.paths import DataNotFound, cache_dir, data_dir as resolve_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +49,6 @@ UNIGRAM_SIZE = 333_333
 VOCABULARIES = ("paper", "paper-official", "corpus")
 _SKIP_FILES = ("license", "readme")
 _VERSION = "1"  # bump when the tokenisation changes (invalidates caches)
-
-
-def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
-    if explicit:
-        return Path(explicit).expanduser()
-    if os.environ.get("PIXAR_CACHE"):
-        return Path(os.environ["PIXAR_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pixar"
 
 
 def corpus_files(data: str | os.PathLike | None = None) -> list[Path]:
