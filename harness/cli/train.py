@@ -17,6 +17,7 @@ from pixar.errors import PixarError
 
 from harness.cli.errors import one_line
 
+
 def load_train_config(config: str | None, overrides: list[str], init: str | None = None):
     """A preset name/YAML path with `--set` overrides; without --config, the --init checkpoint's config."""
     from pixar.checkpoint.store import load_config
