@@ -23,6 +23,7 @@ from pixar.checkpoint.store import CheckpointError
 from pixar.config import ConfigError
 from pixar.data.sources import DataError
 from pixar.errors import PixarError
+from pixar.model import official
 from pixar.paths import DataNotFound
 from pixar.read.ocr import OCRError, TesseractUnavailable
 from pixar.train.adversarial import AdversarialError
@@ -66,7 +67,8 @@ def _convert(tmp_path, monkeypatch, error):
     def failing(src, out, max_positions):
         raise error
 
-    monkeypatch.setattr(convert_cli, "convert_official", failing)
+    monkeypatch.setattr(convert_cli, "convert_official", failing, raising=False)  # imported at module top
+    monkeypatch.setattr(official, "convert_official", failing)  # or inside the command
     src = tmp_path / "official"
     src.mkdir()
     return CliRunner().invoke(main, ["convert", str(src), "-o", str(tmp_path / "out")])
