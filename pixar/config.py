@@ -22,9 +22,11 @@ from typing import Any, get_type_hints
 import yaml
 
 from pixar.bounds import ADV_BOUNDS, MODEL_BOUNDS, RENDER_BOUNDS, TRAIN_BOUNDS, out_of_bounds
+from pixar.errors import PixarError
 
 
-class ConfigError(ValueError):
+
+class ConfigError(PixarError, ValueError):
     """A bad config value or key; the message names the file/key."""
 
 

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from pixar.train.adversarial import (ADV_WEIGHT_EPS, LAMBDA_EPS, AdversarialError, AdversarialTrainer,
                                adversarial_forward, alpha_at, lambda_auto, sample_positions)
 from pixar.train.stage2 import LOGGED_KEYS, train_stage2
-from pixar.checkpoint.store import CheckpointError, load_model, load_state
+from pixar.checkpoint.store import CheckpointError, load_state
+from pixar.model.transformer import load_model
 from pixar.checkpoint.store import save_step_checkpoint
 from pixar.config import AdvConfig, ModelConfig, PixarConfig, RenderConfig, preset_path
 from pixar.model.discriminator import Discriminator, PrefixKV, fake_attention_mask
@@ -305,7 +306,7 @@ def test_nan_mid_run_stops_with_the_last_good_checkpoint_kept(stage2, tmp_path):
 
 def test_stage2_continues_after_the_chunks_stage1_consumed(stage2, tmp_path, monkeypatch):
     import pixar.train.stage2 as stage2_module
-    from pixar.data.sources import build_splits
+    from pixar.data.stream import build_splits
 
     cfg, init, root = stage2
     cfg.adv.steps = 1

@@ -199,7 +199,7 @@ def test_babi_finetune_paper_protocol_with_pixar_and_gpt2(micro_checkpoint, tmp_
 
     from harness.tasks import babi_generator as babi_gen
     from harness.models.gpt2_baselines import load_gpt2
-    from pixar.checkpoint.store import load_model
+    from pixar.model.transformer import load_model
 
     babi_gen.write_task1(tmp_path / "babi", train=12, test=4, seed=0)
     tok = _byte_tokenizer(tmp_path / "gpt2")

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pixar.checkpoint.store import CheckpointError, latest_checkpoint, load_model, step_checkpoints, write_last_pointer
+from pixar.checkpoint.store import CheckpointError, latest_checkpoint, step_checkpoints, write_last_pointer
+from pixar.model.transformer import load_model
 from pixar.config import PixarConfig, preset_path
 from pixar.train.loop import Preempted
 from pixar.train.stage1 import train_stage1

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from pixar.config import RenderConfig, TrainConfig
-from pixar.data.sources import (ChunkStream, DataError, DataPosition, build_splits, epoch_order, iter_documents,
-                        make_loader, micro_batch_ids, pack_sentences, split_sentences, strip_gutenberg)
+from pixar.data.sources import DataError, iter_documents, pack_sentences, split_sentences, strip_gutenberg
+from pixar.data.stream import ChunkStream, DataPosition, build_splits, epoch_order, make_loader, micro_batch_ids
 
 WORDS = ("the a of and to in was he it his that with had for as at her on by which said but not be "
          "Emma harbour whale Thursday lantern orchard silver remembered quietly").split()

@@ -7,10 +7,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from pixar.checkpoint.store import load_model, save_checkpoint
+from pixar.checkpoint.store import save_checkpoint
 from pixar.config import PixarConfig, RenderConfig, from_dict
-from pixar.checkpoint.official import OfficialPixar, convert_official
-from pixar.model.transformer import Pixar
+from pixar.model.official import convert_official
+from pixar.model.transformer import Pixar, load_model
+
+from official_reference import OfficialPixar
 
 BENCH = [{"task": "lambada", "metric": "accuracy", "value": 0.123, "interval": "95% CI 0.11-0.13", "n": 5153,
           "protocol": "harness lambada, greedy first word, case-insensitive"}]

@@ -19,9 +19,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import parallel_loop  # noqa: E402  (the tests' minimal loop)
 
-from pixar.checkpoint.store import CheckpointError, load_model  # noqa: E402
+from pixar.checkpoint.store import CheckpointError  # noqa: E402
 from pixar.model.discriminator import Discriminator  # noqa: E402
-from pixar.model.transformer import Pixar  # noqa: E402
+from pixar.model.transformer import Pixar, load_model  # noqa: E402
 from pixar.train.parallel import (clip_grad_norm, consolidate, is_sharded, load_sharded, make_adamw,  # noqa: E402
                             prepare_model, resolve_compile, save_sharded)
 

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from harness.app import main
 from pixar.config import RenderConfig, TrainConfig
-from pixar.data.sources import (ChunkStream, DataError, DataPosition, build_splits, build_splits_in_memory, make_loader,
-                        pack_official)
+from pixar.data.sources import DataError, build_splits_in_memory, pack_official
+from pixar.data.stream import ChunkStream, DataPosition, build_splits, make_loader
 from pixar.data.dataset import MANIFEST, ChunkTable, open_dataset
 from pixar.data.prepare import packing_config, prepare
 

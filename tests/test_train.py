@@ -17,7 +17,8 @@ from ranks import run_ranks
 import torch
 from click.testing import CliRunner
 
-from pixar.checkpoint.store import load_model, load_state
+from pixar.checkpoint.store import load_state
+from pixar.model.transformer import load_model
 from pixar.config import ConfigError, PixarConfig, TrainConfig, preset_path
 from pixar.paths import DataNotFound, find_font
 from pixar.checkpoint.store import latest_checkpoint

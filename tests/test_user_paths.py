@@ -150,7 +150,8 @@ def test_missing_textattack_is_one_line(monkeypatch):
 # ---- outputs people paste -------------------------------------------------------------------------------
 def _run_folder(micro_checkpoint, tmp_path, meta):
     """A run folder (step checkpoint + `last`) around the micro checkpoint, with the given meta."""
-    from pixar.checkpoint.store import load_model, save_step_checkpoint
+    from pixar.checkpoint.store import save_step_checkpoint
+    from pixar.model.transformer import load_model
 
     model, cfg = load_model(micro_checkpoint)
     save_step_checkpoint(tmp_path / "run", meta.pop("step"), model, cfg, None, meta=meta)
@@ -197,7 +198,7 @@ def test_gpt2_card_and_match_after_a_model_change():
 
 
 def test_generate_text_is_what_pixar_generate_prints(micro_checkpoint, tmp_path):
-    from pixar.checkpoint.store import load_model
+    from pixar.model.transformer import load_model
     from pixar.read.text import generate_text
 
     model, cfg = load_model(micro_checkpoint)

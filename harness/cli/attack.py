@@ -32,6 +32,8 @@ from pixar.config import preset_dir
 from pixar.provenance import slug
 
 from harness.cli.render import make_out_dir, torch_device
+from harness.cli.errors import one_line_errors
+from harness.robustness.tasks import AttackConfigError
 
 log = logging.getLogger(__name__)
 PRESET_DIR = preset_dir("attack")
@@ -39,10 +41,6 @@ DEFAULTS = {"type": "swap", "task": "sst2", "rates": "0,0.05,0.1,0.2,0.4,0.6", "
             "ocr": "glyph", "positions": None, "batch_size": 16, "babi_task": 1, "variant": "en",
             "query_budget": None}
 PRESET_KEYS = {"name", "description", *DEFAULTS}
-
-
-class AttackConfigError(ValueError):
-    """A bad option or preset value; the message names the option or file."""
 
 
 # ---- settings --------------------------------------------------------------------------------
@@ -208,24 +206,6 @@ def attack_severity(metric: str, attacks_info: dict) -> str:
 
 
 # ---- command ---------------------------------------------------------------------------------
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    from attacks import AttackUnavailableError
-    from harness.models.gpt2_baselines import BaselineError
-    from pixar.checkpoint.store import CheckpointError
-    from pixar.config import ConfigError
-    from pixar.read.ocr import OCRError
-    from pixar.paths import DataNotFound
-
-    return (ValueError, AttackUnavailableError, CheckpointError, ConfigError, DataNotFound, BaselineError, OCRError,
-            FileNotFoundError)
-
-
-def _one_line(fn):
-    from harness.app import one_line_errors
-
-    return one_line_errors(_expected_errors, "attack")(fn)
-
-
 def _default_out(settings: dict) -> Path:
     limit = f"-limit{settings['limit']}" if settings["limit"] else ""
     name = f"{slug(settings['task'].replace(',', '+'))}-{slug(settings['type'].replace(',', '+'))}{limit}"
@@ -263,7 +243,7 @@ def _default_out(settings: dict) -> Path:
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--data-dir", type=click.Path(), help="Data folder (default $PIXAR_DATA).")
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(0, 4096), help="torch CPU threads (0 = torch default).")
-@_one_line
+@one_line_errors("attack")
 def attack(type_, task, rates, checkpoint, baselines, seed, limit, ocr, positions, preset, out, babi_task, variant,
            babi_dir, finetune, finetune_steps, finetune_lr, finetune_batch, save_finetuned, query_budget, batch_size,
            device, data_dir, threads):

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import click
 
+from pixar.errors import PixarError
+
 from harness.cli import refuse_module_run
+from harness.cli.errors import one_line
 from harness.cli.render import make_out_dir, torch_device
 
 
@@ -174,15 +177,9 @@ def train(stage, config, overrides, out, resume, init, data_dir, device, allow_c
 
     On SIGTERM or SIGUSR1 (SLURM's warning signals) the run finishes its step, saves a checkpoint and exits 0
     with the command that resumes it (`--resume auto`). A second run on the same --out is refused."""
-    from pixar.checkpoint.store import CheckpointError
-    from pixar.config import ConfigError
-    from pixar.data.sources import DataError
-    from pixar.train.loop import Preempted, TrainingError
-    from pixar.paths import DataNotFound
     from pixar.paths import data_dir as find_data_dir
-    from pixar.train.runlock import RunLockError
+    from pixar.train.loop import Preempted
 
-    expected = (ConfigError, DataError, DataNotFound, CheckpointError, TrainingError, RunLockError)
     try:
         if show_config:
             click.echo(print_config(model_kind, stage, config, overrides, init))
@@ -197,8 +194,8 @@ def train(stage, config, overrides, out, resume, init, data_dir, device, allow_c
         if is_rank0():
             click.echo(p.message)
         return
-    except expected as e:
-        raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    except PixarError as e:
+        raise click.ClickException(one_line(e)) from None
     except OSError as e:  # the environment, not a bug: a read-only or full disk, a file where a folder belongs
         where = e.filename or out or "the run folder"
         raise click.ClickException(f"{where}: cannot create or write ({e.strerror or e})") from None

@@ -34,6 +34,8 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 PixelTransform = Callable[[np.ndarray, int], np.ndarray]
+OCR_ENGINES = ("glyph", "tesseract", "union")
+"""A pixel runner's read-back choices (union: either engine's reading counts, the paper's scoring)."""
 LM_RUNNERS: dict[str, type["LMRunner"]] = {}
 CLASSIFIER_RUNNERS: dict[str, type["ClassifierRunner"]] = {}
 

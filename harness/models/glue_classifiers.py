@@ -31,6 +31,7 @@ from pixar.train.loop import Schedule, StandardStep, adamw, every, run_loop
 from pixar.model.transformer import Pixar, patchify
 from pixar.render.renderer import Renderer
 
+from harness.models.gpt2_baselines import BaselineError
 from harness.tasks.glue import GlueData, TaskSpec, compute_metrics, get_task
 
 PRESET_DIR = preset_dir("glue")
@@ -215,7 +216,7 @@ class GPT2Classifier(nn.Module):
 
 def build_pixar_classifier(checkpoint: str | os.PathLike, spec: TaskSpec, seed: int) -> PixarClassifier:
     """A classifier whose backbone is the stage-1/2 PIXAR checkpoint and whose head is freshly initialised."""
-    from pixar.checkpoint.store import load_model
+    from pixar.model.transformer import load_model
 
     backbone, cfg = load_model(checkpoint)
     model = PixarClassifier(cfg, spec.num_labels)
@@ -242,7 +243,7 @@ def build_gpt2_classifier(name_or_dir: str, spec: TaskSpec, seed: int, max_token
             problem_type="regression" if spec.is_regression else "single_label_classification")
     except (OSError, ValueError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise FileNotFoundError(f"{name_or_dir}: cannot load a GPT-2 model + tokenizer ({first})") from None
+        raise BaselineError(f"{name_or_dir}: cannot load a GPT-2 model + tokenizer ({first})") from None
     model = GPT2Classifier(hf, tokenizer, max_tokens)
     model.reset_head(torch.Generator().manual_seed(seed))
     return model

@@ -1,6 +1,6 @@
 """The same-budget GPT-2 baseline: `pixar train --model gpt2 --config gpt2-tiny`.
 
-A transformers GPT2LMHeadModel trained on the same text chunks as PIXAR (pixar.data.sources.build_splits with the
+A transformers GPT2LMHeadModel trained on the same text chunks as PIXAR (pixar.data.stream.build_splits with the
 config's `train` section: same sources, chunk sizes, validation split, seed, steps, batch, lr schedule), one
 chunk per sequence + <|endoftext|>, right-padded, loss on real tokens only, through pixar.train.loop's loop with its
 schedule and optimiser policy (AdamW, weight decay on every parameter, exactly as PIXAR). Saved with
@@ -57,8 +57,8 @@ class GPT2BaselineConfig:
 
 def epoch_batches(n: int, seed: int, batch: int, start: int = 0) -> Iterator[list[int]]:
     """Endless batches of indices into n examples: consecutive slices of seeded per-epoch shuffles
-    (pixar.data.sources.epoch_order), from absolute example count `start`."""
-    from pixar.data.sources import epoch_order
+    (pixar.data.stream.epoch_order), from absolute example count `start`."""
+    from pixar.data.stream import epoch_order
 
     consumed, orders = start, {}
     while True:
@@ -198,7 +198,7 @@ def train_gpt2(config_path: str, overrides: list[str], out_dir: str | os.PathLik
                data_dir: str | os.PathLike | None = None, device: str = "auto") -> Path:
     """Train the same-budget GPT-2 of `config_path` (configs/gpt2-*.yaml); returns the model folder
     `<out_dir>/final` (a save_pretrained folder usable as `pixar bench ... --baseline DIR`)."""
-    from pixar.data.sources import build_splits
+    from pixar.data.stream import build_splits
 
     cfg = GPT2BaselineConfig.from_yaml(config_path, overrides)
     tc = cfg.train

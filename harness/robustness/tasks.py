@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from pixar.errors import PixarError
 from pixar.provenance import slug
 
 from harness.robustness.suite import exact_match
@@ -35,7 +36,11 @@ GLUE_PROTOCOL = ("GLUE dev accuracy of the fine-tuned classifier (argmax class v
                  "pairs: both texts perturbed")
 
 
-class AttackTaskError(ValueError):
+class AttackConfigError(PixarError, ValueError):
+    """A bad `pixar attack` option or preset value; the message names the option or file."""
+
+
+class AttackTaskError(PixarError, ValueError):
     """Unknown task, wrong kind of model directory, or a classifier fine-tuned on another task."""
 
 

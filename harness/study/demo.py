@@ -33,6 +33,7 @@ import click
 
 from pixar.config import atomic_write_text
 
+from harness.cli.errors import one_line_errors
 from harness.cli.render import make_out_dir
 from harness.study.steps import Step, read_records, run_steps
 from harness.cli import refuse_module_run
@@ -161,7 +162,7 @@ def demo_steps(out: Path, data_dir: str | None, seed: int, matching: dict | None
 
 def demo_matching(out: Path, data_dir: str | None, stories: Path, seed: int) -> dict:
     """compute_matching on the demo's data: GPT-2's pretraining chunks and bAbI fine-tuning texts."""
-    from pixar.data.sources import build_splits
+    from pixar.data.stream import build_splits
     from pixar.config import preset_path
 
     from harness.robustness.tasks import load_task_data
@@ -302,6 +303,7 @@ def reading(result: dict) -> str:
               "trains on generated bAbI stories.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Rerun steps whose outputs exist.")
+@one_line_errors("demo")
 def demo(out, data_dir, seed, force):
     """Offline demo: PIXAR (stage 1 + 2) vs GPT-2 at equal compute, fine-tuned on bAbI task 1 and attacked."""
     from pixar.paths import data_dir as resolve_data

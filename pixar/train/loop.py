@@ -26,13 +26,15 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
+from pixar.errors import PixarError
+
 WARMUP_START_RATIO = 1e-5
 """The warm-up starts at this fraction of the peak lr (the official LinearLR start_factor)."""
 
 Hook = Callable[[int, dict], None]
 
 
-class TrainingError(RuntimeError):
+class TrainingError(PixarError, RuntimeError):
     """A run that cannot start or continue (diverged, nothing to resume, occupied output folder)."""
 
 

@@ -203,7 +203,7 @@ def save_sharded(path: str | os.PathLike, modules: dict[str, nn.Module], optimiz
     """Collective (every rank calls it): write `path` as a sharded checkpoint, atomically. `modules`:
     {"model": m} (stage 1) or {"generator": g, "discriminator": d} (stage 2); `optimizers`: the same keys.
     `state`: rank 0's extra training state (JSON + tensors); `full_weights`: the module whose gathered
-    weights also go to model.safetensors (so pixar.checkpoint.store.load_model reads the folder).
+    weights also go to model.safetensors (so pixar.model.transformer.load_model reads the folder).
     A failed write removes the temp folder on every rank and raises CheckpointError naming `kept`."""
     path = Path(path)
     rank, size = world()

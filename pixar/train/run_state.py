@@ -78,10 +78,6 @@ def all_reduce_mean(values: list[float], info: DistInfo) -> list[float]:
     return (t / info.world_size).tolist()
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model
-
-
 # ---- RNG and checkpoints -------------------------------------------------------------------
 def capture_rng_state() -> dict:
     """torch (CPU + CUDA), numpy legacy and python `random` states, as checkpoint-storable values."""

@@ -34,7 +34,7 @@ from pixar.train import parallel
 from pixar.checkpoint.store import (CheckpointError, latest_checkpoint, load_state, load_weights, save_step_checkpoint,
                          step_checkpoints, step_path, write_last_pointer)
 from pixar.config import ConfigError, PixarConfig, atomic_write
-from pixar.data.sources import ChunkStream, build_splits, make_loader, render_texts
+from pixar.data.stream import ChunkStream, build_splits, make_loader, render_texts
 from pixar.train.loop import NonFiniteLoss, Preempted, Schedule, StandardStep, TrainingError, every, run_loop
 from pixar.model.transformer import Pixar
 from pixar.paths import with_fonts

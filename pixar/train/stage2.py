@@ -6,7 +6,7 @@ continue after the chunks stage 1 consumed, and logs, samples and checkpoints:
 
     metrics.jsonl            one record per step (LOGGED_KEYS and more)
     samples/step-XXXXXXX.png greedy continuations (step 0 = before stage 2)
-    step-XXXXXXX/            the generator as a normal PIXAR checkpoint (pixar.checkpoint.store.load_model);
+    step-XXXXXXX/            the generator as a normal PIXAR checkpoint (pixar.model.transformer.load_model);
                              discriminator + both optimisers + lambda in its training state
 """
 from __future__ import annotations
@@ -22,9 +22,10 @@ import torch.distributed as dist
 
 from pixar.train import parallel
 from pixar.train.adversarial import AdversarialTrainer
-from pixar.checkpoint.store import CheckpointError, load_model, load_state, load_weights, resolve_checkpoint
+from pixar.checkpoint.store import CheckpointError, load_state, load_weights, resolve_checkpoint
+from pixar.model.transformer import load_model
 from pixar.config import ConfigError, PixarConfig
-from pixar.data.sources import ChunkStream, build_splits, make_loader
+from pixar.data.stream import ChunkStream, build_splits, make_loader
 from pixar.model.discriminator import Discriminator
 from pixar.train.loop import Schedule, TrainingError, every
 from pixar.model.transformer import Pixar
