@@ -90,25 +90,28 @@ def transformer_blocks(module: nn.Module) -> list[nn.Module]:
     return [m for m in module.modules() if isinstance(m, Block)]
 
 
-def prepare_model(model: nn.Module, tc: TrainConfig, device: torch.device) -> nn.Module:
-    """Before wrap(): set activation checkpointing and compile each transformer block in place
-    (nn.Module.compile keeps parameter names, so checkpoints are unaffected)."""
+def prepare_model(model: nn.Module, tc: TrainConfig, device: torch.device,
+                  blocks: list[nn.Module] | None = None) -> nn.Module:
+    """Before wrap(): set activation checkpointing and compile each transformer block (`blocks`, default the
+    pixar.model.transformer.Block modules) in place (nn.Module.compile keeps parameter names, so checkpoints
+    are unaffected)."""
     for m in model.modules():
         if hasattr(m, "activation_checkpointing"):
             m.activation_checkpointing = tc.activation_checkpointing
     if resolve_compile(tc.compile, device):
-        for block in transformer_blocks(model):
+        for block in transformer_blocks(model) if blocks is None else blocks:
             block.compile()
     return model
 
 
 # ---- wrapping --------------------------------------------------------------------------------
-def wrap(model: nn.Module, parallel: str, device: torch.device) -> nn.Module:
+def wrap(model: nn.Module, parallel: str, device: torch.device, blocks: list[nn.Module] | None = None) -> nn.Module:
     """Wrap for data parallelism across the current process group (the model itself in one process).
     fsdp: fully_shard every transformer Block and every `head` Linear (stage 2 calls heads directly), then
     the root (embed and norms stay in the root group; hidden_states/real_logits/fake_logits are registered
     as forward methods so calling them all-gathers the root's parameters);
-    the returned module IS `model` (FSDP2 swaps its class), its parameters are DTensor shards."""
+    the returned module IS `model` (FSDP2 swaps its class), its parameters are DTensor shards. `blocks`: the
+    modules sharded one by one (default: the pixar.model.transformer.Block modules; GPT-2 passes its GPT2Blocks)."""
     _, size = world()
     if size == 1:
         return model
@@ -121,7 +124,7 @@ def wrap(model: nn.Module, parallel: str, device: torch.device) -> nn.Module:
     from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
 
     mesh = init_device_mesh(device.type, (size,))
-    for block in transformer_blocks(model):
+    for block in transformer_blocks(model) if blocks is None else blocks:
         fully_shard(block, mesh=mesh)
     for name, sub in model.named_modules():  # heads called directly (stage 2: gen.head(gen.hidden_states(x)))
         if name.split(".")[-1] == "head" and isinstance(sub, nn.Linear):

@@ -32,7 +32,8 @@ from pixar.paths import with_fonts
 from pixar.train.runlock import RunLock
 from pixar.train.run_state import (DistInfo, MetricsLogger, all_reduce_mean, autocast, capture_rng_state, check_compatible,
                    prepare_out_dir, resolve_precision, restore_rng_state, setup_distributed)
-from pixar.train.stage1 import run_preemptible, sample_prompts, save_run_checkpoint, save_samples
+from pixar.train.run import run_preemptible, save_run_checkpoint
+from pixar.train.stage1 import sample_prompts, save_samples
 
 LOGGED_KEYS = ("d_loss", "g_bce", "g_adv", "lambda_auto", "alpha_t", "d_acc_real", "d_acc_fake", "lr")
 """Keys every per-step metrics.jsonl record of stage 2 carries (among others)."""
