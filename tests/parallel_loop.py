@@ -34,7 +34,8 @@ def tiny_cfg() -> PixarConfig:
         "name": "parallel-test",
         "model": {"hidden": 32, "layers": 2, "heads": 2, "ffn": 64, "max_positions": 12},
         "render": {"max_positions": 12},
-        "train": {"lr": 3e-3, "weight_decay": 0.1, "grad_clip": 1.0, "compile": False}})
+        "train": {"optim": {"lr": 3e-3, "weight_decay": 0.1, "grad_clip": 1.0}, "compile": False},
+        "adv": {"optim": {"grad_clip": 1.0}}})
 
 
 def global_batch(step: int, cfg: PixarConfig) -> torch.Tensor:
@@ -79,7 +80,7 @@ def run(parallel: str, steps: int, out: Path | None = None, save_at: tuple[int, 
                 _, loss = model(micro, None, micro)
                 (loss / accum).backward()
             total += loss.detach() / accum
-        clip_grad_norm(model, cfg.train.grad_clip)
+        clip_grad_norm(model, cfg.train.optim.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         losses.append(mean_over_ranks(total))
@@ -105,7 +106,7 @@ def discriminator_steps(parallel: str, steps: int, out: Path | None = None) -> l
         labels = torch.cat([torch.ones(real.shape[:2]), torch.zeros(real.shape[:2])]).long()
         loss = F.cross_entropy(logits.reshape(-1, 2), labels.reshape(-1))
         loss.backward()
-        clip_grad_norm(disc, cfg.train.grad_clip)
+        clip_grad_norm(disc, cfg.train.optim.grad_clip)
         opt_d.step()
         opt_d.zero_grad(set_to_none=True)
         losses.append(mean_over_ranks(loss.detach()))

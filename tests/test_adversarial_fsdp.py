@@ -93,7 +93,7 @@ def test_backward_gradients_equal_the_autograd_grad_formulas():
     """D: grad of L_D w.r.t. D's parameters only (fakes as constants); G: grad of L_bce + w * L_adv; the
     trainer's prebuilt optimisers are the ones stepped; state_dict(optimizers=False) is lambda + sampler."""
     cfg = parallel_loop.adversarial_cfg()
-    cfg.train.grad_clip = 0.0  # compare raw gradients
+    cfg.adv.optim.grad_clip = 0.0  # compare raw gradients
     gen = Pixar(cfg.model, generator=torch.Generator().manual_seed(0))
     disc = Discriminator.from_generator(gen, head_seed=1)
     opt_g, opt_d = adamw(gen.parameters(), 1e-3), adamw(disc.parameters(), 1e-3)

@@ -35,7 +35,7 @@ def test_configs_match_pixar_non_embedding_params(gpt2, pixar, budget):
     assert cfg.matched_to == pixar and "non-embedding" in cfg.match and budget in cfg.match + " compute data"
     assert abs(gpt2_non_emb / px_non_emb - 1) < 0.02
     ptc = pcfg.train
-    assert (cfg.train.max_chars, cfg.train.batch_size, cfg.train.lr) == (ptc.max_chars, ptc.batch_size, ptc.lr)
+    assert (cfg.train.max_chars, cfg.train.batch_size, cfg.train.optim.lr) == (ptc.max_chars, ptc.batch_size, ptc.optim.lr)
     if budget == "data":  # same chunks, same number of steps
         assert cfg.train.steps == ptc.steps
     else:  # same executed training FLOPs (6 x matmul params x positions), GPT-2 at ~81 padded tokens per chunk

@@ -18,7 +18,7 @@ from pixar.config import PixarConfig, preset_path
 from pixar.train.loop import Preempted
 from pixar.train.stage1 import train_stage1
 from ranks import run_ranks
-from test_train import corpus, losses, micro_overrides  # noqa: F401  (shared fixtures)
+from helpers import losses, micro_overrides
 
 REPO = Path(__file__).resolve().parent.parent
 TOL = 1e-5  # fp32 on CPU: the same global batch through 1, 2 (DDP) or 2 (FSDP) ranks, summed in another order
@@ -33,7 +33,7 @@ def train_cmd(out: Path, sets: list[str], *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_fsdp_matches_ddp_and_one_process_and_resumes_at_world_size_1(corpus, tmp_path):  # noqa: F811
+def test_fsdp_matches_ddp_and_one_process_and_resumes_at_world_size_1(corpus, tmp_path):
     sets = micro_overrides(corpus, steps=4, batch_size=8, save_every=2, grad_accum=2)
     single = tmp_path / "single"
     train_stage1(PixarConfig.from_yaml(preset_path("pixar-micro"), sets), single, device="cpu")
@@ -90,7 +90,7 @@ def _stop_when(proc: subprocess.Popen, out: Path, steps: int) -> tuple[str, str]
 
 
 @pytest.mark.slow
-def test_sigterm_saves_exits_0_and_resume_auto_reproduces_the_losses_and_the_lock_refuses_a_second_run(corpus, tmp_path):  # noqa: F811
+def test_sigterm_saves_exits_0_and_resume_auto_reproduces_the_losses_and_the_lock_refuses_a_second_run(corpus, tmp_path):
     steps = 100_000  # never reached: every run here ends on SIGTERM, the way a cluster job is preempted
     sets = micro_overrides(corpus, steps=steps, save_every=1000, log_every=1)
     out = tmp_path / "run"
@@ -135,7 +135,7 @@ def test_sigterm_saves_exits_0_and_resume_auto_reproduces_the_losses_and_the_loc
     assert max(abs(a[s] - b[s]) for s in a) < 1e-6
 
 
-def test_disk_full_during_a_save_keeps_the_previous_checkpoint_and_stops_with_one_line(corpus, tmp_path, monkeypatch):  # noqa: F811
+def test_disk_full_during_a_save_keeps_the_previous_checkpoint_and_stops_with_one_line(corpus, tmp_path, monkeypatch):
     import pixar.checkpoint.store as ck
 
     real, calls = ck.save_file, []
@@ -161,7 +161,7 @@ def test_disk_full_during_a_save_keeps_the_previous_checkpoint_and_stops_with_on
 
 
 @pytest.mark.slow
-def test_stage2_under_fsdp_matches_one_process_and_resumes_at_world_size_1(corpus, tmp_path):  # noqa: F811
+def test_stage2_under_fsdp_matches_one_process_and_resumes_at_world_size_1(corpus, tmp_path):
     from pixar.checkpoint.store import save_checkpoint
     from pixar.model.transformer import Pixar
     from pixar.train.stage2 import train_stage2
@@ -169,7 +169,7 @@ def test_stage2_under_fsdp_matches_one_process_and_resumes_at_world_size_1(corpu
     # chunks longer than the 32-position strip: every row is full, so the per-rank masked means average to the
     # global one (with ragged rows they weight ranks differently, under DDP as under FSDP)
     sets = micro_overrides(corpus, max_chars=200, min_chars=120) + ["adv.steps=4", "adv.batch_size=4", "adv.save_every=2", "adv.sample_every=0",
-                                      "adv.num_samples=4", "adv.warmup_steps=1", "adv.alpha_warmup=1"]
+                                      "adv.num_samples=4", "adv.optim.warmup_steps=1", "adv.alpha_warmup=1"]
     cfg = PixarConfig.from_yaml(preset_path("pixar-micro"), sets)
     init = save_checkpoint(tmp_path / "init", Pixar(cfg.model, generator=torch.Generator().manual_seed(0)), cfg,
                            meta={"step": 0})

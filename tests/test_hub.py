@@ -20,7 +20,7 @@ def tiny_cfg() -> PixarConfig:
     return from_dict(PixarConfig, {"name": "pixar-hub-test",
                                    "model": {"hidden": 32, "layers": 2, "heads": 2, "ffn": 64, "max_positions": 10},
                                    "render": {"max_positions": 10, "eos_gap": 3, "text_x": 1},
-                                   "train": {"steps": 77, "lr": 1e-3}})
+                                   "train": {"steps": 77, "optim": {"lr": 1e-3}}})
 
 
 def test_save_pretrained_round_trips_weights_config_and_card(tmp_path):

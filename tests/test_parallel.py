@@ -92,7 +92,7 @@ def test_fsdp_equals_ddp_equals_one_process_and_resumes_at_world_size_1(tmp_path
 def test_sharded_save_that_fails_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     cfg = parallel_loop.tiny_cfg()
     model = Pixar(cfg.model, generator=torch.Generator().manual_seed(0))
-    opt = make_adamw(model.parameters(), cfg.train, torch.device("cpu"))
+    opt = make_adamw(model.parameters(), cfg.train.optim, torch.device("cpu"))
     path = save_sharded(tmp_path / "ckpt", {"model": model}, {"model": opt}, cfg, state={"step": 1})
     before = sorted(p.name for p in path.rglob("*"))
 
@@ -115,7 +115,7 @@ def test_sharded_save_that_fails_keeps_the_previous_checkpoint(tmp_path, monkeyp
 
 def _train_losses(model: Pixar, steps: int) -> tuple[list[float], dict]:
     cfg = parallel_loop.tiny_cfg()
-    opt = make_adamw(model.parameters(), cfg.train, torch.device("cpu"))
+    opt = make_adamw(model.parameters(), cfg.train.optim, torch.device("cpu"))
     out = []
     for step in range(steps):
         x = parallel_loop.global_batch(step, cfg)
@@ -164,8 +164,8 @@ def test_compile_setting_and_fused_adamw_on_cpu():
     assert resolve_compile("auto", cpu) is False and resolve_compile("auto", cuda) is True
     assert resolve_compile(True, cpu) is True and resolve_compile(False, cuda) is False
     cfg = parallel_loop.tiny_cfg()
-    opt = make_adamw(Pixar(cfg.model).parameters(), cfg.train, cpu)
-    assert opt.defaults["fused"] is False and opt.defaults["betas"] == (cfg.train.beta1, cfg.train.beta2)
+    opt = make_adamw(Pixar(cfg.model).parameters(), cfg.train.optim, cpu)
+    assert opt.defaults["fused"] is False and opt.defaults["betas"] == (cfg.train.optim.beta1, cfg.train.optim.beta2)
 
 
 @pytest.mark.slow

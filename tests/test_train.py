@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import losses, micro_cfg, micro_overrides
 from ranks import run_ranks
 import torch
 from click.testing import CliRunner
 
 from pixar.checkpoint.store import load_model, load_state
-from pixar.config import ConfigError, PixarConfig, TrainConfig, preset_path
-from pixar.paths import DataNotFound, find_font
+from pixar.config import ConfigError, OptimConfig, PixarConfig, TrainConfig, preset_path
 from pixar.checkpoint.store import latest_checkpoint
 from pixar.train.loop import Schedule, TrainingError
 from pixar.checkpoint.store import save_step_checkpoint
@@ -29,54 +29,8 @@ from pixar.train.stage1 import train_stage1
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _font_or_skip():
-    try:
-        find_font("pixeloid")
-    except DataNotFound as e:
-        pytest.skip(str(e))
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    """A small seeded pseudo-English corpus (about 250 chunks of 20..80 characters)."""
-    _font_or_skip()
-    rng = random.Random(0)
-    words = "the a of and to in was he it his that with had for as at her on by said Emma whale lantern".split()
-    text = "\n\n".join(" ".join(" ".join(rng.choice(words) for _ in range(rng.randint(2, 12))).capitalize() + "."
-                                for _ in range(5)) for _ in range(200))
-    path = tmp_path_factory.mktemp("corpus") / "book.txt"
-    path.write_text(text)
-    return path
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
-def micro_overrides(corpus: Path, **train) -> list[str]:
-    """pixar-micro shrunk to ~20k parameters and 32-position strips: a step takes a few ms."""
-    sets = {"model.hidden": 32, "model.layers": 1, "model.heads": 2, "model.ffn": 64, "model.max_positions": 32,
-            "render.max_positions": 32, "train.data": f"[{corpus}]", "train.max_chars": 80, "train.min_chars": 20,
-            "train.batch_size": 4, "train.threads": 1, "train.log_every": 1, "train.eval_every": 0,
-            "train.eval_batches": 1, "train.sample_every": 0, "train.save_every": 0, "train.warmup_steps": 3,
-            **{f"train.{k}": v for k, v in train.items()}}
-    return [f"{k}={v}" for k, v in sets.items()]
-
-
-def micro_cfg(corpus: Path, **train) -> PixarConfig:
-    return PixarConfig.from_yaml(preset_path("pixar-micro"), micro_overrides(corpus, **train))
-
-
-def losses(out: Path) -> dict[int, float]:
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: r["loss"] for r in records if "loss" in r}
-
-
 def test_lr_schedule_key_steps():
-    lr_at = Schedule.of(TrainConfig(lr=3e-4, warmup_steps=2000, steps=1_000_000, min_lr_ratio=0.1))
+    lr_at = Schedule.of(TrainConfig(optim=OptimConfig(lr=3e-4, warmup_steps=2000, min_lr_ratio=0.1), steps=1_000_000))
     assert lr_at(0) == pytest.approx(3e-4 * 1e-5)
     assert lr_at(1000) == pytest.approx(3e-4 * (1e-5 + (1 - 1e-5) * 0.5))
     assert lr_at(2000) == pytest.approx(3e-4)
@@ -86,7 +40,7 @@ def test_lr_schedule_key_steps():
     assert all(a <= b for a, b in zip(values[:2], values[1:3]))
     assert all(a >= b for a, b in zip(values[2:], values[3:]))
     # stage 2 reuses it with its own peak lr and cosine length
-    assert Schedule.of(TrainConfig(warmup_steps=0), lr=1.0, total_steps=10)(5) == pytest.approx(0.55)
+    assert Schedule.of(TrainConfig(optim=OptimConfig(warmup_steps=0)), lr=1.0, total_steps=10)(5) == pytest.approx(0.55)
 
 
 def test_precision_rules():

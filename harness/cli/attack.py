@@ -281,7 +281,7 @@ def attack(type_, task, rates, checkpoint, baselines, seed, limit, ocr, position
     if finetune:
         from harness.models.finetune import TaskFinetuneConfig
 
-        fc = TaskFinetuneConfig(steps=finetune_steps, lr=finetune_lr, batch_size=finetune_batch, seed=int(settings["seed"]))
+        fc = TaskFinetuneConfig.of(finetune_steps, finetune_lr, finetune_batch, int(settings["seed"]))
     out_dir = Path(out) if out else _default_out(settings)
     run_attack(settings, checkpoint, list(baselines), out_dir, device, data_dir, babi_dir, fc, save_finetuned)
     click.echo(f"results: {out_dir}")

@@ -31,7 +31,7 @@ import yaml
 from pixar.config import TrainConfig, atomic_write_text, dataclass_from_yaml
 from pixar.data.sources import build_splits, epoch_order
 from pixar.train import parallel
-from pixar.train.loop import Schedule, StandardStep, TrainingError, adamw, every, run_loop
+from pixar.train.loop import Schedule, StandardStep, TrainingError, adamw_from, every, run_loop
 from pixar.train.run import RunKind, train_run
 from pixar.train.run_state import DistInfo, autocast
 
@@ -115,7 +115,7 @@ def train_causal_lm(model, texts: list[str], tokenizer, tc: TrainConfig, device:
         return [(x[-limit:] if left_truncate else x[:limit]) + [tokenizer.eos_token_id] for x in enc]
 
     ids, val = encode(texts), encode(val_texts or [])
-    opt = adamw(model.parameters(), tc.lr, (tc.beta1, tc.beta2), tc.eps, tc.weight_decay)
+    opt = adamw_from(model.parameters(), tc.optim)
     batches = epoch_batches(len(ids), tc.seed, tc.batch_size)
 
     def loss_fn(seqs: list[list[int]]) -> torch.Tensor:
@@ -123,7 +123,7 @@ def train_causal_lm(model, texts: list[str], tokenizer, tc: TrainConfig, device:
         return model(input_ids=x, attention_mask=m, labels=y).loss
 
     step_fn = StandardStep(list(model.parameters()), loss_fn, opt,
-                           lambda step: [([ids[i] for i in next(batches)], 1.0)], tc.grad_clip)
+                           lambda step: [([ids[i] for i in next(batches)], 1.0)], tc.optim.grad_clip)
     records, t0 = [], time.time()
 
     def on_step(step: int, m: dict) -> None:

@@ -96,7 +96,7 @@ def model_card(model, cfg: PixarConfig | None = None, training: dict | None = No
     else:
         lines += ["- not stated"]
     t = cfg.train
-    lines += [f"- stage-1 recipe: AdamW lr {t.lr}, warm-up {t.warmup_steps}, batch {t.batch_size} x "
+    lines += [f"- stage-1 recipe: AdamW lr {t.optim.lr}, warm-up {t.optim.warmup_steps}, batch {t.batch_size} x "
               f"{r.max_positions} positions, {t.steps} steps planned; stage 2: {cfg.adv.steps} steps, "
               f"alpha {cfg.adv.alpha}"]
     lines += ["", "## Benchmarks", ""]

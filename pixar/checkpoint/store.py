@@ -28,7 +28,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from pixar.config import ConfigError, PixarConfig, atomic_write_text, from_dict
+from pixar.config import ConfigError, PixarConfig, atomic_write_text, from_dict, migrate_flat_optim
 
 
 class CheckpointError(RuntimeError):
@@ -253,7 +253,8 @@ def load_config(path: str | os.PathLike) -> PixarConfig:
     path = resolve_checkpoint(path)
     f = _require(Path(path), "config.json")
     try:
-        return from_dict(PixarConfig, json.loads(f.read_text()), where=str(f))
+        raw = json.loads(f.read_text())
+        return from_dict(PixarConfig, migrate_flat_optim(raw) if isinstance(raw, dict) else raw, where=str(f))
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{f}: corrupt JSON ({e})") from None
     except ConfigError as e:

@@ -1,7 +1,7 @@
 """Scale-out building blocks: DDP or FSDP2 wrapping, sharded checkpoints, compile, CUDA settings.
 
     configure_cuda(device)                    TF32 matmuls/cuDNN on CUDA (no-op on CPU)
-    make_adamw(params, tc, device, lr)        AdamW with fused=True on CUDA
+    make_adamw(params, optim, device, lr)     AdamW from an OptimConfig, fused=True on CUDA
     resolve_compile(tc.compile, device)       true|false|auto -> bool (auto = CUDA only)
     prepare_model(model, tc, device)          activation checkpointing flag + torch.compile of each block
     wrap(model, parallel, device)             ddp: DistributedDataParallel; fsdp: fully_shard per Block then root
@@ -41,7 +41,7 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
 
 from pixar.checkpoint.store import (CheckpointError, load_config, load_meta, publish_dir, save_checkpoint, write_checkpoint_files,
                          write_errors)
-from pixar.config import ConfigError, PixarConfig, TrainConfig
+from pixar.config import ConfigError, OptimConfig, PixarConfig, TrainConfig
 from pixar.model.transformer import Block
 
 SHARDED_DIR = "sharded"
@@ -69,12 +69,11 @@ def configure_cuda(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
-def make_adamw(params, tc: TrainConfig, device: torch.device, lr: float | None = None) -> torch.optim.AdamW:
-    """pixar.train.loop.adamw (the one optimiser policy) with the config's betas/eps/weight decay; fused on CUDA."""
-    from pixar.train.loop import adamw
+def make_adamw(params, optim: OptimConfig, device: torch.device, lr: float | None = None) -> torch.optim.AdamW:
+    """pixar.train.loop.adamw (the one optimiser policy) with an OptimConfig's betas/eps/weight decay; fused on CUDA."""
+    from pixar.train.loop import adamw_from
 
-    return adamw(params, tc.lr if lr is None else lr, (tc.beta1, tc.beta2), tc.eps, tc.weight_decay,
-                 fused=torch.device(device).type == "cuda")
+    return adamw_from(params, optim, lr, fused=torch.device(device).type == "cuda")
 
 
 def resolve_compile(setting: bool | str, device: torch.device) -> bool:

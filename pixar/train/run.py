@@ -194,7 +194,7 @@ def _run(kind: RunKind, out: Path, info: DistInfo, resume, after_step) -> Path:
             kind.load_weights(model, ckpt)
     blocks = kind.blocks(model)
     model = parallel.wrap(parallel.prepare_model(model, tc, info.device, blocks), tc.parallel, info.device, blocks)
-    opt = parallel.make_adamw(model.parameters(), tc, info.device)  # after wrap: under FSDP the shards
+    opt = parallel.make_adamw(model.parameters(), tc.optim, info.device)  # after wrap: under FSDP the shards
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     start, consumed = 0, 0
     if ckpt is not None:
@@ -213,7 +213,7 @@ def _run(kind: RunKind, out: Path, info: DistInfo, resume, after_step) -> Path:
         cfg.to_yaml(out / "config.yaml")
 
     step_fn = StandardStep(list(model.parameters()), lambda batch: kind.loss(model, batch), opt, kind.micro_batches,
-                           tc.grad_clip, grad_sync=lambda last: parallel.grad_sync(model, enabled=last),
+                           tc.optim.grad_clip, grad_sync=lambda last: parallel.grad_sync(model, enabled=last),
                            clip_norm=lambda max_norm: parallel.clip_grad_norm(model, max_norm), scaler=scaler,
                            autocast=lambda: autocast(precision, info.device),
                            reduce=lambda v: all_reduce_mean(v, info))
