@@ -207,3 +207,30 @@ def test_grad_accumulation_matches_the_full_batch(corpus, tmp_path):
     m1, m2 = load_model(latest_checkpoint(a))[0], load_model(latest_checkpoint(b))[0]
     for p1, p2 in zip(m1.parameters(), m2.parameters()):
         torch.testing.assert_close(p1, p2, atol=1e-5, rtol=1e-4)
+
+
+def test_a_checkpoint_config_from_before_optim_loads_with_its_flat_keys_migrated(tmp_path):
+    """config.json of checkpoints saved before OptimConfig: flat train.{lr, warmup_steps, ...} and adv.{lr_g,
+    warmup_steps} load into train.optim / adv.optim (stage 2 then took its AdamW settings from train)."""
+    from pixar.checkpoint.store import load_config
+    from pixar.config import AdvConfig, OptimConfig
+
+    old = {"name": "old", "model": {"hidden": 32, "layers": 1, "heads": 2, "ffn": 64, "max_positions": 32},
+           "render": {"max_positions": 32},
+           "train": {"steps": 9, "lr": 1e-3, "warmup_steps": 7, "min_lr_ratio": 0.2, "beta1": 0.8, "beta2": 0.99,
+                     "eps": 1e-6, "weight_decay": 0.05, "grad_clip": 0.5},
+           "adv": {"steps": 4, "lr_g": 2e-5, "lr_d": 4e-5, "warmup_steps": 3, "cosine_steps": 50}}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    cfg = load_config(tmp_path)
+    assert cfg.train.steps == 9 and cfg.train.optim == OptimConfig(lr=1e-3, warmup_steps=7, min_lr_ratio=0.2, beta1=0.8,
+                                                                   beta2=0.99, eps=1e-6, weight_decay=0.05, grad_clip=0.5)
+    assert cfg.adv.optim == OptimConfig(lr=2e-5, warmup_steps=3, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.05,
+                                        grad_clip=0.5)
+    assert (cfg.adv.lr_d, cfg.adv.cosine_steps, cfg.adv.steps) == (4e-5, 50, 4)
+    assert Schedule.of(cfg.train)(7) == pytest.approx(1e-3)  # the schedule reads the migrated section
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))  # today's layout loads unchanged
+    assert load_config(tmp_path) == cfg and AdvConfig().optim.lr == 3e-5
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['lr'\]"):  # presets and --set: the new keys only
+        PixarConfig.from_yaml(preset_path("pixar-micro"), ["train.lr=0.1"])
+    with pytest.raises(ConfigError, match="optim: lr and eps must be positive"):
+        PixarConfig.from_yaml(preset_path("pixar-micro"), ["train.optim.lr=nan"])
