@@ -47,8 +47,8 @@ __all__ = ["train_stage1", "Stage1", "validation_loss", "sample_prompts", "save_
 # ---- evaluation and samples ----------------------------------------------------------------
 @torch.no_grad()
 def validation_loss(model: Pixar, batches: list[dict], info: DistInfo, precision: str) -> float:
-    """Mean masked BCE over this rank's fixed validation micro-batches, averaged over all ranks
-    (weighted by sequence count)."""
+    """Mean masked BCE over this rank's fixed validation micro-batches (validation_batches), averaged over all ranks
+    (weighted by sequence count: exactly the mean over the held-out texts)."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -56,13 +56,31 @@ def validation_loss(model: Pixar, batches: list[dict], info: DistInfo, precision
         pixels, mask = b["pixels"].to(info.device), b["mask"].to(info.device)
         with autocast(precision, info.device):
             _, loss = model(pixels, mask, pixels)
-        total, count = total + float(loss) * len(pixels), count + len(pixels)
+        n = b.get("count", len(pixels))  # the loss is a mean over samples: x n = their sum
+        total, count = total + float(loss) * n, count + n
     model.train(was_training)
     if info.world_size > 1:
         t = torch.tensor([total, count], dtype=torch.float64, device=info.device)
         dist.all_reduce(t)
         total, count = t.tolist()
     return total / max(count, 1)
+
+
+def validation_batches(texts: list[str], renderer, micro_batch: int, info: DistInfo) -> list[dict]:
+    """This rank's share of the held-out `texts` (texts[rank::world]) in micro-batches, every rank the same number
+    of them (FSDP's forward needs every rank): a rank with nothing left gets a stand-in batch of `count` 0. Every
+    text is scored exactly once, so the mean is the same whatever the world size and micro-batch."""
+    if not texts:
+        return []
+    mine = texts[info.rank:: info.world_size]
+    n = -(-(-(-len(texts) // info.world_size)) // micro_batch)  # ceil(ceil(len / world) / micro_batch)
+    batches = []
+    for i in range(n):
+        part = mine[i * micro_batch: (i + 1) * micro_batch]
+        batch = render_texts(renderer, part or texts[:1])
+        batch["count"] = len(part)
+        batches.append(batch)
+    return batches
 
 
 def sample_prompts(texts: list[str], renderer, n: int = 4) -> list[str]:
@@ -134,11 +152,7 @@ class Stage1(RunKind):
         self.loader = iter(make_loader(self.stream, tc.num_workers, pin_memory=info.device.type == "cuda"))
         self.renderer = self.stream.renderer()
         self.val_texts = splits.val[: tc.eval_batches * tc.batch_size]
-        mb = self.stream.micro_batch
-        starts = list(range(0, len(self.val_texts), mb))
-        starts = starts[: len(starts) - len(starts) % info.world_size] if len(starts) >= info.world_size else starts
-        self.val_batches = [render_texts(self.renderer, self.val_texts[i: i + mb])  # every rank the same number
-                            for n, i in enumerate(starts) if n % info.world_size == info.rank]
+        self.val_batches = validation_batches(self.val_texts, self.renderer, self.stream.micro_batch, info)
         self.prompts = sample_prompts(splits.val or splits.train, self.renderer) if info.is_main else []
 
     def micro_batches(self, step: int) -> list[tuple[dict, float]]:
