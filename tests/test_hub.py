@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from pixar.checkpoint.store import load_model, save_checkpoint
+from pixar.checkpoint.store import CheckpointError, load_model, save_checkpoint
 from pixar.config import PixarConfig, RenderConfig, from_dict
 from pixar.checkpoint.official import OfficialPixar, convert_official
 from pixar.model.transformer import Pixar
@@ -107,7 +107,7 @@ def test_hub_errors_are_one_line(tmp_path):
     model = Pixar(cfg.model)
     other = PixarConfig(model=from_dict(type(cfg.model), {"hidden": 64, "heads": 2, "layers": 2, "ffn": 64,
                                                           "max_positions": 10}), render=RenderConfig(max_positions=10))
-    with pytest.raises(Exception, match="does not match the model's"):
+    with pytest.raises(CheckpointError, match="does not match the model's"):
         model.save_pretrained(tmp_path / "bad", config=other)
     with pytest.raises(ValueError, match="has no 'protocol'"):
         model.save_pretrained(tmp_path / "bad2", model_card_kwargs={"benchmarks": [{"task": "x", "value": 1}]})
