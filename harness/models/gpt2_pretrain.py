@@ -168,14 +168,40 @@ def build_gpt2(cfg: GPT2BaselineConfig, vocab_size: int, eos_id: int, seed: int)
     m = cfg.model
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return GPT2LMHeadModel(GPT2Config(vocab_size=vocab_size, n_embd=m.n_embd, n_layer=m.n_layer, n_head=m.n_head,
-                                          n_inner=m.n_inner, n_positions=m.n_positions, bos_token_id=eos_id,
-                                          eos_token_id=eos_id, resid_pdrop=m.dropout, embd_pdrop=m.dropout,
-                                          attn_pdrop=m.dropout))
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=vocab_size, n_embd=m.n_embd, n_layer=m.n_layer, n_head=m.n_head,
+                                           n_inner=m.n_inner, n_positions=m.n_positions, bos_token_id=eos_id,
+                                           eos_token_id=eos_id, resid_pdrop=m.dropout, embd_pdrop=m.dropout,
+                                           attn_pdrop=m.dropout))
+    model.loss_type = "ForCausalLM"  # GPT2LMHeadModel names none: transformers would warn "loss_type=None"
+    return model
+
+
+def _count(n) -> str:
+    return f"{n:,}" if isinstance(n, int) else "not stated"
+
+
+def gpt2_card(meta: dict) -> str:
+    """README.md model card of a baseline folder: what it is matched to (as trained), data, steps, usage."""
+    cfg = meta.get("config") or {}
+    data = ", ".join((cfg.get("train") or {}).get("data") or []) or "not stated"
+    lines = ["---", "library_name: transformers", "license: mit", "tags:", "- gpt2", "- pixar-harness-baseline", "---",
+             "", f"# {meta.get('name', 'gpt2')}", "",
+             "A GPT-2 baseline trained by the pixar-harness (PyPI name `pixar-harness`) as a same-budget partner of "
+             "a PIXAR preset.", "", "| field | value |", "|---|---|",
+             f"| matched to | {meta.get('matched_to') or '-'} |", f"| match | {meta.get('match') or '-'} |",
+             f"| parameters | {_count(meta.get('params'))} |",
+             f"| non-embedding parameters | {_count(meta.get('non_embedding_params'))} |",
+             f"| training data | {data} ({meta.get('train_chunks', '?')} chunks) |",
+             f"| steps | {meta.get('steps')} |", f"| optimizer | {meta.get('optimizer', '')} |", "",
+             "## Usage", "", "```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+             'model = AutoModelForCausalLM.from_pretrained("FOLDER")', 'tokenizer = AutoTokenizer.from_pretrained("FOLDER")',
+             "```", "", "`pixar bench ... --baseline FOLDER` evaluates it next to a PIXAR checkpoint.", "",
+             "License: MIT."]
+    return "\n".join(lines) + "\n"
 
 
 def save_gpt2(model, tokenizer, out_dir: str | os.PathLike, meta: dict) -> Path:
-    """save_pretrained (safetensors) + tokenizer + gpt2_config.json into out_dir, atomically."""
+    """save_pretrained (safetensors) + tokenizer + gpt2_config.json + a README.md card into out_dir, atomically."""
     from pixar.checkpoint.store import atomic_dir
 
     out = Path(out_dir)
@@ -183,6 +209,7 @@ def save_gpt2(model, tokenizer, out_dir: str | os.PathLike, meta: dict) -> Path:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         (tmp / "gpt2_config.json").write_text(json.dumps(meta, indent=2))
+        (tmp / "README.md").write_text(gpt2_card(meta))
     return out
 
 
@@ -195,9 +222,9 @@ class GPT2Pretrain(RunKind):
     tag = "gpt2"
     throughput_key = "tokens_per_s"
 
-    def __init__(self, cfg: GPT2BaselineConfig, out: Path, data_dir):
+    def __init__(self, cfg: GPT2BaselineConfig, out: Path, data_dir, overrides: list[str] | None = None):
         super().__init__(cfg)
-        self.out, self.data_dir = out, data_dir
+        self.out, self.data_dir, self.overrides = out, data_dir, list(overrides or [])
         self.units_per_step = cfg.train.batch_size * cfg.model.n_positions  # padded ceiling, like PIXAR's positions
         self.meta = {"kind": "gpt2-baseline", "name": cfg.name}
 
@@ -319,8 +346,10 @@ class GPT2Pretrain(RunKind):
         records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()] \
             if (out / "metrics.jsonl").is_file() else []
         losses = [r for r in records if "loss" in r]
+        changed = [o for o in self.overrides if o.split("=", 1)[0].strip().startswith("model.")]
+        match = self.cfg.match if not changed else f"not matched: the model was changed by --set {' '.join(changed)}"
         meta = {"kind": "gpt2-baseline", "name": self.cfg.name, "matched_to": self.cfg.matched_to,
-                "match": self.cfg.match, "params": params, "non_embedding_params": params - emb,
+                "match": match, "params": params, "non_embedding_params": params - emb,
                 "train_chunks": len(self.ids), "steps": tc.steps, "checkpoint": last.name if last else None,
                 "optimizer": "AdamW, weight decay on all parameters (the paper's policy)",
                 "final": losses[-1] if losses else None, "config": self.cfg.to_dict()}
@@ -334,5 +363,5 @@ def train_gpt2(config_path: str, overrides: list[str], out_dir: str | os.PathLik
     "auto" | "true" | "false"); returns the model folder `<out_dir>/final` (a save_pretrained folder usable as
     `pixar bench ... --baseline DIR`). On SIGTERM/SIGUSR1: saves a step checkpoint and raises Preempted."""
     cfg = GPT2BaselineConfig.from_yaml(config_path, overrides)
-    return train_run(GPT2Pretrain(cfg, Path(out_dir), data_dir), out_dir, device=device, resume=resume,
+    return train_run(GPT2Pretrain(cfg, Path(out_dir), data_dir, overrides), out_dir, device=device, resume=resume,
                      after_step=after_step)

@@ -1,4 +1,4 @@
-"""Stage 2: adversarial pretraining (pixar-paper.md §4).
+"""Stage 2: adversarial pretraining (the paper's adversarial stage).
 
 Per step, on one batch of real rendered sequences (positions x [B, T, D], mask m [B, T]):
 
@@ -67,7 +67,7 @@ def alpha_at(step: int, alpha: float, warmup: int) -> float:
 
 
 def lambda_auto(grad_bce_out: torch.Tensor, grad_adv_out: torch.Tensor, eps: float = LAMBDA_EPS) -> float:
-    """mean|dL_bce/dW_out| / (mean|dL_adv/dW_out| + eps): L1 means, no clamp (pixar-paper.md §4)."""
+    """mean|dL_bce/dW_out| / (mean|dL_adv/dW_out| + eps): L1 means, no clamp (the paper's adversarial stage)."""
     return float(grad_bce_out.float().abs().mean() / (grad_adv_out.float().abs().mean() + eps))
 
 

@@ -5,7 +5,7 @@ policy below.
     Schedule(lr, warmup_steps, total_steps)(step)   linear warm-up from WARMUP_START_RATIO*lr (the official
                                                     LinearLR start_factor), then cosine to min_lr_ratio*lr
     adamw(params, ...)                              AdamW with weight decay on EVERY parameter: the paper's
-                                                    policy (pixar-paper.md §3: "no exclusion groups"), used for
+                                                    policy (the paper's: "no exclusion groups"), used for
                                                     PIXAR and GPT-2 alike so same-budget comparisons are
     StandardStep(...)                               forward/backward over a step's micro-batches (gradient
                                                     accumulation, DDP no_sync, fp16 GradScaler), clip, update

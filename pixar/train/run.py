@@ -34,7 +34,8 @@ from pixar.train import parallel
 from pixar.train.loop import Preempted, Schedule, StandardStep, TrainingError, every, run_loop
 from pixar.train.preempt import Preemption
 from pixar.train.run_state import (DistInfo, MetricsLogger, all_reduce_mean, autocast, capture_rng_state,
-                                   prepare_out_dir, resolve_precision, restore_rng_state, setup_distributed)
+                                   prepare_out_dir, resolve_precision, restore_rng_state, set_cpu_threads,
+                                   setup_distributed)
 from pixar.train.runlock import RunLock
 
 log = logging.getLogger(__name__)
@@ -177,8 +178,7 @@ def _run(kind: RunKind, out: Path, info: DistInfo, resume, after_step) -> Path:
     if tc.batch_size % (info.world_size * tc.grad_accum):
         raise ConfigError(f"train.batch_size {tc.batch_size} must be divisible by world size "
                           f"{info.world_size} x train.grad_accum {tc.grad_accum}")
-    if tc.threads > 0:
-        torch.set_num_threads(tc.threads)
+    set_cpu_threads(tc.threads)  # 0 = auto (pixar.train.run_state.cpu_threads)
     ckpt = prepare_out_dir(out, resume)
     kind.prepare(info, ckpt)
     parallel.configure_cuda(info.device)

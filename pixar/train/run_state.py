@@ -8,6 +8,7 @@ checkpoints with the `last` pointer, metrics.jsonl.
                                                  refuses to start over a run folder that holds checkpoints
     (step checkpoints + the `last` pointer: pixar.checkpoint.store.save_step_checkpoint / parallel.save_sharded)
     MetricsLogger(out, ...)                      one JSON line per record (+ TensorBoard when installed)
+    set_cpu_threads(train.threads)               0 = auto: 1 thread on small machines (<= 4 CPUs), else torch's
 """
 from __future__ import annotations
 
@@ -162,3 +163,23 @@ def check_compatible(cfg: PixarConfig, ckpt: Path) -> None:
             raise TrainingError(f"{ckpt}: {section} config differs from the checkpoint's in {diff}")
 
 
+SMALL_MACHINE_CPUS = 4
+"""At most this many usable CPUs: `train.threads=0` means one torch thread. On the 2-core shared machine
+(load ~3.6 from other jobs) a pixar-micro training step ran 20-30x slower with 2 threads than with 1 (OpenMP
+workers spinning against each other and the other jobs; 86-152 vs 3-5 steps/s, pixar-tiny 19-22 vs 1-2)."""
+
+
+def cpu_threads(threads: int) -> int:
+    """The torch CPU thread count for `train.threads`: >0 as given; 0 (auto) = 1 on a machine with at most
+    SMALL_MACHINE_CPUS usable CPUs, else torch's default (one per core)."""
+    if threads > 0:
+        return threads
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 1 if usable <= SMALL_MACHINE_CPUS else torch.get_num_threads()
+
+
+def set_cpu_threads(threads: int) -> int:
+    """torch.set_num_threads(cpu_threads(threads)); returns the count set."""
+    n = cpu_threads(threads)
+    torch.set_num_threads(n)
+    return n

@@ -1,4 +1,4 @@
-"""Stage 1: maximum-likelihood pretraining (pixar-paper.md §3), single process or torchrun/DDP.
+"""Stage 1: maximum-likelihood pretraining (the paper's stage-1 pretraining), single process or torchrun/DDP.
 
     The loop, schedule and optimiser policy are pixar.train.loop's (AdamW, weight decay on all parameters; linear
     warm-up from 1e-5*lr, then cosine to min_lr_ratio*lr at train.steps; grad clipping; grad accumulation);

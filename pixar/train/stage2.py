@@ -1,4 +1,4 @@
-"""Stage 2 as a run: adversarial fine-tuning of a stage-1 checkpoint (pixar-paper.md §4) on pixar.train.loop's loop.
+"""Stage 2 as a run: adversarial fine-tuning of a stage-1 checkpoint (the paper's adversarial stage) on pixar.train.loop's loop.
 
 The step itself (G and D updates, lambda_auto, alpha warm-up) is pixar.train.adversarial.AdversarialTrainer; this
 module loads the stage-1 generator (or resumes a stage-2 run), builds the discriminator, feeds batches that
@@ -32,6 +32,7 @@ from pixar.paths import with_fonts
 from pixar.train.runlock import RunLock
 from pixar.train.run_state import (DistInfo, MetricsLogger, all_reduce_mean, autocast, capture_rng_state, check_compatible,
                    prepare_out_dir, resolve_precision, restore_rng_state, setup_distributed)
+from pixar.train.run_state import set_cpu_threads
 from pixar.train.run import run_preemptible, save_run_checkpoint
 from pixar.train.stage1 import sample_prompts, save_samples
 
@@ -103,8 +104,7 @@ def _stage2(cfg: PixarConfig, init, out: Path, info: DistInfo, resume, data_dir,
         raise ConfigError("stage 2 runs in fp32 or bf16 (train.precision=auto|fp32|bf16), not fp16")
     if acfg.batch_size % info.world_size:
         raise ConfigError(f"adv.batch_size {acfg.batch_size} must be divisible by the world size {info.world_size}")
-    if tc.threads > 0:
-        torch.set_num_threads(tc.threads)
+    set_cpu_threads(tc.threads)  # 0 = auto (pixar.train.run_state.cpu_threads)
     ckpt = prepare_out_dir(out, resume)
     gen, disc, state, init = _models(cfg, init, ckpt, info)
     gen, disc = gen.to(info.device).train(), disc.to(info.device).train()
