@@ -207,7 +207,7 @@ def test_a_checkpoint_config_from_before_optim_loads_with_its_flat_keys_migrated
     assert Schedule.of(cfg.train)(7) == pytest.approx(1e-3)  # the schedule reads the migrated section
     (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))  # today's layout loads unchanged
     assert load_config(tmp_path) == cfg and AdvConfig().optim.lr == 3e-5
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['lr'\]"):  # presets and --set: the new keys only
+    with pytest.raises(ConfigError, match=r"unknown key.*\blr\b"):  # presets and --set: the new keys only
         PixarConfig.from_yaml(preset_path("pixar-micro"), ["train.lr=0.1"])
     with pytest.raises(ConfigError, match="optim: lr and eps must be positive"):
         PixarConfig.from_yaml(preset_path("pixar-micro"), ["train.optim.lr=nan"])
