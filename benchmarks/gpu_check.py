@@ -242,7 +242,7 @@ def check_stage2(cfg, device, bf16, steps: int) -> dict:
     disc = Discriminator.from_generator(gen, head_seed=0)
     a = cfg.adv
     lr = lambda base: (lambda s: Schedule.of(a, lr=base, total_steps=a.cosine_steps)(s - 1))  # noqa: E731
-    trainer = AdversarialTrainer(gen, disc, cfg, lr(a.lr_g), lr(a.lr_d), seed=0, autocast=lambda: autocast(device, bf16))
+    trainer = AdversarialTrainer(gen, disc, cfg, lr(a.optim.lr), lr(a.lr_d), seed=0, autocast=lambda: autocast(device, bf16))
     records, times = [], []
     for s in range(1, steps + 1):
         pixels = strips(cfg, a.batch_size, 200 + s, device)

@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+from helpers import need_data
 import torch
 import torch.nn.functional as F
 
@@ -217,7 +218,7 @@ def stage2_setup(tmp_path_factory):
     try:
         find_font("pixeloid")
     except DataNotFound:
-        pytest.skip("Pixeloid font not found (install pixar-render or set PIXAR_DATA)")
+        need_data("Pixeloid font not found (install pixar-render or set PIXAR_DATA)")
     root = tmp_path_factory.mktemp("stage2")
     corpus = root / "corpus.txt"
     corpus.write_text("\n\n".join(SENTENCES * 3 for _ in range(20)))

@@ -35,7 +35,7 @@ def test_configs_match_pixar_non_embedding_params(gpt2, pixar, budget):
     assert cfg.matched_to == pixar and "non-embedding" in cfg.match and budget in cfg.match + " compute data"
     assert abs(gpt2_non_emb / px_non_emb - 1) < 0.02
     ptc = pcfg.train
-    assert (cfg.train.max_chars, cfg.train.batch_size, cfg.train.lr) == (ptc.max_chars, ptc.batch_size, ptc.lr)
+    assert (cfg.train.max_chars, cfg.train.batch_size, cfg.train.optim.lr) == (ptc.max_chars, ptc.batch_size, ptc.optim.lr)
     if budget == "data":  # same chunks, same number of steps
         assert cfg.train.steps == ptc.steps
     else:  # same executed training FLOPs (6 x matmul params x positions), GPT-2 at ~81 padded tokens per chunk
@@ -55,7 +55,9 @@ def test_train_gpt2_saves_a_loadable_model(tmp_path, data_dir):
     meta = json.loads((path / "gpt2_config.json").read_text())
     assert meta["matched_to"] == "pixar-micro" and meta["steps"] == 3 and meta["non_embedding_params"] == 108352
     log = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [1, 2, 3] and "val_loss" in log[-1]
+    assert [r["step"] for r in log] == [0, 1, 2, 3] and "val_loss" in log[0] and "val_loss" in log[-1]
+    assert {"loss", "lr", "grad_norm", "tokens_per_s"} <= set(log[1]) and meta["final"]["step"] == 3
+    assert (tmp_path / "run" / "last").is_file() and (tmp_path / "run" / "step-0000003" / "model.safetensors").is_file()
     model, tok2, info = load_gpt2(str(path))
     assert info["name"] == "gpt2-micro" and tok2("Hello world")["input_ids"] == [15496, 995]
     x = torch.tensor([[15496, 995, 13]])

@@ -293,7 +293,7 @@ def test_finetune_lowers_the_loss_on_its_own_data(micro_checkpoint):
         with torch.no_grad():
             return float(masked_bce(runner.model.head(runner.model.hidden_states(pos)), pos, mask))
 
-    tuned = base.finetune(pairs, TaskFinetuneConfig(steps=40, batch_size=4, lr=3e-3, seed=0))
+    tuned = base.finetune(pairs, TaskFinetuneConfig.of(steps=40, lr=3e-3, batch_size=4, seed=0))
     assert tuned.finetuned and len(tuned.finetune_log) >= 2
     assert loss(tuned) < 0.8 * loss(base)
     assert tuned.finetune_log[-1]["loss"] < tuned.finetune_log[0]["loss"]

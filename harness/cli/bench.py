@@ -122,7 +122,7 @@ def babi(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batch_s
     from harness.models.finetune import TaskFinetuneConfig
 
     _validate(checkpoint, baselines, limit, device)
-    fc = TaskFinetuneConfig(steps=finetune_steps, lr=finetune_lr, batch_size=finetune_batch, seed=seed) if finetune else None
+    fc = TaskFinetuneConfig.of(finetune_steps, finetune_lr, finetune_batch, seed) if finetune else None
     out_dir = make_out_dir(_out_dir(out, "babi", checkpoint, baselines, limit, "-finetuned" if finetune else ""))
     run_babi(checkpoint, list(baselines), out_dir, tasks=tasks, variant=variant, babi_folder=babi_dir, limit=limit,
              protocols=tuple(protocols or ("paper", "lm-eval")), ocr=ocr, batch_size=batch_size, device=device,

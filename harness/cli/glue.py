@@ -206,7 +206,7 @@ def run_zero_shot(tasks: list[str], checkpoint: str | None, baselines: list[str]
 @click.option("--source", type=click.Choice(["local", "hf", "auto"]), default="local", show_default=True,
               help="local = $PIXAR_DATA/glue TSVs; hf = nyu-mll/glue online; auto = local when present.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data folder (default $PIXAR_DATA).")
-@click.option("--set", "overrides", multiple=True, help="Schedule override key=value (e.g. steps=50, lr=3e-5).")
+@click.option("--set", "overrides", multiple=True, help="Schedule override key=value (e.g. steps=50, optim.lr=3e-5).")
 @click.option("--seed", type=int, help="Overrides the preset's seed.")
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(0, 4096), help="torch CPU threads (0 = torch default).")
 @click.option("--device", default="cpu", show_default=True)

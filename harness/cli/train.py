@@ -2,8 +2,8 @@
 
     pixar train --stage 1 --config pixar-tiny [--set train.steps=100 ...] [--out runs/x] [--resume]
     pixar train --stage 2 --init runs/pixar-tiny-stage1/step-0000600 --config pixar-tiny
-    pixar train --model gpt2 --config gpt2-tiny                                        (same-budget baseline)
-    torchrun --nproc-per-node 4 -m harness.app train --stage 1 --config pixar-113m      (DDP)
+    pixar train --model gpt2 --config gpt2-tiny [--resume auto]                         (same-budget baseline)
+    torchrun --nproc-per-node 4 -m harness.app train --stage 1 --config pixar-113m      (DDP; --model gpt2 too)
 
 Every expected failure (missing corpus, bad config or checkpoint, diverged run) is one line.
 """
@@ -118,17 +118,18 @@ def train_pixar(stage: str, config, overrides, out, resume, init, data_dir, devi
 
 
 def train_gpt2_baseline(stage: str, config, overrides, out, resume, init, data_dir, device, allow_change=False) -> str:
-    """The same-budget GPT-2 (harness.models.gpt2_pretrain)."""
+    """The same-budget GPT-2 (harness.models.gpt2_pretrain), through the same run machinery as stage 1."""
     from pixar.config import preset_path
 
     from harness.models.gpt2_pretrain import train_gpt2
 
-    if init or stage != "1" or resume != "false":
-        raise click.UsageError("--model gpt2 trains from scratch (no --stage 2, --init or --resume)")
+    if init or stage != "1":
+        raise click.UsageError("--model gpt2 pretrains from scratch or --resume (no --stage 2 or --init)")
     config = config or "gpt2-tiny"
     out = out or f"runs/{Path(config).stem}"
     with no_empty_run_folder(out):
-        return f"gpt2 baseline: {train_gpt2(str(preset_path(config)), list(overrides), out, data_dir, device=device)}"
+        path = train_gpt2(str(preset_path(config)), list(overrides), out, data_dir, device=device, resume=resume)
+        return f"gpt2 baseline: {path}"
 
 
 def print_config(model_kind: str, stage: str, config, overrides, init) -> str:

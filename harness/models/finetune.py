@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from pixar.config import TrainConfig
-from pixar.train.loop import Schedule, StandardStep, adamw, run_loop
+from pixar.config import OptimConfig, TrainConfig
+from pixar.train.loop import Schedule, StandardStep, adamw_from, run_loop
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +28,17 @@ class TaskFinetuneConfig:
 
     steps: int = 300
     batch_size: int = 16
-    lr: float = 1e-3
     seed: int = 0
-    weight_decay: float = 0.0
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, warmup_steps=30, weight_decay=0.0))
+
+    @classmethod
+    def of(cls, steps: int, lr: float, batch_size: int, seed: int) -> "TaskFinetuneConfig":
+        """The `--finetune-*` options: warm-up over the first tenth of the steps, no weight decay."""
+        return cls(steps=steps, batch_size=batch_size, seed=seed,
+                   optim=OptimConfig(lr=lr, warmup_steps=max(1, steps // 10), weight_decay=0.0))
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
-                           warmup_steps=max(1, self.steps // 10), weight_decay=self.weight_decay,
+        return TrainConfig(steps=self.steps, batch_size=self.batch_size, seed=self.seed, optim=self.optim,
                            log_every=max(1, self.steps // 10), eval_every=0)
 
 
@@ -49,7 +53,7 @@ def finetune_pixar(lm, pairs: list[tuple[str, str]], fc: TaskFinetuneConfig, pro
         raise ValueError("finetune: no training examples")
     tc = fc.train_config()
     model = lm.model
-    opt = adamw(model.parameters(), tc.lr, (tc.beta1, tc.beta2), tc.eps, tc.weight_decay)
+    opt = adamw_from(model.parameters(), tc.optim)
     batches = epoch_batches(len(pairs), tc.seed, tc.batch_size)
 
     def micro_batches(step: int):
@@ -68,7 +72,7 @@ def finetune_pixar(lm, pairs: list[tuple[str, str]], fc: TaskFinetuneConfig, pro
             log.info("finetune pixar step %d: loss %.4f lr %.2e", step, m["loss"], m["lr"])
 
     model.train()
-    run_loop(StandardStep(list(model.parameters()), loss_fn, opt, micro_batches, tc.grad_clip), 0, tc.steps,
+    run_loop(StandardStep(list(model.parameters()), loss_fn, opt, micro_batches, tc.optim.grad_clip), 0, tc.steps,
              schedules=[(opt, Schedule.of(tc))], hooks=[on_step], desc="finetune pixar", progress=progress,
              postfix=lambda m: {"loss": f"{m['loss']:.4f}"})
     model.eval()

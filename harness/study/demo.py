@@ -41,10 +41,10 @@ from harness.cli import refuse_module_run
 PIXAR_PRESET, GPT2_PRESET = "pixar-tiny", "gpt2-tiny"
 PIXAR_MODEL = ["model.layers=2", "model.max_positions=64", "render.max_positions=64"]  # pixar-tiny, 2 of 4 layers
 GPT2_MODEL = ["model.n_layer=2"]  # gpt2-tiny with 2 of 4 layers: the same non-embedding size as PIXAR_MODEL
-PIXAR_PRETRAIN = PIXAR_MODEL + ["train.steps=500", "train.warmup_steps=25", "train.eval_every=500", "train.sample_every=0",
+PIXAR_PRETRAIN = PIXAR_MODEL + ["train.steps=500", "train.optim.warmup_steps=25", "train.eval_every=500", "train.sample_every=0",
                   "train.save_every=500"]
 PIXAR_STAGE2: list[str] = []  # no stage 2 (not what the demo is about); e.g. ["adv.steps=20", ...] adds one:
-STAGE2_EXAMPLE = ["adv.steps=20", "adv.warmup_steps=10", "adv.alpha_warmup=10", "adv.batch_size=8",
+STAGE2_EXAMPLE = ["adv.steps=20", "adv.optim.warmup_steps=10", "adv.alpha_warmup=10", "adv.batch_size=8",
                 "adv.num_samples=8", "adv.save_every=20", "adv.sample_every=0"]
 PIXAR_FT_STEPS, FT_BATCH, FT_LR = 2000, 8, 2e-3
 THREADS = 1  # per model: the PIXAR and GPT-2 chains run side by side, one core each (tiny GEMMs gain little from 2)
@@ -134,7 +134,7 @@ def demo_steps(out: Path, data_dir: str | None, seed: int, matching: dict | None
     pixar_ckpt = s2 if PIXAR_STAGE2 else s1
     px_sets = [a for o in PIXAR_PRETRAIN + [f"train.seed={seed}", f"train.threads={THREADS}"] for a in ("--set", o)]
     g_steps = pre["gpt2_steps"]
-    gpt_sets = [a for o in (*GPT2_MODEL, f"train.steps={g_steps}", f"train.warmup_steps={max(1, g_steps // 20)}",
+    gpt_sets = [a for o in (*GPT2_MODEL, f"train.steps={g_steps}", f"train.optim.warmup_steps={max(1, g_steps // 20)}",
                             f"train.eval_every={g_steps}", f"train.seed={seed}", f"train.threads={THREADS}") for a in ("--set", o)]
     attack = ["attack", "--type", ATTACKS, "--task", "babi", "--rates", RATES, "--limit", str(LIMIT),
               "--seed", str(seed), "--finetune", "--finetune-batch", str(FT_BATCH), "--finetune-lr", f"{FT_LR:g}",

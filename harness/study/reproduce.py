@@ -84,7 +84,7 @@ def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
         Step("glue zero-shot", ["bench", "glue", "--zero-shot", "--task", "sst2,rte,mrpc,cola", "--checkpoint", str(s1),
                                 "--baseline", G, "--out", str(R / "glue-zeroshot")], str(R / "glue-zeroshot" / "summary.json")),
         Step("glue sst2 long", ["bench", "glue", "--task", "sst2", "--checkpoint", str(s1), "--baseline", G,
-                                "--preset", "tiny-cpu", "--set", "lr=1e-3", "--set", "steps=1500", "--set", "eval_every=250",
+                                "--preset", "tiny-cpu", "--set", "optim.lr=1e-3", "--set", "steps=1500", "--set", "eval_every=250",
                                 "--classifiers", str(clf_sst2), "--out", str(R / "glue-sst2-long")],
              str(R / "glue-sst2-long" / "summary.json"),
              note="the tiny-cpu preset leaves both tiny models at chance on SST-2; 1,500 steps at lr 1e-3 give "

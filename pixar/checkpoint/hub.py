@@ -105,8 +105,8 @@ def model_card(model, cfg: PixarConfig | None = None, training: dict | None = No
               "harness data bundle's book corpus)"]
     lines += [f"- {k}: {_fmt(v)}" for k, v in training.items() if k not in ("stage",)]
     lines += [f"- stages run: {stages_run(training, cfg)}"]
-    lines += [f"- recipe: AdamW lr {t.lr}, warm-up {t.warmup_steps}, batch {t.batch_size} x {r.max_positions} "
-              f"positions, {t.steps} stage-1 steps planned" + (f"; stage 2: lr {cfg.adv.lr_g}, alpha {cfg.adv.alpha}, "
+    lines += [f"- recipe: AdamW lr {t.optim.lr}, warm-up {t.optim.warmup_steps}, batch {t.batch_size} x {r.max_positions} "
+              f"positions, {t.steps} stage-1 steps planned" + (f"; stage 2: lr {cfg.adv.optim.lr}, alpha {cfg.adv.alpha}, "
                                                               f"{cfg.adv.steps} steps planned"
                                                               if training.get("stage") == 2 else "")]
     name = cfg.name

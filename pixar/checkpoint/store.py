@@ -28,7 +28,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from pixar.config import ConfigError, PixarConfig, atomic_write_text, from_dict
+from pixar.config import ConfigError, PixarConfig, atomic_write_text, from_dict, migrate_flat_optim
 from pixar.errors import PixarError
 
 
@@ -333,7 +333,8 @@ def load_config(path: str | os.PathLike) -> PixarConfig:
     path = resolve_checkpoint(path)
     f = _require(Path(path), "config.json")
     try:
-        return from_dict(PixarConfig, read_json(f), where=str(f))
+        raw = read_json(f)
+        return from_dict(PixarConfig, migrate_flat_optim(raw) if isinstance(raw, dict) else raw, where=str(f))
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
 

@@ -34,7 +34,8 @@ from pixar.train.runlock import RunLock
 from pixar.train.run_state import (DistInfo, MetricsLogger, all_reduce_mean, autocast, capture_rng_state, check_compatible,
                    prepare_out_dir, resolve_precision, restore_rng_state, setup_distributed)
 from pixar.train.run_state import set_cpu_threads
-from pixar.train.stage1 import run_preemptible, sample_prompts, save_run_checkpoint, save_samples
+from pixar.train.run import run_preemptible, save_run_checkpoint
+from pixar.train.stage1 import sample_prompts, save_samples
 
 LOGGED_KEYS = ("d_loss", "g_bce", "g_adv", "lambda_auto", "alpha_t", "d_acc_real", "d_acc_fake", "lr")
 """Keys every per-step metrics.jsonl record of stage 2 carries (among others)."""
@@ -115,12 +116,12 @@ def _stage2(cfg: PixarConfig, init, out: Path, info: DistInfo, resume, data_dir,
         gen, disc = parallel.wrap(gen, "fsdp", info.device), parallel.wrap(disc, "fsdp", info.device)
     fsdp = parallel.is_fsdp(gen)
 
-    sched_g = Schedule.of(acfg, lr=acfg.lr_g, total_steps=acfg.cosine_steps)
+    sched_g = Schedule.of(acfg, lr=acfg.optim.lr, total_steps=acfg.cosine_steps)
     sched_d = Schedule.of(acfg, lr=acfg.lr_d, total_steps=acfg.cosine_steps)
     trainer = AdversarialTrainer(gen, disc, cfg, lambda s: sched_g(s - 1), lambda s: sched_d(s - 1), seed=tc.seed,
                                  autocast=lambda: autocast(precision, info.device),
-                                 optimizers=(parallel.make_adamw(gen.parameters(), tc, info.device, acfg.lr_g),
-                                             parallel.make_adamw(disc.parameters(), tc, info.device, acfg.lr_d)))
+                                 optimizers=(parallel.make_adamw(gen.parameters(), acfg.optim, info.device),
+                                             parallel.make_adamw(disc.parameters(), acfg.optim, info.device, acfg.lr_d)))
     modules = {"generator": gen, "discriminator": disc}
     optimizers = {"generator": trainer.opt_g, "discriminator": trainer.opt_d}
     start, consumed = 0, stream_start(Path(init), len(splits.train)) if ckpt is None else 0
