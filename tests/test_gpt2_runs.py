@@ -80,7 +80,7 @@ def test_two_ranks_train_one_model_resume_after_sigterm_exactly_and_match_one_pr
             RunLock(out).acquire()
         for p in procs:
             p.send_signal(signal.SIGTERM)
-        outputs = [p.communicate(timeout=120) for p in procs]
+        outputs = [p.communicate(timeout=600) for p in procs]
         assert all(p.returncode == 0 for p in procs), outputs[0][1][-2000:] + outputs[1][1][-2000:]
     finally:
         for p in procs:

@@ -211,5 +211,5 @@ def test_a_checkpoint_config_from_before_optim_loads_with_its_flat_keys_migrated
     assert load_config(tmp_path) == cfg and AdvConfig().optim.lr == 3e-5
     with pytest.raises(ConfigError, match=r"unknown key.*\blr\b"):  # presets and --set: the new keys only
         PixarConfig.from_yaml(preset_path("pixar-micro"), ["train.lr=0.1"])
-    with pytest.raises(ConfigError, match="optim: lr and eps must be positive"):
+    with pytest.raises(ConfigError, match=r"optim\.lr must be"):
         PixarConfig.from_yaml(preset_path("pixar-micro"), ["train.optim.lr=nan"])

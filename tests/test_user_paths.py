@@ -65,7 +65,7 @@ def test_unknown_preset_lists_the_presets(tmp_path):
 
 
 @pytest.mark.parametrize("item,hint", [("train.stepz=3", "did you mean train.steps"),
-                                       ("adv.lr=1e-4", "did you mean adv.lr_g or adv.lr_d"),
+                                       ("adv.lr=1e-4", "did you mean adv.lr_d or adv.optim.lr"),
                                        ("modle.hidden=8", "did you mean model.hidden"),
                                        ("train.completely_unrelated_key=1", "unknown key")])
 def test_mistyped_set_key_is_named_with_the_closest_keys(item, hint, tmp_path):
