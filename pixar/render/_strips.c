@@ -1,6 +1,6 @@
 /* Native hot loop of the renderer's Latin fast path (pixar.render.native; docs/rendering.md "Speed").
 
-   fill(texts, words, space, x0, gap, pw, limit, out, eos) -> (todo, chars)
+   fill(texts, words, space, x0, gap, pw, W, limit, out, eos) -> (todo, chars)
 
    For each text i: split at U+0020 (U+000A is drawn as a space, as in Renderer._fast_line), look every word up
    in `words` (the renderer's WordColumns: word -> column bytes, KeyError for a word the byte path cannot take),
@@ -102,18 +102,17 @@ static Py_ssize_t layout(PyObject *text, PyObject *words, const char *space, Py_
 static PyObject *fill(PyObject *self, PyObject *args) {
     PyObject *texts, *words, *todo = NULL;
     const char *space;
-    Py_ssize_t nspace, x0, gap, pw, limit, chars = 0;
+    Py_ssize_t nspace, x0, gap, pw, W, limit, chars = 0;
     Py_buffer out = {0}, eos = {0};
-    if (!PyArg_ParseTuple(args, "O!Oy#nnnnw*w*", &PyList_Type, &texts, &words, &space, &nspace, &x0, &gap, &pw,
-                          &limit, &out, &eos))
+    if (!PyArg_ParseTuple(args, "O!Oy#nnnnnw*w*", &PyList_Type, &texts, &words, &space, &nspace, &x0, &gap, &pw,
+                          &W, &limit, &out, &eos))
         return NULL;
     Py_ssize_t B = PyList_GET_SIZE(texts);
     unsigned char *cols = NULL;
-    Py_ssize_t W = B ? out.len / (8 * B) : 0;
-    if (B && (out.len != 8 * B * W || W % 8 || W <= x0 + pw || eos.len != B * (Py_ssize_t)sizeof(int64_t) ||
+    if ((out.len != 8 * B * W || W % 8 || W <= x0 + pw || eos.len != B * (Py_ssize_t)sizeof(int64_t) ||
               pw <= 0 || x0 < 0 || gap < 0)) {
-        PyErr_SetString(PyExc_ValueError, "fill: out must hold len(texts) strips of 8 x W (W a multiple of 8), "
-                                          "eos len(texts) int64");
+        PyErr_SetString(PyExc_ValueError, "fill: out must hold len(texts) strips of 8 x W (W a multiple of 8 "
+                                          "wider than x0 + pw), eos len(texts) int64");
         goto fail;
     }
     todo = PyList_New(0);
@@ -159,7 +158,7 @@ fail:
 }
 
 static PyMethodDef methods[] = {
-    {"fill", fill, METH_VARARGS, "fill(texts, words, space, x0, gap, pw, limit, out, eos) -> (todo, chars)"},
+    {"fill", fill, METH_VARARGS, "fill(texts, words, space, x0, gap, pw, W, limit, out, eos) -> (todo, chars)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -113,7 +113,7 @@ class StripBlocks:
     def take(self) -> tuple[np.ndarray, np.ndarray]:
         """A new strip (contents undefined) as (lanes '<u8' [H, W/8], the same memory as pixels uint8 [1, H, W])."""
         if self.used == self.n:
-            self.lanes = None  # the block in use until now: free for reuse once its strips are gone
+            self.lanes = self.pixels = None  # the block in use until now: reusable once its strips are gone
             self.lanes = self._block()
             self.pixels = self.lanes.view(np.uint8)[:, None]  # [n, 1, H, W]
             self.used = 0

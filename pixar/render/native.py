@@ -5,7 +5,7 @@ straight into a batch buffer; whatever it does not take goes through the pure-Py
 pixels (tests/test_render_native.py compares the two). Without the extension, or with PIXAR_RENDER_NATIVE=0 in the
 environment, every text takes the pure-Python path.
 
-    FILL    the extension's fill(texts, words, space, x0, gap, pw, limit, out, eos) -> (todo, chars), or None
+    FILL    the extension's fill(texts, words, space, x0, gap, pw, W, limit, out, eos) -> (todo, chars), or None
 """
 from __future__ import annotations
 

@@ -394,9 +394,8 @@ class Renderer(GlyphTable):
         if fill is not None and self.cfg.whitespace == "pango":  # native: pixels written straight into the batch
             pixels = out if out is not None else self._batches.take((B, self.cfg.patch_size, self.cfg.width))
             eos_arr = np.empty(B, np.int64)
-            x0, gap, pw, _ = self._geometry
-            todo, chars = fill(texts if type(texts) is list else list(texts), self._words, self._space_bytes(), x0, gap,
-                               pw, self._fast_limit, pixels, eos_arr)
+            todo, chars = fill(texts if type(texts) is list else list(texts), self._words, self._space_bytes(),
+                               *self._geometry, self._fast_limit, pixels, eos_arr)
             self.chars_laid_out += chars
             rows = pixels.view(LANE)  # [B, H, W/8]
             for i in todo:  # the pure-Python path (tabs, general path), the same pixels
@@ -447,8 +446,7 @@ class Renderer(GlyphTable):
             if fill is not None and self.cfg.whitespace == "pango":  # native (pixar.render.native)
                 lanes, pixels = self._blocks.take()
                 e = np.empty(1, np.int64)
-                x0, gap, pw, _ = self._geometry
-                if not fill([text], self._words, self._space_bytes(), x0, gap, pw, self._fast_limit, pixels, e)[0]:
+                if not fill([text], self._words, self._space_bytes(), *self._geometry, self._fast_limit, pixels, e)[0]:
                     self.chars_laid_out += len(text)
                     i = int(e[0])
                     return RenderedBatch(pixels, self._masks[i: i + 1].copy(), e, np.zeros(1, bool),
