@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from pixar.config import RenderConfig
+from pixar.data.sources import ChunkStream, render_texts
 from pixar.paths import data_dir
 from pixar.render import native
 from pixar.render.column_cache import BatchArrays, StripBlocks
@@ -146,3 +147,24 @@ def test_render_strips_held_by_the_caller_are_never_overwritten():
     for _ in range(3):
         [r.render(t[::-1] if isinstance(t, str) else t) for t in texts]
     assert all(np.array_equal(p, c) for p, c in zip(held, copies))
+
+
+def test_training_stream_renders_into_reused_buffers():
+    chunks = [f"chunk {i} " + "some words of text " * (i % 7) for i in range(40)]
+    cfg = RenderConfig(max_positions=40)
+    stream = ChunkStream(chunks, cfg, seed=3, global_batch=4)
+    fresh = Renderer(cfg)
+    it = iter(stream)
+    held = next(it)  # kept by the consumer: never written again
+    kept = held["pixels"].clone()
+    addrs = set()
+    for _ in range(6):
+        item = next(it)
+        texts = [chunks[i] for i in stream.ids(item["step"], item["accum"])]
+        assert torch.equal(item["pixels"], torch.from_numpy(fresh.render_batch(texts).pixels))
+        addrs.add(item["pixels"].data_ptr())
+        del item  # released: its buffer is rendered into again
+    assert torch.equal(held["pixels"], kept) and held["pixels"].data_ptr() not in addrs
+    if not stream._buffers.pinned:
+        assert len(addrs) <= 2
+    assert render_texts(fresh, ["a b"])["pixels"].shape == (1, 8, cfg.width)  # without buffers: a fresh batch
