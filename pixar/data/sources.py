@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -32,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pixar.config import RenderConfig, TrainConfig
+from pixar.data.buffers import BatchBuffers
 from pixar.paths import DataNotFound, resolve_data_path
 
 log = logging.getLogger(__name__)
@@ -336,39 +336,13 @@ def micro_batch_ids(num_chunks: int, seed: int, start: int, global_batch: int, s
     return ids
 
 
-def render_texts(renderer, texts: list[str], buffers: "BatchBuffers | None" = None) -> dict[str, torch.Tensor]:
+def render_texts(renderer, texts: list[str], buffers: BatchBuffers | None = None) -> dict[str, torch.Tensor]:
     """-> {"pixels": uint8 [b, H, W] (1 = white), "mask": uint8 [b, P], "truncated": bool [b]}. With `buffers`, the
     pixels are rendered straight into a batch buffer it hands out (render_batch(out=)), no fresh memory per batch."""
     pixels = buffers.take(len(texts)) if buffers is not None else None
     batch = renderer.render_batch(texts, out=None if pixels is None else pixels.numpy())
     return {"pixels": pixels if pixels is not None else torch.from_numpy(batch.pixels),
             "mask": torch.from_numpy(batch.mask), "truncated": torch.from_numpy(batch.truncated)}
-
-
-class BatchBuffers:
-    """Pixel tensors [n, H, W] uint8 for the micro-batches a stream renders. With CUDA, in the main process: pinned,
-    from torch's caching host allocator, which reuses a released pinned block only once the copies that read it
-    (`.to(device, non_blocking=True)`) are done. Otherwise: numpy arrays handed out as `torch.from_numpy` tensors;
-    the last `keep` are remembered, and one whose tensors are all gone (the tensor's storage holds the array: no
-    reference left but ours) is rendered into again instead of fresh pages. A tensor sent from a DataLoader worker
-    is moved to shared memory first (a copy), which releases the array."""
-
-    def __init__(self, height: int, width: int, keep: int = 8):
-        self.height, self.width, self.keep = height, width, keep
-        self.pinned = get_worker_info() is None and torch.cuda.is_available()
-        self.arrays: list[np.ndarray] = []
-
-    def take(self, n: int) -> torch.Tensor:
-        if self.pinned:
-            return torch.empty((n, self.height, self.width), dtype=torch.uint8, pin_memory=True)
-        arrays = self.arrays
-        for k in range(len(arrays)):
-            if arrays[k].shape[0] == n and sys.getrefcount(arrays[k]) == 2:  # the list, getrefcount's argument
-                arrays.append(arrays.pop(k))
-                return torch.from_numpy(arrays[-1])
-        a = np.empty((n, self.height, self.width), np.uint8)
-        self.arrays = (arrays + [a])[-self.keep:]
-        return torch.from_numpy(a)
 
 
 class ChunkStream(IterableDataset):
