@@ -87,16 +87,18 @@ def test_native_fill_checks_its_buffers_and_keeps_errors():
     x0, gap, pw, W = r._geometry
     out, eos = np.zeros((2, 8, W), np.uint8), np.zeros(2, np.int64)
     with pytest.raises(ValueError, match="out must hold"):
-        native._native_fill(["a", "b"], r._words, r._space_bytes(), x0, gap, pw, W, 100, out[:1], eos)
+        native._native_fill(["a", "b"], r._words, None, r._space_bytes(), x0, gap, pw, W, 100, out[:1], eos)
 
     class Broken(dict):
         def __missing__(self, key):
             raise RuntimeError(f"broken {key}")
 
     with pytest.raises(RuntimeError, match="broken a"):  # only KeyError means "not this path"
-        native._native_fill(["a b"], Broken(), r._space_bytes(), x0, gap, pw, W, 100, out[:1], eos[:1])
-    todo, chars = native._native_fill(["a b", "c\td", 3, "x" * 101], r._words, r._space_bytes(), x0, gap, pw, W, 100,
-                              np.zeros((4, 8, W), np.uint8), np.zeros(4, np.int64))
+        native._native_fill(["a b"], Broken(), native.new_cache(), r._space_bytes(), x0, gap, pw, W, 100, out[:1],
+                            eos[:1])
+    todo, chars = native._native_fill(["a b", "c\td", 3, "x" * 101], r._words, r._native_cache, r._space_bytes(),
+                                      x0, gap, pw, W, 100,
+                                      np.zeros((4, 8, W), np.uint8), np.zeros(4, np.int64))
     assert todo == [1, 2, 3] and chars == 3
 
 

@@ -1,6 +1,6 @@
 /* Native hot loop of the renderer's Latin fast path (pixar.render.native; docs/rendering.md "Speed").
 
-   fill(texts, words, space, x0, gap, pw, W, limit, out, eos) -> (todo, chars)
+   fill(texts, words, cache, space, x0, gap, pw, W, limit, out, eos) -> (todo, chars)
 
    For each text i: split at U+0020 (U+000A is drawn as a space, as in Renderer._fast_line), look every word up
    in `words` (the renderer's WordColumns: word -> column bytes, KeyError for a word the byte path cannot take),
@@ -51,8 +51,110 @@ static void write_strip(const unsigned char *cols, Py_ssize_t W, unsigned char *
     }
 }
 
+/* A word cache in C (one per renderer, a capsule): word code units -> its column bytes, so that a word seen before
+   costs a hash of its code units and one probe, not a str object and a dict lookup. A cached value is what
+   `words[word]` returned (the renderer's columns of a word never change); refused words are never cached. Cleared
+   when half full; words over LONG_WORD code units are not cached. */
+#define CACHE_SLOTS (1 << 17)
+#define LONG_WORD 64
+
+typedef struct {
+    uint64_t h;
+    int kind;
+    Py_ssize_t len;
+    unsigned char *key;  /* len * kind bytes; NULL = empty slot */
+    PyObject *cols;      /* bytes, owned */
+} Entry;
+
+typedef struct {
+    Entry *slots;
+    Py_ssize_t used;
+} Cache;
+
+static void cache_clear(Cache *c) {
+    for (Py_ssize_t i = 0; i < CACHE_SLOTS; i++) {
+        if (c->slots[i].key) {
+            free(c->slots[i].key);
+            Py_DECREF(c->slots[i].cols);
+            c->slots[i].key = NULL;
+        }
+    }
+    c->used = 0;
+}
+
+static void cache_free(PyObject *capsule) {
+    Cache *c = PyCapsule_GetPointer(capsule, "pixar.render._strips.Cache");
+    if (c == NULL) return;
+    cache_clear(c);
+    free(c->slots);
+    free(c);
+}
+
+static PyObject *new_cache(PyObject *self, PyObject *noargs) {
+    Cache *c = malloc(sizeof(Cache));
+    if (c == NULL) return PyErr_NoMemory();
+    c->slots = calloc(CACHE_SLOTS, sizeof(Entry));
+    c->used = 0;
+    if (c->slots == NULL) { free(c); return PyErr_NoMemory(); }
+    PyObject *capsule = PyCapsule_New(c, "pixar.render._strips.Cache", cache_free);
+    if (capsule == NULL) { free(c->slots); free(c); }
+    return capsule;
+}
+
+/* new reference to the column bytes of text[a:b] (NULL + KeyError cleared -> *refused = 1; NULL + error set -> error) */
+static PyObject *word_columns(Cache *c, PyObject *text, int kind, const unsigned char *data, Py_ssize_t a,
+                              Py_ssize_t b, PyObject *words, int *refused) {
+    Py_ssize_t len = b - a, nbytes = len * kind;
+    const unsigned char *key = data + a * kind;
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind;
+    for (Py_ssize_t i = 0; i < nbytes; i++) h = (h ^ key[i]) * 1099511628211ULL;
+    Py_ssize_t idx = (Py_ssize_t)(h & (CACHE_SLOTS - 1));
+    if (c != NULL && len <= LONG_WORD) {
+        for (;;) {
+            Entry *e = &c->slots[idx];
+            if (e->key == NULL) break;
+            if (e->h == h && e->kind == kind && e->len == len && memcmp(e->key, key, nbytes) == 0) {
+                Py_INCREF(e->cols);
+                return e->cols;
+            }
+            idx = (idx + 1) & (CACHE_SLOTS - 1);
+        }
+    }
+    PyObject *word = PyUnicode_Substring(text, a, b);
+    if (word == NULL) return NULL;
+    PyObject *cols = PyObject_GetItem(words, word);
+    Py_DECREF(word);
+    if (cols == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_KeyError)) {
+            PyErr_Clear();
+            *refused = 1;
+        }
+        return NULL;
+    }
+    if (!PyBytes_Check(cols)) {
+        Py_DECREF(cols);
+        PyErr_SetString(PyExc_TypeError, "word columns must be bytes");
+        return NULL;
+    }
+    if (c == NULL || len > LONG_WORD) return cols;
+    if (c->used >= CACHE_SLOTS / 2) {
+        cache_clear(c);
+        idx = (Py_ssize_t)(h & (CACHE_SLOTS - 1));
+    } else {
+        while (c->slots[idx].key != NULL) idx = (idx + 1) & (CACHE_SLOTS - 1);
+    }
+    unsigned char *copy = malloc(nbytes ? nbytes : 1);
+    if (copy == NULL) { Py_DECREF(cols); PyErr_NoMemory(); return NULL; }
+    memcpy(copy, key, nbytes);
+    Entry *e = &c->slots[idx];
+    Py_INCREF(cols);  /* one reference for the cache, one for the caller */
+    e->h = h; e->kind = kind; e->len = len; e->key = copy; e->cols = cols;
+    c->used++;
+    return cols;
+}
+
 /* column bytes of one text's line into line[0:cap]: its length; -1 when the Python path must take it; -2 error */
-static Py_ssize_t layout(PyObject *text, PyObject *words, const char *space, Py_ssize_t nspace,
+static Py_ssize_t layout(Cache *c, PyObject *text, PyObject *words, const char *space, Py_ssize_t nspace,
                          unsigned char *line, Py_ssize_t cap) {
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
@@ -69,29 +171,13 @@ static Py_ssize_t layout(PyObject *text, PyObject *words, const char *space, Py_
         }
         first = 0;
         if (j > ws) {
-            PyObject *word = PyUnicode_Substring(text, ws, j);
-            if (word == NULL) return -2;
-            PyObject *cols = PyObject_GetItem(words, word);
-            Py_DECREF(word);
-            if (cols == NULL) {
-                if (PyErr_ExceptionMatches(PyExc_KeyError)) {
-                    PyErr_Clear();
-                    return -1;
-                }
-                return -2;
-            }
-            if (!PyBytes_Check(cols)) {
-                Py_DECREF(cols);
-                PyErr_SetString(PyExc_TypeError, "word columns must be bytes");
-                return -2;
-            }
+            int refused = 0;
+            PyObject *cols = word_columns(c, text, kind, data, ws, j, words, &refused);
+            if (cols == NULL) return refused ? -1 : -2;
             Py_ssize_t m = PyBytes_GET_SIZE(cols);
-            if (n + m > cap) {
-                Py_DECREF(cols);
-                return -1;
-            }
-            memcpy(line + n, PyBytes_AS_STRING(cols), m);
+            if (n + m <= cap) memcpy(line + n, PyBytes_AS_STRING(cols), m);
             Py_DECREF(cols);
+            if (n + m > cap) return -1;
             n += m;
         }
         ws = j + 1;
@@ -100,15 +186,20 @@ static Py_ssize_t layout(PyObject *text, PyObject *words, const char *space, Py_
 }
 
 static PyObject *fill(PyObject *self, PyObject *args) {
-    PyObject *texts, *words, *todo = NULL;
+    PyObject *texts, *words, *capsule, *todo = NULL;
+    Cache *cache = NULL;
+    unsigned char *cols = NULL;
     const char *space;
     Py_ssize_t nspace, x0, gap, pw, W, limit, chars = 0;
     Py_buffer out = {0}, eos = {0};
-    if (!PyArg_ParseTuple(args, "O!Oy#nnnnnw*w*", &PyList_Type, &texts, &words, &space, &nspace, &x0, &gap, &pw,
+    if (!PyArg_ParseTuple(args, "O!OOy#nnnnnw*w*", &PyList_Type, &texts, &words, &capsule, &space, &nspace, &x0, &gap, &pw,
                           &W, &limit, &out, &eos))
         return NULL;
     Py_ssize_t B = PyList_GET_SIZE(texts);
-    unsigned char *cols = NULL;
+    if (capsule != Py_None) {
+        cache = PyCapsule_GetPointer(capsule, "pixar.render._strips.Cache");
+        if (cache == NULL) goto fail;
+    }
     if ((out.len != 8 * B * W || W % 8 || W <= x0 + pw || eos.len != B * (Py_ssize_t)sizeof(int64_t) ||
               pw <= 0 || x0 < 0 || gap < 0)) {
         PyErr_SetString(PyExc_ValueError, "fill: out must hold len(texts) strips of 8 x W (W a multiple of 8 "
@@ -126,7 +217,7 @@ static PyObject *fill(PyObject *self, PyObject *args) {
         Py_ssize_t n = -1;
         if (PyUnicode_CheckExact(text) && PyUnicode_GET_LENGTH(text) <= limit) {
             Py_INCREF(text);  /* `words` runs Python code on a miss */
-            n = layout(text, words, space, nspace, cols + x0, W - x0);
+            n = layout(cache, text, words, space, nspace, cols + x0, W - x0);
             Py_DECREF(text);
             if (n == -2) goto fail;
         }
@@ -158,7 +249,8 @@ fail:
 }
 
 static PyMethodDef methods[] = {
-    {"fill", fill, METH_VARARGS, "fill(texts, words, space, x0, gap, pw, W, limit, out, eos) -> (todo, chars)"},
+    {"fill", fill, METH_VARARGS, "fill(texts, words, cache, space, x0, gap, pw, W, limit, out, eos) -> (todo, chars)"},
+    {"new_cache", new_cache, METH_NOARGS, "new_cache() -> a word cache for fill (one per renderer)"},
     {NULL, NULL, 0, NULL},
 };
 

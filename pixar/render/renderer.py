@@ -106,6 +106,7 @@ class Renderer(GlyphTable):
         self._eos = b"\x00" * c.position_width
         self._blocks = StripBlocks(c.patch_size, c.width)
         self._batches = BatchArrays()
+        self._native_cache = native.new_cache()  # the native path's own word cache (pixar.render.native)
         self._geometry = (c.text_x, c.eos_gap, c.position_width, c.width)
         self._fast_limit = c.width // 4 + 64  # longer texts go through the bounded general path
         P = c.max_positions
@@ -115,7 +116,7 @@ class Renderer(GlyphTable):
     def __getstate__(self):
         state = self.__dict__.copy()
         for k in ("_fonts", "_cmaps", "_char_class", "_glyphs", "_runs", "_spaces_table", "_shaper", "_space_adv", "_main_shaper", "_metrics", "_fontset", "_chars", "_words", "_space",
-                  "_white", "_white_view", "_eos", "_blocks", "_batches", "_geometry", "_fast_limit", "_masks"):
+                  "_white", "_white_view", "_eos", "_blocks", "_batches", "_native_cache", "_geometry", "_fast_limit", "_masks"):
             state.pop(k)
         return state
 
@@ -394,8 +395,8 @@ class Renderer(GlyphTable):
         if fill is not None and self.cfg.whitespace == "pango":  # native: pixels written straight into the batch
             pixels = out if out is not None else self._batches.take((B, self.cfg.patch_size, self.cfg.width))
             eos_arr = np.empty(B, np.int64)
-            todo, chars = fill(texts if type(texts) is list else list(texts), self._words, self._space_bytes(),
-                               *self._geometry, self._fast_limit, pixels, eos_arr)
+            todo, chars = fill(texts if type(texts) is list else list(texts), self._words, self._native_cache,
+                               self._space_bytes(), *self._geometry, self._fast_limit, pixels, eos_arr)
             self.chars_laid_out += chars
             rows = pixels.view(LANE)  # [B, H, W/8]
             for i in todo:  # the pure-Python path (tabs, general path), the same pixels
@@ -446,7 +447,8 @@ class Renderer(GlyphTable):
             if fill is not None and self.cfg.whitespace == "pango":  # native (pixar.render.native)
                 lanes, pixels = self._blocks.take()
                 e = np.empty(1, np.int64)
-                if not fill([text], self._words, self._space_bytes(), *self._geometry, self._fast_limit, pixels, e)[0]:
+                if not fill([text], self._words, self._native_cache, self._space_bytes(), *self._geometry, self._fast_limit,
+                            pixels, e)[0]:
                     self.chars_laid_out += len(text)
                     i = int(e[0])
                     return RenderedBatch(pixels, self._masks[i: i + 1].copy(), e, np.zeros(1, bool),
