@@ -186,16 +186,22 @@ static Py_ssize_t layout(Cache *c, PyObject *text, PyObject *words, const char *
 }
 
 static PyObject *fill(PyObject *self, PyObject *args) {
-    PyObject *texts, *words, *capsule, *todo = NULL;
+    PyObject *list, *texts = NULL, *words, *capsule, *todo = NULL;
     Cache *cache = NULL;
     unsigned char *cols = NULL;
     const char *space;
     Py_ssize_t nspace, x0, gap, pw, W, limit, chars = 0;
     Py_buffer out = {0}, eos = {0};
-    if (!PyArg_ParseTuple(args, "O!OOy#nnnnnw*w*", &PyList_Type, &texts, &words, &capsule, &space, &nspace, &x0, &gap, &pw,
+    if (!PyArg_ParseTuple(args, "O!OOy#nnnnnw*w*", &PyList_Type, &list, &words, &capsule, &space, &nspace, &x0, &gap, &pw,
                           &W, &limit, &out, &eos))
         return NULL;
-    Py_ssize_t B = PyList_GET_SIZE(texts);
+    texts = PyList_AsTuple(list);  /* `words` may run Python code (other threads) that changes the list */
+    if (texts == NULL) {
+        PyBuffer_Release(&out);
+        PyBuffer_Release(&eos);
+        return NULL;
+    }
+    Py_ssize_t B = PyTuple_GET_SIZE(texts);
     if (capsule != Py_None) {
         cache = PyCapsule_GetPointer(capsule, "pixar.render._strips.Cache");
         if (cache == NULL) goto fail;
@@ -213,12 +219,10 @@ static PyObject *fill(PyObject *self, PyObject *args) {
         if (cols == NULL) { PyErr_NoMemory(); goto fail; }
     }
     for (Py_ssize_t i = 0; i < B; i++) {
-        PyObject *text = PyList_GET_ITEM(texts, i);
+        PyObject *text = PyTuple_GET_ITEM(texts, i);
         Py_ssize_t n = -1;
         if (PyUnicode_CheckExact(text) && PyUnicode_GET_LENGTH(text) <= limit) {
-            Py_INCREF(text);  /* `words` runs Python code on a miss */
             n = layout(cache, text, words, space, nspace, cols + x0, W - x0);
-            Py_DECREF(text);
             if (n == -2) goto fail;
         }
         Py_ssize_t eos_col = n < 0 ? 0 : (x0 + n + gap + pw - 1) / pw * pw;
@@ -237,11 +241,13 @@ static PyObject *fill(PyObject *self, PyObject *args) {
         chars += PyUnicode_GET_LENGTH(text);
     }
     free(cols);
+    Py_DECREF(texts);
     PyBuffer_Release(&out);
     PyBuffer_Release(&eos);
     return Py_BuildValue("Nn", todo, chars);
 fail:
     free(cols);
+    Py_XDECREF(texts);
     Py_XDECREF(todo);
     PyBuffer_Release(&out);
     PyBuffer_Release(&eos);
