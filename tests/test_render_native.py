@@ -28,7 +28,8 @@ def corpus() -> list:
     texts = [it["text"] for it in json.loads((GOLDEN / "render_goldens.json").read_text(encoding="utf-8"))]
     texts += [it["text"] for it in json.loads((GOLDEN / "multiscript.json").read_text(encoding="utf-8"))][::7]
     rng = random.Random(21)
-    alphabet = string.ascii_letters + string.digits + string.punctuation + "     \t\n" + "éüßçñ—“”’…" + "אב" + "ب"
+    alphabet = (string.ascii_letters + string.digits + string.punctuation + "     \t\n" + "éüßçñ—“”’…"
+                + "אב" + "ب")
     for n in range(300):
         texts.append("".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 120 if n % 10 else 1500))))
     texts += ["", " ", "  a  b  ", "x" * 90, "\n", "a\n\nb", ("pair a", "pair b"), ("", "x\ty")]

@@ -101,7 +101,7 @@ static PyObject *new_cache(PyObject *self, PyObject *noargs) {
     return capsule;
 }
 
-/* new reference to the column bytes of text[a:b] (NULL + KeyError cleared -> *refused = 1; NULL + error set -> error) */
+/* new reference to the column bytes of text[a:b]; NULL with *refused = 1 (KeyError cleared) or an error set */
 static PyObject *word_columns(Cache *c, PyObject *text, int kind, const unsigned char *data, Py_ssize_t a,
                               Py_ssize_t b, PyObject *words, int *refused) {
     Py_ssize_t len = b - a, nbytes = len * kind;
@@ -192,8 +192,8 @@ static PyObject *fill(PyObject *self, PyObject *args) {
     const char *space;
     Py_ssize_t nspace, x0, gap, pw, W, limit, chars = 0;
     Py_buffer out = {0}, eos = {0};
-    if (!PyArg_ParseTuple(args, "O!OOy#nnnnnw*w*", &PyList_Type, &list, &words, &capsule, &space, &nspace, &x0, &gap, &pw,
-                          &W, &limit, &out, &eos))
+    if (!PyArg_ParseTuple(args, "O!OOy#nnnnnw*w*", &PyList_Type, &list, &words, &capsule, &space, &nspace, &x0,
+                          &gap, &pw, &W, &limit, &out, &eos))
         return NULL;
     texts = PyList_AsTuple(list);  /* `words` may run Python code (other threads) that changes the list */
     if (texts == NULL) {

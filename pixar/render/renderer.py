@@ -116,7 +116,8 @@ class Renderer(GlyphTable):
     def __getstate__(self):
         state = self.__dict__.copy()
         for k in ("_fonts", "_cmaps", "_char_class", "_glyphs", "_runs", "_spaces_table", "_shaper", "_space_adv", "_main_shaper", "_metrics", "_fontset", "_chars", "_words", "_space",
-                  "_white", "_white_view", "_eos", "_blocks", "_batches", "_native_cache", "_geometry", "_fast_limit", "_masks"):
+                  "_white", "_white_view", "_eos", "_blocks", "_batches", "_native_cache", "_geometry", "_fast_limit",
+                  "_masks"):
             state.pop(k)
         return state
 
@@ -447,8 +448,8 @@ class Renderer(GlyphTable):
             if fill is not None and self.cfg.whitespace == "pango":  # native (pixar.render.native)
                 lanes, pixels = self._blocks.take()
                 e = np.empty(1, np.int64)
-                if not fill([text], self._words, self._native_cache, self._space_bytes(), *self._geometry, self._fast_limit,
-                            pixels, e)[0]:
+                if not fill([text], self._words, self._native_cache, self._space_bytes(), *self._geometry,
+                            self._fast_limit, pixels, e)[0]:
                     self.chars_laid_out += len(text)
                     i = int(e[0])
                     return RenderedBatch(pixels, self._masks[i: i + 1].copy(), e, np.zeros(1, bool),
