@@ -389,6 +389,7 @@ class Renderer(GlyphTable):
         no strip is allocated; the result's `pixels` is then `out` itself."""
         if self.direct:  # another setting: pixar.render.settings
             return RenderedBatch(*render_direct(self, texts, out))
+        texts = texts if type(texts) is list else list(texts)
         B, cut, fallback, unknown = len(texts), {}, Counter(), Counter()
         if out is not None:
             self._check_out(out, B)
@@ -396,7 +397,7 @@ class Renderer(GlyphTable):
         if fill is not None and self.cfg.whitespace == "pango":  # native: pixels written straight into the batch
             pixels = out if out is not None else self._batches.take((B, self.cfg.patch_size, self.cfg.width))
             eos_arr = np.empty(B, np.int64)
-            todo, chars = fill(texts if type(texts) is list else list(texts), self._words, self._native_cache,
+            todo, chars = fill(texts, self._words, self._native_cache,
                                self._space_bytes(), *self._geometry, self._fast_limit, pixels, eos_arr)
             self.chars_laid_out += chars
             rows = pixels.view(LANE)  # [B, H, W/8]
