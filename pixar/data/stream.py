@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pixar.config import RenderConfig, TrainConfig
+from pixar.data.buffers import BatchBuffers
 from pixar.data.prepare import open_or_prepare
 from pixar.data.sources import DataError, Splits
 from pixar.render.renderer import Renderer
@@ -75,11 +76,13 @@ def micro_batch_ids(num_chunks: int, seed: int, start: int, global_batch: int, s
     return ids
 
 
-def render_texts(renderer, texts: list[str]) -> dict[str, torch.Tensor]:
-    """-> {"pixels": uint8 [b, H, W] (1 = white), "mask": uint8 [b, P], "truncated": bool [b]}."""
-    batch = renderer.render_batch(texts)
-    return {"pixels": torch.from_numpy(batch.pixels), "mask": torch.from_numpy(batch.mask),
-            "truncated": torch.from_numpy(batch.truncated)}
+def render_texts(renderer, texts: list[str], buffers: BatchBuffers | None = None) -> dict[str, torch.Tensor]:
+    """-> {"pixels": uint8 [b, H, W] (1 = white), "mask": uint8 [b, P], "truncated": bool [b]}. With `buffers`, the
+    pixels are rendered straight into a batch buffer it hands out (render_batch(out=)), no fresh memory per batch."""
+    pixels = buffers.take(len(texts)) if buffers is not None else None
+    batch = renderer.render_batch(texts, out=None if pixels is None else pixels.numpy())
+    return {"pixels": pixels if pixels is not None else torch.from_numpy(batch.pixels),
+            "mask": torch.from_numpy(batch.mask), "truncated": torch.from_numpy(batch.truncated)}
 
 
 class ChunkStream(IterableDataset):
@@ -99,7 +102,7 @@ class ChunkStream(IterableDataset):
         self.global_batch, self.rank, self.world_size, self.grad_accum = global_batch, rank, world_size, grad_accum
         self.start = start.consumed(len(chunks)) if isinstance(start, DataPosition) else int(start)
         self.first_step = first_step
-        self._renderer, self._orders = None, {}
+        self._renderer, self._orders, self._buffers = None, {}, None
 
     @property
     def micro_batch(self) -> int:
@@ -120,7 +123,7 @@ class ChunkStream(IterableDataset):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_renderer"], state["_orders"] = None, {}
+        state["_renderer"], state["_orders"], state["_buffers"] = None, {}, None
         return state
 
     def __iter__(self) -> Iterator[dict]:
@@ -129,7 +132,9 @@ class ChunkStream(IterableDataset):
         k = worker
         while True:
             step, accum = self.first_step + k // self.grad_accum, k % self.grad_accum
-            item = render_texts(self.renderer(), [self.chunks[i] for i in self.ids(step, accum)])
+            if self._buffers is None:  # built where it renders (a worker process, or the main process)
+                self._buffers = BatchBuffers(self.render_cfg.patch_size, self.render_cfg.width)
+            item = render_texts(self.renderer(), [self.chunks[i] for i in self.ids(step, accum)], self._buffers)
             item.update(step=step, accum=accum)
             yield item
             k += workers
