@@ -254,6 +254,16 @@ def _default_out(settings: dict) -> Path:
 @click.option("--finetune-steps", default=300, show_default=True)
 @click.option("--finetune-lr", default=1e-3, show_default=True)
 @click.option("--finetune-batch", default=16, show_default=True)
+@click.option("--finetune-lrs", metavar="LR[,LR]", help="With --finetune-dev: an lr sweep, the lowest dev loss wins "
+              "(harness.models.finetune); replaces --finetune-lr.")
+@click.option("--finetune-dev", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Share of the training stories held out as dev: early stopping on the answer's dev loss, best "
+                   "weights kept, --finetune-steps becomes the cap. 0 = no dev split.")
+@click.option("--finetune-patience", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Dev evaluations without improvement before stopping (0 = run to the cap).")
+@click.option("--finetune-eval-every", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--finetune-seed", type=int, help="Seed of the fine-tuning (batch order) [default: --seed]; "
+                                                "perturbations keep --seed.")
 @click.option("--save-finetuned", type=click.Path(file_okay=False),
               help="With --finetune: save the fine-tuned models here (reusable as --checkpoint / --baseline).")
 @click.option("--query-budget", type=click.IntRange(min=1), help="TextAttack recipes: max queries per example.")
@@ -263,8 +273,8 @@ def _default_out(settings: dict) -> Path:
 @click.option("--threads", default=0, show_default=True, help="torch CPU threads (0 = torch default).")
 @_one_line
 def attack(type_, task, rates, checkpoint, baselines, seed, limit, ocr, positions, preset, out, babi_task, variant,
-           babi_dir, finetune, finetune_steps, finetune_lr, finetune_batch, save_finetuned, query_budget, batch_size,
-           device, data_dir, threads):
+           babi_dir, finetune, finetune_steps, finetune_lr, finetune_batch, finetune_lrs, finetune_dev, finetune_patience,
+           finetune_eval_every, finetune_seed, save_finetuned, query_budget, batch_size, device, data_dir, threads):
     """Accuracy under orthographic attacks (per rate, per model) and TextAttack recipes; tables + plot."""
     if not checkpoint and not baselines:
         raise click.UsageError("pass --checkpoint DIR and/or --baseline gpt2|DIR")
@@ -281,7 +291,15 @@ def attack(type_, task, rates, checkpoint, baselines, seed, limit, ocr, position
     if finetune:
         from harness.models.finetune import TaskFinetuneConfig
 
-        fc = TaskFinetuneConfig(steps=finetune_steps, lr=finetune_lr, batch_size=finetune_batch, seed=int(settings["seed"]))
+        try:
+            lrs = [float(x) for x in finetune_lrs.split(",") if x.strip()] if finetune_lrs else []
+        except ValueError:
+            raise click.BadParameter(f"not a comma list of numbers: {finetune_lrs!r}", param_hint="--finetune-lrs")
+        if lrs and not finetune_dev:
+            raise click.UsageError("--finetune-lrs picks on a dev split: give --finetune-dev too")
+        fc = TaskFinetuneConfig(steps=finetune_steps, lr=lrs[0] if lrs else finetune_lr, batch_size=finetune_batch,
+                                seed=int(settings["seed"]) if finetune_seed is None else finetune_seed, lrs=lrs,
+                                dev_fraction=finetune_dev, patience=finetune_patience, eval_every=finetune_eval_every)
     out_dir = Path(out) if out else _default_out(settings)
     run_attack(settings, checkpoint, list(baselines), out_dir, device, data_dir, babi_dir, fc, save_finetuned)
     click.echo(f"results: {out_dir}")

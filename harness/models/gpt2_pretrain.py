@@ -19,10 +19,11 @@ from typing import Iterator
 
 import torch
 
-from pixar.config import TrainConfig, dataclass_from_yaml
+from pixar.config import ConfigError, TrainConfig, dataclass_from_yaml
 from pixar.train.loop import Schedule, StandardStep, adamw, every, run_loop
 
 from harness.models.gpt2_baselines import TOKENIZER_DIR, gpt2_tokenizer
+from harness.models.gpt2_vocab import RestrictedTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ class GPT2BaselineConfig:
     match: str = ""
     """How it was matched (shown in comparison tables)."""
     tokenizer: str = TOKENIZER_DIR
+    vocab: str = "full"
+    """full: GPT-2's 50,257-way output layer; corpus: only the BPE tokens of the training text (+ one UNSEEN id;
+    harness.models.gpt2_vocab), tokenization unchanged."""
     model: GPT2ModelConfig = field(default_factory=GPT2ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -179,6 +183,10 @@ def train_gpt2(config_path: str, overrides: list[str], out_dir: str | os.PathLik
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     tok = gpt2_tokenizer(data_dir)
     splits = build_splits(tc, data_dir)
+    if cfg.vocab == "corpus":
+        tok = RestrictedTokenizer.from_texts(tok, list(splits.train) + list(splits.val))
+    elif cfg.vocab != "full":
+        raise ConfigError(f"{config_path}: vocab must be full or corpus, got {cfg.vocab!r}")
     model = build_gpt2(cfg, len(tok), tok.eos_token_id, tc.seed).to(dev)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,6 +197,7 @@ def train_gpt2(config_path: str, overrides: list[str], out_dir: str | os.PathLik
     emb = model.transformer.wte.weight.numel() + model.transformer.wpe.weight.numel()
     meta = {"kind": "gpt2-baseline", "name": cfg.name, "matched_to": cfg.matched_to, "match": cfg.match,
             "params": params, "non_embedding_params": params - emb, "train_chunks": len(splits.train),
+            "vocab": cfg.vocab if cfg.vocab == "full" else {k: v for k, v in tok.info().items() if k != "kept_gpt2_ids"},
             "steps": tc.steps, "optimizer": "AdamW, weight decay on all parameters (the paper's policy)",
             "final": records[-1] if records else None, "config": dataclasses.asdict(cfg)}
     return save_gpt2(model, tok, out / "final", meta)
