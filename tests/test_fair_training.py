@@ -110,8 +110,9 @@ def test_fit_to_plateau_stops_when_dev_turns_and_keeps_the_best_dev_weights():
         with torch.no_grad():
             return float(((model(x) - x) ** 2).mean())
 
-    fc = TaskFinetuneConfig(steps=400, batch_size=4, lr=0.05, dev_fraction=0.1, eval_every=5, patience=3)
-    records, summary = fit_to_plateau(model, fc, 32, loss_fn, lambda ids: x[ids], dev_loss, lambda b: 1,
+    fc = TaskFinetuneConfig(steps=400, batch_size=4, lr=0.05, dev_fraction=0.1, eval_every=5, patience=3,
+                            dev_metric="loss")
+    records, summary = fit_to_plateau(model, fc, 32, loss_fn, lambda ids: x[ids], lambda: {"loss": dev_loss()}, lambda b: 1,
                                       ParamCounts(1, 1), "test", progress=False)
     chosen = summary["chosen"]
     assert chosen["stopped_early"] and chosen["steps_run"] < 400

@@ -9,13 +9,14 @@ causal-LM loss. Both: pixar.train.loop's AdamW policy and schedule (warm-up over
 batches from seeded per-epoch shuffles, fp32.
 
 Trained to a plateau (`dev_fraction` > 0): the last stories (harness.models.plateau.story_split) are held out as a
-dev split; every `eval_every` steps the dev loss on the ANSWER only (PIXAR: the answer's positions + EOS block;
-GPT-2: the answer's tokens + EOS; the prompt is context) is measured; training stops after `patience`
-evaluations without improvement (0 = run all `steps`), and the weights of the best evaluation are kept. `steps`
-is then the cap (the matched budget) and the schedule's horizon. With `lrs`, one such run per lr from the same
-starting weights, the lowest best dev loss wins (harness.models.plateau.sweep_lrs). The summary reports the lr
-picked, the sweep, and the budget actually used (harness.models.compute units) up to the best step, up to the stop,
-and over the whole sweep.
+dev split; every `eval_every` steps the dev split is scored: the paper protocol's first-word accuracy on the dev
+prompts (`dev_metric` accuracy, the default: what the test reports) and the dev loss on the ANSWER only (PIXAR: the
+answer's positions + EOS block; GPT-2: the answer's tokens + EOS; the prompt is context). Training stops after
+`patience` evaluations without improvement (0 = run all `steps`), and the weights of the best evaluation are kept.
+`steps` is then the cap (the matched budget) and the schedule's horizon. With `lrs`, one such run per lr from the
+same starting weights, the best dev score wins (harness.models.plateau.sweep_lrs). The summary reports the lr
+picked, the sweep with each run's dev curve, and the budget actually used (harness.models.compute units) up to the
+best step, up to the stop, and over the whole sweep.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import torch
 from pixar.config import TrainConfig
 from pixar.train.loop import Schedule, StandardStep, adamw, run_loop
 
+from harness.models.base import TextReads
 from harness.models.compute import ParamCounts, budget, gpt2_params, pixar_params
 from harness.models.plateau import EarlyStopping, FitResult, story_split, sweep_lrs
 
@@ -54,6 +56,10 @@ class TaskFinetuneConfig:
     """Dev evaluations without improvement before stopping; 0 = never stop early (best weights still kept)."""
     dev_limit: int = 200
     """At most this many dev pairs are scored (the first ones)."""
+    dev_metric: str = "accuracy"
+    """What early stopping and the lr sweep read: accuracy (the paper protocol's first-word accuracy on the dev
+    prompts, `dev_positions` PIXAR positions / 5 GPT-2 tokens; higher is better) or loss (the answer's dev loss)."""
+    dev_positions: int = 5
 
     def train_config(self, lr: float | None = None) -> TrainConfig:
         return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr if lr is None else lr,
@@ -61,6 +67,8 @@ class TaskFinetuneConfig:
                            log_every=max(1, self.steps // 10), eval_every=0)
 
     def sweep(self) -> list[float]:
+        if self.dev_metric not in ("accuracy", "loss"):
+            raise ValueError(f"finetune: dev_metric must be accuracy or loss, got {self.dev_metric!r}")
         if self.lrs and self.dev_fraction <= 0:
             raise ValueError("finetune: an lr sweep needs a dev split (dev_fraction > 0)")
         return [float(x) for x in self.lrs] or [float(self.lr)]
@@ -68,10 +76,12 @@ class TaskFinetuneConfig:
 
 # ---- the shared driver ----------------------------------------------------------------------------
 def fit_to_plateau(model: torch.nn.Module, fc: TaskFinetuneConfig, n_train: int, loss_fn: Callable,
-                   batch_of: Callable[[list[int]], object], dev_loss: Callable[[], float] | None,
+                   batch_of: Callable[[list[int]], object], dev_eval: Callable[[], dict] | None,
                    width_of: Callable[[object], int], params: ParamCounts, desc: str,
                    progress: bool = True) -> tuple[list[dict], dict]:
-    """Train `model` in place (see the module docstring) -> (log records, summary)."""
+    """Train `model` in place (see the module docstring) -> (log records, summary). `dev_eval()` -> {"loss": the
+    answer's dev loss, "accuracy": dev accuracy (when fc.dev_metric is accuracy)}; the score early stopping and
+    the sweep minimise is the loss, or 1 - accuracy."""
     from harness.models.gpt2_pretrain import epoch_batches
 
     def fit(lr: float) -> FitResult:
@@ -92,33 +102,38 @@ def fit_to_plateau(model: torch.nn.Module, fc: TaskFinetuneConfig, n_train: int,
             rec = None
             if (step - 1) % tc.log_every == 0 or step == tc.steps:
                 rec = {"lr_peak": lr, "step": step, "loss": m["loss"], "lr": m["lr"]}
-            if dev_loss is not None and (step % fc.eval_every == 0 or step == tc.steps):
+            if dev_eval is not None and (step % fc.eval_every == 0 or step == tc.steps):
                 model.eval()
-                d = dev_loss()
+                d = dev_eval()
                 model.train()
-                stopper.update(step, d)
-                rec = (rec or {"lr_peak": lr, "step": step, "loss": m["loss"], "lr": m["lr"]}) | {"dev_loss": d}
+                stopper.update(step, 1.0 - d["accuracy"] if fc.dev_metric == "accuracy" else d["loss"])
+                stopper.history[-1] |= {f"dev_{k}": v for k, v in d.items()}
+                rec = (rec or {"lr_peak": lr, "step": step, "loss": m["loss"], "lr": m["lr"]}) | {
+                    f"dev_{k}": v for k, v in d.items()}
             if rec is not None:
                 records.append(rec | {"elapsed_s": round(time.time() - t0, 2)})
                 log.info("%s lr %.1e step %d: loss %.4f%s", desc, lr, step, m["loss"],
-                         f" dev {rec['dev_loss']:.4f}" if "dev_loss" in rec else "")
+                         "".join(f" {k} {v:.4f}" for k, v in rec.items() if k.startswith("dev_")))
 
         model.train()
         ran = run_loop(StandardStep(list(model.parameters()), loss_fn, opt, micro, tc.grad_clip), 0, tc.steps,
                        schedules=[(opt, Schedule.of(tc))], hooks=[on_step], desc=f"{desc} lr {lr:g}",
                        progress=progress, postfix=lambda m: {"loss": f"{m['loss']:.4f}"},
-                       should_stop=(lambda: fc.patience > 0 and stopper.stop) if dev_loss is not None else None)
-        if dev_loss is not None:
+                       should_stop=(lambda: fc.patience > 0 and stopper.stop) if dev_eval is not None else None)
+        if dev_eval is not None:
             stopper.restore()
         model.eval()
-        best = stopper.best_step if dev_loss is not None else ran
+        best = stopper.best_step if dev_eval is not None else ran
         return FitResult(lr, stopper.best_score, best, ran, ran < tc.steps, stopper.history, records,
                          {"used_to_best": budget(params, best, tc.batch_size, sum(widths[:best]) * tc.batch_size).to_dict(),
                           "used_to_stop": budget(params, ran, tc.batch_size, sum(widths) * tc.batch_size).to_dict()})
 
     best, runs = sweep_lrs(model, fc.sweep(), fit)
     total = {k: sum(r.extra["used_to_stop"][k] for r in runs) for k in runs[0].extra["used_to_stop"]}
-    summary = {"lr": best.lr, "lrs": fc.sweep(), "selection": "lowest dev loss on the answer" if dev_loss else "none",
+    rule = {"accuracy": "highest dev first-word accuracy (the paper protocol on the dev prompts)",
+            "loss": "lowest dev loss on the answer"}[fc.dev_metric]
+    summary = {"lr": best.lr, "lrs": fc.sweep(), "selection": rule if dev_eval else "none",
+               "score": "1 - dev accuracy" if fc.dev_metric == "accuracy" else "dev loss",
                "dev_fraction": fc.dev_fraction, "patience": fc.patience, "eval_every": fc.eval_every,
                "cap_steps": fc.steps, "chosen": best.summary(), "sweep": [r.summary() for r in runs],
                "used_sweep_total": total, "params": vars(params)}
@@ -162,12 +177,16 @@ def finetune_pixar(lm, pairs: list[tuple[str, str]], fc: TaskFinetuneConfig, pro
         dev_batches.append((pos, answer))
 
     @torch.no_grad()
-    def dev_loss() -> float:
+    def dev_eval() -> dict:
         tot = sum(float(loss_fn(b)) * b[0].shape[0] for b in dev_batches)
-        return tot / sum(b[0].shape[0] for b in dev_batches)
+        out = {"loss": tot / sum(b[0].shape[0] for b in dev_batches)}
+        if fc.dev_metric == "accuracy":
+            reads = lm.first_words([p for p, _ in dev], fc.dev_positions)
+            out["accuracy"] = sum(r.correct(a) for r, (_, a) in zip(reads, dev)) / len(dev)
+        return out
 
     return fit_to_plateau(model, fc, len(train), loss_fn, lambda ids: compose([train[i] for i in ids]),
-                          dev_loss if dev else None, lambda b: b[0].shape[1], pixar_params(model), "finetune pixar",
+                          dev_eval if dev else None, lambda b: b[0].shape[1], pixar_params(model), "finetune pixar",
                           progress)
 
 
@@ -191,6 +210,7 @@ def gpt2_answer_batch(tokenizer, pairs: list[tuple[str, str]], limit: int):
 def finetune_gpt2(model, tokenizer, pairs: list[tuple[str, str]], fc: TaskFinetuneConfig, device="cpu",
                   progress: bool = True) -> tuple[list[dict], dict]:
     """Fine-tune a GPT2LMHeadModel in place on "<prompt> <answer>" texts (left-truncated) -> (records, summary)."""
+    from harness.models.gpt2_baselines import PAPER_NEW_TOKENS, greedy_continuations
     from harness.models.gpt2_pretrain import lm_batch
 
     train, dev = _split(pairs, fc)
@@ -204,16 +224,21 @@ def finetune_gpt2(model, tokenizer, pairs: list[tuple[str, str]], fc: TaskFinetu
         return model(input_ids=x, attention_mask=m, labels=y).loss
 
     @torch.no_grad()
-    def dev_loss() -> float:  # mean over answer tokens
+    def dev_eval() -> dict:  # loss: mean over answer tokens
         tot = n = 0.0
         for x, m, y in dev_batches:
             k = int((y[:, 1:] != -100).sum())
             tot, n = tot + float(loss_fn((x, m, y))) * k, n + k
-        return tot / max(n, 1)
+        out = {"loss": tot / max(n, 1)}
+        if fc.dev_metric == "accuracy":  # as GPT2Runner.first_words: greedy PAPER_NEW_TOKENS, first word, ci
+            texts = greedy_continuations(model, tokenizer, [p for p, _ in dev], PAPER_NEW_TOKENS, fc.batch_size * 2,
+                                         progress=False)
+            out["accuracy"] = sum(TextReads(t).correct(a) for t, (_, a) in zip(texts, dev)) / len(dev)
+        return out
 
     with torch.random.fork_rng(devices=[]):  # dropout (if configured) draws from a scoped, seeded generator
         torch.manual_seed(fc.seed)
         return fit_to_plateau(model, fc, len(enc), loss_fn, lambda ids: lm_batch([enc[i] for i in ids],
                                                                                  tokenizer.eos_token_id),
-                              dev_loss if dev else None, lambda b: b[0].shape[1], gpt2_params(model),
+                              dev_eval if dev else None, lambda b: b[0].shape[1], gpt2_params(model),
                               "finetune gpt2", progress)

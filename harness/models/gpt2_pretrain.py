@@ -111,9 +111,10 @@ def train_causal_lm(model, texts: list[str], tokenizer, tc: TrainConfig, device:
     records, t0 = [], time.time()
 
     def on_step(step: int, m: dict) -> None:
-        if (step - 1) % max(tc.log_every, 1) == 0 or step == tc.steps:
+        evaluate = bool(val) and (step == tc.steps or (tc.eval_every > 0 and every(tc.eval_every, step, tc.steps)))
+        if (step - 1) % max(tc.log_every, 1) == 0 or step == tc.steps or evaluate:
             rec = {"step": step, "loss": m["loss"], "lr": m["lr"], "elapsed_s": round(time.time() - t0, 2)}
-            if val and (step == tc.steps or (tc.eval_every and every(tc.eval_every, step, tc.steps))):
+            if evaluate:
                 rec["val_loss"] = validation_loss(model, val[: tc.eval_batches * tc.batch_size], tokenizer,
                                                   tc.batch_size, device)
             records.append(rec)

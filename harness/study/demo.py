@@ -61,7 +61,7 @@ UNIT = DEFAULT_UNIT  # the compute both phases are matched in (harness.models.co
 # trained to a plateau within its cap: DEV_FRACTION of the training stories held out, the answer's dev loss every
 # 1/EVALS of the cap, stop after PATIENCE evaluations without improvement, best weights kept; one such run per lr
 # of FT_LRS, the lowest dev loss wins (so each model gets its own lr from the same grid).
-PIXAR_FT_STEPS, FT_BATCH, FT_LRS = 2000, 8, (1e-3, 2e-3, 4e-3)
+PIXAR_FT_STEPS, FT_BATCH, FT_LRS = 3000, 8, (1e-3, 3e-3, 1e-2)
 DEV_FRACTION, EVALS, PATIENCE = 0.1, 20, 4
 SEEDS = 1  # fine-tuning seeds per model (`--seeds`): 3 seeds take ~3x the fine-tuning time
 THREADS = 1  # per model: the PIXAR and GPT-2 chains run side by side, one core each (tiny GEMMs gain little from 2)
