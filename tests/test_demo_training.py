@@ -35,8 +35,8 @@ def test_seeds_are_separate_fine_tuning_runs_on_the_same_perturbations(tmp_path)
 def _run(folder, model, lr, correct, best=300):
     folder.mkdir(parents=True)
     fs = {"lr": lr, "cap_steps": 800, "chosen": {"best_step": best, "steps_run": best + 200, "stopped_early": True,
-                                                 "best_dev": 0.5, "used_to_best": {"steps": best}},
-          "used_sweep_total": {"steps": 1500}, "sweep": [{"lr": lr, "best_dev": 0.5}]}
+                                                 "best_dev": 0.6, "best_dev_accuracy": 0.4, "used_to_best": {"steps": best}},
+          "used_sweep_total": {"steps": 1500}, "sweep": [{"lr": lr, "best_dev": 0.6, "best_dev_accuracy": 0.4}]}
     (folder / "summary.json").write_text(json.dumps({"models": [{"name": model, "info": {"finetune_summary": fs}}]}))
     rows = [{"attack": "swap", "rate": r, "example": i, "correct": c}
             for r, flags in correct.items() for i, c in enumerate(flags)]
@@ -56,8 +56,10 @@ def test_training_record_reads_lr_budget_and_accuracy_per_seed(tmp_path):
     assert clean["per_seed"] == [0.5, 0.75] and clean["mean"] == 0.625 and clean["seeds"] == 2 and clean["n"] == 4
     assert gp["accuracy"]["swap 0.3"]["per_seed"] == [0.25, 0.0]
     lines = training_lines(rec)
-    assert "seed 0: lr 0.002, best at step 300 of 500 run (cap 800)" in lines[0]
-    assert "mean 62.5%" in lines[0] and "per seed 50.0, 75.0" in lines[0]
+    assert lines[0].startswith("PIXAR seed 0: lr 0.002 picked from 0.002 (dev 40.0%); best dev at step 300, "
+                               "stopped at 500 of a 800-step cap")
+    clean = next(line for line in lines if line.startswith("PIXAR clean"))
+    assert "mean 62.5%" in clean and "per seed 50.0, 75.0" in clean
 
 
 def test_chain_progress_names_the_running_step_and_the_last_bar(tmp_path):

@@ -67,7 +67,11 @@ class FitResult:
     extra: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
-        return {"lr": self.lr, "best_dev": self.best_score if math.isfinite(self.best_score) else None, "best_step": self.best_step, "steps_run": self.steps_run,
+        """The run's record; `best_<key>` repeats the other dev values logged at the best step (e.g.
+        best_dev_accuracy, best_dev_loss)."""
+        at = next((h for h in self.history if h["step"] == self.best_step), {})
+        return {**{f"best_{k}": v for k, v in at.items() if k.startswith("dev_")},
+                "lr": self.lr, "best_dev": self.best_score if math.isfinite(self.best_score) else None, "best_step": self.best_step, "steps_run": self.steps_run,
                 "stopped_early": self.stopped_early, "dev_history": self.history, **self.extra}
 
 

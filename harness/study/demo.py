@@ -324,10 +324,12 @@ def training_record(out: Path, seed: int, seeds: int) -> dict:
             chosen = fs.get("chosen", {})
             runs.append({"seed": seed + k, "lr": fs.get("lr"), "best_step": chosen.get("best_step"),
                          "steps_run": chosen.get("steps_run"), "cap_steps": fs.get("cap_steps"),
-                         "stopped_early": chosen.get("stopped_early"), "best_dev_loss": chosen.get("best_dev"),
+                         "stopped_early": chosen.get("stopped_early"),
+                         "best_dev_accuracy": chosen.get("best_dev_accuracy"), "best_dev_loss": chosen.get("best_dev_loss"),
                          "used_to_best": chosen.get("used_to_best"), "used_to_stop": chosen.get("used_to_stop"),
                          "used_sweep_total": fs.get("used_sweep_total"),
-                         "sweep": [{k2: r.get(k2) for k2 in ("lr", "best_dev", "best_step", "steps_run")}
+                         "sweep": [{k2: r.get(k2) for k2 in ("lr", "best_dev_accuracy", "best_dev_loss", "best_step",
+                                                             "steps_run")}
                                    for r in fs.get("sweep", [])]})
             rows = read_jsonl(folder / "babi-qa1_predictions.jsonl")
             flags.append({(r["attack"], float(r["rate"]), int(r["example"])): bool(r["correct"]) for r in rows})
@@ -342,20 +344,30 @@ def training_record(out: Path, seed: int, seeds: int) -> dict:
 
 
 def training_lines(record: dict) -> list[str]:
-    """Console lines: per model the lr, best step / cap, and the clean accuracy over seeds."""
+    """Console lines: per model and seed the lr sweep on dev, where the best dev score was, the budget used to it
+    (non-embedding FLOPs, examples) against the cap; then the clean accuracy over seeds."""
+    def pct(x):
+        return "–" if x is None else f"{100 * x:.1f}%"
+
     lines = []
     for model, name in (("pixar", "PIXAR"), ("gpt2", "GPT-2")):
         m = record["models"][model]
-        runs = "; ".join(f"seed {r['seed']}: lr {r['lr']:g}, best at step {r['best_step']} of {r['steps_run']} run "
-                         f"(cap {r['cap_steps']})" for r in m["finetuning"])
+        for r in m["finetuning"]:
+            sweep = ", ".join(f"{x['lr']:g} (dev {pct(x.get('best_dev_accuracy'))})" for x in r["sweep"])
+            used = r.get("used_to_best") or {}
+            total = r.get("used_sweep_total") or {}
+            lines.append(
+                f"{name} seed {r['seed']}: lr {r['lr']:g} picked from {sweep}; best dev at step {r['best_step']}, "
+                f"stopped at {r['steps_run']} of a {r['cap_steps']}-step cap; used to the best "
+                f"{used.get('non_embedding_flops', 0) / 1e12:.2f} non-embedding TFLOP, {used.get('examples', 0):,} "
+                f"examples (the sweep's {len(r['sweep'])} runs: {total.get('non_embedding_flops', 0) / 1e12:.2f} TFLOP)")
         clean = next((v for k, v in m["accuracy"].items() if k.endswith(" 0")), None)
-        acc = ""
         if clean is not None:
             iv = clean["interval"]
-            acc = (f"; clean accuracy over {clean['seeds']} seed(s): mean {100 * clean['mean']:.1f}% "
-                   f"[{100 * iv['low']:.1f}, {100 * iv['high']:.1f}] (seed x example bootstrap), per seed "
-                   + ", ".join(f"{100 * x:.1f}" for x in clean["per_seed"]))
-        lines.append(f"{name} fine-tuning: {runs}{acc}")
+            lines.append(f"{name} clean accuracy over {clean['seeds']} seed(s): mean {100 * clean['mean']:.1f}% "
+                         f"[{100 * iv['low']:.1f}, {100 * iv['high']:.1f}] (bootstrap over seeds and examples)"
+                         + (f", per seed {', '.join(f'{100 * x:.1f}' for x in clean['per_seed'])}, sd "
+                            f"{100 * clean['sd']:.1f}" if clean["seeds"] > 1 else ""))
     return lines
 
 
