@@ -217,3 +217,13 @@ def test_seed_example_bootstrap_covers_seed_spread():
     assert seed_summary([[1, 0]])["sd"] is None
     with pytest.raises(ValueError, match="seeds x examples"):
         seed_example_bootstrap([])
+
+
+def test_dev_score_is_accuracy_first_then_loss():
+    from harness.models.finetune import dev_score
+
+    one_example = 1 / 200
+    assert dev_score({"accuracy": 0.0, "loss": 0.10}, "accuracy") < dev_score({"accuracy": 0.0, "loss": 0.12}, "accuracy")
+    assert (dev_score({"accuracy": one_example, "loss": 9.0}, "accuracy")
+            < dev_score({"accuracy": 0.0, "loss": 0.0}, "accuracy"))  # one more right answer beats any loss < 10
+    assert dev_score({"accuracy": 0.5, "loss": 0.3}, "loss") == 0.3

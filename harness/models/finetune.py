@@ -74,6 +74,18 @@ class TaskFinetuneConfig:
         return [float(x) for x in self.lrs] or [float(self.lr)]
 
 
+LOSS_TIE_BREAK = 1e-4
+"""accuracy scores: 1 - accuracy + LOSS_TIE_BREAK x loss. One dev example moves accuracy by >= 1/dev_limit (0.005),
+far more than the loss term (< 1e-3 for losses < 10), so it is accuracy first and, at equal accuracy, the loss: a
+model that reads no answer yet (accuracy 0 for the first evaluations, as PIXAR while it learns to draw the words)
+is not stopped while its dev loss still falls."""
+
+
+def dev_score(d: dict, metric: str) -> float:
+    """The number early stopping and the sweep minimise (see LOSS_TIE_BREAK)."""
+    return 1.0 - d["accuracy"] + LOSS_TIE_BREAK * d["loss"] if metric == "accuracy" else d["loss"]
+
+
 # ---- the shared driver ----------------------------------------------------------------------------
 def fit_to_plateau(model: torch.nn.Module, fc: TaskFinetuneConfig, n_train: int, loss_fn: Callable,
                    batch_of: Callable[[list[int]], object], dev_eval: Callable[[], dict] | None,
@@ -81,7 +93,7 @@ def fit_to_plateau(model: torch.nn.Module, fc: TaskFinetuneConfig, n_train: int,
                    progress: bool = True) -> tuple[list[dict], dict]:
     """Train `model` in place (see the module docstring) -> (log records, summary). `dev_eval()` -> {"loss": the
     answer's dev loss, "accuracy": dev accuracy (when fc.dev_metric is accuracy)}; the score early stopping and
-    the sweep minimise is the loss, or 1 - accuracy."""
+    the sweep minimise is `dev_score`: the loss, or 1 - accuracy with the loss as tie-break."""
     from harness.models.gpt2_pretrain import epoch_batches
 
     def fit(lr: float) -> FitResult:
@@ -106,7 +118,7 @@ def fit_to_plateau(model: torch.nn.Module, fc: TaskFinetuneConfig, n_train: int,
                 model.eval()
                 d = dev_eval()
                 model.train()
-                stopper.update(step, 1.0 - d["accuracy"] if fc.dev_metric == "accuracy" else d["loss"])
+                stopper.update(step, dev_score(d, fc.dev_metric))
                 stopper.history[-1] |= {f"dev_{k}": v for k, v in d.items()}
                 rec = (rec or {"lr_peak": lr, "step": step, "loss": m["loss"], "lr": m["lr"]}) | {
                     f"dev_{k}": v for k, v in d.items()}
@@ -133,7 +145,7 @@ def fit_to_plateau(model: torch.nn.Module, fc: TaskFinetuneConfig, n_train: int,
     rule = {"accuracy": "highest dev first-word accuracy (the paper protocol on the dev prompts)",
             "loss": "lowest dev loss on the answer"}[fc.dev_metric]
     summary = {"lr": best.lr, "lrs": fc.sweep(), "selection": rule if dev_eval else "none",
-               "score": "1 - dev accuracy" if fc.dev_metric == "accuracy" else "dev loss",
+               "score": f"1 - dev accuracy + {LOSS_TIE_BREAK:g} x dev loss" if fc.dev_metric == "accuracy" else "dev loss",
                "dev_fraction": fc.dev_fraction, "patience": fc.patience, "eval_every": fc.eval_every,
                "cap_steps": fc.steps, "chosen": best.summary(), "sweep": [r.summary() for r in runs],
                "used_sweep_total": total, "params": vars(params)}
