@@ -227,3 +227,27 @@ def test_dev_score_is_accuracy_first_then_loss():
     assert (dev_score({"accuracy": one_example, "loss": 9.0}, "accuracy")
             < dev_score({"accuracy": 0.0, "loss": 0.0}, "accuracy"))  # one more right answer beats any loss < 10
     assert dev_score({"accuracy": 0.5, "loss": 0.3}, "loss") == 0.3
+
+
+def test_gpt2_finetune_with_dev_sweeps_and_reports_what_it_used(base_tokenizer):
+    from harness.models.finetune import finetune_gpt2
+    from harness.models.gpt2_pretrain import GPT2BaselineConfig, GPT2ModelConfig, build_gpt2
+    from harness.models.gpt2_vocab import RestrictedTokenizer
+    from harness.tasks import babi
+
+    pairs = [(q.paper_prompt(), q.answer) for q in babi.generated_task1(40, seed=0)]  # small: a fast test
+    tok = RestrictedTokenizer.from_texts(base_tokenizer, [f"{p} {a}" for p, a in pairs])
+    cfg = GPT2BaselineConfig(model=GPT2ModelConfig(n_embd=16, n_layer=1, n_head=2, n_inner=32, n_positions=128))
+    model = build_gpt2(cfg, len(tok), tok.eos_token_id, seed=0)
+    fc = TaskFinetuneConfig(steps=12, batch_size=4, lrs=[1e-4, 3e-3, 3e-2], dev_fraction=0.2, eval_every=4,
+                            patience=2)
+    records, s = finetune_gpt2(model, tok, pairs, fc, progress=False)
+    assert s["lr"] in fc.lrs and [r["lr"] for r in s["sweep"]] == fc.lrs
+    assert s["chosen"]["best_dev"] == min(r["best_dev"] for r in s["sweep"])  # the sweep kept the best dev score
+    assert 0 <= s["chosen"]["best_dev_accuracy"] <= 1 and "best_dev_loss" in s["chosen"]
+    for r in s["sweep"]:
+        assert r["best_step"] <= r["steps_run"] <= 12 and r["used_to_best"]["steps"] == r["best_step"]
+        assert r["used_to_stop"]["examples"] == 4 * r["steps_run"]
+        assert r["used_to_stop"]["non_embedding_flops"] == 6 * s["params"]["non_embedding"] * r["used_to_stop"]["positions"]
+    assert s["used_sweep_total"]["steps"] == sum(r["steps_run"] for r in s["sweep"])
+    assert any("dev_accuracy" in r for r in records)
