@@ -262,6 +262,8 @@ def _default_out(settings: dict) -> Path:
 @click.option("--finetune-patience", default=0, show_default=True, type=click.IntRange(min=0),
               help="Dev evaluations without improvement before stopping (0 = run to the cap).")
 @click.option("--finetune-eval-every", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--finetune-min-steps", default=0, show_default=True, type=click.IntRange(min=0),
+              help="No early stop before this many steps.")
 @click.option("--finetune-dev-metric", default="accuracy", show_default=True, type=click.Choice(["accuracy", "loss"]),
               help="What early stopping and the lr sweep read on dev: first-word accuracy or the answer's loss.")
 @click.option("--finetune-seed", type=int, help="Seed of the fine-tuning (batch order) [default: --seed]; "
@@ -276,7 +278,7 @@ def _default_out(settings: dict) -> Path:
 @_one_line
 def attack(type_, task, rates, checkpoint, baselines, seed, limit, ocr, positions, preset, out, babi_task, variant,
            babi_dir, finetune, finetune_steps, finetune_lr, finetune_batch, finetune_lrs, finetune_dev, finetune_patience,
-           finetune_eval_every, finetune_dev_metric, finetune_seed, save_finetuned, query_budget, batch_size, device, data_dir, threads):
+           finetune_eval_every, finetune_min_steps, finetune_dev_metric, finetune_seed, save_finetuned, query_budget, batch_size, device, data_dir, threads):
     """Accuracy under orthographic attacks (per rate, per model) and TextAttack recipes; tables + plot."""
     if not checkpoint and not baselines:
         raise click.UsageError("pass --checkpoint DIR and/or --baseline gpt2|DIR")
@@ -302,7 +304,7 @@ def attack(type_, task, rates, checkpoint, baselines, seed, limit, ocr, position
         fc = TaskFinetuneConfig(steps=finetune_steps, lr=lrs[0] if lrs else finetune_lr, batch_size=finetune_batch,
                                 seed=int(settings["seed"]) if finetune_seed is None else finetune_seed, lrs=lrs,
                                 dev_fraction=finetune_dev, patience=finetune_patience, eval_every=finetune_eval_every,
-                                dev_metric=finetune_dev_metric)
+                                dev_metric=finetune_dev_metric, min_steps=finetune_min_steps)
     out_dir = Path(out) if out else _default_out(settings)
     run_attack(settings, checkpoint, list(baselines), out_dir, device, data_dir, babi_dir, fc, save_finetuned)
     click.echo(f"results: {out_dir}")

@@ -54,6 +54,9 @@ class TaskFinetuneConfig:
     eval_every: int = 50
     patience: int = 0
     """Dev evaluations without improvement before stopping; 0 = never stop early (best weights still kept)."""
+    min_steps: int = 0
+    """No early stop before this many steps (the best weights are still tracked from the first evaluation): a model
+    that needs a while before it writes any answer (PIXAR draws the words first) is not stopped on a flat start."""
     dev_limit: int = 200
     """At most this many dev pairs are scored (the first ones)."""
     dev_metric: str = "accuracy"
@@ -131,7 +134,8 @@ def fit_to_plateau(model: torch.nn.Module, fc: TaskFinetuneConfig, n_train: int,
         ran = run_loop(StandardStep(list(model.parameters()), loss_fn, opt, micro, tc.grad_clip), 0, tc.steps,
                        schedules=[(opt, Schedule.of(tc))], hooks=[on_step], desc=f"{desc} lr {lr:g}",
                        progress=progress, postfix=lambda m: {"loss": f"{m['loss']:.4f}"},
-                       should_stop=(lambda: fc.patience > 0 and stopper.stop) if dev_eval is not None else None)
+                       should_stop=(lambda: fc.patience > 0 and stopper.stop and stopper.history[-1]["step"] >= fc.min_steps)
+                       if dev_eval is not None else None)
         if dev_eval is not None:
             stopper.restore()
         model.eval()
@@ -144,7 +148,7 @@ def fit_to_plateau(model: torch.nn.Module, fc: TaskFinetuneConfig, n_train: int,
     total = {k: sum(r.extra["used_to_stop"][k] for r in runs) for k in runs[0].extra["used_to_stop"]}
     rule = {"accuracy": "highest dev first-word accuracy (the paper protocol on the dev prompts)",
             "loss": "lowest dev loss on the answer"}[fc.dev_metric]
-    summary = {"lr": best.lr, "lrs": fc.sweep(), "selection": rule if dev_eval else "none",
+    summary = {"lr": best.lr, "lrs": fc.sweep(), "selection": rule if dev_eval else "none", "min_steps": fc.min_steps,
                "score": f"1 - dev accuracy + {LOSS_TIE_BREAK:g} x dev loss" if fc.dev_metric == "accuracy" else "dev loss",
                "dev_fraction": fc.dev_fraction, "patience": fc.patience, "eval_every": fc.eval_every,
                "cap_steps": fc.steps, "chosen": best.summary(), "sweep": [r.summary() for r in runs],

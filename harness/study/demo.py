@@ -39,7 +39,7 @@ from pixar.config import atomic_write_text
 
 from harness.models.plateau import story_split
 from harness.study.demo_setup import (  # noqa: F401  -- the demo's configuration, re-exported
-    ATTACKS, DEV_FRACTION, EVALS, FT_BATCH, FT_LRS, GPT2_MODEL, GPT2_PRESET, LIMIT, PATIENCE, PIXAR_FT_STEPS, PIXAR_MODEL,
+    ATTACKS, DEV_FRACTION, EVALS, MIN_FRACTION, FT_BATCH, FT_LRS, GPT2_MODEL, GPT2_PRESET, LIMIT, PATIENCE, PIXAR_FT_STEPS, PIXAR_MODEL,
     PIXAR_PRESET, PIXAR_PRETRAIN, PIXAR_STAGE2, RATES, SEEDS, STAGE2_EXAMPLE, THREADS, UNIT, compute_matching,
     demo_matching, seed_dir, training_lines, training_record)
 from harness.study.steps import Step, read_records, run_steps
@@ -81,6 +81,7 @@ def demo_steps(out: Path, data_dir: str | None, seed: int, matching: dict | None
         name = ("pixar fine-tuned + attacked" if model == "pixar" else "gpt2 fine-tuned + attacked (same FLOPs)")
         return Step(name + (f" seed {seed + k}" if k else ""),
                     [*attack, *ckpt, "--finetune-steps", str(cap), "--finetune-eval-every", str(max(1, cap // EVALS)),
+                     "--finetune-min-steps", str(int(cap * MIN_FRACTION)),
                      "--finetune-seed", str(seed + k), "--out", str(where)], str(where / "summary.json"), note=note)
 
     steps = [
