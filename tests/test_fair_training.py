@@ -251,3 +251,24 @@ def test_gpt2_finetune_with_dev_sweeps_and_reports_what_it_used(base_tokenizer):
         assert r["used_to_stop"]["non_embedding_flops"] == 6 * s["params"]["non_embedding"] * r["used_to_stop"]["positions"]
     assert s["used_sweep_total"]["steps"] == sum(r["steps_run"] for r in s["sweep"])
     assert any("dev_accuracy" in r for r in records)
+
+
+def test_no_early_stop_before_min_steps_but_the_best_weights_are_kept():
+    """A flat start (dev score never improves): patience is spent at step 4x5 = 20, but min_steps holds the run
+    to 60; the weights of the first (best) evaluation come back."""
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.5)
+    x = torch.ones(8, 1)
+    first = {}
+
+    def dev_eval():
+        first.setdefault("w", float(model.weight.detach()))
+        return {"loss": 1.0, "accuracy": 0.0}
+
+    fc = TaskFinetuneConfig(steps=100, batch_size=2, lr=0.01, dev_fraction=0.1, eval_every=5, patience=3,
+                            min_steps=60)
+    _, s = fit_to_plateau(model, fc, 8, lambda b: ((model(b) - 3) ** 2).mean(), lambda ids: x[ids], dev_eval,
+                          lambda b: 1, ParamCounts(1, 1), "test", progress=False)
+    assert s["chosen"]["steps_run"] == 60 and s["chosen"]["best_step"] == 5 and s["min_steps"] == 60
+    assert float(model.weight.detach()) == pytest.approx(first["w"])
