@@ -32,7 +32,7 @@ UNIT = DEFAULT_UNIT  # the compute both phases are matched in (harness.models.co
 # cap (first-word accuracy on the dev prompts, the answer's dev loss breaking ties), stop after PATIENCE evaluations
 # without improvement, best weights kept; one such run per lr of FT_LRS, the best dev score wins (so each model gets
 # its own lr from the same grid).
-PIXAR_FT_STEPS, FT_BATCH, FT_LRS = 3000, 8, (1e-3, 3e-3, 1e-2)
+PIXAR_FT_STEPS, FT_BATCH, FT_LRS = 3000, 8, (3e-3, 1e-2, 2e-2)
 DEV_FRACTION, EVALS, PATIENCE = 0.1, 20, 4
 # no early stop in the first half of the cap: PIXAR writes no legible answer for its first ~1,500 steps (dev accuracy
 # 0.0 while its dev loss flattens), and a plateau rule alone stopped two of its three lr runs there
