@@ -25,7 +25,9 @@ With equal block sizes, equal non-embedding FLOPs is equal positions: GPT-2's ~9
 give it ~0.7x PIXAR's steps (total FLOPs with the full 50,257-way layer gave it 1/20).
 
 Wall-clock (2 cores): the PIXAR chain and the GPT-2 chain run as two processes side by side, one torch thread
-each (<out>/pixar.log, <out>/gpt2.log); run_chains prints a progress line every PROGRESS_S seconds.
+each (<out>/pixar.log, <out>/gpt2.log); run_chains prints a progress line every PROGRESS_S seconds. Measured (no data
+dir, seed 0, /usr/bin/time on a shared machine): PIXAR chain ~4.4 CPU-minutes (stage 1 ~0.5, fine-tuning sweep +
+attack 3.9), GPT-2 chain ~5.0 (pretraining ~0.9, sweep + attack 4.0): about 5 minutes of wall-clock on 2 idle cores.
 """
 from __future__ import annotations
 
