@@ -51,8 +51,6 @@ from harness.study.demo_setup import (  # noqa: F401  -- the demo's configuratio
 from harness.study.steps import Step, read_records, run_steps
 from harness.cli import refuse_module_run
 
-UNIT_LABELS = {"non_embedding_flops": "non-embedding FLOPs", "total_flops": "total FLOPs",
-               "examples": "examples seen"}
 PROGRESS_S = 30  # seconds between the progress lines run_chains prints
 
 
@@ -201,8 +199,7 @@ def demo_table(out: Path, seed: int = 0) -> tuple[str, list[dict]]:
     pre, ft = m["pretraining"], m["finetuning"]
     text = [
         "# PIXAR vs GPT-2 on bAbI task 1 under orthographic attack, at equal compute", "",
-        f"Compute matched in {UNIT_LABELS.get(m.get('unit'), m.get('unit', 'executed FLOPs'))} ({m['rule']}; "
-        "matching.json). Pretraining, the matched budget run in full: PIXAR stage 1 "
+        f"Compute matched in {m['rule']} (matching.json). Pretraining, the matched budget run in full: PIXAR stage 1 "
         f"{pre['pixar_steps']} steps ({pre['pixar_flops'] / 1e12:.2f} TFLOP"
         f"{'; + a short stage 2' if PIXAR_STAGE2 else ''}), GPT-2 {pre['gpt2_steps']} steps "
         f"({pre['gpt2_flops'] / 1e12:.2f} TFLOP). Fine-tuning on bAbI task 1, equal CAPS (not equal use): PIXAR "
