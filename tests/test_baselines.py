@@ -71,6 +71,29 @@ def test_train_gpt2_saves_a_loadable_model(tmp_path, data_dir):
                    for p in ["Mary went to the", "a", "John moved to the garden and then"]]
 
 
+def test_train_gpt2_with_a_corpus_vocabulary_resumes_and_reloads_restricted(tmp_path, data_dir):
+    """vocab: corpus through the run machinery: the output layer has the corpus's BPE tokens + UNSEEN, the
+    published folder records and reloads the same restriction, and a resumed run rebuilds the same tokenizer."""
+    from pixar.config import ConfigError
+
+    from harness.models.gpt2_vocab import RestrictedTokenizer
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("Mary went to the kitchen. John moved to the garden. " * 40)
+    sets = ["vocab=corpus", "train.steps=2", f"train.data=[{corpus}]", "train.eval_every=2", "train.save_every=1"]
+    path = train_gpt2(str(preset_path("gpt2-micro")), sets, tmp_path / "run", data_dir)
+    meta = json.loads((path / "gpt2_config.json").read_text())
+    model, tok2, _ = load_gpt2(str(path))
+    assert isinstance(tok2, RestrictedTokenizer) and meta["vocab"]["vocab"] == "corpus"
+    assert model.config.vocab_size == len(tok2) == meta["vocab"]["vocab_size"] < 50
+    assert tok2.decode(tok2(" Mary went to the garden.")["input_ids"]) == " Mary went to the garden."
+    again = train_gpt2(str(preset_path("gpt2-micro")), [*sets[:1], "train.steps=3", *sets[2:]], tmp_path / "run",
+                       data_dir, resume="true")
+    assert json.loads((again / "gpt2_config.json").read_text())["vocab"] == meta["vocab"]
+    with pytest.raises(ConfigError, match="vocab must be full or corpus"):
+        train_gpt2(str(preset_path("gpt2-micro")), ["vocab=bytes"], tmp_path / "bad", data_dir)
+
+
 def test_load_gpt2_errors_are_clear(tmp_path):
     with pytest.raises(BaselineError, match="gpt2-does-not-exist"):
         load_gpt2("gpt2-does-not-exist")  # offline, not cached

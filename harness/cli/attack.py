@@ -214,6 +214,20 @@ def _default_out(settings: dict) -> Path:
 @click.option("--finetune-steps", default=300, show_default=True, type=click.IntRange(min=1))
 @click.option("--finetune-lr", default=1e-3, show_default=True, type=click.FloatRange(0, 10, min_open=True))
 @click.option("--finetune-batch", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--finetune-lrs", metavar="LR[,LR]", help="With --finetune-dev: an lr sweep, the lowest dev loss wins "
+              "(harness.models.finetune); replaces --finetune-lr.")
+@click.option("--finetune-dev", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Share of the training stories held out as dev: early stopping on the answer's dev loss, best "
+                   "weights kept, --finetune-steps becomes the cap. 0 = no dev split.")
+@click.option("--finetune-patience", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Dev evaluations without improvement before stopping (0 = run to the cap).")
+@click.option("--finetune-eval-every", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--finetune-min-steps", default=0, show_default=True, type=click.IntRange(min=0),
+              help="No early stop before this many steps.")
+@click.option("--finetune-dev-metric", default="accuracy", show_default=True, type=click.Choice(["accuracy", "loss"]),
+              help="What early stopping and the lr sweep read on dev: first-word accuracy or the answer's loss.")
+@click.option("--finetune-seed", type=int, help="Seed of the fine-tuning (batch order) [default: --seed]; "
+                                                "perturbations keep --seed.")
 @click.option("--save-finetuned", type=click.Path(file_okay=False),
               help="With --finetune: save the fine-tuned models here (reusable as --checkpoint / --baseline).")
 @click.option("--query-budget", type=click.IntRange(min=1), help="TextAttack recipes: max queries per example.")
@@ -223,8 +237,9 @@ def _default_out(settings: dict) -> Path:
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(0, 4096), help="torch CPU threads (0 = torch default).")
 @one_line_errors("attack")
 def attack(type_, task, rates, checkpoint, baselines, seed, limit, ocr, positions, preset, overrides, out, babi_task,
-           variant, babi_dir, finetune, finetune_steps, finetune_lr, finetune_batch, save_finetuned, query_budget, batch_size,
-           device, data_dir, threads):
+           variant, babi_dir, finetune, finetune_steps, finetune_lr, finetune_batch, finetune_lrs, finetune_dev,
+           finetune_patience, finetune_eval_every, finetune_min_steps, finetune_dev_metric, finetune_seed,
+           save_finetuned, query_budget, batch_size, device, data_dir, threads):
     """Accuracy under orthographic attacks (per rate, per model) and TextAttack recipes; tables + plot."""
     if not checkpoint and not baselines:
         raise click.UsageError("pass --checkpoint DIR and/or --baseline gpt2|DIR")
@@ -241,7 +256,19 @@ def attack(type_, task, rates, checkpoint, baselines, seed, limit, ocr, position
     if finetune:
         from harness.models.finetune import TaskFinetuneConfig
 
-        fc = TaskFinetuneConfig.of(finetune_steps, finetune_lr, finetune_batch, int(settings["seed"]))
+        try:
+            lrs = [float(x) for x in finetune_lrs.split(",") if x.strip()] if finetune_lrs else []
+        except ValueError:
+            raise click.BadParameter(f"not a comma list of numbers: {finetune_lrs!r}", param_hint="--finetune-lrs")
+        if lrs and not finetune_dev:
+            raise click.UsageError("--finetune-lrs picks on a dev split: give --finetune-dev too")
+        if any(not 0 < x <= 10 for x in lrs):
+            raise click.BadParameter(f"every lr must be in (0, 10]: {finetune_lrs!r}", param_hint="--finetune-lrs")
+        fc = TaskFinetuneConfig.of(finetune_steps, lrs[0] if lrs else finetune_lr, finetune_batch,
+                                   int(settings["seed"]) if finetune_seed is None else finetune_seed, lrs=lrs,
+                                   dev_fraction=finetune_dev, patience=finetune_patience,
+                                   eval_every=finetune_eval_every, dev_metric=finetune_dev_metric,
+                                   min_steps=finetune_min_steps)
     out_dir = Path(out) if out else _default_out(settings)
     torch_device(device)
     make_out_dir(out_dir)

@@ -117,6 +117,7 @@ class LMRunner(ABC):
     info: dict
     finetuned: bool = False
     finetune_log: list = field(default_factory=list)
+    finetune_summary: dict = field(default_factory=dict)  # lr picked, dev curve, budget used (harness.models.finetune)
 
     kind: ClassVar[str] = ""
     supports_pixels: ClassVar[bool] = False

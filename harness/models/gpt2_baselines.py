@@ -26,6 +26,8 @@ from safetensors import SafetensorError
 from pixar.errors import PixarError
 from pixar.paths import DataNotFound, data_dir as resolve_data_dir
 
+from harness.models.gpt2_vocab import load_restricted
+
 log = logging.getLogger(__name__)
 
 TOKENIZER_DIR = "gpt2_tokenizer"
@@ -109,6 +111,7 @@ def load_gpt2(spec: str, device: str = "cpu", data_dir: str | os.PathLike | None
             tok = (GPT2TokenizerFast.from_pretrained(str(path)) if (path / "tokenizer.json").is_file()
                    or (path / "vocab.json").is_file() else gpt2_tokenizer(data_dir))
             tok.pad_token = tok.eos_token
+            tok = load_restricted(path, tok) or tok  # a corpus-restricted output layer (restricted_vocab.json)
             meta = json.loads((path / "gpt2_config.json").read_text()) if (path / "gpt2_config.json").is_file() else {}
         else:
             model = AutoModelForCausalLM.from_pretrained(spec)

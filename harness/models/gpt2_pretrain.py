@@ -18,7 +18,6 @@ import dataclasses
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -28,14 +27,15 @@ import torch.distributed as dist
 import torch.nn.functional as F
 import yaml
 
-from pixar.config import TrainConfig, atomic_write_text, dataclass_from_yaml
+from pixar.config import ConfigError, TrainConfig, atomic_write_text, dataclass_from_yaml
 from pixar.data.stream import build_splits, epoch_order
 from pixar.train import parallel
-from pixar.train.loop import Schedule, StandardStep, TrainingError, adamw_from, every, run_loop
+from pixar.train.loop import TrainingError
 from pixar.train.run import RunKind, train_run
 from pixar.train.run_state import DistInfo, autocast
 
 from harness.models.gpt2_baselines import TOKENIZER_DIR, gpt2_tokenizer
+from harness.models.gpt2_vocab import RestrictedTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,9 @@ class GPT2BaselineConfig:
     match: str = ""
     """How it was matched (shown in comparison tables)."""
     tokenizer: str = TOKENIZER_DIR
+    vocab: str = "full"
+    """full: GPT-2's 50,257-way output layer; corpus: only the BPE tokens of the training text (+ one UNSEEN id;
+    harness.models.gpt2_vocab), tokenization unchanged."""
     model: GPT2ModelConfig = field(default_factory=GPT2ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -101,64 +104,6 @@ def lm_batch(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tenso
         mask[r, : len(s)] = 1
     labels = ids.masked_fill(mask == 0, -100)
     return ids, mask, labels
-
-
-def train_causal_lm(model, texts: list[str], tokenizer, tc: TrainConfig, device: torch.device,
-                    log_path: Path | None = None, val_texts: list[str] | None = None, left_truncate: bool = False,
-                    progress: bool = True) -> list[dict]:
-    """pixar.train.loop's loop on one sequence per text (causal-LM loss); returns the log records (also appended to
-    `log_path` as JSON lines)."""
-    limit = model.config.n_positions - 1
-
-    def encode(ts):
-        enc = [tokenizer(t)["input_ids"] for t in ts]
-        return [(x[-limit:] if left_truncate else x[:limit]) + [tokenizer.eos_token_id] for x in enc]
-
-    ids, val = encode(texts), encode(val_texts or [])
-    opt = adamw_from(model.parameters(), tc.optim)
-    batches = epoch_batches(len(ids), tc.seed, tc.batch_size)
-
-    def loss_fn(seqs: list[list[int]]) -> torch.Tensor:
-        x, m, y = (t.to(device) for t in lm_batch(seqs, tokenizer.eos_token_id))
-        return model(input_ids=x, attention_mask=m, labels=y).loss
-
-    step_fn = StandardStep(list(model.parameters()), loss_fn, opt,
-                           lambda step: [([ids[i] for i in next(batches)], 1.0)], tc.optim.grad_clip)
-    records, t0 = [], time.time()
-
-    def on_step(step: int, m: dict) -> None:
-        if (step - 1) % max(tc.log_every, 1) == 0 or step == tc.steps:
-            rec = {"step": step, "loss": m["loss"], "lr": m["lr"], "elapsed_s": round(time.time() - t0, 2)}
-            if val and (step == tc.steps or (tc.eval_every and every(tc.eval_every, step, tc.steps))):
-                rec["val_loss"] = validation_loss(model, val[: tc.eval_batches * tc.batch_size], tokenizer,
-                                                  tc.batch_size, device)
-            records.append(rec)
-            log.info("gpt2 step %d: loss %.4f lr %.2e%s", step, rec["loss"], rec["lr"],
-                     f" val_loss {rec['val_loss']:.4f}" if "val_loss" in rec else "")
-            if log_path is not None:
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(rec) + "\n")
-
-    model.train()
-    with torch.random.fork_rng(devices=[]):  # dropout (if configured) draws from a scoped, seeded generator
-        torch.manual_seed(tc.seed)
-        run_loop(step_fn, 0, tc.steps, schedules=[(opt, Schedule.of(tc))], hooks=[on_step], desc="gpt2",
-                 progress=progress, postfix=lambda m: {"loss": f"{m['loss']:.4f}"})
-    model.eval()
-    return records
-
-
-@torch.no_grad()
-def validation_loss(model, ids: list[list[int]], tokenizer, batch: int, device) -> float:
-    was = model.training
-    model.eval()
-    tot, n = 0.0, 0
-    for i in range(0, len(ids), batch):
-        x, m, y = (t.to(device) for t in lm_batch(ids[i: i + batch], tokenizer.eos_token_id))
-        tot += float(model(input_ids=x, attention_mask=m, labels=y).loss) * len(x)
-        n += len(x)
-    model.train(was)
-    return tot / max(n, 1)
 
 
 def build_gpt2(cfg: GPT2BaselineConfig, vocab_size: int, eos_id: int, seed: int):
@@ -237,6 +182,8 @@ class GPT2Pretrain(RunKind):
         self.splits = build_splits(self.cfg.train, self.data_dir)
         if not self.splits.train:
             raise TrainingError("no training chunks: check train.data")
+        if self.cfg.vocab == "corpus":  # deterministic in the chunks, so a resumed run rebuilds the same one
+            self.tok = RestrictedTokenizer.from_texts(self.tok, list(self.splits.train) + list(self.splits.val))
         self.ids, self.val = self.encode(self.splits.train), self.encode(self.splits.val)
 
     def encode(self, texts) -> list[list[int]]:
@@ -350,7 +297,10 @@ class GPT2Pretrain(RunKind):
         match = self.cfg.match if not changed else f"not matched: the model was changed by --set {' '.join(changed)}"
         meta = {"kind": "gpt2-baseline", "name": self.cfg.name, "matched_to": self.cfg.matched_to,
                 "match": match, "params": params, "non_embedding_params": params - emb,
-                "train_chunks": len(self.ids), "steps": tc.steps, "checkpoint": last.name if last else None,
+                "train_chunks": len(self.ids),
+                "vocab": self.cfg.vocab if self.cfg.vocab == "full"
+                else {k: v for k, v in self.tok.info().items() if k != "kept_gpt2_ids"},
+                "steps": tc.steps, "checkpoint": last.name if last else None,
                 "optimizer": "AdamW, weight decay on all parameters (the paper's policy)",
                 "final": losses[-1] if losses else None, "config": self.cfg.to_dict()}
         return save_gpt2(plain, self.tok, final, meta)
@@ -363,5 +313,7 @@ def train_gpt2(config_path: str, overrides: list[str], out_dir: str | os.PathLik
     "auto" | "true" | "false"); returns the model folder `<out_dir>/final` (a save_pretrained folder usable as
     `pixar bench ... --baseline DIR`). On SIGTERM/SIGUSR1: saves a step checkpoint and raises Preempted."""
     cfg = GPT2BaselineConfig.from_yaml(config_path, overrides)
+    if cfg.vocab not in ("full", "corpus"):
+        raise ConfigError(f"{config_path}: vocab must be full or corpus, got {cfg.vocab!r}")
     return train_run(GPT2Pretrain(cfg, Path(out_dir), data_dir, overrides), out_dir, device=device, resume=resume,
                      after_step=after_step)

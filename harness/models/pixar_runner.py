@@ -331,7 +331,7 @@ class PixarRunner(LMRunner):
         new = PixarRunner(copy.deepcopy(self.model), self.config, name=self.name, info=dict(self.info),
                           device=self.device, batch_size=self.batch_size, ocr=self.ocr, seed=self.seed,
                           checkpoint=self.checkpoint)
-        new.finetune_log = finetune_pixar(new, pairs, fc)
+        new.finetune_log, new.finetune_summary = finetune_pixar(new, pairs, fc)
         new.finetuned = True
         return new
 

@@ -260,7 +260,8 @@ def load_lm_models(checkpoint: str | None, baselines: list[str], data: TaskData,
             source = info.get("checkpoint") or info.get("spec")
             runner = runner.finetune(data.train_pairs, finetune)
             runner.name = f"{runner.name}+ft-{data.name}"
-            info = {**info, "finetuned_on": data.name, "finetune_loss": runner.finetune_log[-1]["loss"]}
+            info = {**info, "finetuned_on": data.name, "finetune_loss": runner.finetune_log[-1]["loss"],
+                    "finetune_summary": runner.finetune_summary}
             if save_dir is not None:
                 info["saved_to"] = str(save_finetuned(runner, Path(save_dir), data.name, finetune, str(source)))
                 if log:
