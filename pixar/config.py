@@ -284,8 +284,25 @@ class AdvConfig:
         check_bounds("adv", self, ADV_BOUNDS)
 
 
+class YamlPreset:
+    """from_yaml / to_dict / to_yaml for a preset dataclass (PixarConfig, harness's GPT2BaselineConfig, ...)."""
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None):
+        return dataclass_from_yaml(cls, path, overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self, path: str | os.PathLike | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            atomic_write_text(Path(path), text)
+        return text
+
+
 @dataclass
-class PixarConfig:
+class PixarConfig(YamlPreset):
     name: str = "pixar"
     model: ModelConfig = field(default_factory=ModelConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
@@ -298,19 +315,6 @@ class PixarConfig:
             if m != r:
                 raise ConfigError(f"model.{key} ({m}) and render.{key} ({r}) must agree")
 
-    # ---- YAML -------------------------------------------------------------------------------
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> "PixarConfig":
-        return dataclass_from_yaml(cls, path, overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_yaml(self, path: str | os.PathLike | None = None) -> str:
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
-        if path is not None:
-            atomic_write_text(Path(path), text)
-        return text
 
 
 MAX_CONFIG_BYTES = 1 << 20

@@ -25,9 +25,8 @@ from typing import Callable, Iterator
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-import yaml
 
-from pixar.config import ConfigError, TrainConfig, atomic_write_text, dataclass_from_yaml
+from pixar.config import ConfigError, TrainConfig, YamlPreset
 from pixar.data.stream import build_splits, epoch_order
 from pixar.train import parallel
 from pixar.train.loop import TrainingError
@@ -52,7 +51,7 @@ class GPT2ModelConfig:
 
 
 @dataclass
-class GPT2BaselineConfig:
+class GPT2BaselineConfig(YamlPreset):
     name: str = "gpt2-tiny"
     matched_to: str = ""
     """The PIXAR preset this baseline is sized against."""
@@ -64,19 +63,6 @@ class GPT2BaselineConfig:
     harness.models.gpt2_vocab), tokenization unchanged."""
     model: GPT2ModelConfig = field(default_factory=GPT2ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> "GPT2BaselineConfig":
-        return dataclass_from_yaml(cls, path, overrides)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def to_yaml(self, path: str | os.PathLike | None = None) -> str:
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
-        if path is not None:
-            atomic_write_text(Path(path), text)
-        return text
 
 
 def epoch_batches(n: int, seed: int, batch: int, start: int = 0) -> Iterator[list[int]]:
