@@ -51,6 +51,7 @@ import numpy as np
 
 from attacks import char_ops, visual
 from attacks.words import check_rate, count_words, perturb_words, split_keep_whitespace
+from pixar.errors import PixarError
 
 __all__ = [
     "ATTACKS", "AttackSpec", "AttackUnavailableError", "FAMILIES", "available_attacks",
@@ -64,7 +65,7 @@ FAMILIES = {
 }
 
 
-class AttackUnavailableError(RuntimeError):
+class AttackUnavailableError(PixarError, RuntimeError):
     """Raised when an attack is registered but cannot run (missing data)."""
 
 

@@ -9,7 +9,7 @@ each copy's documents prefixed with "Copy <r>." until the file holds the target 
 
 1. prepare throughput: `pixar data prepare` (pixar.data.prepare.prepare) of the --throughput-mb file with
    --num-proc 1 and 2, MB of source per second of wall clock, and the ratio (target >= 1.8x on 2 cores).
-2. loader: for each size, a fresh subprocess opens the prepared dataset through pixar.data.sources.build_splits,
+2. loader: for each size, a fresh subprocess opens the prepared dataset through pixar.data.stream.build_splits,
    builds ChunkStream + make_loader(--workers) at the default TrainConfig/RenderConfig (global batch 8),
    reads 32 validation chunks in the rank as pixar.train.stage1 does, and takes --batches micro-batches.
    Reported: time from build_splits to the first batch (imports excluded), and the peak RSS (VmHWM) of the
@@ -74,7 +74,8 @@ def memory_mb(pid: int | str = "self") -> dict:
 def loader_probe(args) -> None:
     """Child mode: one training loader process; prints a JSON line of its figures."""
     from pixar.config import RenderConfig, TrainConfig
-    from pixar.data.sources import ChunkStream, build_splits, build_splits_in_memory, make_loader
+    from pixar.data.sources import build_splits_in_memory
+    from pixar.data.stream import ChunkStream, build_splits, make_loader
 
     cfg = TrainConfig(data=[args.probe], data_cache=args.cache)
     t0 = time.perf_counter()

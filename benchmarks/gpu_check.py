@@ -85,7 +85,7 @@ def timed_steps(step, device, warmup: int, steps: int) -> list[float]:
 
 
 def train_step_fn(model, cfg, device, batch: int, bf16: bool):
-    opt = make_adamw(model.parameters(), cfg.train, device)
+    opt = make_adamw(model.parameters(), cfg.train.optim, device)
     pixels = strips(cfg, batch, 0, device)
     losses = []
 
@@ -159,7 +159,7 @@ def check_precision(cfg, device, batch: int, steps: int = 20) -> dict:
     for name, bf16 in (("fp32", False), ("bf16", True)):
         torch.backends.cuda.matmul.allow_tf32 = bf16 and tf32  # the fp32 reference without TF32
         model = fresh_model(cfg, device)
-        opt = make_adamw(model.parameters(), cfg.train, device)
+        opt = make_adamw(model.parameters(), cfg.train.optim, device)
         losses = []
         for i in range(steps):
             pixels = strips(cfg, batch, 100 + i, device)
@@ -183,7 +183,7 @@ def check_hf(cfg, device, bf16, batch, warmup, steps) -> dict:
     out = {"batch": batch, "fp32_loss_abs_diff": diff}
     contenders = (("ours", ours, lambda: ours(pixels, mask, pixels)[1]), ("hf_llama", theirs, lambda: theirs(pixels, mask)))
     for name, model, loss_fn in contenders:
-        opt = make_adamw(model.parameters(), cfg.train, device)
+        opt = make_adamw(model.parameters(), cfg.train.optim, device)
 
         def step(i, model=model, loss_fn=loss_fn, opt=opt):
             with autocast(device, bf16):
@@ -242,7 +242,7 @@ def check_stage2(cfg, device, bf16, steps: int) -> dict:
     disc = Discriminator.from_generator(gen, head_seed=0)
     a = cfg.adv
     lr = lambda base: (lambda s: Schedule.of(a, lr=base, total_steps=a.cosine_steps)(s - 1))  # noqa: E731
-    trainer = AdversarialTrainer(gen, disc, cfg, lr(a.lr_g), lr(a.lr_d), seed=0, autocast=lambda: autocast(device, bf16))
+    trainer = AdversarialTrainer(gen, disc, cfg, lr(a.optim.lr), lr(a.lr_d), seed=0, autocast=lambda: autocast(device, bf16))
     records, times = [], []
     for s in range(1, steps + 1):
         pixels = strips(cfg, a.batch_size, 200 + s, device)

@@ -1,5 +1,5 @@
 """Scaling table for docs/scaling.md: parameters, FLOPs per step, memory per GPU under DDP and FSDP, and
-the launch commands, for pixar-113m / 350m / 760m / 1.5b.
+the launch commands, for pixar-113m / 403m / 944m / 1.97b.
 
     python benchmarks/scaling_table.py [--gpu-gib 80] [--gpus 4 8 16]        (prints Markdown)
 
@@ -35,7 +35,7 @@ import torch
 from pixar.config import PixarConfig, preset_path
 from pixar.model.transformer import Pixar
 
-PRESETS = ("pixar-113m", "pixar-350m", "pixar-760m", "pixar-1.5b")
+PRESETS = ("pixar-113m", "pixar-403m", "pixar-944m", "pixar-1.97b")
 BATCH, GPT2_TOKENS, GPT2_VOCAB = 384, 318, 50257
 GIB = 2 ** 30
 

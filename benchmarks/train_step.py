@@ -21,19 +21,23 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 from pixar.config import ModelConfig, PixarConfig, preset_path
-from pixar.checkpoint.official import OfficialPixar, llama_config_for, pixar_to_official
 from pixar.model.transformer import Pixar, masked_bce, patchify
 from pixar.train.parallel import prepare_model
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the official build: a test oracle
+from official_reference import OfficialPixar, llama_config_for, pixar_to_official  # noqa: E402
+
 
 class HFPixar(nn.Module):
-    """The official layout (pixar.checkpoint.official.OfficialPixar: Conv2d in, transformers LlamaModel, ConvTranspose2d
+    """The official layout (tests/official_reference.OfficialPixar: Conv2d in, transformers LlamaModel, ConvTranspose2d
     out) with the same masked BCE as ours."""
 
     def __init__(self, cfg: ModelConfig):

@@ -11,6 +11,9 @@ and is imported only when used (lm-eval, textattack and transformers are slow to
     demo                  harness.study.demo
     reproduce             harness.study.reproduce
 
+Errors: every command reports a PixarError (bad input) as one line and lets anything else (a bug) keep its
+traceback (harness.cli.errors.one_line_errors).
+
 `python -m harness.app ...` is the same command (torchrun: `torchrun --nproc-per-node 4 -m harness.app train ...`).
 """
 from __future__ import annotations
@@ -20,8 +23,6 @@ import logging
 import sys
 
 import click
-
-from harness.cli.render import one_line_errors  # noqa: F401  (the commands' one-line error decorator)
 
 COMMANDS = {
     "render": ("harness.cli.render", "render"),

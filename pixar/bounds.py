@@ -36,15 +36,16 @@ def out_of_bounds(section: str, obj, bounds: dict) -> str | None:
 
 
 _BIG = 1 << 40
-TRAIN_BOUNDS = {"max_chars": (1, 1 << 24, True), "min_chars": (0, 1 << 24, True), "lr": (0, MAX_LR, False),
-                "warmup_steps": (0, _BIG, True), "min_lr_ratio": (0, 1, True), "beta1": (0, 1, True),
-                "beta2": (0, 1, True), "eps": (0, 1, False), "weight_decay": (0, 1e3, True),
-                "grad_clip": (0, 1e12, True), "num_workers": (0, 1024, True), "log_every": (0, _BIG, True),
+OPTIM_BOUNDS = {"lr": (0, MAX_LR, False), "warmup_steps": (0, _BIG, True), "min_lr_ratio": (0, 1, True),
+                "beta1": (0, 1, True), "beta2": (0, 1, True), "eps": (0, 1, False), "weight_decay": (0, 1e3, True),
+                "grad_clip": (0, 1e12, True)}
+"""optim.* (pixar.config.OptimConfig, in every training config): (low, high, low inclusive); grad_clip 0 = off."""
+TRAIN_BOUNDS = {"max_chars": (1, 1 << 24, True), "min_chars": (0, 1 << 24, True), "num_workers": (0, 1024, True), "log_every": (0, _BIG, True),
                 "eval_every": (0, _BIG, True), "eval_batches": (0, _BIG, True), "sample_every": (0, _BIG, True),
                 "save_every": (0, _BIG, True), "keep_last": (0, _BIG, True), "threads": (0, 4096, True),
                 "steps": (0, _BIG, True), "batch_size": (1, 1 << 24, True), "grad_accum": (1, 1 << 24, True)}
 """train.* numbers a user can type: (low, high, low inclusive); grad_clip 0 = off."""
-ADV_BOUNDS = {"steps": (0, _BIG, True), "batch_size": (1, 1 << 24, True), "lr_g": (0, MAX_LR, False),
-              "lr_d": (0, MAX_LR, False), "warmup_steps": (0, _BIG, True), "cosine_steps": (0, _BIG, True),
+ADV_BOUNDS = {"steps": (0, _BIG, True), "batch_size": (1, 1 << 24, True), "lr_d": (0, MAX_LR, False),
+              "cosine_steps": (0, _BIG, True),
               "alpha": (0, 1e6, True), "alpha_warmup": (0, _BIG, True), "save_every": (0, _BIG, True),
               "sample_every": (0, _BIG, True)}

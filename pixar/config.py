@@ -2,6 +2,7 @@
 
     RenderConfig   how text becomes an 8-px-high binary strip (font, geometry, EOS)
     ModelConfig    the decoder-only transformer (hidden, layers, heads, SwiGLU width, RoPE, ...)
+    OptimConfig    AdamW + warm-up/cosine schedule + clipping: embedded as `optim` in every training config
     TrainConfig    stage 1 (maximum likelihood) optimisation and data
     AdvConfig      stage 2 (adversarial) optimisation
     PixarConfig    all of the above; what `--config file.yaml` loads and what a checkpoint stores
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -21,10 +23,12 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from pixar.bounds import ADV_BOUNDS, MODEL_BOUNDS, RENDER_BOUNDS, TRAIN_BOUNDS, out_of_bounds
+from pixar.bounds import ADV_BOUNDS, MODEL_BOUNDS, OPTIM_BOUNDS, RENDER_BOUNDS, TRAIN_BOUNDS, out_of_bounds
+from pixar.errors import PixarError
 
 
-class ConfigError(ValueError):
+
+class ConfigError(PixarError, ValueError):
     """A bad config value or key; the message names the file/key."""
 
 
@@ -124,6 +128,60 @@ def check_bounds(section: str, obj, bounds: dict) -> None:
 
 
 @dataclass
+class OptimConfig:
+    """The one optimiser + schedule section (pixar.train.loop: AdamW with weight decay on every parameter; linear
+    warm-up from 1e-5*lr over warmup_steps, then cosine to min_lr_ratio*lr; gradients clipped to grad_clip)."""
+
+    lr: float = 3e-4
+    """Peak learning rate."""
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    """Global gradient-norm clip; 0 = no clipping (the norm is still logged)."""
+
+    def __post_init__(self) -> None:
+        check_bounds("optim", self, OPTIM_BOUNDS)
+        finite = all(math.isfinite(v) for v in (self.lr, self.min_lr_ratio, self.beta1, self.beta2, self.eps,
+                                                self.weight_decay, self.grad_clip))
+        if not finite or self.lr <= 0 or self.eps <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ConfigError("optim: lr and eps must be positive, weight_decay and grad_clip >= 0, all finite")
+        if self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError("optim: warmup_steps must be >= 0 and min_lr_ratio in [0, 1]")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ConfigError("optim: beta1 and beta2 must be in [0, 1)")
+
+
+OPTIM_FIELDS = ("lr", "warmup_steps", "min_lr_ratio", "beta1", "beta2", "eps", "weight_decay", "grad_clip")
+"""OptimConfig's fields: flat keys of this name in a section are what configs held before `optim` existed."""
+
+
+def migrate_flat_optim(raw: dict) -> dict:
+    """A saved config (a checkpoint's config.json) from before OptimConfig, in today's layout: flat
+    train.{lr, warmup_steps, ...} move into train.optim; adv.{lr_g, warmup_steps} into adv.optim.{lr,
+    warmup_steps}, with the AdamW settings stage 2 then took from `train`. Current layouts pass unchanged."""
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    train = raw.get("train")
+    flat_train = {}
+    if isinstance(train, dict):
+        flat_train = {k: train.pop(k) for k in OPTIM_FIELDS if k in train}
+        if flat_train:
+            train["optim"] = {**flat_train, **(train.get("optim") or {})}
+    adv = raw.get("adv")
+    if isinstance(adv, dict) and ("lr_g" in adv or "warmup_steps" in adv):
+        moved = {k: v for k, v in flat_train.items() if k in ("beta1", "beta2", "eps", "weight_decay", "grad_clip")}
+        if "lr_g" in adv:
+            moved["lr"] = adv.pop("lr_g")
+        if "warmup_steps" in adv:
+            moved["warmup_steps"] = adv.pop("warmup_steps")
+        adv["optim"] = {**moved, **(adv.get("optim") or {})}
+    return raw
+
+
+@dataclass
 class TrainConfig:
     """Stage 1: AdamW, linear warm-up then cosine to min_lr_ratio * lr (the paper's stage-1 pretraining)."""
 
@@ -142,14 +200,7 @@ class TrainConfig:
     batch_size: int = 8
     """Global batch in sequences (split over processes and accumulation steps)."""
     grad_accum: int = 1
-    lr: float = 3e-4
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    eps: float = 1e-8
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
+    optim: OptimConfig = field(default_factory=OptimConfig)
     precision: str = "auto"
     """auto = bf16 autocast on CUDA, fp32 on CPU (bf16/fp16 matmuls are ~100x slower on CPU)."""
     num_workers: int = 0
@@ -200,9 +251,10 @@ class AdvConfig:
 
     steps: int = 200
     batch_size: int = 128
-    lr_g: float = 3e-5
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-5, warmup_steps=100))
+    """The generator's lr and the stage's schedule and AdamW settings (both models; the cosine spans cosine_steps)."""
     lr_d: float = 3e-5
-    warmup_steps: int = 100
+    """The discriminator's peak lr (its schedule and AdamW settings are optim's)."""
     cosine_steps: int = 5000
     num_samples: int = 30
     """Positions per batch at which the generator's prediction is shown to the discriminator."""
@@ -232,8 +284,25 @@ class AdvConfig:
         check_bounds("adv", self, ADV_BOUNDS)
 
 
+class YamlPreset:
+    """from_yaml / to_dict / to_yaml for a preset dataclass (PixarConfig, harness's GPT2BaselineConfig, ...)."""
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None):
+        return dataclass_from_yaml(cls, path, overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self, path: str | os.PathLike | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            atomic_write_text(Path(path), text)
+        return text
+
+
 @dataclass
-class PixarConfig:
+class PixarConfig(YamlPreset):
     name: str = "pixar"
     model: ModelConfig = field(default_factory=ModelConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
@@ -246,19 +315,6 @@ class PixarConfig:
             if m != r:
                 raise ConfigError(f"model.{key} ({m}) and render.{key} ({r}) must agree")
 
-    # ---- YAML -------------------------------------------------------------------------------
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> "PixarConfig":
-        return dataclass_from_yaml(cls, path, overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_yaml(self, path: str | os.PathLike | None = None) -> str:
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
-        if path is not None:
-            atomic_write_text(Path(path), text)
-        return text
 
 
 MAX_CONFIG_BYTES = 1 << 20

@@ -1,4 +1,4 @@
-"""Where things live: the data directory ($PIXAR_DATA) and the fonts.
+"""Where things live: the data directory ($PIXAR_DATA), our cache ($PIXAR_CACHE) and the fonts.
 
 Nothing here downloads. Fonts come from (in order) an explicit path, the PyPI package `pixar-render`
 (installed with --no-deps; we only read its font files and never import it, since its __init__ needs
@@ -12,13 +12,15 @@ from pathlib import Path
 
 from PIL import ImageFont
 
+from pixar.errors import PixarError
+
 DATA_ENV = "PIXAR_DATA"
 PIXELOID_FILE = "PixeloidSans-mLxMm.ttf"
 GONOTO_FILE = "GoNotoCurrent.ttf"
 FONT_INSTALL_HINT = "pip install --no-deps pixar-render==0.5.1 (or set PIXAR_DATA to a folder with fonts/)"
 
 
-class DataNotFound(FileNotFoundError):
+class DataNotFound(PixarError, FileNotFoundError):
     """Required data (font, corpus, task file) is missing; the message says how to get it."""
 
 
@@ -33,6 +35,17 @@ def data_dir(explicit: str | os.PathLike | None = None, required: bool = False) 
     if not path.is_dir():
         raise DataNotFound(f"data directory {path} does not exist (from --data-dir or {DATA_ENV})")
     return path
+
+
+def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Our cache folder (word lists, tokenizers, prepared datasets): `explicit`, else $PIXAR_CACHE, else
+    $XDG_CACHE_HOME/pixar (~/.cache/pixar)."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get("PIXAR_CACHE"):
+        return Path(os.environ["PIXAR_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pixar"
 
 
 def resolve_data_path(name: str | os.PathLike, data: str | os.PathLike | None = None) -> Path:

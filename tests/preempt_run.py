@@ -25,7 +25,7 @@ from pixar.train.runlock import RunLock
 
 
 def cfg() -> PixarConfig:
-    return from_dict(PixarConfig, {"name": "preempt-test", "train": {"lr": 3e-3},
+    return from_dict(PixarConfig, {"name": "preempt-test", "train": {"optim": {"lr": 3e-3}},
                                    "model": {"hidden": 32, "layers": 1, "heads": 2, "ffn": 64, "max_positions": 8},
                                    "render": {"max_positions": 8}})
 
@@ -46,7 +46,7 @@ def main() -> int:
     torch.set_num_threads(1)
     c = cfg()
     model = Pixar(c.model, generator=torch.Generator().manual_seed(0))
-    opt = torch.optim.AdamW(model.parameters(), lr=c.train.lr)
+    opt = torch.optim.AdamW(model.parameters(), lr=c.train.optim.lr)
     with RunLock(args.out), Preemption() as pre:
         step, ckpt = 0, resume_checkpoint(args.out, args.resume)
         if ckpt is not None:

@@ -46,7 +46,7 @@ def build_world(root: Path) -> Path:
 
     from safetensors.torch import save_file
 
-    from pixar.checkpoint.official import pixar_to_official
+    from official_reference import pixar_to_official
     from pixar.checkpoint.store import save_checkpoint, save_step_checkpoint
     from pixar.config import PixarConfig, preset_path
     from pixar.data.prepare import packing_config, prepare

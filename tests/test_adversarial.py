@@ -6,13 +6,15 @@ import json
 import math
 
 import pytest
+from helpers import need_data
 import torch
 import torch.nn.functional as F
 
 from pixar.train.adversarial import (ADV_WEIGHT_EPS, LAMBDA_EPS, AdversarialError, AdversarialTrainer,
                                adversarial_forward, alpha_at, lambda_auto, sample_positions)
 from pixar.train.stage2 import LOGGED_KEYS, train_stage2
-from pixar.checkpoint.store import CheckpointError, load_model, load_state
+from pixar.checkpoint.store import CheckpointError, load_state
+from pixar.model.transformer import load_model
 from pixar.checkpoint.store import save_step_checkpoint
 from pixar.config import AdvConfig, ModelConfig, PixarConfig, RenderConfig, preset_path
 from pixar.model.discriminator import Discriminator, PrefixKV, fake_attention_mask
@@ -216,7 +218,7 @@ def stage2_setup(tmp_path_factory):
     try:
         find_font("pixeloid")
     except DataNotFound:
-        pytest.skip("Pixeloid font not found (install pixar-render or set PIXAR_DATA)")
+        need_data("Pixeloid font not found (install pixar-render or set PIXAR_DATA)")
     root = tmp_path_factory.mktemp("stage2")
     corpus = root / "corpus.txt"
     corpus.write_text("\n\n".join(SENTENCES * 3 for _ in range(20)))
@@ -305,7 +307,7 @@ def test_nan_mid_run_stops_with_the_last_good_checkpoint_kept(stage2, tmp_path):
 
 def test_stage2_continues_after_the_chunks_stage1_consumed(stage2, tmp_path, monkeypatch):
     import pixar.train.stage2 as stage2_module
-    from pixar.data.sources import build_splits
+    from pixar.data.stream import build_splits
 
     cfg, init, root = stage2
     cfg.adv.steps = 1

@@ -199,7 +199,7 @@ def test_babi_finetune_paper_protocol_with_pixar_and_gpt2(micro_checkpoint, tmp_
 
     from harness.tasks import babi_generator as babi_gen
     from harness.models.gpt2_baselines import load_gpt2
-    from pixar.checkpoint.store import load_model
+    from pixar.model.transformer import load_model
 
     babi_gen.write_task1(tmp_path / "babi", train=12, test=4, seed=0)
     tok = _byte_tokenizer(tmp_path / "gpt2")
@@ -326,8 +326,16 @@ def test_paper_preset_and_overrides(tmp_path):
     assert "swap" in text and "confusable" in text and "salt-pepper" not in text and "phonetic" not in text
     assert recipes == ["deepwordbug"]
     bad = _write(tmp_path / "bad.yaml", "type: swap\nrate: [0.1]\n")
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match=r"bad.yaml: unknown key\(s\) \['rate'\] in AttackConfig"):
         resolve_settings({}, str(bad))
+    # the preset is a dataclass (harness.robustness.preset.AttackConfig) with --set overrides, like every preset
+    s = resolve_settings({"seed": 9}, "paper", ["seed=3", "rates=[0, 0.2]", "limit=7"])
+    assert (s["seed"], s["rates"], s["limit"], s["type"], s["name"]) == (9, "0,0.2", 7, "confusable", "paper")
+    assert resolve_settings({}, None, ["task=[babi, lambada]"])["task"] == "babi,lambada"
+    with pytest.raises(ValueError, match="paper.yaml: ocr must be one of glyph, tesseract, union, got 'bogus'"):
+        resolve_settings({}, "paper", ["ocr=bogus"])
+    with pytest.raises(ValueError, match="limit must be a positive integer or null"):
+        resolve_settings({}, None, ["limit=0"])
 
 
 def test_paper_preset_on_lambada_matches_bench_at_rate_0(micro_checkpoint, data_dir, tmp_path):

@@ -35,7 +35,7 @@ def test_configs_match_pixar_non_embedding_params(gpt2, pixar, budget):
     assert cfg.matched_to == pixar and "non-embedding" in cfg.match and budget in cfg.match + " compute data"
     assert abs(gpt2_non_emb / px_non_emb - 1) < 0.02
     ptc = pcfg.train
-    assert (cfg.train.max_chars, cfg.train.batch_size, cfg.train.lr) == (ptc.max_chars, ptc.batch_size, ptc.lr)
+    assert (cfg.train.max_chars, cfg.train.batch_size, cfg.train.optim.lr) == (ptc.max_chars, ptc.batch_size, ptc.optim.lr)
     if budget == "data":  # same chunks, same number of steps
         assert cfg.train.steps == ptc.steps
     else:  # same executed training FLOPs (6 x matmul params x positions), GPT-2 at ~81 padded tokens per chunk
@@ -55,7 +55,9 @@ def test_train_gpt2_saves_a_loadable_model(tmp_path, data_dir):
     meta = json.loads((path / "gpt2_config.json").read_text())
     assert meta["matched_to"] == "pixar-micro" and meta["steps"] == 3 and meta["non_embedding_params"] == 108352
     log = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [1, 2, 3] and "val_loss" in log[-1]
+    assert [r["step"] for r in log] == [0, 1, 2, 3] and "val_loss" in log[0] and "val_loss" in log[-1]
+    assert {"loss", "lr", "grad_norm", "tokens_per_s"} <= set(log[1]) and meta["final"]["step"] == 3
+    assert (tmp_path / "run" / "last").is_file() and (tmp_path / "run" / "step-0000003" / "model.safetensors").is_file()
     model, tok2, info = load_gpt2(str(path))
     assert info["name"] == "gpt2-micro" and tok2("Hello world")["input_ids"] == [15496, 995]
     x = torch.tensor([[15496, 995, 13]])
@@ -67,6 +69,29 @@ def test_train_gpt2_saves_a_loadable_model(tmp_path, data_dir):
                                max_new_tokens=3, batch_size=2, progress=False)
     assert out == [greedy_continuations(model, tok2, [p], 3, progress=False)[0]
                    for p in ["Mary went to the", "a", "John moved to the garden and then"]]
+
+
+def test_train_gpt2_with_a_corpus_vocabulary_resumes_and_reloads_restricted(tmp_path, data_dir):
+    """vocab: corpus through the run machinery: the output layer has the corpus's BPE tokens + UNSEEN, the
+    published folder records and reloads the same restriction, and a resumed run rebuilds the same tokenizer."""
+    from pixar.config import ConfigError
+
+    from harness.models.gpt2_vocab import RestrictedTokenizer
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("Mary went to the kitchen. John moved to the garden. " * 40)
+    sets = ["vocab=corpus", "train.steps=2", f"train.data=[{corpus}]", "train.eval_every=2", "train.save_every=1"]
+    path = train_gpt2(str(preset_path("gpt2-micro")), sets, tmp_path / "run", data_dir)
+    meta = json.loads((path / "gpt2_config.json").read_text())
+    model, tok2, _ = load_gpt2(str(path))
+    assert isinstance(tok2, RestrictedTokenizer) and meta["vocab"]["vocab"] == "corpus"
+    assert model.config.vocab_size == len(tok2) == meta["vocab"]["vocab_size"] < 50
+    assert tok2.decode(tok2(" Mary went to the garden.")["input_ids"]) == " Mary went to the garden."
+    again = train_gpt2(str(preset_path("gpt2-micro")), [*sets[:1], "train.steps=3", *sets[2:]], tmp_path / "run",
+                       data_dir, resume="true")
+    assert json.loads((again / "gpt2_config.json").read_text())["vocab"] == meta["vocab"]
+    with pytest.raises(ConfigError, match="vocab must be full or corpus"):
+        train_gpt2(str(preset_path("gpt2-micro")), ["vocab=bytes"], tmp_path / "bad", data_dir)
 
 
 def test_load_gpt2_errors_are_clear(tmp_path):

@@ -6,9 +6,11 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import save_file
 
-from pixar.checkpoint.store import CheckpointError, load_model
-from pixar.checkpoint.official import OfficialPixar, convert_official
-from pixar.model.transformer import patchify
+from pixar.checkpoint.store import CheckpointError
+from pixar.model.official import convert_official
+from pixar.model.transformer import load_model, patchify
+
+from official_reference import OfficialPixar
 
 
 def _official_dir(tmp_path):

@@ -6,10 +6,11 @@ import random
 
 import numpy as np
 import pytest
+from helpers import need_data
 
 from pixar.config import RenderConfig, TrainConfig
-from pixar.data.sources import (ChunkStream, DataError, DataPosition, build_splits, epoch_order, iter_documents,
-                        make_loader, micro_batch_ids, pack_sentences, split_sentences, strip_gutenberg)
+from pixar.data.sources import DataError, iter_documents, pack_sentences, split_sentences, strip_gutenberg
+from pixar.data.stream import ChunkStream, DataPosition, build_splits, epoch_order, make_loader, micro_batch_ids
 
 WORDS = ("the a of and to in was he it his that with had for as at her on by which said but not be "
          "Emma harbour whale Thursday lantern orchard silver remembered quietly").split()
@@ -147,13 +148,12 @@ def test_relative_paths_resolve_in_the_data_dir(tmp_path, monkeypatch):
 
 
 def test_stream_renders_the_same_batches_with_workers(tmp_path):
-    pytest.importorskip("pixar.render.renderer")
     from pixar.paths import DataNotFound, find_font
 
     try:
         find_font("pixeloid")
     except DataNotFound as e:
-        pytest.skip(str(e))
+        need_data(str(e))
     chunks = pack_sentences(split_sentences(make_text(5)), 150, 40)
     rcfg = RenderConfig(max_positions=48)
     stream = ChunkStream(chunks, rcfg, seed=1, global_batch=4, start=DataPosition(0, 3), rank=1, world_size=2)

@@ -37,7 +37,8 @@ def test_every_reproduce_and_demo_command_parses(tmp_path):
         assert st.args[st.args.index("--finetune-steps") + 1] == n
 
     def shared(args):  # drop the per-model options and their values
-        own = {"--checkpoint", "--baseline", "--out", "--finetune-steps"}
+        own = {"--checkpoint", "--baseline", "--out", "--finetune-steps", "--finetune-eval-every",
+               "--finetune-min-steps"}  # cap/EVALS, cap x MIN_FRACTION
         return [a for i, a in enumerate(args) if a not in own and (i == 0 or args[i - 1] not in own)]
 
     assert shared(px.args) == shared(gp.args) and "--seed" in shared(px.args) and "--limit" in shared(px.args)

@@ -1,7 +1,8 @@
 """Generation: KV cache == recompute, batching == one at a time, EOS stop, sampling determinism."""
 import torch
 
-from pixar.checkpoint.store import CheckpointError, load_model, save_checkpoint
+from pixar.checkpoint.store import CheckpointError, save_checkpoint
+from pixar.model.transformer import load_model
 from pixar.config import ModelConfig, PixarConfig, RenderConfig
 from pixar.model.generate import generate, generate_from_text, prepare_prompts
 from pixar.model.transformer import Pixar

@@ -13,7 +13,7 @@ from harness.tasks.glue import (GlueDataError, compute_metrics, f1_binary, get_t
 from harness.models.glue_classifiers import (GlueFinetuneConfig as FinetuneConfig, GPT2Classifier, PixarClassifier, evaluate,
                                 finetune, load_classifier, load_preset, predict_logits, save_classifier, classifier_info)
 from pixar.train.loop import WARMUP_START_RATIO, Schedule
-from pixar.config import ConfigError, PixarConfig, preset_path
+from pixar.config import ConfigError, OptimConfig, PixarConfig, preset_path
 
 
 # ---- metrics -----------------------------------------------------------------------------------
@@ -106,17 +106,17 @@ def test_real_glue_files(data_dir):
 # ---- schedules ---------------------------------------------------------------------------------
 def test_lr_schedule_and_presets():
     # GLUE runs on the one schedule (pixar.train.loop): warm-up from WARMUP_START_RATIO * lr, cosine to min_lr_ratio * lr
-    lr_at = Schedule.of(FinetuneConfig(lr=1.0, steps=100, warmup_steps=10, min_lr_ratio=0.1))
+    lr_at = Schedule.of(FinetuneConfig(steps=100, optim=OptimConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.1)))
     assert lr_at(0) == pytest.approx(WARMUP_START_RATIO) and lr_at(5) == pytest.approx(0.5, rel=1e-4)
     assert lr_at(10) == pytest.approx(1.0)
     assert lr_at(100) == pytest.approx(0.1) and lr_at(55) == pytest.approx(0.55)
     after = [lr_at(s) for s in range(10, 101)]
     assert all(a >= b for a, b in zip(after, after[1:]))
     paper = {t: load_preset("paper", t) for t in ("mnli", "sst2", "stsb", "mrpc", "wnli")}
-    assert (paper["mnli"].batch_size, paper["mnli"].steps, paper["mnli"].warmup_steps, paper["mnli"].eval_every,
-            paper["mnli"].weight_decay) == (256, 8000, 1000, 500, 0.1)
+    assert (paper["mnli"].batch_size, paper["mnli"].steps, paper["mnli"].optim.warmup_steps, paper["mnli"].eval_every,
+            paper["mnli"].optim.weight_decay) == (256, 8000, 1000, 500, 0.1)
     assert (paper["stsb"].batch_size, paper["mrpc"].steps, paper["wnli"].eval_every) == (32, 100, 1)
-    assert all(c.lr == 3e-5 and c.beta2 == 0.95 and c.min_lr_ratio == 0.1 and c.seed == 42 for c in paper.values())
+    assert all(c.optim.lr == 3e-5 and c.optim.beta2 == 0.95 and c.optim.min_lr_ratio == 0.1 and c.seed == 42 for c in paper.values())
     assert load_preset("tiny-cpu", "rte", ["steps=7"]).steps == 7
     with pytest.raises(ConfigError, match="unknown key"):
         load_preset("paper", "rte", ["stepz=7"])
@@ -178,7 +178,8 @@ def test_tiny_finetune_raises_accuracy_and_round_trips(tmp_path):
     model, spec = _micro_classifier(), get_task("sst2")
     train, dev = _synthetic(96, 0), _synthetic(48, 1)
     before = evaluate(model, dev)["accuracy"]
-    cfg = FinetuneConfig(batch_size=16, micro_batch_size=8, steps=30, warmup_steps=3, eval_every=10, lr=3e-3)
+    cfg = FinetuneConfig(batch_size=16, micro_batch_size=8, steps=30, eval_every=10,
+                         optim=OptimConfig(lr=3e-3, warmup_steps=3))
     res = finetune(model, spec, train, {"validation": dev}, cfg)
     after = evaluate(model, dev)["accuracy"]  # best-dev weights are restored
     assert after >= 0.9 and after > before
@@ -199,8 +200,8 @@ def test_regression_head_trains_with_mse():
     from harness.tasks.glue import GlueData
 
     data = GlueData("stsb", "train", [("a b", "a b"), ("mmm", "...")] * 4, np.array([5.0, 0.0] * 4, np.float32), "x")
-    res = finetune(model, spec, data, {"validation": data}, FinetuneConfig(batch_size=8, steps=15, warmup_steps=1,
-                                                                            eval_every=15, lr=3e-3))
+    res = finetune(model, spec, data, {"validation": data}, FinetuneConfig(batch_size=8, steps=15, eval_every=15,
+                                                                            optim=OptimConfig(lr=3e-3, warmup_steps=1)))
     assert set(res.best["validation"]) == {"pearson", "spearman"} and res.best["validation"]["pearson"] > 0.9
     assert predict_logits(model, data.texts[:3]).shape == (3, 1)
 
@@ -235,8 +236,8 @@ def test_gpt2_classifier_pairs_finetune_and_round_trip(tmp_path):
     assert cut and len(long_ids) == 64 and long_ids.count(tok.encode("y")[0]) == 10
     spec, train, dev = get_task("sst2"), _synthetic(64, 2), _synthetic(32, 3)
     model.reset_head(torch.Generator().manual_seed(0))
-    res = finetune(model, spec, train, {"validation": dev}, FinetuneConfig(batch_size=16, steps=20, warmup_steps=2,
-                                                                           eval_every=10, lr=3e-3))
+    res = finetune(model, spec, train, {"validation": dev}, FinetuneConfig(batch_size=16, steps=20, eval_every=10,
+                                                                           optim=OptimConfig(lr=3e-3, warmup_steps=2)))
     assert res.best["validation"]["accuracy"] >= 0.8
     path = save_classifier(model, tmp_path / "gpt2-clf", classifier_info(model, spec))
     loaded, predict_proba = load_classifier(path)

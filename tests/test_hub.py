@@ -7,10 +7,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from pixar.checkpoint.store import load_model, save_checkpoint
+from pixar.checkpoint.store import CheckpointError, save_checkpoint
 from pixar.config import PixarConfig, RenderConfig, from_dict
-from pixar.checkpoint.official import OfficialPixar, convert_official
-from pixar.model.transformer import Pixar
+from pixar.model.official import convert_official
+from pixar.model.transformer import Pixar, load_model
+
+from official_reference import OfficialPixar
 
 BENCH = [{"task": "lambada", "metric": "accuracy", "value": 0.123, "interval": "95% CI 0.11-0.13", "n": 5153,
           "protocol": "harness lambada, greedy first word, case-insensitive"}]
@@ -20,7 +22,7 @@ def tiny_cfg() -> PixarConfig:
     return from_dict(PixarConfig, {"name": "pixar-hub-test",
                                    "model": {"hidden": 32, "layers": 2, "heads": 2, "ffn": 64, "max_positions": 10},
                                    "render": {"max_positions": 10, "eos_gap": 3, "text_x": 1},
-                                   "train": {"steps": 77, "lr": 1e-3}})
+                                   "train": {"steps": 77, "optim": {"lr": 1e-3}}})
 
 
 def test_save_pretrained_round_trips_weights_config_and_card(tmp_path):
@@ -107,7 +109,7 @@ def test_hub_errors_are_one_line(tmp_path):
     model = Pixar(cfg.model)
     other = PixarConfig(model=from_dict(type(cfg.model), {"hidden": 64, "heads": 2, "layers": 2, "ffn": 64,
                                                           "max_positions": 10}), render=RenderConfig(max_positions=10))
-    with pytest.raises(Exception, match="does not match the model's"):
+    with pytest.raises(CheckpointError, match="does not match the model's"):
         model.save_pretrained(tmp_path / "bad", config=other)
     with pytest.raises(ValueError, match="has no 'protocol'"):
         model.save_pretrained(tmp_path / "bad2", model_card_kwargs={"benchmarks": [{"task": "x", "value": 1}]})

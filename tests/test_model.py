@@ -129,8 +129,8 @@ def test_config_validation_and_unknown_keys(tmp_path):
     bad.write_text("model: {hidden: 48}\nrender: {max_positions: 10}\n")
     with pytest.raises(ConfigError, match="must agree"):
         PixarConfig.from_yaml(bad)
-    ok = PixarConfig.from_yaml("configs/pixar-micro.yaml", overrides=["train.lr=0.5", "model.layers=3"])
-    assert ok.train.lr == 0.5 and ok.model.layers == 3
+    ok = PixarConfig.from_yaml("configs/pixar-micro.yaml", overrides=["train.optim.lr=0.5", "model.layers=3"])
+    assert ok.train.optim.lr == 0.5 and ok.model.layers == 3
     again = tmp_path / "again.yaml"
     ok.to_yaml(again)
     assert PixarConfig.from_yaml(again) == ok

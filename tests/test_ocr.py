@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from helpers import need_data
 
 from pixar.read import ocr
 
@@ -29,7 +30,7 @@ def renderer():
     try:
         return Renderer()
     except DataNotFound as e:
-        pytest.skip(f"no font: {e}")
+        need_data(f"no font: {e}")
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,7 @@ def test_glyph_corpus_lines(renderer, decoder):
     try:
         lines = corpus_lines(n=120, seed=11)
     except DataNotFound:
-        pytest.skip("PIXAR_DATA not set")
+        need_data("PIXAR_DATA not set")
     b = renderer.render_batch(lines)
     strips = [b.pixels[i][:, : int(b.eos_position[i]) * 16] for i in range(len(lines))]
     preds = decoder.decode_batch(strips)
@@ -171,7 +172,7 @@ def test_prepare_for_tesseract(renderer):
     assert ocr.prepare_for_tesseract(np.ones((8, 30))) is None
 
 
-needs_tesseract = pytest.mark.skipif(not ocr.tesseract_available(), reason="tesseract not installed")
+needs_tesseract = pytest.mark.requires_tesseract  # conftest: skipped without tesseract, a failure under PIXAR_REQUIRE_DATA=1
 
 
 @needs_tesseract
@@ -391,7 +392,7 @@ def test_wordlist_real_corpus(tmp_path_factory):
         words = build_wordlist(extra_texts=["zyzzyva"], cache=tmp_path_factory.mktemp("pixar-cache"),
                                vocabulary="corpus")
     except DataNotFound:
-        pytest.skip("PIXAR_DATA not set")
+        need_data("PIXAR_DATA not set")
     assert {"the", "whale", "kitchen", "garden", "zyzzyva"} <= words and len(words) > 20000
     assert "hallway" not in words  # not in the books: the dataset words (extra_texts) matter
     assert Readability(words).is_readable("Mary went")

@@ -7,13 +7,15 @@ import pickle
 import random
 
 import numpy as np
+import datasets
 import pytest
+from helpers import need_data
 from click.testing import CliRunner
 
 from harness.app import main
 from pixar.config import RenderConfig, TrainConfig
-from pixar.data.sources import (ChunkStream, DataError, DataPosition, build_splits, build_splits_in_memory, make_loader,
-                        pack_official)
+from pixar.data.sources import DataError, build_splits_in_memory, pack_official
+from pixar.data.stream import ChunkStream, DataPosition, build_splits, make_loader
 from pixar.data.dataset import MANIFEST, ChunkTable, open_dataset
 from pixar.data.prepare import packing_config, prepare
 
@@ -131,7 +133,6 @@ def test_chunk_table_is_a_cheap_memory_mapped_sequence(corpus, tmp_path):
     blob = pickle.dumps(table)
     assert len(blob) < 2000 < sum(map(len, ref))  # pickled by path, not by content
     assert list(pickle.loads(blob)) == ref
-    datasets = pytest.importorskip("datasets")
     assert datasets.load_from_disk(str(tmp_path / "ds" / "train"))["text"] == ref  # a standard HF Arrow dataset
 
 
@@ -151,7 +152,6 @@ def test_build_splits_prepares_into_the_cache_then_opens_datasets(corpus, tmp_pa
 
 
 def test_hf_sources_are_streamed(corpus, tmp_path, monkeypatch):
-    datasets = pytest.importorskip("datasets")
     real, calls = datasets.load_dataset, []
 
     def local(name, config=None, split=None, streaming=False):
@@ -208,7 +208,7 @@ def test_stream_over_a_table_renders_as_over_the_list(corpus, tmp_path):
     try:
         find_font("pixeloid")
     except DataNotFound as e:
-        pytest.skip(str(e))
+        need_data(str(e))
     cfg = cfg_for(corpus)
     splits, ref = build_splits(cfg), build_splits_in_memory(cfg)
     rcfg = RenderConfig(max_positions=32)

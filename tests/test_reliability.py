@@ -17,12 +17,12 @@ from safetensors import SafetensorError
 import pixar.checkpoint.store as store
 import pixar.data.hashing as hashing
 from pixar.checkpoint.store import CheckpointError, latest_checkpoint, save_checkpoint, save_step_checkpoint
-from pixar.config import ConfigError, PixarConfig, TrainConfig, preset_path
+from pixar.config import OptimConfig, ConfigError, PixarConfig, TrainConfig, preset_path
 from pixar.data.dataset import HASH_CACHE, open_dataset, read_manifest, verify_shards
 from pixar.data.prepare import PrepareLock, packing_config, prepare
 from pixar.data.sources import DataError
 from pixar.model.generate import generate_from_text
-from pixar.model.transformer import Pixar
+from pixar.model.transformer import Pixar, load_model
 from pixar.render.renderer import Renderer
 from pixar.train.preempt import resume_checkpoint
 
@@ -135,17 +135,17 @@ def test_resume_refuses_a_changed_config_unless_allowed_and_records_the_change(t
     r = CliRunner().invoke(main, base + ["--set", "train.steps=2"])
     assert r.exit_code == 0, r.output
     before = tree_digest(out)
-    r = CliRunner().invoke(main, base + ["--set", "train.steps=4", "--set", "train.lr=0.01", "--resume", "auto"])
-    assert r.exit_code == 1 and "train.lr: 0.002 -> 0.01" in r.output and "--allow-config-change" in r.output
+    r = CliRunner().invoke(main, base + ["--set", "train.steps=4", "--set", "train.optim.lr=0.01", "--resume", "auto"])
+    assert r.exit_code == 1 and "train.optim.lr: 0.002 -> 0.01" in r.output and "--allow-config-change" in r.output
     assert tree_digest(out) == before
     r = CliRunner().invoke(main, base + ["--set", "train.steps=4", "--resume", "auto"])  # more steps: the same run
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(main, base + ["--set", "train.steps=6", "--set", "train.lr=0.01", "--resume", "auto",
+    r = CliRunner().invoke(main, base + ["--set", "train.steps=6", "--set", "train.optim.lr=0.01", "--resume", "auto",
                                          "--allow-config-change"])
     assert r.exit_code == 0, r.output
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     [change] = [rec for rec in records if rec.get("event") == "config_change"]
-    assert change["step"] == 4 and change["changed"] == {"train.lr": [0.002, 0.01]}
+    assert change["step"] == 4 and change["changed"] == {"train.optim.lr": [0.002, 0.01]}
     assert json.loads((out / "last").read_text())["step"] == 6
 
 
@@ -207,11 +207,13 @@ def test_one_prepare_per_folder(tmp_path, corpus):
 # ---- values ----------------------------------------------------------------------------------------------
 def test_train_data_as_a_string_is_one_path_and_bounds_name_the_key():
     assert TrainConfig(data="/some/corpus.txt").data == ["/some/corpus.txt"]
-    for kw, key in [({"lr": float("nan")}, "train.lr"), ({"lr": 1e300}, "train.lr"), ({"max_chars": 0}, "train.max_chars"),
-                    ({"warmup_steps": -10}, "train.warmup_steps"), ({"grad_clip": float("inf")}, "train.grad_clip"),
-                    ({"data": []}, "train.data")]:
+    for kw, key in [({"max_chars": 0}, "train.max_chars"), ({"data": []}, "train.data")]:
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             TrainConfig(**kw)
+    for kw, key in [({"lr": float("nan")}, "optim.lr"), ({"lr": 1e300}, "optim.lr"),
+                    ({"warmup_steps": -10}, "optim.warmup_steps"), ({"grad_clip": float("inf")}, "optim.grad_clip")]:
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            OptimConfig(**kw)
 
 
 def test_generate_refuses_negative_lengths_and_bad_temperatures(model):
@@ -236,7 +238,7 @@ def test_a_config_claiming_huge_dimensions_is_refused_before_the_model_is_built(
                                 ("ffn", 4096, r"weights do not match the config \(6 tensor\(s\); blocks\.0\.mlp")]:
         (ckpt / "config.json").write_text(json.dumps({**raw, "model": {**raw["model"], key: value}}))
         with pytest.raises(CheckpointError, match=message):
-            store.load_model(ckpt)
+            load_model(ckpt)
     assert built == ["meta"]  # only the ffn case got as far as the shape check, on the meta device (no memory)
 
 

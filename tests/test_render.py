@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from pixar.config import RenderConfig
+from pixar.render import native
 from pixar.render.renderer import Renderer, space_text
 
 # From the issue / pixar-paper.md §1: the authors' PangoCairo renderer at paper settings (80 columns).
@@ -152,6 +153,20 @@ def test_shaped_scripts_fast_path_equals_reference(text, other):
     batch = r.render_batch([other, text, (text, other)])
     assert (batch.pixels[1] == fast.pixels[0]).all()
     assert (batch.pixels[2] == r.render_reference((text, other)).pixels[0]).all()
+
+
+@pytest.mark.skipif(not native.AVAILABLE, reason="pixar.render._strips not built (no C compiler)")
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(latin, shaped), min_size=1, max_size=4))
+def test_native_path_equals_pure_python_path(texts):
+    r = _shared()
+    fast, singles = r.render_batch(texts), [r.render(t).pixels[0] for t in texts]
+    with native.disabled():  # the fallback chosen when the extension is absent
+        slow = r.render_batch(texts)
+        assert all((s == r.render(t).pixels[0]).all() for s, t in zip(singles, texts))
+    assert (fast.pixels == slow.pixels).all() and (fast.pixels == np.stack(singles)).all()
+    assert fast.eos_position.tolist() == slow.eos_position.tolist() and (fast.mask == slow.mask).all()
+    assert fast.truncated.tolist() == slow.truncated.tolist() and fast.fallback_chars == slow.fallback_chars
 
 
 _R = {}

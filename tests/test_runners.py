@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from attacks.seeded import PixelAttack
-from harness.results.schema import (Metric, ResultsError, portable, proportion, proportion_interval, read_summary,
+from harness.results.schema import (Metric, ResultsError, portable, proportion, wilson_bounds, read_summary,
                              write_summary)
 from harness.models import (CLASSIFIER_RUNNERS, LM_RUNNERS, GPT2ClassifierRunner, GPT2Runner, OcrReads,
                              PixarClassifierRunner, PixarRunner, TextReads, model_specs)
@@ -97,10 +97,10 @@ def test_paper_eval_rows_and_metrics_agree(runner):
 
 
 def test_wilson_interval_known_values():
-    lo, hi = proportion_interval(5, 10)
+    lo, hi = wilson_bounds(5, 10)
     assert lo == pytest.approx(0.236593, abs=1e-5) and hi == pytest.approx(0.763407, abs=1e-5)
-    assert proportion_interval(0, 4)[0] == 0.0 and proportion_interval(4, 4)[1] == 1.0
-    assert all(math.isnan(x) for x in proportion_interval(0, 0))
+    assert wilson_bounds(0, 4)[0] == 0.0 and wilson_bounds(4, 4)[1] == 1.0
+    assert all(math.isnan(x) for x in wilson_bounds(0, 0))
     m = proportion("t", "m", "paper", "paper_acc_glyph", 0.75, 4)
     assert m.interval == "wilson95" and m.ci_low < 0.75 < m.ci_high
 
@@ -168,7 +168,7 @@ def test_bench_writes_the_schema_with_no_absolute_path(micro_checkpoint, data_di
     assert s["diversity"][0]["protocol"] == label and s["diversity"][0]["n"] == 2
     assert any(f.startswith("predictions-") and "lambada_paper_fit" in f for f in s["files"])
     acc = [m for m in s["metrics"] if m["metric"] == "acc_union"][0]
-    assert (acc["ci_low"], acc["ci_high"]) == pytest.approx(proportion_interval(round(acc["value"] * 2), 2))
+    assert (acc["ci_low"], acc["ci_high"]) == pytest.approx(wilson_bounds(round(acc["value"] * 2), 2))
     assert {m["metric"] for m in s["metrics"]} == set(s["protocol"])
     assert s["protocol_specs"]["lambada:paper"]["scorer"] == "notebook" and "lambada.ipynb" in s["protocol_specs"]["lambada:paper"]["official"]
     assert all((out / f).is_file() for f in s["files"]) and s["data"]["lm-eval"]["source"].startswith("$PIXAR_DATA/")

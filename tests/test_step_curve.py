@@ -7,7 +7,8 @@ import torch
 from click.testing import CliRunner
 
 from harness.eval.step_curve import curve_evaluator, curve_spec, plot_curve, read_curve
-from pixar.checkpoint.store import latest_checkpoint, load_model, save_checkpoint
+from pixar.checkpoint.store import latest_checkpoint, save_checkpoint
+from pixar.model.transformer import load_model
 from pixar.config import PixarConfig, preset_path
 from pixar.model.transformer import Pixar
 

@@ -191,12 +191,28 @@ def test_cli_bench_lambada_limit_3_writes_results(micro_checkpoint, data_dir, tm
     assert (out / "table.csv").is_file() and not (out / "tasks").exists()  # results hold data, no task code
     assert summary["lm_eval_tasks"]["pixar_lambada"]["dataset_kwargs"]
     assert "pixar_lambada" in r.output  # lm-eval's make_table was printed
-    from harness.results.tables import collect, comparison_table
+    from harness.results.tables import collect
 
     df = collect(tmp_path)
     assert df["n"].tolist() == [3] * len(df) and "lm-eval: pixel NLL per target (nats)" in df.columns
     with pytest.raises(ValueError, match="unlabelled metric"):
         comparison_table([{"task": "x", "model": "m", "perplexity": 3.0}])
+
+
+def comparison_table(rows: list[dict]):
+    """Rows of {id columns..., metric keys...} -> DataFrame with labelled metric columns (unused ones dropped);
+    an unlabelled metric column is refused (the rule harness.results.tables.METRIC_LABELS keeps)."""
+    import pandas as pd
+
+    from harness.results.tables import ID_COLUMNS, METRIC_LABELS
+
+    df = pd.DataFrame(rows)
+    ids = [c for c in ID_COLUMNS if c in df.columns]
+    metrics = [k for k in METRIC_LABELS if k in df.columns and df[k].notna().any()]
+    unknown = [c for c in df.columns if c not in ids and c not in METRIC_LABELS]
+    if unknown:
+        raise ValueError(f"unlabelled metric column(s) {unknown}: add them to harness.results.tables.METRIC_LABELS")
+    return df[ids + metrics].rename(columns=METRIC_LABELS)
 
 
 def test_cli_bench_babi_finetune_on_generated_data(micro_checkpoint, tmp_path):
@@ -277,7 +293,7 @@ def test_finetune_lowers_the_loss_on_its_own_data(micro_checkpoint):
         with torch.no_grad():
             return float(masked_bce(runner.model.head(runner.model.hidden_states(pos)), pos, mask))
 
-    tuned = base.finetune(pairs, TaskFinetuneConfig(steps=40, batch_size=4, lr=3e-3, seed=0))
+    tuned = base.finetune(pairs, TaskFinetuneConfig.of(steps=40, lr=3e-3, batch_size=4, seed=0))
     assert tuned.finetuned and len(tuned.finetune_log) >= 2
     assert loss(tuned) < 0.8 * loss(base)
     assert tuned.finetune_log[-1]["loss"] < tuned.finetune_log[0]["loss"]

@@ -1,4 +1,5 @@
-"""pixar.train.stage1 / pixar train: schedule, optimisation, checkpoints, exact resume, DDP, NaN stop, CLI."""
+"""pixar.train.stage1 / pixar train: schedule, optimisation, checkpoints, exact resume, NaN stop, CLI (DDP/FSDP:
+tests/test_cluster_runs.py)."""
 from __future__ import annotations
 
 import json
@@ -13,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ranks import run_ranks
+from helpers import losses, micro_cfg, micro_overrides
 import torch
 from click.testing import CliRunner
 
-from pixar.checkpoint.store import load_model, load_state
-from pixar.config import ConfigError, PixarConfig, TrainConfig, preset_path
+from pixar.checkpoint.store import load_state
+from pixar.model.transformer import load_model
+from pixar.config import ConfigError, OptimConfig, PixarConfig, TrainConfig, preset_path
 from pixar.paths import DataNotFound, find_font
 from pixar.checkpoint.store import latest_checkpoint
 from pixar.train.loop import Schedule, TrainingError
@@ -29,54 +31,8 @@ from pixar.train.stage1 import train_stage1
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _font_or_skip():
-    try:
-        find_font("pixeloid")
-    except DataNotFound as e:
-        pytest.skip(str(e))
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    """A small seeded pseudo-English corpus (about 250 chunks of 20..80 characters)."""
-    _font_or_skip()
-    rng = random.Random(0)
-    words = "the a of and to in was he it his that with had for as at her on by said Emma whale lantern".split()
-    text = "\n\n".join(" ".join(" ".join(rng.choice(words) for _ in range(rng.randint(2, 12))).capitalize() + "."
-                                for _ in range(5)) for _ in range(200))
-    path = tmp_path_factory.mktemp("corpus") / "book.txt"
-    path.write_text(text)
-    return path
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
-def micro_overrides(corpus: Path, **train) -> list[str]:
-    """pixar-micro shrunk to ~20k parameters and 32-position strips: a step takes a few ms."""
-    sets = {"model.hidden": 32, "model.layers": 1, "model.heads": 2, "model.ffn": 64, "model.max_positions": 32,
-            "render.max_positions": 32, "train.data": f"[{corpus}]", "train.max_chars": 80, "train.min_chars": 20,
-            "train.batch_size": 4, "train.threads": 1, "train.log_every": 1, "train.eval_every": 0,
-            "train.eval_batches": 1, "train.sample_every": 0, "train.save_every": 0, "train.warmup_steps": 3,
-            **{f"train.{k}": v for k, v in train.items()}}
-    return [f"{k}={v}" for k, v in sets.items()]
-
-
-def micro_cfg(corpus: Path, **train) -> PixarConfig:
-    return PixarConfig.from_yaml(preset_path("pixar-micro"), micro_overrides(corpus, **train))
-
-
-def losses(out: Path) -> dict[int, float]:
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: r["loss"] for r in records if "loss" in r}
-
-
 def test_lr_schedule_key_steps():
-    lr_at = Schedule.of(TrainConfig(lr=3e-4, warmup_steps=2000, steps=1_000_000, min_lr_ratio=0.1))
+    lr_at = Schedule.of(TrainConfig(optim=OptimConfig(lr=3e-4, warmup_steps=2000, min_lr_ratio=0.1), steps=1_000_000))
     assert lr_at(0) == pytest.approx(3e-4 * 1e-5)
     assert lr_at(1000) == pytest.approx(3e-4 * (1e-5 + (1 - 1e-5) * 0.5))
     assert lr_at(2000) == pytest.approx(3e-4)
@@ -86,7 +42,7 @@ def test_lr_schedule_key_steps():
     assert all(a <= b for a, b in zip(values[:2], values[1:3]))
     assert all(a >= b for a, b in zip(values[2:], values[3:]))
     # stage 2 reuses it with its own peak lr and cosine length
-    assert Schedule.of(TrainConfig(warmup_steps=0), lr=1.0, total_steps=10)(5) == pytest.approx(0.55)
+    assert Schedule.of(TrainConfig(optim=OptimConfig(warmup_steps=0)), lr=1.0, total_steps=10)(5) == pytest.approx(0.55)
 
 
 def test_precision_rules():
@@ -165,29 +121,6 @@ def state_position(out: Path) -> dict:
     return load_state(latest_checkpoint(out))["data"]
 
 
-@pytest.mark.slow
-def test_ddp_two_gloo_processes_match_one_process(corpus, tmp_path):
-    """Two CPU ranks (gloo) with the environment torchrun would give them vs one process, same global batch."""
-    steps, sets = 5, micro_overrides(corpus, steps=5, batch_size=8, eval_every=5, eval_batches=2)
-    ddp_out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "harness.app", "train", "--stage", "1", "--config", "pixar-micro",
-           "--out", str(ddp_out), "--device", "cpu"]
-    for s in sets:
-        cmd += ["--set", s]
-    run_ranks(cmd)
-    single = tmp_path / "single"
-    train_stage1(PixarConfig.from_yaml(preset_path("pixar-micro"), sets), single, device="cpu")
-    a, b = losses(ddp_out), losses(single)
-    assert sorted(a) == sorted(b) == list(range(1, steps + 1))  # rank 0 alone logged: one record per step
-    assert max(abs(a[s] - b[s]) for s in a) < 1e-5
-    val = [[json.loads(x).get("val_loss") for x in (o / "metrics.jsonl").read_text().splitlines()][-1] for o in (ddp_out, single)]
-    assert val[0] == pytest.approx(val[1], abs=1e-5)
-    m1, _ = load_model(latest_checkpoint(ddp_out))
-    m2, _ = load_model(latest_checkpoint(single))
-    for (k, p1), (_, p2) in zip(m1.state_dict().items(), m2.state_dict().items()):
-        torch.testing.assert_close(p1, p2, atol=1e-5, rtol=1e-4, msg=k)
-
-
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(corpus, tmp_path):
     def poison(step, model):
         if step == 3:
@@ -253,3 +186,30 @@ def test_grad_accumulation_matches_the_full_batch(corpus, tmp_path):
     m1, m2 = load_model(latest_checkpoint(a))[0], load_model(latest_checkpoint(b))[0]
     for p1, p2 in zip(m1.parameters(), m2.parameters()):
         torch.testing.assert_close(p1, p2, atol=1e-5, rtol=1e-4)
+
+
+def test_a_checkpoint_config_from_before_optim_loads_with_its_flat_keys_migrated(tmp_path):
+    """config.json of checkpoints saved before OptimConfig: flat train.{lr, warmup_steps, ...} and adv.{lr_g,
+    warmup_steps} load into train.optim / adv.optim (stage 2 then took its AdamW settings from train)."""
+    from pixar.checkpoint.store import load_config
+    from pixar.config import AdvConfig, OptimConfig
+
+    old = {"name": "old", "model": {"hidden": 32, "layers": 1, "heads": 2, "ffn": 64, "max_positions": 32},
+           "render": {"max_positions": 32},
+           "train": {"steps": 9, "lr": 1e-3, "warmup_steps": 7, "min_lr_ratio": 0.2, "beta1": 0.8, "beta2": 0.99,
+                     "eps": 1e-6, "weight_decay": 0.05, "grad_clip": 0.5},
+           "adv": {"steps": 4, "lr_g": 2e-5, "lr_d": 4e-5, "warmup_steps": 3, "cosine_steps": 50}}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    cfg = load_config(tmp_path)
+    assert cfg.train.steps == 9 and cfg.train.optim == OptimConfig(lr=1e-3, warmup_steps=7, min_lr_ratio=0.2, beta1=0.8,
+                                                                   beta2=0.99, eps=1e-6, weight_decay=0.05, grad_clip=0.5)
+    assert cfg.adv.optim == OptimConfig(lr=2e-5, warmup_steps=3, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.05,
+                                        grad_clip=0.5)
+    assert (cfg.adv.lr_d, cfg.adv.cosine_steps, cfg.adv.steps) == (4e-5, 50, 4)
+    assert Schedule.of(cfg.train)(7) == pytest.approx(1e-3)  # the schedule reads the migrated section
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))  # today's layout loads unchanged
+    assert load_config(tmp_path) == cfg and AdvConfig().optim.lr == 3e-5
+    with pytest.raises(ConfigError, match=r"unknown key.*\blr\b"):  # presets and --set: the new keys only
+        PixarConfig.from_yaml(preset_path("pixar-micro"), ["train.lr=0.1"])
+    with pytest.raises(ConfigError, match=r"optim\.lr must be"):
+        PixarConfig.from_yaml(preset_path("pixar-micro"), ["train.optim.lr=nan"])

@@ -65,7 +65,7 @@ def test_unknown_preset_lists_the_presets(tmp_path):
 
 
 @pytest.mark.parametrize("item,hint", [("train.stepz=3", "did you mean train.steps"),
-                                       ("adv.lr=1e-4", "did you mean adv.lr_g or adv.lr_d"),
+                                       ("adv.lr=1e-4", "did you mean adv.lr_d or adv.optim.lr"),
                                        ("modle.hidden=8", "did you mean model.hidden"),
                                        ("train.completely_unrelated_key=1", "unknown key")])
 def test_mistyped_set_key_is_named_with_the_closest_keys(item, hint, tmp_path):
@@ -150,7 +150,8 @@ def test_missing_textattack_is_one_line(monkeypatch):
 # ---- outputs people paste -------------------------------------------------------------------------------
 def _run_folder(micro_checkpoint, tmp_path, meta):
     """A run folder (step checkpoint + `last`) around the micro checkpoint, with the given meta."""
-    from pixar.checkpoint.store import load_model, save_step_checkpoint
+    from pixar.checkpoint.store import save_step_checkpoint
+    from pixar.model.transformer import load_model
 
     model, cfg = load_model(micro_checkpoint)
     save_step_checkpoint(tmp_path / "run", meta.pop("step"), model, cfg, None, meta=meta)
@@ -197,7 +198,7 @@ def test_gpt2_card_and_match_after_a_model_change():
 
 
 def test_generate_text_is_what_pixar_generate_prints(micro_checkpoint, tmp_path):
-    from pixar.checkpoint.store import load_model
+    from pixar.model.transformer import load_model
     from pixar.read.text import generate_text
 
     model, cfg = load_model(micro_checkpoint)

@@ -18,7 +18,8 @@ Outputs under --out, per task (stem = sst2, babi-qa1, lambada):
     <stem>-<recipe>.md / .csv      attack success rate and queries per model; <stem>-<recipe>_records.jsonl
     summary.json                   harness.results.schema schema: config, seed, versions, protocol, data, models,
                                    files, metrics (+ attacks, recipes, rates, per-task details)
-Presets (`configs/attack/<name>.yaml`) set defaults; options given on the command line win.
+Presets (`configs/attack/<name>.yaml`, harness.robustness.preset.AttackConfig, `--set key=value`) set defaults;
+options given on the command line win.
 """
 from __future__ import annotations
 
@@ -28,52 +29,25 @@ from pathlib import Path
 
 import click
 
-from pixar.config import preset_dir
 from pixar.provenance import slug
 
 from harness.cli.render import make_out_dir, torch_device
+from harness.cli.errors import one_line_errors
+from harness.robustness.tasks import AttackConfigError
+from harness.robustness.preset import csv_list, load_attack_config
 
 log = logging.getLogger(__name__)
-PRESET_DIR = preset_dir("attack")
-DEFAULTS = {"type": "swap", "task": "sst2", "rates": "0,0.05,0.1,0.2,0.4,0.6", "seed": 0, "limit": None,
-            "ocr": "glyph", "positions": None, "batch_size": 16, "babi_task": 1, "variant": "en",
-            "query_budget": None}
-PRESET_KEYS = {"name", "description", *DEFAULTS}
-
-
-class AttackConfigError(ValueError):
-    """A bad option or preset value; the message names the option or file."""
 
 
 # ---- settings --------------------------------------------------------------------------------
-def load_preset(name_or_path: str) -> tuple[dict, Path]:
-    """`configs/attack/<name>.yaml` (or a YAML path) -> (its settings, path)."""
-    from pixar.config import read_yaml_mapping
-
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        path = PRESET_DIR / f"{name_or_path}.yaml"
-    raw = read_yaml_mapping(path, "attack preset", AttackConfigError, PRESET_DIR)
-    unknown = sorted(set(raw) - PRESET_KEYS)
-    if unknown:
-        raise AttackConfigError(f"{path}: unknown key(s) {unknown} (known: {', '.join(sorted(PRESET_KEYS))})")
-    return raw, path
-
-
-def _csv(value) -> str:
-    return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
-
-
-def resolve_settings(cli: dict, preset: str | None = None) -> dict:
-    """Merge built-in defaults < preset < command line (None = not given); lists become comma strings."""
-    merged = dict(DEFAULTS)
-    if preset:
-        raw, path = load_preset(preset)
-        merged.update({k: v for k, v in raw.items() if k in DEFAULTS})
+def resolve_settings(cli: dict, preset: str | None = None, overrides: list[str] | None = None) -> dict:
+    """The run's settings: AttackConfig defaults < preset (harness.robustness.preset, YAML + `--set` overrides) <
+    command-line options (None = not given); lists become comma strings."""
+    cfg, path = load_attack_config(preset, overrides, AttackConfigError)
+    merged = cfg.to_dict()
+    if path is not None:
         merged["preset"] = str(path)
-    merged.update({k: v for k, v in cli.items() if v is not None})
-    for key in ("type", "task", "rates"):
-        merged[key] = _csv(merged[key])
+    merged.update({k: csv_list(v) if k in ("type", "task", "rates") else v for k, v in cli.items() if v is not None})
     return merged
 
 
@@ -208,24 +182,6 @@ def attack_severity(metric: str, attacks_info: dict) -> str:
 
 
 # ---- command ---------------------------------------------------------------------------------
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    from attacks import AttackUnavailableError
-    from harness.models.gpt2_baselines import BaselineError
-    from pixar.checkpoint.store import CheckpointError
-    from pixar.config import ConfigError
-    from pixar.read.ocr import OCRError
-    from pixar.paths import DataNotFound
-
-    return (ValueError, AttackUnavailableError, CheckpointError, ConfigError, DataNotFound, BaselineError, OCRError,
-            FileNotFoundError)
-
-
-def _one_line(fn):
-    from harness.app import one_line_errors
-
-    return one_line_errors(_expected_errors, "attack")(fn)
-
-
 def _default_out(settings: dict) -> Path:
     limit = f"-limit{settings['limit']}" if settings["limit"] else ""
     name = f"{slug(settings['task'].replace(',', '+'))}-{slug(settings['type'].replace(',', '+'))}{limit}"
@@ -248,6 +204,8 @@ def _default_out(settings: dict) -> Path:
               help="PIXAR read-back; union = the paper's scoring (either engine). [default: glyph]")
 @click.option("--positions", type=click.IntRange(min=1), help="Positions PIXAR generates (default: bAbI 5, LAMBADA 4).")
 @click.option("--preset", help="configs/attack/<name>.yaml (paper) or a YAML path; options given here override it.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Preset override (harness.robustness.preset.AttackConfig), e.g. rates=[0,0.1] or seed=3.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: results/attack/<task>-<type>].")
 @click.option("--babi-task", type=click.IntRange(1, 20), help="bAbI task number for --task babi. [default: 1]")
 @click.option("--variant", type=click.Choice(["en", "en-10k"]), help="bAbI files (en = 1k train). [default: en]")
@@ -256,6 +214,20 @@ def _default_out(settings: dict) -> Path:
 @click.option("--finetune-steps", default=300, show_default=True, type=click.IntRange(min=1))
 @click.option("--finetune-lr", default=1e-3, show_default=True, type=click.FloatRange(0, 10, min_open=True))
 @click.option("--finetune-batch", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--finetune-lrs", metavar="LR[,LR]", help="With --finetune-dev: an lr sweep, the lowest dev loss wins "
+              "(harness.models.finetune); replaces --finetune-lr.")
+@click.option("--finetune-dev", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Share of the training stories held out as dev: early stopping on the answer's dev loss, best "
+                   "weights kept, --finetune-steps becomes the cap. 0 = no dev split.")
+@click.option("--finetune-patience", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Dev evaluations without improvement before stopping (0 = run to the cap).")
+@click.option("--finetune-eval-every", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--finetune-min-steps", default=0, show_default=True, type=click.IntRange(min=0),
+              help="No early stop before this many steps.")
+@click.option("--finetune-dev-metric", default="accuracy", show_default=True, type=click.Choice(["accuracy", "loss"]),
+              help="What early stopping and the lr sweep read on dev: first-word accuracy or the answer's loss.")
+@click.option("--finetune-seed", type=int, help="Seed of the fine-tuning (batch order) [default: --seed]; "
+                                                "perturbations keep --seed.")
 @click.option("--save-finetuned", type=click.Path(file_okay=False),
               help="With --finetune: save the fine-tuned models here (reusable as --checkpoint / --baseline).")
 @click.option("--query-budget", type=click.IntRange(min=1), help="TextAttack recipes: max queries per example.")
@@ -263,10 +235,11 @@ def _default_out(settings: dict) -> Path:
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--data-dir", type=click.Path(), help="Data folder (default $PIXAR_DATA).")
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(0, 4096), help="torch CPU threads (0 = torch default).")
-@_one_line
-def attack(type_, task, rates, checkpoint, baselines, seed, limit, ocr, positions, preset, out, babi_task, variant,
-           babi_dir, finetune, finetune_steps, finetune_lr, finetune_batch, save_finetuned, query_budget, batch_size,
-           device, data_dir, threads):
+@one_line_errors("attack")
+def attack(type_, task, rates, checkpoint, baselines, seed, limit, ocr, positions, preset, overrides, out, babi_task,
+           variant, babi_dir, finetune, finetune_steps, finetune_lr, finetune_batch, finetune_lrs, finetune_dev,
+           finetune_patience, finetune_eval_every, finetune_min_steps, finetune_dev_metric, finetune_seed,
+           save_finetuned, query_budget, batch_size, device, data_dir, threads):
     """Accuracy under orthographic attacks (per rate, per model) and TextAttack recipes; tables + plot."""
     if not checkpoint and not baselines:
         raise click.UsageError("pass --checkpoint DIR and/or --baseline gpt2|DIR")
@@ -278,12 +251,24 @@ def attack(type_, task, rates, checkpoint, baselines, seed, limit, ocr, position
         torch.set_num_threads(threads)
     settings = resolve_settings({"type": type_, "task": task, "rates": rates, "seed": seed, "limit": limit,
                                  "ocr": ocr, "positions": positions, "batch_size": batch_size, "babi_task": babi_task,
-                                 "variant": variant, "query_budget": query_budget}, preset)
+                                 "variant": variant, "query_budget": query_budget}, preset, list(overrides))
     fc = None
     if finetune:
         from harness.models.finetune import TaskFinetuneConfig
 
-        fc = TaskFinetuneConfig(steps=finetune_steps, lr=finetune_lr, batch_size=finetune_batch, seed=int(settings["seed"]))
+        try:
+            lrs = [float(x) for x in finetune_lrs.split(",") if x.strip()] if finetune_lrs else []
+        except ValueError:
+            raise click.BadParameter(f"not a comma list of numbers: {finetune_lrs!r}", param_hint="--finetune-lrs")
+        if lrs and not finetune_dev:
+            raise click.UsageError("--finetune-lrs picks on a dev split: give --finetune-dev too")
+        if any(not 0 < x <= 10 for x in lrs):
+            raise click.BadParameter(f"every lr must be in (0, 10]: {finetune_lrs!r}", param_hint="--finetune-lrs")
+        fc = TaskFinetuneConfig.of(finetune_steps, lrs[0] if lrs else finetune_lr, finetune_batch,
+                                   int(settings["seed"]) if finetune_seed is None else finetune_seed, lrs=lrs,
+                                   dev_fraction=finetune_dev, patience=finetune_patience,
+                                   eval_every=finetune_eval_every, dev_metric=finetune_dev_metric,
+                                   min_steps=finetune_min_steps)
     out_dir = Path(out) if out else _default_out(settings)
     torch_device(device)
     make_out_dir(out_dir)

@@ -10,8 +10,9 @@ in LAZY_SUBCOMMANDS below ({"name": ("module", "attribute")}); it is imported on
 `pixar bench lambada` never pays for its imports. A module may also call `bench.add_command(cmd)` itself
 (then it must be imported before the CLI runs); the lazy table is the preferred way.
 
-Every expected failure (bad checkpoint, missing data, unknown task, unusable baseline, missing OCR engine)
-ends as one line via click.ClickException; -v on `pixar` shows the traceback in the log.
+Every expected failure (bad checkpoint, missing data, unknown task or protocol, unusable baseline, missing OCR
+engine: a pixar.errors.PixarError) ends as one line (harness.cli.errors); -v on `pixar` shows the traceback in the
+log; anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import click
 from harness.app import LazyGroup
 from harness.cli import refuse_module_run
 from harness.cli.render import make_out_dir, torch_device
+from harness.cli.errors import one_line_errors
 
 log = logging.getLogger(__name__)
 
@@ -36,24 +38,6 @@ class LazyBench(LazyGroup):
 @click.group(cls=LazyBench)
 def bench() -> None:
     """Benchmarks: LAMBADA and bAbI (paper protocol + lm-eval), GLUE; PIXAR vs GPT-2 baselines."""
-
-
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    from pixar.checkpoint.store import CheckpointError
-    from pixar.config import ConfigError
-    from pixar.read.ocr import OCRError
-    from pixar.paths import DataNotFound
-
-    from harness.models.gpt2_baselines import BaselineError
-    from harness.tasks.common import TaskError
-
-    return CheckpointError, ConfigError, DataNotFound, TaskError, BaselineError, OCRError, ValueError
-
-
-def _one_line(fn):
-    from harness.app import one_line_errors
-
-    return one_line_errors(_expected_errors, "bench")(fn)
 
 
 POSITIVE = click.IntRange(min=1)
@@ -107,7 +91,7 @@ def _validate(checkpoint, baselines, limit, device="cpu"):
 
 @bench.command()
 @common_options
-@_one_line
+@one_line_errors("bench lambada")
 def lambada(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batch_size, device, data_dir, seed):
     """LAMBADA (5,153 passages): the paper's protocol (original test set) and its variants, lm-eval loglikelihood
     (OpenAI's set)."""
@@ -130,7 +114,7 @@ def lambada(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batc
 @click.option("--finetune-steps", default=300, show_default=True, type=POSITIVE)
 @click.option("--finetune-lr", default=1e-3, show_default=True, type=click.FloatRange(0, 10, min_open=True))
 @click.option("--finetune-batch", default=16, show_default=True, type=POSITIVE)
-@_one_line
+@one_line_errors("bench babi")
 def babi(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batch_size, device, data_dir, seed, tasks,
          variant, babi_dir, finetune, finetune_steps, finetune_lr, finetune_batch):
     """bAbI QA tasks 1-20: paper prompt format (' |') and lm-eval's Passage/Question/Answer format."""
@@ -138,7 +122,7 @@ def babi(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batch_s
     from harness.models.finetune import TaskFinetuneConfig
 
     _validate(checkpoint, baselines, limit, device)
-    fc = TaskFinetuneConfig(steps=finetune_steps, lr=finetune_lr, batch_size=finetune_batch, seed=seed) if finetune else None
+    fc = TaskFinetuneConfig.of(finetune_steps, finetune_lr, finetune_batch, seed) if finetune else None
     out_dir = make_out_dir(_out_dir(out, "babi", checkpoint, baselines, limit, "-finetuned" if finetune else ""))
     run_babi(checkpoint, list(baselines), out_dir, tasks=tasks, variant=variant, babi_folder=babi_dir, limit=limit,
              protocols=tuple(protocols or ("paper", "lm-eval")), ocr=ocr, batch_size=batch_size, device=device,

@@ -1,5 +1,5 @@
 """`pixar convert`: import an official april-tools/pixar backbone folder into our checkpoint format
-(the conversion itself is pixar.checkpoint.official). An existing, non-empty -o folder is refused unless
+(the conversion itself is pixar.model.official). An existing, non-empty -o folder is refused unless
 --force, and even then only a checkpoint folder is replaced, never a run folder or a dataset."""
 from __future__ import annotations
 
@@ -7,15 +7,10 @@ from pathlib import Path
 
 import click
 
+from pixar.model.official import convert_official
+
 from harness.cli import refuse_module_run
-from harness.cli.render import one_line_errors
-
-
-def _errors():
-    from pixar.checkpoint.store import CheckpointError
-    from pixar.config import ConfigError
-
-    return CheckpointError, ConfigError, OSError
+from harness.cli.errors import one_line_errors
 
 
 @click.command()
@@ -24,11 +19,9 @@ def _errors():
 @click.option("--max-positions", default=360, show_default=True, type=click.IntRange(2, 1 << 20),
               help="Rendering length (paper: 360 = 720 patches).")
 @click.option("--force", is_flag=True, help="Replace the checkpoint already in -o (a run or dataset folder never is).")
-@one_line_errors(_errors, "convert")
+@one_line_errors("convert")
 def convert(src, out, max_positions, force):
     """Convert an official april-tools/pixar backbone folder (SRC) into a PIXAR checkpoint."""
-    from pixar.checkpoint.official import convert_official
-
     dest = Path(out)
     if dest.exists() and not force and (not dest.is_dir() or any(dest.iterdir())):
         raise click.ClickException(f"{out}: exists and is not empty; pass --force to replace a checkpoint there "

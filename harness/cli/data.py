@@ -15,19 +15,12 @@ import time
 
 import click
 
-from harness.cli.render import one_line_errors
-from pixar.config import ConfigError, TrainConfig, from_dict, preset_path, read_yaml_mapping
+from pixar.config import TrainConfig, from_dict, preset_path, read_yaml_mapping
+
 from harness.cli import refuse_module_run
+from harness.cli.errors import one_line_errors
 
 _DEFAULTS = TrainConfig()
-
-
-def _errors():
-    from pixar.config import ConfigError
-    from pixar.data.sources import DataError
-
-    return (DataError, ConfigError, OSError)
-
 
 
 def _preset_train(config: str) -> TrainConfig:
@@ -58,7 +51,7 @@ def data() -> None:
 @click.option("--num-proc", default=1, show_default=True, type=click.IntRange(1, 1024), help="Processes (the output is the same for any N).")
 @click.option("--data-dir", type=click.Path(), help="Data folder for relative sources (default: $PIXAR_DATA).")
 @click.option("--force", is_flag=True, help="Replace a dataset in --out prepared from other sources or settings.")
-@one_line_errors(_errors, "data prepare")
+@one_line_errors("data prepare")
 def prepare(sources, out, config, max_chars, min_chars, seed, val_fraction, packing, num_proc, data_dir, force):
     """Pack SOURCE... (.txt/.jsonl files or folders, hf:NAME[:CONFIG] streamed) into --out."""
     from pixar.data.prepare import packing_config, prepare as run_prepare, source_bytes
@@ -84,7 +77,7 @@ def prepare(sources, out, config, max_chars, min_chars, seed, val_fraction, pack
 
 @data.command()
 @click.argument("folder", type=click.Path(file_okay=False))
-@one_line_errors(_errors, "data verify")
+@one_line_errors("data verify")
 def verify(folder):
     """Hash every shard of the prepared dataset FOLDER against its manifest (sha256), ignoring the
     hash-on-first-open cache; one line naming the first corrupt shard."""

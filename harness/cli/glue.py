@@ -23,6 +23,7 @@ import click
 
 from pixar.provenance import slug, versions
 
+from harness.cli.errors import one_line_errors
 from harness.tasks.glue import SPLIT_TAGS, TASK_ORDER, GlueDataError, get_task, has_local, load_split
 
 METRIC_COLUMNS = ("accuracy", "f1", "mcc", "pearson", "spearman")
@@ -205,7 +206,7 @@ def run_zero_shot(tasks: list[str], checkpoint: str | None, baselines: list[str]
 @click.option("--source", type=click.Choice(["local", "hf", "auto"]), default="local", show_default=True,
               help="local = $PIXAR_DATA/glue TSVs; hf = nyu-mll/glue online; auto = local when present.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data folder (default $PIXAR_DATA).")
-@click.option("--set", "overrides", multiple=True, help="Schedule override key=value (e.g. steps=50, lr=3e-5).")
+@click.option("--set", "overrides", multiple=True, help="Schedule override key=value (e.g. steps=50, optim.lr=3e-5).")
 @click.option("--seed", type=int, help="Overrides the preset's seed.")
 @click.option("--threads", default=0, show_default=True, type=click.IntRange(0, 4096), help="torch CPU threads (0 = torch default).")
 @click.option("--device", default="cpu", show_default=True)
@@ -214,14 +215,11 @@ def run_zero_shot(tasks: list[str], checkpoint: str | None, baselines: list[str]
 @click.option("--save-classifier/--no-save-classifier", default=True, show_default=True)
 @click.option("--zero-shot", is_flag=True, help="No fine-tuning: lm-eval multiple choice with lm-eval's GLUE prompts "
               "(a separate table, glue_zeroshot.md; --limit-dev = first N dev examples).")
+@one_line_errors("bench glue")
 def glue(task, checkpoint, baselines, preset, limit_train, limit_dev, out, source, data_dir, overrides, seed,
          threads, device, classifiers, save_classifier, zero_shot):
     """Fine-tune on GLUE and report dev metrics (fine-tuned protocol) as Markdown + CSV tables."""
     import torch
-
-    from pixar.checkpoint.store import CheckpointError
-    from pixar.config import ConfigError
-    from pixar.paths import DataNotFound
 
     if not checkpoint and not baselines:
         raise click.UsageError("give --checkpoint (PIXAR) and/or --baseline (GPT-2)")
@@ -237,41 +235,34 @@ def glue(task, checkpoint, baselines, preset, limit_train, limit_dev, out, sourc
     models = model_specs(checkpoint, list(baselines))
     if zero_shot:
         from harness.tasks.glue_zeroshot import PROMPTS
-        from harness.tasks.common import TaskError
 
-        try:
-            tasks, _ = resolve_tasks(task)
-            tasks = [t for t in tasks if t in PROMPTS and has_local(get_task(t), "validation", data_dir)]
-            if not tasks:
-                raise GlueDataError(f"no zero-shot task with a local dev split among {task!r} (have: {', '.join(PROMPTS)})")
-            md, csv_path = run_zero_shot(tasks, checkpoint, list(baselines), out_dir, limit_dev or None, data_dir,
-                                         device, seed or 0)
-        except (GlueDataError, ConfigError, CheckpointError, DataNotFound, TaskError, FileNotFoundError) as e:
-            raise click.ClickException(str(e).splitlines()[0]) from None
+        tasks, _ = resolve_tasks(task)
+        tasks = [t for t in tasks if t in PROMPTS and has_local(get_task(t), "validation", data_dir)]
+        if not tasks:
+            raise GlueDataError(f"no zero-shot task with a local dev split among {task!r} (have: {', '.join(PROMPTS)})")
+        md, csv_path = run_zero_shot(tasks, checkpoint, list(baselines), out_dir, limit_dev or None, data_dir,
+                                     device, seed or 0)
         click.echo(f"zero-shot tables: {md} {csv_path}")
         return
-    try:
-        tasks, is_all = resolve_tasks(task)
-        skipped = []
-        for t in tasks:
-            spec = get_task(t)
-            if source == "local" and not has_local(spec, "train", data_dir):
-                if not is_all:
-                    load_split(t, "train", source, data_dir)  # raises the clear "missing locally" error
-                skipped.append(t)
-                click.echo(f"skip {t}: no local train split (use --source hf for nyu-mll/glue online)", err=True)
-                continue
-            for kind, name in models:
-                click.echo(f"== {kind} {name} on {t} (preset {preset})", err=True)
-                rec = run_task(kind, name, t, preset, out_dir, extra, source, data_dir, device,
-                               Path(classifiers) if save_classifier else None, log=lambda s: click.echo(s, err=True))
-                shown = ", ".join(f"{s}:{m}={v:.4f}" for s, ms in rec["metrics"].items() for m, v in ms.items())
-                click.echo(f"{rec['model']} {t}: fine-tuned dev (best @ step {rec['best_step']}) {shown}")
-        config = {"task": task, "checkpoint": checkpoint, "baselines": list(baselines), "preset": preset,
-                  "overrides": extra, "source": source, "data_dir": data_dir, "device": device, "seed": seed}
-        md, csv_path = write_tables(out_dir, config=config)
-    except (GlueDataError, ConfigError, CheckpointError, DataNotFound, FileNotFoundError) as e:
-        raise click.ClickException(str(e)) from None
+    tasks, is_all = resolve_tasks(task)
+    skipped = []
+    for t in tasks:
+        spec = get_task(t)
+        if source == "local" and not has_local(spec, "train", data_dir):
+            if not is_all:
+                load_split(t, "train", source, data_dir)  # raises the clear "missing locally" error
+            skipped.append(t)
+            click.echo(f"skip {t}: no local train split (use --source hf for nyu-mll/glue online)", err=True)
+            continue
+        for kind, name in models:
+            click.echo(f"== {kind} {name} on {t} (preset {preset})", err=True)
+            rec = run_task(kind, name, t, preset, out_dir, extra, source, data_dir, device,
+                           Path(classifiers) if save_classifier else None, log=lambda s: click.echo(s, err=True))
+            shown = ", ".join(f"{s}:{m}={v:.4f}" for s, ms in rec["metrics"].items() for m, v in ms.items())
+            click.echo(f"{rec['model']} {t}: fine-tuned dev (best @ step {rec['best_step']}) {shown}")
+    config = {"task": task, "checkpoint": checkpoint, "baselines": list(baselines), "preset": preset,
+              "overrides": extra, "source": source, "data_dir": data_dir, "device": device, "seed": seed}
+    md, csv_path = write_tables(out_dir, config=config)
     if skipped:
         click.echo(f"skipped (no local train split): {', '.join(skipped)}")
     click.echo(f"tables: {md} {csv_path}")

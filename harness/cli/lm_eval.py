@@ -57,7 +57,7 @@ def task_configs(data_dir: str | None = None, unit: str = "token") -> list[dict]
 
 def default_tasks_dir(configs: list[dict], unit: str) -> Path:
     """<pixar cache>/lm-eval-tasks/<version>-<unit>-<hash of the data paths>: one folder per data location."""
-    from pixar.read.wordlist import cache_dir
+    from pixar.paths import cache_dir
 
     paths = sorted(str(v) for c in configs for v in (c.get("dataset_kwargs") or {}).values())
     digest = hashlib.sha256("\n".join(paths).encode()).hexdigest()[:12]

@@ -1,31 +1,13 @@
 """`pixar render` and `pixar generate`: the model library's own commands (the `pixar` click root that
-collects every command is the application's, harness.app), and `one_line_errors`, the decorator every command
-uses to turn an expected error into one line. Thin: parse options, call library functions."""
+collects every command is the application's, harness.app). Thin: parse options, call library functions."""
 from __future__ import annotations
-
-import functools
-import logging
 
 import click
 
+from pixar.errors import PixarError
+
 from harness.cli import refuse_module_run
-
-
-def one_line_errors(expected, what: str):
-    """Decorator for click commands: an expected error (a callable returning exception types, so slow
-    imports stay lazy) becomes a one-line click error; anything else keeps its traceback."""
-
-    def deco(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except expected() as e:
-                logging.getLogger(fn.__module__).debug("%s failed", what, exc_info=True)
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise click.ClickException(msg) from None
-        return wrapper
-    return deco
+from harness.cli.errors import one_line_errors
 
 
 def make_out_dir(path, what: str = "output folder"):
@@ -52,15 +34,7 @@ MAX_IMAGE_PIXELS = 1 << 26
 """The largest PNG `render`/`generate` write (67M pixels, ~67 MB in memory): --scale is bounded by it."""
 
 
-def _errors():
-    from pixar.checkpoint.store import CheckpointError
-    from pixar.config import ConfigError
-    from pixar.paths import DataNotFound
-
-    return ConfigError, CheckpointError, DataNotFound, OutputError
-
-
-class OutputError(RuntimeError):
+class OutputError(PixarError, RuntimeError):
     """An output file that cannot be written (read-only folder, disk full, a file in place of a folder)."""
 
 
@@ -95,7 +69,7 @@ SCALE = click.IntRange(min=1)
 @click.option("--config", help="Preset name or YAML whose render section to use.")
 @click.option("--full", is_flag=True, help="Show the whole strip, padding included.")
 @click.option("--pair", help="Render TEXT and PAIR as a sentence pair (a, EOS, b, EOS).")
-@one_line_errors(_errors, "render")
+@one_line_errors("render")
 def render(text, out, scale, font, config, full, pair):
     """Render TEXT as PIXAR sees it and save an upscaled PNG."""
     from pixar.render.renderer import to_image, trim_to_mask
@@ -151,13 +125,13 @@ def torch_device(device: str):
 @click.option("--seed", default=0, show_default=True, help="Seed for --mode sample.")
 @click.option("--scale", default=8, show_default=True, type=SCALE)
 @click.option("--device", default="cpu", show_default=True)
-@one_line_errors(_errors, "generate")
+@one_line_errors("generate")
 def generate(checkpoint, prompt, out, max_new_positions, mode, temperature, seed, scale, device):
     """Continue PROMPT with a trained model; save prompt + continuation as a PNG and print the read-back text."""
     import math
 
-    from pixar.checkpoint.store import load_model
     from pixar.config import ConfigError
+    from pixar.model.transformer import load_model
     from pixar.model.generate import prepare_prompts
     from pixar.read.text import continue_text
     from pixar.render.renderer import Renderer, to_image

@@ -2,8 +2,8 @@
 
     pixar train --stage 1 --config pixar-tiny [--set train.steps=100 ...] [--out runs/x] [--resume]
     pixar train --stage 2 --init runs/pixar-tiny-stage1/step-0000600 --config pixar-tiny
-    pixar train --model gpt2 --config gpt2-tiny                                        (same-budget baseline)
-    torchrun --nproc-per-node 4 -m harness.app train --stage 1 --config pixar-113m      (DDP)
+    pixar train --model gpt2 --config gpt2-tiny [--resume auto]                         (same-budget baseline)
+    torchrun --nproc-per-node 4 -m harness.app train --stage 1 --config pixar-113m      (DDP; --model gpt2 too)
 
 Every expected failure (missing corpus, bad config or checkpoint, diverged run) is one line.
 """
@@ -15,7 +15,10 @@ from pathlib import Path
 
 import click
 
+from pixar.errors import PixarError
+
 from harness.cli import refuse_module_run
+from harness.cli.errors import one_line
 from harness.cli.render import make_out_dir, torch_device
 
 
@@ -115,17 +118,18 @@ def train_pixar(stage: str, config, overrides, out, resume, init, data_dir, devi
 
 
 def train_gpt2_baseline(stage: str, config, overrides, out, resume, init, data_dir, device, allow_change=False) -> str:
-    """The same-budget GPT-2 (harness.models.gpt2_pretrain)."""
+    """The same-budget GPT-2 (harness.models.gpt2_pretrain), through the same run machinery as stage 1."""
     from pixar.config import preset_path
 
     from harness.models.gpt2_pretrain import train_gpt2
 
-    if init or stage != "1" or resume != "false":
-        raise click.UsageError("--model gpt2 trains from scratch (no --stage 2, --init or --resume)")
+    if init or stage != "1":
+        raise click.UsageError("--model gpt2 pretrains from scratch or --resume (no --stage 2 or --init)")
     config = config or "gpt2-tiny"
     out = out or f"runs/{Path(config).stem}"
     with no_empty_run_folder(out):
-        return f"gpt2 baseline: {train_gpt2(str(preset_path(config)), list(overrides), out, data_dir, device=device)}"
+        path = train_gpt2(str(preset_path(config)), list(overrides), out, data_dir, device=device, resume=resume)
+        return f"gpt2 baseline: {path}"
 
 
 def print_config(model_kind: str, stage: str, config, overrides, init) -> str:
@@ -174,15 +178,9 @@ def train(stage, config, overrides, out, resume, init, data_dir, device, allow_c
 
     On SIGTERM or SIGUSR1 (SLURM's warning signals) the run finishes its step, saves a checkpoint and exits 0
     with the command that resumes it (`--resume auto`). A second run on the same --out is refused."""
-    from pixar.checkpoint.store import CheckpointError
-    from pixar.config import ConfigError
-    from pixar.data.sources import DataError
-    from pixar.train.loop import Preempted, TrainingError
-    from pixar.paths import DataNotFound
     from pixar.paths import data_dir as find_data_dir
-    from pixar.train.runlock import RunLockError
+    from pixar.train.loop import Preempted
 
-    expected = (ConfigError, DataError, DataNotFound, CheckpointError, TrainingError, RunLockError)
     try:
         if show_config:
             click.echo(print_config(model_kind, stage, config, overrides, init))
@@ -197,8 +195,8 @@ def train(stage, config, overrides, out, resume, init, data_dir, device, allow_c
         if is_rank0():
             click.echo(p.message)
         return
-    except expected as e:
-        raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    except PixarError as e:
+        raise click.ClickException(one_line(e)) from None
     except OSError as e:  # the environment, not a bug: a read-only or full disk, a file where a folder belongs
         where = e.filename or out or "the run folder"
         raise click.ClickException(f"{where}: cannot create or write ({e.strerror or e})") from None

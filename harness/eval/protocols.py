@@ -58,12 +58,19 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.results import stats
+from pixar.errors import PixarError
+
 from harness.eval import readability
 from harness.eval.official_scorers import get_scorer, process_lambda
+from harness.results import stats
 
 DATA_VARIANTS = ("lambada-original", "lambada-openai", "babi-generated", "babi-qa1-test")
 PROMPT_PREPS = ("process_lambda", "split-space", "last-question", "all-questions")
+
+
+class ProtocolError(PixarError, ValueError):
+    """A protocol that cannot run as asked: unknown name, a context cap or task it cannot score, a model too short
+    for its generated positions."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ class ProtocolSpec:
             raise ValueError(f"protocol {self.name}: unknown data {self.data!r} or prompt prep {self.prompt_prep!r}")
         get_scorer(self.scorer)
         if self.positions < 1 or (self.context_cap is not None and self.context_cap < 1):
-            raise ValueError(f"protocol {self.name}: positions and context_cap must be >= 1")
+            raise ProtocolError(f"protocol {self.name}: positions and context_cap must be >= 1")
 
     @property
     def label(self) -> str:
@@ -161,7 +168,7 @@ def protocol_names(task: str) -> list[str]:
 
 def get_protocol(task: str, name: str) -> ProtocolSpec:
     if (task, name) not in PROTOCOLS:
-        raise ValueError(f"unknown {task} protocol {name!r} (known: {', '.join(protocol_names(task)) or 'none'})")
+        raise ProtocolError(f"unknown {task} protocol {name!r} (known: {', '.join(protocol_names(task)) or 'none'})")
     return PROTOCOLS[(task, name)]
 
 
@@ -178,7 +185,7 @@ def context_budget(spec: ProtocolSpec, model_positions: int) -> int:
     if spec.context_cap is not None:
         budget = min(budget, spec.context_cap)
     if budget < 1:
-        raise ValueError(f"{spec.label}: a {model_positions}-position model leaves no room for context "
+        raise ProtocolError(f"{spec.label}: a {model_positions}-position model leaves no room for context "
                          f"before {spec.positions} generated positions")
     return budget
 
@@ -221,7 +228,7 @@ def cap_for_training_lengths(lengths: Sequence[int], positions: int, coverage: f
     reach = int(arr[int(math.floor((1 - coverage) * arr.size))])
     cap = reach - positions
     if cap < 1:
-        raise ValueError(f"training rows are too short: {coverage:.0%} of them reach only {reach} positions")
+        raise ProtocolError(f"training rows are too short: {coverage:.0%} of them reach only {reach} positions")
     return cap
 
 
@@ -253,9 +260,9 @@ def load_examples(spec: ProtocolSpec, data_dir: str | Path | None = None, seed: 
 
 
 def check_task(spec: ProtocolSpec, task: int) -> None:
-    """ValueError when a protocol cannot score bAbI `task` (the generated-story protocols are task 1 only)."""
+    """ProtocolError when a protocol cannot score bAbI `task` (the generated-story protocols are task 1 only)."""
     if spec.data == "babi-generated" and task != 1:
-        raise ValueError(f"{spec.label} is defined on generated task-1 stories; for bAbI task {task} use "
+        raise ProtocolError(f"{spec.label} is defined on generated task-1 stories; for bAbI task {task} use "
                          f"{', '.join(n for n in protocol_names('babi') if PROTOCOLS[('babi', n)].data != spec.data)}")
 
 

@@ -34,6 +34,8 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 PixelTransform = Callable[[np.ndarray, int], np.ndarray]
+OCR_ENGINES = ("glyph", "tesseract", "union")
+"""A pixel runner's read-back choices (union: either engine's reading counts, the paper's scoring)."""
 LM_RUNNERS: dict[str, type["LMRunner"]] = {}
 CLASSIFIER_RUNNERS: dict[str, type["ClassifierRunner"]] = {}
 
@@ -115,6 +117,7 @@ class LMRunner(ABC):
     info: dict
     finetuned: bool = False
     finetune_log: list = field(default_factory=list)
+    finetune_summary: dict = field(default_factory=dict)  # lr picked, dev curve, budget used (harness.models.finetune)
 
     kind: ClassVar[str] = ""
     supports_pixels: ClassVar[bool] = False

@@ -26,11 +26,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pixar.config import ConfigError, PixarConfig, apply_override, from_dict, preset_dir, read_yaml_mapping
-from pixar.train.loop import Schedule, StandardStep, adamw, every, run_loop
+from pixar.config import ConfigError, OptimConfig, PixarConfig, apply_override, from_dict, preset_dir, read_yaml_mapping
+from pixar.train.loop import Schedule, StandardStep, adamw_from, every, run_loop
 from pixar.model.transformer import Pixar, patchify
 from pixar.render.renderer import Renderer
 
+from harness.models.gpt2_baselines import BaselineError
 from harness.tasks.glue import GlueData, TaskSpec, compute_metrics, get_task
 
 PRESET_DIR = preset_dir("glue")
@@ -45,15 +46,8 @@ class GlueFinetuneConfig:
     micro_batch_size: int = 0
     """Examples per forward/backward (gradient accumulation); 0 = the whole batch at once."""
     steps: int = 100
-    warmup_steps: int = 10
     eval_every: int = 20
-    weight_decay: float = 0.01
-    lr: float = 3e-5
-    beta1: float = 0.9
-    beta2: float = 0.95
-    eps: float = 1e-8
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=3e-5, warmup_steps=10, weight_decay=0.01))
     seed: int = 42
     eval_batch_size: int = 64
     max_train_examples: int = 0
@@ -65,8 +59,8 @@ class GlueFinetuneConfig:
     def __post_init__(self) -> None:
         if min(self.batch_size, self.steps, self.eval_every, self.eval_batch_size, self.max_tokens) <= 0:
             raise ConfigError("batch_size, steps, eval_every, eval_batch_size and max_tokens must be positive")
-        if self.warmup_steps < 0 or self.micro_batch_size < 0 or not 0 <= self.min_lr_ratio <= 1:
-            raise ConfigError("warmup_steps, micro_batch_size must be >= 0 and min_lr_ratio in [0, 1]")
+        if self.micro_batch_size < 0:
+            raise ConfigError("micro_batch_size must be >= 0")
 
 
 def load_preset(name_or_path: str, task: str, overrides: list[str] | None = None) -> GlueFinetuneConfig:
@@ -78,7 +72,10 @@ def load_preset(name_or_path: str, task: str, overrides: list[str] | None = None
     unknown = sorted(set(raw) - {"name", "description", "defaults", "tasks"})
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s) {unknown}")
-    merged = {**(raw.get("defaults") or {}), **((raw.get("tasks") or {}).get(task) or {})}
+    defaults, own = raw.get("defaults") or {}, (raw.get("tasks") or {}).get(task) or {}
+    merged = {**defaults, **own}
+    if isinstance(defaults.get("optim"), dict) and isinstance(own.get("optim"), dict):  # a task sets a few optim keys
+        merged["optim"] = {**defaults["optim"], **own["optim"]}
     for item in overrides or []:
         apply_override(merged, item)
     return from_dict(GlueFinetuneConfig, merged, where=f"{path}:tasks.{task}")
@@ -215,7 +212,7 @@ class GPT2Classifier(nn.Module):
 
 def build_pixar_classifier(checkpoint: str | os.PathLike, spec: TaskSpec, seed: int) -> PixarClassifier:
     """A classifier whose backbone is the stage-1/2 PIXAR checkpoint and whose head is freshly initialised."""
-    from pixar.checkpoint.store import load_model
+    from pixar.model.transformer import load_model
 
     backbone, cfg = load_model(checkpoint)
     model = PixarClassifier(cfg, spec.num_labels)
@@ -242,7 +239,7 @@ def build_gpt2_classifier(name_or_dir: str, spec: TaskSpec, seed: int, max_token
             problem_type="regression" if spec.is_regression else "single_label_classification")
     except (OSError, ValueError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise FileNotFoundError(f"{name_or_dir}: cannot load a GPT-2 model + tokenizer ({first})") from None
+        raise BaselineError(f"{name_or_dir}: cannot load a GPT-2 model + tokenizer ({first})") from None
     model = GPT2Classifier(hf, tokenizer, max_tokens)
     model.reset_head(torch.Generator().manual_seed(seed))
     return model
@@ -350,7 +347,7 @@ def finetune(model, spec: TaskSpec, train: GlueData, devs: dict[str, GlueData], 
         raise ValueError(f"{spec.name}: empty training set or no dev data")
     gen = torch.Generator().manual_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = adamw(params, cfg.lr, (cfg.beta1, cfg.beta2), cfg.eps, cfg.weight_decay)
+    opt = adamw_from(params, cfg.optim)
     micro = cfg.micro_batch_size or cfg.batch_size
     cursor = {"order": torch.randperm(len(train), generator=gen), "at": 0}
     best_key = next(iter(devs))
@@ -394,7 +391,7 @@ def finetune(model, spec: TaskSpec, train: GlueData, devs: dict[str, GlueData], 
             shown = ", ".join(f"{s}:{n}={v:.4f}" for s, ms in dev_metrics.items() for n, v in ms.items())
             log(f"{spec.name} step {step}/{cfg.steps} loss {entry['train_loss']:.4f} dev {shown}")
 
-    run_loop(StandardStep(params, loss_fn, opt, micro_batches, cfg.grad_clip), 0, cfg.steps,
+    run_loop(StandardStep(params, loss_fn, opt, micro_batches, cfg.optim.grad_clip), 0, cfg.steps,
              schedules=[(opt, Schedule.of(cfg))], hooks=[on_step], desc=f"glue {spec.name}", progress=progress)
     model.load_state_dict(best["state"])
     result.train_seconds = round(time.perf_counter() - t0, 2)

@@ -23,7 +23,10 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 
+from pixar.errors import PixarError
 from pixar.paths import DataNotFound, data_dir as resolve_data_dir
+
+from harness.models.gpt2_vocab import load_restricted
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ TOKENIZER_DIR = "gpt2_tokenizer"
 PAPER_NEW_TOKENS = 5
 
 
-class BaselineError(RuntimeError):
+class BaselineError(PixarError, RuntimeError):
     """A missing or unusable baseline model; the message says what to do."""
 
 
@@ -70,12 +73,12 @@ def gpt2_tokenizer(data_dir: str | os.PathLike | None = None):
 
 def _cached_fast_tokenizer(files: tuple[Path, Path]):
     """Building the fast tokenizer from vocab + merges takes seconds; its tokenizer.json is cached
-    (pixar.read.wordlist.cache_dir(), keyed by the files' sha256) and loads in a fraction of that."""
+    (pixar.paths.cache_dir(), keyed by the files' sha256) and loads in a fraction of that."""
     import hashlib
 
     from transformers import GPT2TokenizerFast
 
-    from pixar.read.wordlist import cache_dir
+    from pixar.paths import cache_dir
 
     h = hashlib.sha256(b"".join(hashlib.sha256(f.read_bytes()).digest() for f in files)).hexdigest()[:16]
     cached = cache_dir() / f"gpt2-tokenizer-{h}.json"
@@ -108,6 +111,7 @@ def load_gpt2(spec: str, device: str = "cpu", data_dir: str | os.PathLike | None
             tok = (GPT2TokenizerFast.from_pretrained(str(path)) if (path / "tokenizer.json").is_file()
                    or (path / "vocab.json").is_file() else gpt2_tokenizer(data_dir))
             tok.pad_token = tok.eos_token
+            tok = load_restricted(path, tok) or tok  # a corpus-restricted output layer (restricted_vocab.json)
             meta = json.loads((path / "gpt2_config.json").read_text()) if (path / "gpt2_config.json").is_file() else {}
         else:
             model = AutoModelForCausalLM.from_pretrained(spec)

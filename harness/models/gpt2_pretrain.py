@@ -1,29 +1,40 @@
 """The same-budget GPT-2 baseline: `pixar train --model gpt2 --config gpt2-tiny`.
 
-A transformers GPT2LMHeadModel trained on the same text chunks as PIXAR (pixar.data.sources.build_splits with the
+A transformers GPT2LMHeadModel trained on the same text chunks as PIXAR (pixar.data.stream.build_splits with the
 config's `train` section: same sources, chunk sizes, validation split, seed, steps, batch, lr schedule), one
-chunk per sequence + <|endoftext|>, right-padded, loss on real tokens only, through pixar.train.loop's loop with its
-schedule and optimiser policy (AdamW, weight decay on every parameter, exactly as PIXAR). Saved with
-save_pretrained (safetensors) + the tokenizer files + gpt2_config.json, atomically.
+chunk per sequence + <|endoftext|>, right-padded, loss on real tokens only (the mean over the global batch's
+tokens, exact under DDP/FSDP), with PIXAR's schedule and optimiser policy (AdamW, weight decay on every parameter).
+
+It runs through PIXAR's run machinery (pixar.train.run.train_run, as a `RunKind`): step checkpoints
+(`<out>/step-XXXXXXX` safetensors + JSON, the `last` pointer), `--resume auto`, SIGTERM/SIGUSR1 save-and-exit,
+the run lock, DDP/FSDP under torchrun, rank 0 alone writing. At the end rank 0 publishes `<out>/final`:
+save_pretrained (safetensors) + the tokenizer files + gpt2_config.json, atomically (`pixar bench --baseline DIR`).
+A fresh run refuses an --out that already holds a `final/`.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
+import torch.distributed as dist
+import torch.nn.functional as F
 
-from pixar.config import TrainConfig, dataclass_from_yaml
-from pixar.train.run_state import set_cpu_threads
-from pixar.train.loop import Schedule, StandardStep, adamw, every, run_loop
+from pixar.config import ConfigError, TrainConfig, YamlPreset
+from pixar.data.stream import build_splits, epoch_order
+from pixar.train import parallel
+from pixar.train.loop import TrainingError
+from pixar.train.run import RunKind, train_run
+from pixar.train.run_state import DistInfo, autocast
 
 from harness.models.gpt2_baselines import TOKENIZER_DIR, gpt2_tokenizer
+from harness.models.gpt2_vocab import RestrictedTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +51,23 @@ class GPT2ModelConfig:
 
 
 @dataclass
-class GPT2BaselineConfig:
+class GPT2BaselineConfig(YamlPreset):
     name: str = "gpt2-tiny"
     matched_to: str = ""
     """The PIXAR preset this baseline is sized against."""
     match: str = ""
     """How it was matched (shown in comparison tables)."""
     tokenizer: str = TOKENIZER_DIR
+    vocab: str = "full"
+    """full: GPT-2's 50,257-way output layer; corpus: only the BPE tokens of the training text (+ one UNSEEN id;
+    harness.models.gpt2_vocab), tokenization unchanged."""
     model: GPT2ModelConfig = field(default_factory=GPT2ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> "GPT2BaselineConfig":
-        return dataclass_from_yaml(cls, path, overrides)
 
 
 def epoch_batches(n: int, seed: int, batch: int, start: int = 0) -> Iterator[list[int]]:
     """Endless batches of indices into n examples: consecutive slices of seeded per-epoch shuffles
-    (pixar.data.sources.epoch_order), from absolute example count `start`."""
-    from pixar.data.sources import epoch_order
-
+    (pixar.data.stream.epoch_order), from absolute example count `start`."""
     consumed, orders = start, {}
     while True:
         ids = []
@@ -82,64 +90,6 @@ def lm_batch(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tenso
         mask[r, : len(s)] = 1
     labels = ids.masked_fill(mask == 0, -100)
     return ids, mask, labels
-
-
-def train_causal_lm(model, texts: list[str], tokenizer, tc: TrainConfig, device: torch.device,
-                    log_path: Path | None = None, val_texts: list[str] | None = None, left_truncate: bool = False,
-                    progress: bool = True) -> list[dict]:
-    """pixar.train.loop's loop on one sequence per text (causal-LM loss); returns the log records (also appended to
-    `log_path` as JSON lines)."""
-    limit = model.config.n_positions - 1
-
-    def encode(ts):
-        enc = [tokenizer(t)["input_ids"] for t in ts]
-        return [(x[-limit:] if left_truncate else x[:limit]) + [tokenizer.eos_token_id] for x in enc]
-
-    ids, val = encode(texts), encode(val_texts or [])
-    opt = adamw(model.parameters(), tc.lr, (tc.beta1, tc.beta2), tc.eps, tc.weight_decay)
-    batches = epoch_batches(len(ids), tc.seed, tc.batch_size)
-
-    def loss_fn(seqs: list[list[int]]) -> torch.Tensor:
-        x, m, y = (t.to(device) for t in lm_batch(seqs, tokenizer.eos_token_id))
-        return model(input_ids=x, attention_mask=m, labels=y).loss
-
-    step_fn = StandardStep(list(model.parameters()), loss_fn, opt,
-                           lambda step: [([ids[i] for i in next(batches)], 1.0)], tc.grad_clip)
-    records, t0 = [], time.time()
-
-    def on_step(step: int, m: dict) -> None:
-        if (step - 1) % max(tc.log_every, 1) == 0 or step == tc.steps:
-            rec = {"step": step, "loss": m["loss"], "lr": m["lr"], "elapsed_s": round(time.time() - t0, 2)}
-            if val and (step == tc.steps or (tc.eval_every and every(tc.eval_every, step, tc.steps))):
-                rec["val_loss"] = validation_loss(model, val[: tc.eval_batches * tc.batch_size], tokenizer,
-                                                  tc.batch_size, device)
-            records.append(rec)
-            log.info("gpt2 step %d: loss %.4f lr %.2e%s", step, rec["loss"], rec["lr"],
-                     f" val_loss {rec['val_loss']:.4f}" if "val_loss" in rec else "")
-            if log_path is not None:
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(rec) + "\n")
-
-    model.train()
-    with torch.random.fork_rng(devices=[]):  # dropout (if configured) draws from a scoped, seeded generator
-        torch.manual_seed(tc.seed)
-        run_loop(step_fn, 0, tc.steps, schedules=[(opt, Schedule.of(tc))], hooks=[on_step], desc="gpt2",
-                 progress=progress, postfix=lambda m: {"loss": f"{m['loss']:.4f}"})
-    model.eval()
-    return records
-
-
-@torch.no_grad()
-def validation_loss(model, ids: list[list[int]], tokenizer, batch: int, device) -> float:
-    was = model.training
-    model.eval()
-    tot, n = 0.0, 0
-    for i in range(0, len(ids), batch):
-        x, m, y = (t.to(device) for t in lm_batch(ids[i: i + batch], tokenizer.eos_token_id))
-        tot += float(model(input_ids=x, attention_mask=m, labels=y).loss) * len(x)
-        n += len(x)
-    model.train(was)
-    return tot / max(n, 1)
 
 
 def build_gpt2(cfg: GPT2BaselineConfig, vocab_size: int, eos_id: int, seed: int):
@@ -194,30 +144,162 @@ def save_gpt2(model, tokenizer, out_dir: str | os.PathLike, meta: dict) -> Path:
     return out
 
 
-def train_gpt2(config_path: str, overrides: list[str], out_dir: str | os.PathLike,
-               data_dir: str | os.PathLike | None = None, device: str = "auto") -> Path:
-    """Train the same-budget GPT-2 of `config_path` (configs/gpt2-*.yaml); returns the model folder
-    `<out_dir>/final` (a save_pretrained folder usable as `pixar bench ... --baseline DIR`)."""
-    from pixar.data.sources import build_splits
+class GPT2Pretrain(RunKind):
+    """The GPT-2 baseline as a pixar.train.run.RunKind. Rank r of W takes rows r*B/W .. (r+1)*B/W of each global
+    batch (epoch_batches over all chunks) and splits them into train.grad_accum micro-batches; each micro-batch's
+    loss is its summed token cross-entropy x W / (real tokens in the global batch), so the rank-averaged
+    gradient and the logged loss are the global batch's token mean whatever W and grad_accum are."""
 
+    tag = "gpt2"
+    throughput_key = "tokens_per_s"
+
+    def __init__(self, cfg: GPT2BaselineConfig, out: Path, data_dir, overrides: list[str] | None = None):
+        super().__init__(cfg)
+        self.out, self.data_dir, self.overrides = out, data_dir, list(overrides or [])
+        self.units_per_step = cfg.train.batch_size * cfg.model.n_positions  # padded ceiling, like PIXAR's positions
+        self.meta = {"kind": "gpt2-baseline", "name": cfg.name}
+
+    def prepare(self, info: DistInfo, ckpt: Path | None) -> None:
+        final = self.out / "final"
+        if ckpt is None and final.exists():
+            raise TrainingError(f"{final} already holds a trained GPT-2; choose another --out (or delete it)")
+        self.info = info
+        self.tok = gpt2_tokenizer(self.data_dir)
+        self.splits = build_splits(self.cfg.train, self.data_dir)
+        if not self.splits.train:
+            raise TrainingError("no training chunks: check train.data")
+        if self.cfg.vocab == "corpus":  # deterministic in the chunks, so a resumed run rebuilds the same one
+            self.tok = RestrictedTokenizer.from_texts(self.tok, list(self.splits.train) + list(self.splits.val))
+        self.ids, self.val = self.encode(self.splits.train), self.encode(self.splits.val)
+
+    def encode(self, texts) -> list[list[int]]:
+        limit = self.cfg.model.n_positions - 1
+        return [x[:limit] + [self.tok.eos_token_id] for x in (self.tok(t)["input_ids"] for t in texts)]
+
+    def build_model(self):
+        return build_gpt2(self.cfg, len(self.tok), self.tok.eos_token_id, self.cfg.train.seed)
+
+    def blocks(self, model) -> list:
+        return list(model.transformer.h)
+
+    def check_compatible(self, ckpt: Path) -> None:
+        try:
+            saved = json.loads((ckpt / "config.json").read_text())["model"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise TrainingError(f"{ckpt}/config.json: not a GPT-2 baseline checkpoint ({e})") from None
+        mine = dataclasses.asdict(self.cfg.model)
+        diff = sorted(k for k in mine if saved.get(k) != mine[k])
+        if diff:
+            raise TrainingError(f"{ckpt}: model config differs from the checkpoint's in {diff}")
+
+    def weights(self, model) -> dict[str, torch.Tensor]:
+        """The state dict with the tied lm_head copied (safetensors refuses tensors that share memory)."""
+        return {k: v.detach().clone() if k == "lm_head.weight" else v for k, v in model.state_dict().items()}
+
+    def on_resume(self, state: dict) -> None:
+        if state.get("num_train_chunks") != len(self.ids):
+            log.warning("the corpus changed (%s -> %d training chunks); the data position is approximate",
+                        state.get("num_train_chunks"), len(self.ids))
+
+    def open_data(self, info: DistInfo, consumed: int) -> None:
+        tc = self.cfg.train
+        if consumed == 0:  # dropout (if configured) draws from torch's RNG: seeded, and saved in every checkpoint
+            torch.manual_seed(tc.seed + info.rank)
+        self.batches = epoch_batches(len(self.ids), tc.seed, tc.batch_size, consumed)
+
+    def micro_batches(self, step: int) -> list[tuple[list[list[int]], float]]:
+        tc, info = self.cfg.train, self.info
+        rows = [self.ids[i] for i in next(self.batches)]
+        scale = info.world_size / max(1, sum(len(r) - 1 for r in rows))  # x W: DDP averages over ranks
+        per = len(rows) // info.world_size
+        mine = rows[info.rank * per: (info.rank + 1) * per]
+        size = len(mine) // tc.grad_accum
+        return [((mine[a * size: (a + 1) * size], scale), 1.0) for a in range(tc.grad_accum)]
+
+    def token_losses(self, model, seqs: list[list[int]]) -> tuple[torch.Tensor, int]:
+        """Summed next-token cross-entropy over the real tokens of `seqs`, and their count."""
+        x, m, y = (t.to(self.info.device) for t in lm_batch(seqs, self.tok.eos_token_id))
+        logits = model(input_ids=x, attention_mask=m).logits[:, :-1]
+        labels = y[:, 1:]
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100,
+                               reduction="sum")
+        return loss, int((labels != -100).sum())
+
+    def loss(self, model, batch) -> torch.Tensor:
+        seqs, scale = batch
+        return self.token_losses(model, seqs)[0] * scale
+
+    def data_state(self, steps_done: int) -> dict:
+        return {"num_train_chunks": len(self.ids)}
+
+    @torch.no_grad()
+    def evaluate(self, model, precision: str) -> float | None:
+        """Token-mean validation loss over the first eval_batches x batch_size held-out chunks (every rank
+        scores an equal share; sums all-reduced)."""
+        tc, info = self.cfg.train, self.info
+        val = self.val[: tc.eval_batches * tc.batch_size]
+        val = val[: len(val) - len(val) % info.world_size]
+        if not val:
+            return None
+        mine = val[info.rank:: info.world_size]
+        was = model.training
+        model.eval()
+        total, count = 0.0, 0
+        for i in range(0, len(mine), max(1, tc.batch_size // info.world_size)):
+            with autocast(precision, info.device):
+                s, n = self.token_losses(model, mine[i: i + max(1, tc.batch_size // info.world_size)])
+            total, count = total + float(s), count + n
+        model.train(was)
+        if info.world_size > 1:
+            t = torch.tensor([total, count], dtype=torch.float64, device=info.device)
+            dist.all_reduce(t)
+            total, count = t.tolist()
+        return total / max(count, 1)
+
+    def finish(self, model, last: Path | None, out: Path, info: DistInfo) -> Path:
+        """Rank 0 publishes `<out>/final` (save_pretrained + tokenizer + gpt2_config.json); a finished run that is
+        resumed again keeps the final/ it already published."""
+        final, tc = out / "final", self.cfg.train
+        gathered = parallel.full_state_dict(model) if parallel.is_fsdp(model) else None  # collective
+        if not info.is_main:
+            return final
+        meta_file = final / "gpt2_config.json"
+        if meta_file.is_file():
+            with contextlib.suppress(ValueError, OSError):
+                old = json.loads(meta_file.read_text())
+                if old.get("steps") == tc.steps and old.get("checkpoint") == (last.name if last else None):
+                    return final
+            log.warning("%s: replacing the published model with the one of step %d", final, tc.steps)
+        plain = parallel.unwrap(model)
+        if gathered is not None:
+            plain = self.build_model()
+            plain.load_state_dict(gathered)
+        params = sum(p.numel() for p in plain.parameters())
+        emb = plain.transformer.wte.weight.numel() + plain.transformer.wpe.weight.numel()
+        records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()] \
+            if (out / "metrics.jsonl").is_file() else []
+        losses = [r for r in records if "loss" in r]
+        changed = [o for o in self.overrides if o.split("=", 1)[0].strip().startswith("model.")]
+        match = self.cfg.match if not changed else f"not matched: the model was changed by --set {' '.join(changed)}"
+        meta = {"kind": "gpt2-baseline", "name": self.cfg.name, "matched_to": self.cfg.matched_to,
+                "match": match, "params": params, "non_embedding_params": params - emb,
+                "train_chunks": len(self.ids),
+                "vocab": self.cfg.vocab if self.cfg.vocab == "full"
+                else {k: v for k, v in self.tok.info().items() if k != "kept_gpt2_ids"},
+                "steps": tc.steps, "checkpoint": last.name if last else None,
+                "optimizer": "AdamW, weight decay on all parameters (the paper's policy)",
+                "final": losses[-1] if losses else None, "config": self.cfg.to_dict()}
+        return save_gpt2(plain, self.tok, final, meta)
+
+
+def train_gpt2(config_path: str, overrides: list[str], out_dir: str | os.PathLike,
+               data_dir: str | os.PathLike | None = None, device: str = "auto", resume: str | bool = False,
+               after_step: Callable[[int, torch.nn.Module], None] | None = None) -> Path:
+    """Train the same-budget GPT-2 of `config_path` (configs/gpt2-*.yaml) through pixar.train.run (resume:
+    "auto" | "true" | "false"); returns the model folder `<out_dir>/final` (a save_pretrained folder usable as
+    `pixar bench ... --baseline DIR`). On SIGTERM/SIGUSR1: saves a step checkpoint and raises Preempted."""
     cfg = GPT2BaselineConfig.from_yaml(config_path, overrides)
-    tc = cfg.train
-    set_cpu_threads(tc.threads)  # 0 = auto (pixar.train.run_state.cpu_threads)
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
-    tok = gpt2_tokenizer(data_dir)
-    splits = build_splits(tc, data_dir)
-    model = build_gpt2(cfg, len(tok), tok.eos_token_id, tc.seed).to(dev)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    log_path = out / "metrics.jsonl"
-    log_path.unlink(missing_ok=True)
-    records = train_causal_lm(model, list(splits.train), tok, tc, dev, log_path, list(splits.val))
-    params = sum(p.numel() for p in model.parameters())
-    emb = model.transformer.wte.weight.numel() + model.transformer.wpe.weight.numel()
-    changed = [o for o in overrides if o.split("=", 1)[0].strip().startswith("model.")]
-    match = cfg.match if not changed else f"not matched: the model was changed by --set {' '.join(changed)}"
-    meta = {"kind": "gpt2-baseline", "name": cfg.name, "matched_to": cfg.matched_to, "match": match,
-            "params": params, "non_embedding_params": params - emb, "train_chunks": len(splits.train),
-            "steps": tc.steps, "optimizer": "AdamW, weight decay on all parameters (the paper's policy)",
-            "final": records[-1] if records else None, "config": dataclasses.asdict(cfg)}
-    return save_gpt2(model, tok, out / "final", meta)
+    if cfg.vocab not in ("full", "corpus"):
+        raise ConfigError(f"{config_path}: vocab must be full or corpus, got {cfg.vocab!r}")
+    return train_run(GPT2Pretrain(cfg, Path(out_dir), data_dir, overrides), out_dir, device=device, resume=resume,
+                     after_step=after_step)

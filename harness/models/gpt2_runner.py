@@ -201,7 +201,7 @@ class GPT2Runner(LMRunner):
         model = copy.deepcopy(self.hf_model)
         new = GPT2Runner(model, self.tokenizer, name=self.name, info=dict(self.info), device=self.device,
                          batch_size=self.batch_size, seed=self.seed)
-        new.finetune_log = finetune_gpt2(model, self.tokenizer, [f"{p} {a}" for p, a in pairs], fc, self.device)
+        new.finetune_log, new.finetune_summary = finetune_gpt2(model, self.tokenizer, list(pairs), fc, self.device)
         new.finetuned = True
         return new
 

@@ -38,6 +38,10 @@ generate_until(context, gen_kwargs): greedy (or sampled, seeded) positions after
     budget: ceil(max_gen_toks / 3.3 chars per position * 1.25) + 1 positions, capped at max_positions - 1).
 
 All three batch through lm-eval's `Collator` (longest first) and return results in input order.
+
+The runner is LM_RUNNERS["pixar"] (harness.models.pixar_runner.PixarRunner, registered by the harness.models
+package, which Python runs before this module): the runner's lm_eval_model imports this module, not the
+other way round.
 """
 from __future__ import annotations
 
@@ -52,13 +56,14 @@ import torch
 from tqdm import tqdm
 
 from pixar.config import PixarConfig
+from pixar.errors import PixarError
 from pixar.model.transformer import Pixar
 
+from harness.models.base import LM_RUNNERS, OCR_ENGINES, LMRunner
 from harness.models.layout import positions_for_chars
-from harness.models.pixar_runner import OCR_ENGINES, PixarRunner
 
 
-class PixarLMArgumentError(ValueError):
+class PixarLMArgumentError(PixarError, ValueError):
     """A model argument PixarLM does not take, or a device that is not there (one line)."""
 
 
@@ -80,7 +85,7 @@ ARGS = ("pretrained", "checkpoint", "batch_size", "max_batch_size", "device", "o
 class PixarLM(LM):
     def __init__(self, pretrained: str | None = None, batch_size: int | str | None = 8, max_batch_size: int | None = 64,
                  device: str | None = "cpu", ocr: str = "glyph", max_gen_toks: int = 64, seed: int = 0,
-                 model: Pixar | None = None, config: PixarConfig | None = None, runner: PixarRunner | None = None,
+                 model: Pixar | None = None, config: PixarConfig | None = None, runner: LMRunner | None = None,
                  checkpoint: str | None = None, **unknown):
         """pretrained (alias checkpoint): a PIXAR checkpoint or run folder (or pass `model` + `config`, or a
         ready `runner`). ocr: read-back engine, glyph | tesseract | union (union: is_greedy if either reads
@@ -106,12 +111,13 @@ class PixarLM(LM):
             if model is not None:
                 if config is None:
                     raise ValueError("PixarLM(model=...) also needs config=")
-                runner = PixarRunner(model, config, device=device or "cpu", batch_size=size, ocr=ocr, seed=seed,
+                runner = LM_RUNNERS["pixar"](model, config, device=device or "cpu", batch_size=size, ocr=ocr, seed=seed,
                                      checkpoint=str(checkpoint) if checkpoint else None)
             elif checkpoint is None:
                 raise PixarLMArgumentError("PixarLM needs pretrained=<checkpoint or run folder> (or model= and config=)")
             else:
-                runner = PixarRunner.load(str(checkpoint), device=device or "cpu", batch_size=size, ocr=ocr, seed=seed)
+                runner = LM_RUNNERS["pixar"].load(str(checkpoint), device=device or "cpu", batch_size=size, ocr=ocr,
+                                                  seed=seed)
         self.runner = runner
         self._device = runner.device
         self.max_gen_toks = int(max_gen_toks)

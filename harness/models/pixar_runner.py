@@ -27,11 +27,10 @@ from pixar.model.transformer import Pixar, patchify, unpatchify
 from pixar.read.abstention import DEFAULT_RULE as ABSTENTION
 from pixar.render.renderer import Renderer, space_text
 
-from harness.models.base import LM_RUNNERS, LMRunner, OcrReads, PixelTransform, register
+from harness.models.base import LM_RUNNERS, OCR_ENGINES, LMRunner, OcrReads, PixelTransform, register
 from harness.models.layout import SPACING, fold_gq, left_fit, window_plan
 
 log = logging.getLogger(__name__)
-OCR_ENGINES = ("glyph", "tesseract", "union")
 GEN_CHUNK = 128  # prompts per generate + read call in the paper protocol
 
 
@@ -73,7 +72,7 @@ class PixarRunner(LMRunner):
     def load(cls, spec: str, *, device: str = "cpu", batch_size: int = 16, ocr: str = "glyph",
              data_dir: str | None = None, seed: int = 0) -> "PixarRunner":
         """A checkpoint folder, or a run folder (its latest checkpoint)."""
-        from pixar.checkpoint.store import load_model
+        from pixar.model.transformer import load_model
         from pixar.checkpoint.store import latest_checkpoint
 
         if not (Path(spec) / "model.safetensors").exists() and (Path(spec) / "last").is_file():
@@ -332,7 +331,7 @@ class PixarRunner(LMRunner):
         new = PixarRunner(copy.deepcopy(self.model), self.config, name=self.name, info=dict(self.info),
                           device=self.device, batch_size=self.batch_size, ocr=self.ocr, seed=self.seed,
                           checkpoint=self.checkpoint)
-        new.finetune_log = finetune_pixar(new, pairs, fc)
+        new.finetune_log, new.finetune_summary = finetune_pixar(new, pairs, fc)
         new.finetuned = True
         return new
 

@@ -28,6 +28,7 @@ import re
 from pathlib import Path
 
 from pixar.config import atomic_write_text
+from pixar.errors import PixarError
 
 from harness.results.schema import ResultsError, read_jsonl, read_summary
 from harness.results.tables import metrics_table, to_markdown
@@ -36,7 +37,7 @@ REF = re.compile(r"\{\{(.+?)\}\}")
 EXACT = re.compile(r"\bexact(ly)?\b", re.IGNORECASE)
 
 
-class ReportError(ValueError):
+class ReportError(PixarError, ValueError):
     """A results folder or findings reference the report cannot resolve; the message names it."""
 
 

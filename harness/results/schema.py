@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pixar.config import atomic_write_text
+from pixar.errors import PixarError
 from pixar.provenance import versions
 
 SCHEMA_VERSION = 1
@@ -37,11 +38,11 @@ Z95 = 1.959963984540054
 DATA_PREFIX = "$PIXAR_DATA"
 
 
-class ResultsError(ValueError):
+class ResultsError(PixarError, ValueError):
     """A summary.json that is not of this schema; the message names the file."""
 
 
-def proportion_interval(k: float, n: int) -> tuple[float, float]:
+def wilson_bounds(k: float, n: int) -> tuple[float, float]:
     """95% Wilson score interval of k successes in n trials (NaNs for n = 0): harness.results.stats.wilson_interval."""
     if n <= 0:
         return math.nan, math.nan
@@ -78,7 +79,7 @@ class Metric:
 
 def proportion(task: str, model: str, protocol: str, metric: str, value: float, n: int) -> Metric:
     """A fraction of n examples (accuracy, readability) with its Wilson interval."""
-    lo, hi = proportion_interval(round(float(value) * n), n) if n else (None, None)
+    lo, hi = wilson_bounds(round(float(value) * n), n) if n else (None, None)
     return Metric(task, model, protocol, metric, float(value), int(n), lo, hi, "wilson95" if n else None)
 
 

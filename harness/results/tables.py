@@ -42,17 +42,6 @@ LM_EVAL = {
 METRIC_LABELS = {**PIXAR_PAPER, **GPT2_PAPER, **LM_EVAL}
 
 
-def comparison_table(rows: list[dict]) -> pd.DataFrame:
-    """Rows of {id columns..., metric keys...} -> DataFrame with labelled metric columns (unused ones dropped)."""
-    df = pd.DataFrame(rows)
-    ids = [c for c in ID_COLUMNS if c in df.columns]
-    metrics = [k for k in METRIC_LABELS if k in df.columns and df[k].notna().any()]
-    unknown = [c for c in df.columns if c not in ids and c not in METRIC_LABELS]
-    if unknown:
-        raise ValueError(f"unlabelled metric column(s) {unknown}: add them to harness.results.tables.METRIC_LABELS")
-    return df[ids + metrics].rename(columns=METRIC_LABELS)
-
-
 def metric_label(metric: str, protocol: str) -> str:
     """The column a metric row lands in: its METRIC_LABELS label, else "<protocol>: <metric>" -- the protocol is
     always part of the column, so two protocols never share one."""

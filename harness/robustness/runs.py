@@ -16,7 +16,7 @@ import pandas as pd
 
 from pixar.config import atomic_write_text
 
-from harness.robustness.tasks import glyph_coverage, score_prediction
+from harness.robustness.tasks import AttackConfigError, glyph_coverage, score_prediction
 from harness.results.schema import Metric, point, proportion
 from harness.robustness.suite import PERTURBED_COLUMNS, run_pixel_suite, run_suite, write_report
 from harness.models import Reads
@@ -114,8 +114,6 @@ def _recording(model):
 def run_pixel_attacks(data, models, attacks_: list[str], rates: list[float], seed: int, out: Path) -> dict:
     """Pixel-space attacks on the images pixel models render (each example perturbed from its own seed, via the
     runner's transform argument); token models have no pixels to attack. -> {'files', 'rows', 'metrics'}."""
-    from harness.cli.attack import AttackConfigError
-
     pixel_models = [m for m in models if m.supports_pixels]
     if not pixel_models:
         raise AttackConfigError(f"pixel attacks {attacks_} need a PIXAR model (--checkpoint); GPT-2 reads tokens")

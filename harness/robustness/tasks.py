@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from pixar.errors import PixarError
 from pixar.provenance import slug
 
 from harness.robustness.suite import exact_match
@@ -35,7 +36,11 @@ GLUE_PROTOCOL = ("GLUE dev accuracy of the fine-tuned classifier (argmax class v
                  "pairs: both texts perturbed")
 
 
-class AttackTaskError(ValueError):
+class AttackConfigError(PixarError, ValueError):
+    """A bad `pixar attack` option or preset value; the message names the option or file."""
+
+
+class AttackTaskError(PixarError, ValueError):
     """Unknown task, wrong kind of model directory, or a classifier fine-tuned on another task."""
 
 
@@ -255,7 +260,8 @@ def load_lm_models(checkpoint: str | None, baselines: list[str], data: TaskData,
             source = info.get("checkpoint") or info.get("spec")
             runner = runner.finetune(data.train_pairs, finetune)
             runner.name = f"{runner.name}+ft-{data.name}"
-            info = {**info, "finetuned_on": data.name, "finetune_loss": runner.finetune_log[-1]["loss"]}
+            info = {**info, "finetuned_on": data.name, "finetune_loss": runner.finetune_log[-1]["loss"],
+                    "finetune_summary": runner.finetune_summary}
             if save_dir is not None:
                 info["saved_to"] = str(save_finetuned(runner, Path(save_dir), data.name, finetune, str(source)))
                 if log:

@@ -1,27 +1,35 @@
-"""`pixar demo`, the README's first command: offline, about 5 minutes on 2 cores.
+"""`pixar demo`, the README's first command: offline, about 5 minutes on 2 idle cores.
 
 What it shows: PIXAR against GPT-2 at equal compute on bAbI task 1, clean and under orthographic attack. A
-small PIXAR (2 layers, 64 positions) and a GPT-2 of the same non-embedding size are pretrained with the same
-training FLOPs on generated bAbI task-1 stories (harness.tasks.babi_generator, paper prompt format; the same text with or
-without a data dir: in 5 CPU minutes book text teaches neither model to read the task); each is fine-tuned on
-bAbI task 1 (the data dir's qa1 files, or generated ones without a data dir) with the same fine-tuning FLOPs,
-then the same test examples are attacked with `confusable` and `swap` at a few rates (same seed: the same
-perturbed prompts for both models). The final table (demo_table) gives reference rows (majority class, uniform
-chance, last location, on the same clean questions), accuracy per model per rate with 95% Wilson intervals, **at
-chance** marks, distinct answers, the paired PIXAR - GPT-2 difference and the drop difference (PIXAR drop - GPT-2
-drop, drop = clean - attacked) or "n/a (at chance)", and a reading generated from those numbers. No stage 2 by default (PIXAR_STAGE2 = []: it is not what the
-demo is about; a non-empty list adds one, as unmatched extra PIXAR compute).
+small PIXAR (2 layers, 64 positions) and a GPT-2 of the same non-embedding size (2 layers; its output layer
+restricted to the BPE tokens of the task's text, harness.models.gpt2_vocab: tokenization unchanged, any other token
+one UNSEEN id, recorded in matching.json's gpt2_vocab) are pretrained with the same compute on generated bAbI task-1
+stories (harness.tasks.babi_generator, paper prompt format; the same text with or without a data dir), then each is
+fine-tuned on bAbI task 1 (the data dir's qa1 files, or generated ones without a data dir) within the same compute
+cap, trained to a plateau: 10% of the training stories held out as dev, early stopping on the answer's dev loss
+with the best weights kept, the lr picked from FT_LRS on dev (harness.models.finetune). The same test examples are
+then attacked with `confusable` and `swap` at a few rates (same seed: the same perturbed prompts for both models).
+The final table (demo_table) gives reference rows (majority class, uniform chance, last location, on the same clean
+questions), accuracy per model per rate with 95% Wilson intervals, **at chance** marks, distinct answers, the
+paired PIXAR - GPT-2 difference and the drop difference (PIXAR drop - GPT-2 drop, drop = clean - attacked) or
+"n/a (at chance)", and a reading generated from those numbers; <out>/training.json has, per model and fine-tuning seed, the lr picked, the best
+step, the budget used against the cap, and the accuracy over seeds (mean, per seed, sd, a seed x example
+bootstrap interval). One fine-tuning seed by default (`--seeds 3` runs three, ~3x the fine-tuning time). Stage 1
+only (PIXAR_STAGE2 = []: a non-empty list adds a stage 2, as unmatched extra PIXAR compute).
 
-Compute matching (`match_steps`, recorded in <out>/matching.json): executed training FLOPs per step =
-6 x parameters used in matmuls x batch x sequence length. PIXAR: all parameters, every row is max_positions long.
-GPT-2: non-embedding parameters + the tied 50,257 x n_embd output projection, times the mean right-padded
-width of the batches actually drawn (same seeded shuffles as training). GPT-2 steps = PIXAR FLOPs / GPT-2 FLOPs
-per step, rounded. At this size the output projection is ~90% of GPT-2's matmul parameters, so equal FLOPs
-give GPT-2 about 1/20 of PIXAR's steps: the comparison is per unit of compute, not per example seen.
+Compute matching (`compute_matching`, <out>/matching.json): the unit is non-embedding FLOPs (UNIT; the scaling-law
+convention, harness.models.compute) = 6 x non-embedding parameters x positions executed. PIXAR: every row is
+max_positions long. GPT-2: the right-padded width of the batches actually drawn (same seeded shuffles as
+training). GPT-2 steps = PIXAR's budget / GPT-2's per step, rounded; matching.json records both models' budgets in
+all three units (total FLOPs, non-embedding FLOPs, examples seen) and the unit used. Pretraining runs its matched
+budget in full (validation loss logged); fine-tuning's matched budget is a cap, and what each run used is reported.
+With equal block sizes, equal non-embedding FLOPs is equal positions: GPT-2's ~92-token rows against PIXAR's 64
+give it ~0.7x PIXAR's steps (total FLOPs with the full 50,257-way layer gave it 1/20).
 
 Wall-clock (2 cores): the PIXAR chain and the GPT-2 chain run as two processes side by side, one torch thread
-each (<out>/pixar.log, <out>/gpt2.log). Measured with the data dir on an idle 2-core machine: 200 s in all
-(PIXAR stage 1 45 s + fine-tuning and 5 attacked evaluations 100 s; GPT-2 61 s + 122 s, the longer chain).
+each (<out>/pixar.log, <out>/gpt2.log); run_chains prints a progress line every PROGRESS_S seconds. Measured (no data
+dir, seed 0, /usr/bin/time on a shared machine): PIXAR chain ~4.4 CPU-minutes (stage 1 ~0.5, fine-tuning sweep +
+attack 3.9), GPT-2 chain ~5.0 (pretraining ~0.9, sweep + attack 4.0): about 5 minutes of wall-clock on 2 idle cores.
 """
 from __future__ import annotations
 
@@ -33,92 +41,25 @@ import click
 
 from pixar.config import atomic_write_text
 
+from harness.cli.errors import one_line_errors
 from harness.cli.render import make_out_dir
+from harness.models.plateau import story_split
+from harness.study.demo_setup import (  # noqa: F401  -- the demo's configuration, re-exported
+    ATTACKS, DEV_FRACTION, EVALS, MIN_FRACTION, FT_BATCH, FT_LRS, GPT2_MODEL, GPT2_PRESET, LIMIT, PATIENCE, PIXAR_FT_STEPS, PIXAR_MODEL,
+    PIXAR_PRESET, PIXAR_PRETRAIN, PIXAR_STAGE2, RATES, SEEDS, STAGE2_EXAMPLE, THREADS, UNIT, compute_matching,
+    demo_matching, seed_dir, training_lines, training_record)
 from harness.study.steps import Step, read_records, run_steps
 from harness.cli import refuse_module_run
 
-PIXAR_PRESET, GPT2_PRESET = "pixar-tiny", "gpt2-tiny"
-PIXAR_MODEL = ["model.layers=2", "model.max_positions=64", "render.max_positions=64"]  # pixar-tiny, 2 of 4 layers
-GPT2_MODEL = ["model.n_layer=2"]  # gpt2-tiny with 2 of 4 layers: the same non-embedding size as PIXAR_MODEL
-PIXAR_PRETRAIN = PIXAR_MODEL + ["train.steps=500", "train.warmup_steps=25", "train.eval_every=500", "train.sample_every=0",
-                  "train.save_every=500"]
-PIXAR_STAGE2: list[str] = []  # no stage 2 (not what the demo is about); e.g. ["adv.steps=20", ...] adds one:
-STAGE2_EXAMPLE = ["adv.steps=20", "adv.warmup_steps=10", "adv.alpha_warmup=10", "adv.batch_size=8",
-                "adv.num_samples=8", "adv.save_every=20", "adv.sample_every=0"]
-PIXAR_FT_STEPS, FT_BATCH, FT_LR = 2000, 8, 2e-3
-THREADS = 1  # per model: the PIXAR and GPT-2 chains run side by side, one core each (tiny GEMMs gain little from 2)
-ATTACKS, RATES, LIMIT = "confusable,swap", "0,0.1,0.3", 200
-
-
-# ---- compute matching ---------------------------------------------------------------------------
-def pixar_step_flops(overrides: list[str], batch: int) -> tuple[float, dict]:
-    from pixar.config import PixarConfig, preset_path
-    from pixar.model.transformer import Pixar
-
-    cfg = PixarConfig.from_yaml(preset_path(PIXAR_PRESET), [o for o in overrides if o.startswith(("model.", "render."))])
-    n = Pixar(cfg.model).num_params()
-    P = cfg.model.max_positions
-    return 6.0 * n * batch * P, {"params": n, "positions": P, "batch": batch}
-
-
-def gpt2_step_widths(texts: list[str], tokenizer, n_positions: int, batch: int, seed: int, steps: int,
-                     left_truncate: bool) -> list[int]:
-    """Padded width of each of the first `steps` batches harness.models.gpt2_pretrain.train_causal_lm draws."""
-    from harness.models.gpt2_pretrain import epoch_batches
-
-    limit = n_positions - 1
-    lens = [min(len(x), limit) + 1 for x in tokenizer(texts)["input_ids"]]  # + EOS, as train_causal_lm
-    batches = epoch_batches(len(lens), seed, batch)
-    return [max(lens[i] for i in next(batches)) for _ in range(steps)]
-
-
-def gpt2_matmul_params(overrides: list[str]) -> tuple[int, int]:
-    from pixar.config import preset_path
-
-    from harness.models.gpt2_pretrain import GPT2BaselineConfig, build_gpt2
-
-    cfg = GPT2BaselineConfig.from_yaml(preset_path(GPT2_PRESET), overrides)
-    model = build_gpt2(cfg, 50257, 50256, seed=0)
-    emb = model.transformer.wte.weight.numel() + model.transformer.wpe.weight.numel()
-    return sum(p.numel() for p in model.parameters()) - emb + model.transformer.wte.weight.numel(), cfg.model.n_positions
-
-
-def match_steps(pixar_flops: float, texts: list[str], tokenizer, batch: int, seed: int, left_truncate: bool,
-                name: str) -> dict:
-    """GPT-2 steps whose executed FLOPs equal `pixar_flops`: estimated from one epoch's mean width, then the
-    executed FLOPs of exactly those steps are recomputed and recorded."""
-    n, n_pos = gpt2_matmul_params(GPT2_MODEL)
-    probe = gpt2_step_widths(texts, tokenizer, n_pos, batch, seed, max(1, len(texts) // batch), left_truncate)
-    steps = max(1, round(pixar_flops / (6.0 * n * batch * sum(probe) / len(probe))))
-    widths = gpt2_step_widths(texts, tokenizer, n_pos, batch, seed, steps, left_truncate)
-    gpt_flops = 6.0 * n * batch * sum(widths)
-    return {"phase": name, "gpt2_steps": steps, "gpt2_matmul_params": n, "gpt2_batch": batch,
-            "gpt2_mean_padded_tokens": sum(widths) / steps, "gpt2_flops": gpt_flops, "pixar_flops": pixar_flops,
-            "ratio_gpt2_to_pixar": gpt_flops / pixar_flops}
-
-
-def compute_matching(stories_train: list[str], ft_texts: list[str], tokenizer, seed: int) -> dict:
-    """Pretraining (stage 1) and fine-tuning matches; see the module docstring."""
-    from pixar.config import PixarConfig, preset_path
-
-    pcfg = PixarConfig.from_yaml(preset_path(PIXAR_PRESET), PIXAR_PRETRAIN)
-    per, info = pixar_step_flops(PIXAR_PRETRAIN, pcfg.train.batch_size)
-    pre = match_steps(per * pcfg.train.steps, stories_train, tokenizer, pcfg.train.batch_size, seed, False,
-                      "pretraining")
-    pre |= {"pixar_steps": pcfg.train.steps, "pixar_batch": pcfg.train.batch_size, "pixar_params": info["params"],
-            "pixar_positions": info["positions"], "pixar_flops_per_step": per}
-    per_ft, _ = pixar_step_flops(PIXAR_PRETRAIN, FT_BATCH)
-    ft = match_steps(per_ft * PIXAR_FT_STEPS, ft_texts, tokenizer, FT_BATCH, seed, True, "fine-tuning")
-    ft |= {"pixar_steps": PIXAR_FT_STEPS, "pixar_batch": FT_BATCH, "pixar_params": info["params"],
-           "pixar_positions": info["positions"], "pixar_flops_per_step": per_ft}
-    return {"rule": "executed FLOPs = 6 x matmul parameters x batch x sequence length (GPT-2: padded widths of "
-                    "the batches drawn)", "pretraining": pre, "finetuning": ft}
+PROGRESS_S = 30  # seconds between the progress lines run_chains prints
 
 
 # ---- the demo's commands ------------------------------------------------------------------------
-def demo_steps(out: Path, data_dir: str | None, seed: int, matching: dict | None = None) -> tuple[list[Step], dict]:
+def demo_steps(out: Path, data_dir: str | None, seed: int, matching: dict | None = None,
+               seeds: int = SEEDS) -> tuple[list[Step], dict]:
     """The demo's commands. Without a data dir everything comes from generated bAbI task-1 stories.
-    `matching`: compute_matching's result (the GPT-2 step counts); None = compute it here."""
+    `matching`: compute_matching's result (the GPT-2 step counts); None = compute it here. `seeds`: fine-tuning
+    seeds seed, seed+1, ... (pretraining once per model; perturbations always seeded with `seed`)."""
     babi_dir = out / "babi"
     stories = write_generated_data(out, seed)  # the pretraining text in both cases
     data = ["--set", f"train.data=[{stories}]"]
@@ -133,12 +74,23 @@ def demo_steps(out: Path, data_dir: str | None, seed: int, matching: dict | None
     pixar_ckpt = s2 if PIXAR_STAGE2 else s1
     px_sets = [a for o in PIXAR_PRETRAIN + [f"train.seed={seed}", f"train.threads={THREADS}"] for a in ("--set", o)]
     g_steps = pre["gpt2_steps"]
-    gpt_sets = [a for o in (*GPT2_MODEL, f"train.steps={g_steps}", f"train.warmup_steps={max(1, g_steps // 20)}",
-                            f"train.eval_every={g_steps}", f"train.seed={seed}", f"train.threads={THREADS}") for a in ("--set", o)]
+    gpt_sets = [a for o in (*GPT2_MODEL, f"train.steps={g_steps}", f"train.optim.warmup_steps={max(1, g_steps // 20)}",
+                            f"train.eval_every={max(1, g_steps // 5)}", f"train.seed={seed}", f"train.threads={THREADS}")
+                for a in ("--set", o)]
     attack = ["attack", "--type", ATTACKS, "--task", "babi", "--rates", RATES, "--limit", str(LIMIT),
-              "--seed", str(seed), "--finetune", "--finetune-batch", str(FT_BATCH), "--finetune-lr", f"{FT_LR:g}",
-              "--threads", str(THREADS), *babi]
-    ap, ag = out / "attack-pixar", out / "attack-gpt2"
+              "--seed", str(seed), "--finetune", "--finetune-batch", str(FT_BATCH),
+              "--finetune-lrs", ",".join(f"{x:g}" for x in FT_LRS), "--finetune-dev", f"{DEV_FRACTION:g}",
+              "--finetune-patience", str(PATIENCE), "--threads", str(THREADS), *babi]
+    unit = matching.get("unit", UNIT)
+
+    def tuned(model: str, ckpt: list[str], cap: int, k: int, note: str) -> Step:
+        where = out / seed_dir(model, seed + k, seed)
+        name = ("pixar fine-tuned + attacked" if model == "pixar" else "gpt2 fine-tuned + attacked (same FLOPs)")
+        return Step(name + (f" seed {seed + k}" if k else ""),
+                    [*attack, *ckpt, "--finetune-steps", str(cap), "--finetune-eval-every", str(max(1, cap // EVALS)),
+                     "--finetune-min-steps", str(int(cap * MIN_FRACTION)),
+                     "--finetune-seed", str(seed + k), "--out", str(where)], str(where / "summary.json"), note=note)
+
     steps = [
         Step("pixar stage 1", ["train", "--stage", "1", "--config", PIXAR_PRESET, *px_sets, *data, "--out", str(s1)],
              str(s1 / "last")),
@@ -147,35 +99,16 @@ def demo_steps(out: Path, data_dir: str | None, seed: int, matching: dict | None
                                "--out", str(s2)], str(s2 / "last"))] * bool(PIXAR_STAGE2),
         Step("gpt2 same pretraining FLOPs", ["train", "--model", "gpt2", "--config", GPT2_PRESET, *gpt_sets, *data,
                                              "--out", str(gpt)], str(gpt / "final"),
-             note=f"{g_steps} GPT-2 steps = the FLOPs of PIXAR's {pre['pixar_steps']} stage-1 steps"),
-        Step("pixar fine-tuned + attacked", [*attack, "--checkpoint", str(pixar_ckpt), "--finetune-steps",
-                                             str(ft["pixar_steps"]), "--out", str(ap)], str(ap / "summary.json")),
-        Step("gpt2 fine-tuned + attacked (same FLOPs)", [*attack, "--baseline", str(gpt / "final"), "--finetune-steps",
-                                                         str(ft["gpt2_steps"]), "--out", str(ag)],
-             str(ag / "summary.json"),
-             note=f"{ft['gpt2_steps']} GPT-2 steps = the FLOPs of PIXAR's {ft['pixar_steps']} fine-tuning steps; "
-                  "same examples, perturbations and seed as the PIXAR run"),
+             note=f"{g_steps} GPT-2 steps = the {unit} of PIXAR's {pre['pixar_steps']} stage-1 steps"),
     ]
+    for k in range(seeds):
+        steps.append(tuned("pixar", ["--checkpoint", str(pixar_ckpt)], ft["pixar_steps"], k,
+                           f"cap {ft['pixar_steps']} steps, trained to a plateau on dev"))
+    for k in range(seeds):
+        steps.append(tuned("gpt2", ["--baseline", str(gpt / "final")], ft["gpt2_steps"], k,
+                           f"cap {ft['gpt2_steps']} GPT-2 steps = the {unit} of PIXAR's {ft['pixar_steps']}-step "
+                           "cap; same examples, perturbations and seed as the PIXAR run"))
     return steps, {"babi_dir": str(babi_dir) if data_dir is None else None, "matching": matching}
-
-
-def demo_matching(out: Path, data_dir: str | None, stories: Path, seed: int) -> dict:
-    """compute_matching on the demo's data: GPT-2's pretraining chunks and bAbI fine-tuning texts."""
-    from pixar.data.sources import build_splits
-    from pixar.config import preset_path
-
-    from harness.robustness.tasks import load_task_data
-    from harness.models.gpt2_baselines import gpt2_tokenizer
-    from harness.models.gpt2_pretrain import GPT2BaselineConfig
-
-    sets = GPT2_MODEL + [f"train.seed={seed}", f"train.data=[{stories}]"]
-    cfg = GPT2BaselineConfig.from_yaml(preset_path(GPT2_PRESET), sets)
-    chunks = list(build_splits(cfg.train, data_dir).train)
-    babi = load_task_data("babi", LIMIT, data_dir, babi_dir=None if data_dir else str(out / "babi"), with_train=True)
-    texts = [f"{p} {a}" for p, a in babi.train_pairs]  # what GPT2Runner.finetune trains on
-    matching = compute_matching(chunks, texts, gpt2_tokenizer(data_dir), seed)
-    atomic_write_text(out / "matching.json", json.dumps(matching, indent=2))
-    return matching
 
 
 def write_generated_data(out: Path, seed: int) -> Path:
@@ -185,7 +118,9 @@ def write_generated_data(out: Path, seed: int) -> Path:
 
     paths = write_task1(out / "babi", train=2000, test=200, seed=seed)
     questions = parse_babi_file(paths["train"], task=1)
-    text = "\n".join(f"{q.paper_prompt()} {q.answer}" for q in questions)
+    # the stories fine-tuning holds out as dev (the last ones) are left out of the pretraining text too
+    train, _ = story_split([(q.paper_prompt(), q.answer) for q in questions], DEV_FRACTION)
+    text = "\n".join(f"{p} {a}" for p, a in train)
     corpus = out / "stories.txt"
     atomic_write_text(corpus, text + "\n")
     return corpus
@@ -199,6 +134,20 @@ def chain_worker(steps: list[Step], records: Path, force: bool, names: list[str]
     records.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
         run_steps(steps, records, force, only=names)
+
+
+def chain_progress(out: Path, chain: str, names: list[str]) -> str:
+    """'<chain> step i/n <name>: <the log's last progress-bar or log line>' (read from <out>/<chain>.log)."""
+    done = len(read_records(out / f"steps-{chain}" / "steps.json"))
+    name = names[min(done, len(names) - 1)]
+    try:
+        with open(out / f"{chain}.log", "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 4000))
+            tail = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        tail = ""
+    last = next((p.strip() for p in reversed(tail.replace("\r", "\n").split("\n")) if p.strip()), "")
+    return f"{chain} step {min(done + 1, len(names))}/{len(names)} {name}: {last[:90]}"
 
 
 def run_chains(steps: list[Step], out: Path, force: bool) -> list[dict]:
@@ -216,7 +165,12 @@ def run_chains(steps: list[Step], out: Path, force: bool) -> list[dict]:
         procs[chain] = ctx.Process(target=chain_worker, args=(steps, out / f"steps-{chain}", force, names,
                                                               out / f"{chain}.log"))
         procs[chain].start()
-    failed = []
+    t0, failed = time.time(), []
+    while any(p.is_alive() for p in procs.values()):  # a progress line every PROGRESS_S seconds
+        next(iter(p for p in procs.values() if p.is_alive())).join(PROGRESS_S)
+        if any(p.is_alive() for p in procs.values()):
+            click.echo(f"[{time.time() - t0:4.0f} s] " + "; ".join(
+                chain_progress(out, c, chains[c]) for c, p in procs.items() if p.is_alive()))
     for chain, proc in procs.items():
         proc.join()
         click.echo(f"[done] {chain}" if proc.exitcode == 0 else f"[failed] {chain} (exit {proc.exitcode})")
@@ -245,12 +199,15 @@ def demo_table(out: Path, seed: int = 0) -> tuple[str, list[dict]]:
     pre, ft = m["pretraining"], m["finetuning"]
     text = [
         "# PIXAR vs GPT-2 on bAbI task 1 under orthographic attack, at equal compute", "",
-        f"Fine-tuned on bAbI task 1 with equal executed FLOPs: PIXAR {ft['pixar_steps']} steps x {ft['pixar_batch']} "
-        f"({ft['pixar_flops'] / 1e12:.2f} TFLOP), GPT-2 {ft['gpt2_steps']} steps x {ft['gpt2_batch']} "
-        f"({ft['gpt2_flops'] / 1e12:.2f} TFLOP; {ft['gpt2_mean_padded_tokens']:.1f} padded tokens per row). "
-        f"Pretrained with equal FLOPs: PIXAR stage 1 {pre['pixar_steps']} steps ({pre['pixar_flops'] / 1e12:.2f} "
-        f"TFLOP{'; + a short stage 2' if PIXAR_STAGE2 else ''}), GPT-2 {pre['gpt2_steps']} steps ({pre['gpt2_flops'] / 1e12:.2f} TFLOP). "
-        f"FLOPs = {m['rule']} (matching.json).", "",
+        f"Compute matched in {m['rule']} (matching.json). Pretraining, the matched budget run in full: PIXAR stage 1 "
+        f"{pre['pixar_steps']} steps ({pre['pixar_flops'] / 1e12:.2f} TFLOP"
+        f"{'; + a short stage 2' if PIXAR_STAGE2 else ''}), GPT-2 {pre['gpt2_steps']} steps "
+        f"({pre['gpt2_flops'] / 1e12:.2f} TFLOP). Fine-tuning on bAbI task 1, equal CAPS (not equal use): PIXAR "
+        f"{ft['pixar_steps']} steps x {ft['pixar_batch']} ({ft['pixar_flops'] / 1e12:.2f} TFLOP), GPT-2 "
+        f"{ft['gpt2_steps']} steps x {ft['gpt2_batch']} ({ft['gpt2_flops'] / 1e12:.2f} TFLOP; "
+        f"{ft['gpt2_mean_padded_tokens']:.1f} padded tokens per row); each model is trained to a plateau on a dev "
+        "split within its cap, with its lr picked on dev: the lr and the budget each run actually used are in "
+        "training.json (printed above the table).", "",
         "Protocol: the paper's first-word accuracy (PIXAR: greedy positions read back by the glyph OCR; GPT-2: "
         "greedy tokens), the same test prompts and the same seeded perturbations for both models. Accuracy in % "
         "with 95% Wilson intervals. Reference rows: trivial rules on the same clean questions "
@@ -301,9 +258,13 @@ def reading(result: dict) -> str:
 @click.option("--data-dir", type=click.Path(), help="Data folder (default $PIXAR_DATA); without one the demo "
               "trains on generated bAbI stories.")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--seeds", default=SEEDS, show_default=True, type=click.IntRange(min=1),
+              help="Fine-tuning seeds per model (seed, seed+1, ...); each adds a fine-tuning + attack run per model.")
 @click.option("--force", is_flag=True, help="Rerun steps whose outputs exist.")
-def demo(out, data_dir, seed, force):
-    """Offline demo: PIXAR (stage 1 + 2) vs GPT-2 at equal compute, fine-tuned on bAbI task 1 and attacked."""
+@one_line_errors("demo")
+def demo(out, data_dir, seed, seeds, force):
+    """Offline demo: PIXAR (stage 1 only) vs GPT-2 at equal non-embedding compute, each fine-tuned to a plateau
+    on bAbI task 1 (lr swept on dev) and attacked."""
     from pixar.paths import data_dir as resolve_data
 
     try:
@@ -313,8 +274,9 @@ def demo(out, data_dir, seed, force):
     out_path = make_out_dir(out, "demo folder")
     out_path.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    steps, _ = demo_steps(out_path, str(d) if d else None, seed)
+    steps, _ = demo_steps(out_path, str(d) if d else None, seed, seeds=seeds)
     records = run_chains(steps, out_path, force)
+    click.echo("\n".join(training_lines(training_record(out_path, seed, seeds))))
     table, rows = demo_table(out_path, seed)
     atomic_write_text(out_path / "demo_table.md", table)
     atomic_write_text(out_path / "demo_table.json", json.dumps(rows, indent=2))

@@ -18,9 +18,10 @@ from typing import Any, Callable
 import yaml
 
 from pixar.config import atomic_write_text
+from pixar.errors import PixarError
 
 
-class TaskError(ValueError):
+class TaskError(PixarError, ValueError):
     """Unknown task or malformed task data; the message names the task, file and line."""
 
 

@@ -31,10 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from pixar.errors import PixarError
 from pixar.paths import DataNotFound, data_dir
 
 
-class GlueDataError(ValueError):
+class GlueDataError(PixarError, ValueError):
     """Malformed or missing GLUE data; the message names the file (and line) or the split."""
 
 

@@ -61,7 +61,8 @@ def nonempty(texts: list, path: str | Path) -> list:
     return texts
 
 
-def read_jsonl(path: str | Path) -> list[str]:
+def read_passages(path: str | Path) -> list[str]:
+    """The "text" of every line of a LAMBADA .jsonl file; TaskError names the file and line of a bad one."""
     texts = []
     for n, line in read_lines(path):
         if not line.strip():
@@ -81,10 +82,10 @@ def load_lambada(data_dir: str | Path | None = None, path: str | Path | None = N
     if path is not None:
         if not Path(path).is_file():
             raise DataNotFound(f"{path}: LAMBADA file not found")
-        return read_jsonl(path)
+        return read_passages(path)
     local = lambada_path(data_dir)
     if local is not None:
-        return read_jsonl(local)
+        return read_passages(local)
     if offline():
         raise DataNotFound(f"LAMBADA: {LAMBADA_FILE} not found (set PIXAR_DATA or --data-dir; offline, so "
                            f"HF {HF_DATASET[0]} cannot be fetched)")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData, snapshot_download
 
-from pixar.checkpoint.store import CheckpointError, load_meta, load_model, save_checkpoint
+from pixar.checkpoint.store import CheckpointError, build_model, load_meta, save_checkpoint
 from pixar.config import PixarConfig, RenderConfig, from_dict
 
 HUB_FILES = ["*.json", "*.safetensors", "README.md"]
@@ -62,16 +62,16 @@ def save_for_hub(model, folder: Path, cfg: PixarConfig | None, card_kwargs: dict
                            extra_files={"README.md": str(card)})
 
 
-def load_for_hub(name_or_dir: str, *, revision=None, cache_dir=None, force_download=False, local_files_only=False,
-                 token=None, device="cpu"):
+def load_for_hub(model_cls, name_or_dir: str, *, revision=None, cache_dir=None, force_download=False,
+                 local_files_only=False, token=None, device="cpu"):
     """A local folder (save_pretrained output, a checkpoint, a run folder with `last`, `pixar convert`
-    output) or a hub repo id -> Pixar in eval mode with `.pixar_config`."""
+    output) or a hub repo id -> a `model_cls` (Pixar) in eval mode with `.pixar_config`."""
     path = Path(name_or_dir)
     if not path.is_dir():
         path = Path(snapshot_download(repo_id=str(name_or_dir), revision=revision, cache_dir=cache_dir,
                                       force_download=force_download, local_files_only=local_files_only, token=token,
                                       allow_patterns=HUB_FILES))
-    model, cfg = load_model(path, device=device)
+    model, cfg = build_model(model_cls, path, device=device)
     model.pixar_config = cfg
     model.pixar_meta = load_meta(path)
     return model
@@ -105,8 +105,8 @@ def model_card(model, cfg: PixarConfig | None = None, training: dict | None = No
               "harness data bundle's book corpus)"]
     lines += [f"- {k}: {_fmt(v)}" for k, v in training.items() if k not in ("stage",)]
     lines += [f"- stages run: {stages_run(training, cfg)}"]
-    lines += [f"- recipe: AdamW lr {t.lr}, warm-up {t.warmup_steps}, batch {t.batch_size} x {r.max_positions} "
-              f"positions, {t.steps} stage-1 steps planned" + (f"; stage 2: lr {cfg.adv.lr_g}, alpha {cfg.adv.alpha}, "
+    lines += [f"- recipe: AdamW lr {t.optim.lr}, warm-up {t.optim.warmup_steps}, batch {t.batch_size} x {r.max_positions} "
+              f"positions, {t.steps} stage-1 steps planned" + (f"; stage 2: lr {cfg.adv.optim.lr}, alpha {cfg.adv.alpha}, "
                                                               f"{cfg.adv.steps} steps planned"
                                                               if training.get("stage") == 2 else "")]
     name = cfg.name
@@ -140,11 +140,6 @@ def training_from_meta(meta: dict) -> dict:
     if "steps" in out and "stage" not in out and meta.get("kind") == "pixar" and "converted_from" not in meta:
         out["stage"] = 1  # a training checkpoint without a stage mark is stage 1's (stage 2 marks its own)
     return json.loads(json.dumps(out))
-
-
-def card_training_from_checkpoint(path) -> dict:
-    """{"steps": N, ...} from a checkpoint's meta.json, for model_card_kwargs={"training": ...}."""
-    return training_from_meta(load_meta(path))
 
 
 def stages_run(training: dict, cfg: PixarConfig) -> str:

@@ -28,10 +28,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from pixar.config import ConfigError, PixarConfig, atomic_write_text, from_dict
+from pixar.config import ConfigError, PixarConfig, atomic_write_text, from_dict, migrate_flat_optim
+from pixar.errors import PixarError
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(PixarError, RuntimeError):
     """A missing, incomplete or corrupt checkpoint; the message names the path."""
 
 
@@ -332,7 +333,8 @@ def load_config(path: str | os.PathLike) -> PixarConfig:
     path = resolve_checkpoint(path)
     f = _require(Path(path), "config.json")
     try:
-        return from_dict(PixarConfig, read_json(f), where=str(f))
+        raw = read_json(f)
+        return from_dict(PixarConfig, migrate_flat_optim(raw) if isinstance(raw, dict) else raw, where=str(f))
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
 
@@ -346,12 +348,10 @@ def weight_shapes(f: Path) -> dict[str, tuple[int, ...]]:
         raise CheckpointError(f"{f}: corrupt safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
 
-def check_model_shapes(mcfg, f: Path) -> None:
-    """The model that `mcfg` describes has exactly the tensors of weights file `f` (names and shapes), checked
+def check_model_shapes(model_cls, mcfg, f: Path) -> None:
+    """The model `model_cls(mcfg)` describes has exactly the tensors of weights file `f` (names and shapes), checked
     from the file's header BEFORE the model is built: a config.json claiming 10M layers or a 1e9 hidden size
     is one line, not a huge allocation. (The weights file's own size bounds what is then allocated.)"""
-    from pixar.model.transformer import Pixar
-
     have = weight_shapes(f)
     layers = {int(m.group(1)) for k in have if (m := re.match(r"blocks\.(\d+)\.", k))}
     if len(layers) != mcfg.layers:
@@ -361,7 +361,7 @@ def check_model_shapes(mcfg, f: Path) -> None:
         raise CheckpointError(f"{f}: embed.weight is {list(emb) if emb else 'missing'}, the config says "
                               f"[{mcfg.hidden}, {mcfg.pixels_per_position}] (model.hidden x pixels per position)")
     with torch.device("meta"):
-        want = {k: tuple(v.shape) for k, v in Pixar(mcfg).state_dict().items()}
+        want = {k: tuple(v.shape) for k, v in model_cls(mcfg).state_dict().items()}
     bad = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
     if bad:
         k = bad[0]
@@ -378,14 +378,13 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike, name: str = "
         raise CheckpointError(f"{f}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """-> (Pixar model in eval mode, PixarConfig)."""
-    from pixar.model.transformer import Pixar
-
+def build_model(model_cls, path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """-> (model_cls(cfg.model) holding the checkpoint's weights, in eval mode, its PixarConfig). The model
+    class is passed in (the checkpoint format knows no model): pixar.model.transformer.load_model gives a Pixar."""
     path = resolve_checkpoint(path)
     cfg = load_config(path)
-    check_model_shapes(cfg.model, _require(Path(path), "model.safetensors"))
-    model = Pixar(cfg.model)
+    check_model_shapes(model_cls, cfg.model, _require(Path(path), "model.safetensors"))
+    model = model_cls(cfg.model)
     load_weights(model, path)
     return model.to(device).eval(), cfg
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from pixar.config import atomic_write_text
-from pixar.read.wordlist import cache_dir
+from pixar.paths import cache_dir
 
 
 def source_hash_cache() -> Path:

@@ -28,12 +28,12 @@ import numpy as np
 from pixar.checkpoint.store import CheckpointError, atomic_dir
 from pixar.config import atomic_write_text
 from pixar.data.hashing import sha256_files, source_hash_cache
-from pixar.data.sources import (DataError, Splits, decode_bytes, hf_documents, pack_document, read_jsonl, source_files,
+from pixar.data.sources import (DataError, Splits, decode_bytes, hf_documents, pack_document, jsonl_texts, source_files,
                    split_indices, strip_gutenberg)
 from pixar.data.dataset import (FORMAT, FORMAT_VERSION, MANIFEST, PACKING_KEYS, SPLITS, check_shards, is_prepared,
                                 open_dataset, read_manifest, read_shard, replaceable_dataset, shard_name,
                                 write_hf_metadata, write_shard)
-from pixar.paths import DataNotFound, resolve_data_path
+from pixar.paths import DataNotFound, cache_dir, resolve_data_path
 from pixar.provenance import slug, versions
 from pixar.train.runlock import SiblingLock
 
@@ -176,13 +176,13 @@ def unit_documents(pieces: list[tuple], latin1: frozenset = frozenset(), fell_ba
             yield strip_gutenberg(text)
             continue
         try:
-            docs = list(read_jsonl(path, text))
+            docs = list(jsonl_texts(path, text))
         except DataError:
             if start == 0:
                 raise
             with open(path, "rb") as fh:  # only on error: number the lines from the file's start
                 first = fh.read(start).count(b"\n") + 1
-            list(read_jsonl(path, text, first))
+            list(jsonl_texts(path, text, first))
             raise
         yield from docs
 
@@ -383,15 +383,13 @@ def source_bytes(sources: list[dict]) -> int:
 
 def cache_folder(cfg, sources: list[dict], packing: dict) -> Path:
     """<train.data_cache or <pixar cache>/datasets>/<first source's name>-<fingerprint>."""
-    from pixar.read.wordlist import cache_dir
-
     root = Path(cfg.data_cache).expanduser() if cfg.data_cache else cache_dir() / "datasets"
     name = slug(Path(sources[0]["spec"].rstrip("/")).name or "data")[:40]
     return root / f"{name}-{fingerprint(sources, packing)}"
 
 
 def open_or_prepare(cfg, data_dir: str | os.PathLike | None = None) -> Splits:
-    """pixar.data.sources.build_splits: open cfg.data's prepared dataset, or prepare the raw sources into the cache
+    """pixar.data.stream.build_splits: open cfg.data's prepared dataset, or prepare the raw sources into the cache
     (under torch.distributed rank 0 prepares while the others wait) and open that."""
     packing = packing_config(cfg)
     paths = []

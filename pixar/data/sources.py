@@ -1,19 +1,13 @@
-"""Pretraining text -> packed chunks -> rendered batches (the paper's pretraining data).
+"""Pretraining sources -> documents -> packed chunks -> train/validation splits (the paper's pretraining data).
 
     sources (.txt files/folders, .jsonl with "text", hf:<name>[:<config>])
       -> documents (Gutenberg header/footer stripped, whitespace normalised)
       -> sentences (regex splitter) -> greedy packing into chunks of min_chars..max_chars characters
          (one document never spills into another chunk's document; short leftovers dropped)
-      -> deterministic validation split (seed) -> per-epoch shuffles of the training chunks (seed, epoch)
-      -> ChunkStream: an IterableDataset rendering micro-batches on the fly (one Renderer per worker)
+      -> deterministic validation split (seed)
 
-build_splits serves memory-mapped ChunkTables of a prepared dataset (pixar.data.prepare, pixar.data.dataset,
-docs/data.md); build_splits_in_memory is the same pipeline on Python lists (the tests' reference).
-
-Positions in the training stream are absolute chunk counts `consumed` (epoch = consumed // N,
-index = consumed % N), so a resumed run continues at exactly the same chunk. Global step s consumes
-chunks [start + s*B, start + (s+1)*B) of the stream (B = the global batch); that batch is cut into
-world_size * grad_accum equal micro-batches, and micro-batch (accum a, rank r) is slice a*world_size + r.
+build_splits_in_memory is this pipeline on Python lists (the tests' reference); pixar.data.prepare runs it in
+parallel into a memory-mapped dataset (pixar.data.dataset), and pixar.data.stream serves it to training.
 """
 from __future__ import annotations
 
@@ -27,10 +21,9 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pixar.config import RenderConfig, TrainConfig
+from pixar.config import TrainConfig
+from pixar.errors import PixarError
 from pixar.paths import DataNotFound, resolve_data_path
 
 log = logging.getLogger(__name__)
@@ -40,7 +33,7 @@ SKIPPED_PREFIXES = ("license", "readme", "copying")
 """Files in a folder whose names start with these (any case) are licence/readme boilerplate, not text."""
 
 
-class DataError(ValueError):
+class DataError(PixarError, ValueError):
     """Bad pretraining input (binary or malformed file, empty corpus); the message names the file."""
 
 
@@ -89,9 +82,9 @@ def strip_gutenberg(text: str) -> str:
     return text
 
 
-def read_jsonl(path: str | os.PathLike, raw: str, first_line: int = 1) -> Iterator[str]:
+def jsonl_texts(path: str | os.PathLike, raw: str, first_line: int = 1) -> Iterator[str]:
     """The "text" field of every non-blank line of decoded .jsonl content `raw` (line numbers in errors
-    count from `first_line`)."""
+    count from `first_line`). (JSONL records of any shape, .gz fallback: harness.results.schema.read_jsonl.)"""
     for lineno, line in enumerate(raw.splitlines(), first_line):
         if not line.strip():
             continue
@@ -154,7 +147,7 @@ def iter_documents(sources: list[str], data_dir: str | os.PathLike | None = None
                 raise DataError(f"{f}: cannot read ({e.strerror})") from None
             text = decode_text(raw, str(f))
             if f.suffix.lower() == ".jsonl":
-                for i, doc in enumerate(read_jsonl(f, text)):
+                for i, doc in enumerate(jsonl_texts(f, text)):
                     yield f"{f}:{i + 1}", doc
             else:
                 yield str(f), strip_gutenberg(text)
@@ -282,122 +275,3 @@ def build_splits_in_memory(cfg: TrainConfig, data_dir: str | os.PathLike | None 
     val = [chunks[i] for i in val_ids]  # shuffled, so any prefix (eval batches, prompts) is a random sample
     log.info("data: %d documents -> %d training + %d validation chunks", len(names), len(train), len(val))
     return Splits(train, val)
-
-
-def build_splits(cfg: TrainConfig, data_dir: str | os.PathLike | None = None) -> Splits:
-    """The memory-mapped splits of cfg.data: a prepared dataset folder as is (its packing must match cfg),
-    or raw sources prepared once into the cache (rank 0 prepares under torch.distributed). Chunks and
-    order equal build_splits_in_memory's."""
-    from pixar.data.prepare import open_or_prepare  # lazy: pyarrow is only needed here
-
-    return open_or_prepare(cfg, data_dir)
-
-
-# ---- the training stream ---------------------------------------------------------------------
-@dataclass
-class DataPosition:
-    """Where the stream stands: chunk `index` of epoch `epoch`'s shuffle (both 0-based)."""
-
-    epoch: int = 0
-    index: int = 0
-
-    def consumed(self, num_chunks: int) -> int:
-        return self.epoch * num_chunks + self.index
-
-    @classmethod
-    def from_consumed(cls, consumed: int, num_chunks: int) -> "DataPosition":
-        return cls(consumed // num_chunks, consumed % num_chunks)
-
-    def to_dict(self) -> dict:
-        return {"epoch": self.epoch, "index": self.index}
-
-
-def epoch_order(num_chunks: int, seed: int, epoch: int) -> np.ndarray:
-    """The deterministic shuffle of epoch `epoch`: int64 [num_chunks]."""
-    return np.random.default_rng([seed, epoch]).permutation(num_chunks)
-
-
-def micro_batch_ids(num_chunks: int, seed: int, start: int, global_batch: int, step: int, accum: int,
-                    rank: int, world_size: int, grad_accum: int, orders: dict | None = None) -> list[int]:
-    """Chunk ids of micro-batch (accum, rank) of global step `step` counted from stream offset `start`.
-    `orders` caches {epoch: epoch_order(...)} between calls (older epochs are evicted)."""
-    micro = global_batch // (world_size * grad_accum)
-    first = start + step * global_batch + (accum * world_size + rank) * micro
-    orders = {} if orders is None else orders
-    ids = []
-    for q in range(first, first + micro):
-        epoch = q // num_chunks
-        if epoch not in orders:
-            for old in [e for e in orders if e < epoch]:
-                del orders[old]
-            orders[epoch] = epoch_order(num_chunks, seed, epoch)
-        ids.append(int(orders[epoch][q % num_chunks]))
-    return ids
-
-
-def render_texts(renderer, texts: list[str]) -> dict[str, torch.Tensor]:
-    """-> {"pixels": uint8 [b, H, W] (1 = white), "mask": uint8 [b, P], "truncated": bool [b]}."""
-    batch = renderer.render_batch(texts)
-    return {"pixels": torch.from_numpy(batch.pixels), "mask": torch.from_numpy(batch.mask),
-            "truncated": torch.from_numpy(batch.truncated)}
-
-
-class ChunkStream(IterableDataset):
-    """Endless micro-batches of this rank, rendered on the fly, from global step `first_step` on.
-
-    Item k is (step = first_step + k // grad_accum, accum = k % grad_accum); with DataLoader workers,
-    worker w renders items k = w (mod num_workers), so the loader's round-robin keeps the order.
-    """
-
-    def __init__(self, chunks: list[str], render_cfg: RenderConfig, seed: int, global_batch: int,
-                 start: DataPosition | int = 0, rank: int = 0, world_size: int = 1, grad_accum: int = 1,
-                 first_step: int = 0):
-        if global_batch % (world_size * grad_accum):
-            raise DataError(f"batch_size {global_batch} is not divisible by world_size {world_size} x "
-                            f"grad_accum {grad_accum}")
-        self.chunks, self.render_cfg, self.seed = chunks, render_cfg, seed
-        self.global_batch, self.rank, self.world_size, self.grad_accum = global_batch, rank, world_size, grad_accum
-        self.start = start.consumed(len(chunks)) if isinstance(start, DataPosition) else int(start)
-        self.first_step = first_step
-        self._renderer, self._orders = None, {}
-
-    @property
-    def micro_batch(self) -> int:
-        return self.global_batch // (self.world_size * self.grad_accum)
-
-    def position_after(self, steps_done: int) -> DataPosition:
-        """The stream position once `steps_done` global steps (counted from step 0) have been consumed."""
-        return DataPosition.from_consumed(self.start + steps_done * self.global_batch, len(self.chunks))
-
-    def ids(self, step: int, accum: int) -> list[int]:
-        return micro_batch_ids(len(self.chunks), self.seed, self.start, self.global_batch, step, accum,
-                               self.rank, self.world_size, self.grad_accum, self._orders)
-
-    def renderer(self):
-        if self._renderer is None:  # built in the worker process: one Renderer (and glyph atlas) per worker
-            from pixar.render.renderer import Renderer
-
-            self._renderer = Renderer(self.render_cfg)
-        return self._renderer
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_renderer"], state["_orders"] = None, {}
-        return state
-
-    def __iter__(self) -> Iterator[dict]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        k = worker
-        while True:
-            step, accum = self.first_step + k // self.grad_accum, k % self.grad_accum
-            item = render_texts(self.renderer(), [self.chunks[i] for i in self.ids(step, accum)])
-            item.update(step=step, accum=accum)
-            yield item
-            k += workers
-
-
-def make_loader(stream: ChunkStream, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
-    """A DataLoader over already-collated micro-batches; workers prefetch 4 batches each."""
-    extra = {"prefetch_factor": 4, "persistent_workers": False} if num_workers > 0 else {}
-    return DataLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, **extra)

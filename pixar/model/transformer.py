@@ -22,7 +22,9 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
-from pixar.config import ModelConfig
+from pixar.checkpoint.hub import load_for_hub, model_card, pixar_config_for, save_for_hub
+from pixar.checkpoint.store import build_model
+from pixar.config import ModelConfig, PixarConfig
 
 
 # ---- pixels <-> positions -------------------------------------------------------------------
@@ -230,8 +232,6 @@ class Pixar(nn.Module, PyTorchModelHubMixin, library_name="pixar-harness", paper
         PixarConfig (or its dict) to store; default `self.pixar_config`, else one built from `self.cfg`.
         model_card_kwargs: {"training": {"steps": ..., ...}, "benchmarks": [{"task", "metric", "value",
         "protocol", ...}]} for the generated card."""
-        from pixar.checkpoint.hub import pixar_config_for
-
         self._hub_pending = (pixar_config_for(self, config), dict(model_card_kwargs or {}))
         try:
             return super().save_pretrained(save_directory, config=None, repo_id=repo_id, push_to_hub=push_to_hub,
@@ -240,14 +240,10 @@ class Pixar(nn.Module, PyTorchModelHubMixin, library_name="pixar-harness", paper
             del self._hub_pending
 
     def _save_pretrained(self, save_directory: Path) -> None:
-        from pixar.checkpoint.hub import save_for_hub
-
         cfg, card = getattr(self, "_hub_pending", (None, {}))
         save_for_hub(self, Path(save_directory), cfg, card)
 
     def generate_model_card(self, *args, **kwargs):
-        from pixar.checkpoint.hub import model_card
-
         cfg = getattr(self, "_hub_pending", (None, {}))[0]
         return model_card(self, cfg, **kwargs)
 
@@ -266,9 +262,7 @@ class Pixar(nn.Module, PyTorchModelHubMixin, library_name="pixar-harness", paper
     def _from_pretrained(cls, *, model_id: str, revision=None, cache_dir=None, force_download=False, proxies=None,
                          resume_download=None, local_files_only=False, token=None, map_location: str = "cpu",
                          **model_kwargs):
-        from pixar.checkpoint.hub import load_for_hub
-
-        return load_for_hub(model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
+        return load_for_hub(cls, model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
                             local_files_only=local_files_only, token=token, device=map_location)
 
 
@@ -282,3 +276,9 @@ def masked_bce(logits: torch.Tensor, target_positions: torch.Tensor, mask: torch
     per_pos = F.binary_cross_entropy_with_logits(pred, tgt, reduction="none").mean(-1)  # [B, T-1]
     per_sample = (per_pos * m).sum(1) / m.sum(1).clamp(min=1)
     return per_sample.mean()
+
+
+def load_model(path, device: str | torch.device = "cpu") -> tuple[Pixar, PixarConfig]:
+    """A checkpoint folder (or a training run folder: its `last` checkpoint) -> (Pixar in eval mode, its
+    PixarConfig). CheckpointError names a missing or corrupt file."""
+    return build_model(Pixar, path, device)

@@ -44,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image, ImageOps
 
+from pixar.errors import PixarError
 from pixar.read.glyph_decoder import GlyphDecoder, as_white_prob
 from pixar.render.renderer import Renderer
 from pixar.read.wordlist import Readability, build_wordlist, word_counts  # noqa: F401  (re-exported API)
@@ -54,7 +55,7 @@ TESSERACT_INSTALL = "apt-get install tesseract-ocr"
 GLYPH_BATCH = 64  # strips per GlyphDecoder.decode_batch call
 
 
-class OCRError(RuntimeError):
+class OCRError(PixarError, RuntimeError):
     """A read-back engine cannot run (missing program, bad engine name); the message says the fix."""
 
 
@@ -342,19 +343,3 @@ def union_correct(preds_by_engine: Mapping[str, str], gold: str, fold_gq: bool =
                   strip: str = LEADING_STRIP) -> bool:
     """The paper's reported score: correct if any engine's reading is correct."""
     return any(score_first_word(p, gold, fold_gq, strip) for p in preds_by_engine.values())
-
-
-def word_accuracy(golds: Sequence[str], preds: Sequence[str], fold_gq: bool = True) -> float:
-    """Read-back word accuracy (a protocol of this harness, not the paper's): the fraction of gold
-    whitespace words that a difflib alignment of each gold line with its reading matches exactly
-    (case-sensitive; optional g -> q fold). Insertions/splits do not shift later words out of line."""
-    import difflib
-
-    ok = total = 0
-    for gold, pred in zip(golds, preds, strict=True):
-        gw, pw = gold.split(), pred.split()
-        if fold_gq:
-            gw, pw = [normalise_word(w) for w in gw], [normalise_word(w) for w in pw]
-        ok += sum(m.size for m in difflib.SequenceMatcher(a=gw, b=pw, autojunk=False).get_matching_blocks())
-        total += len(gw)
-    return ok / total if total else 0.0

@@ -37,7 +37,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pixar.config import atomic_write_text
-from pixar.paths import DataNotFound, data_dir as resolve_data_dir
+from pixar.data.sources import DataError
+from pixar.paths import DataNotFound, cache_dir, data_dir as resolve_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +49,6 @@ UNIGRAM_SIZE = 333_333
 VOCABULARIES = ("paper", "paper-official", "corpus")
 _SKIP_FILES = ("license", "readme")
 _VERSION = "1"  # bump when the tokenisation changes (invalidates caches)
-
-
-def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
-    if explicit:
-        return Path(explicit).expanduser()
-    if os.environ.get("PIXAR_CACHE"):
-        return Path(os.environ["PIXAR_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pixar"
 
 
 def corpus_files(data: str | os.PathLike | None = None) -> list[Path]:
@@ -123,12 +115,12 @@ def unigram_words(data: str | os.PathLike | None = None, path: str | os.PathLike
                            "(see shared/data/README.md section 8)")
     lines = path.read_text(encoding="utf-8").splitlines()
     if not lines or lines[0].strip() != "word,count":
-        raise ValueError(f"{path}:1: expected the header 'word,count'")
+        raise DataError(f"{path}:1: expected the header 'word,count'")
     words = []
     for n, line in enumerate(lines[1:], 2):
         word, sep, count = line.partition(",")
         if not sep or not word or not count.strip().isdigit():
-            raise ValueError(f"{path}:{n}: expected '<word>,<count>', got {line[:60]!r}")
+            raise DataError(f"{path}:{n}: expected '<word>,<count>', got {line[:60]!r}")
         words.append(word)
     return words
 

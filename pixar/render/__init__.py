@@ -1,4 +1,2 @@
-"""Text -> binary pixel strips (pixar.render.renderer; docs/rendering.md)."""
-from pixar.render.renderer import RenderedBatch, Renderer
-
-__all__ = ["RenderedBatch", "Renderer"]
+"""Text to pixels: the renderer (the authors' PangoCairo pixels, fast: pixar.render.renderer.Renderer), its glyph
+tables, text rules, shaping for every script, the optional native fast path and the Pillow reference oracle."""

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pixar.render import shaping
+from pixar.render import native, shaping
 from pixar.render import text_rules as tr
-from pixar.render.column_cache import CharColumns, StripBlocks, WordColumns
+from pixar.render.column_cache import BatchArrays, CharColumns, StripBlocks, WordColumns
 from pixar.config import RenderConfig
 from pixar.render.glyph_columns import (LANE, REPLACEMENT, Glyph, columns_to_pixels, lanes_to_rows, raise_box_bottom,
                                         white_bytes)
@@ -105,6 +105,8 @@ class Renderer(GlyphTable):
         self._white_view = memoryview(self._white)
         self._eos = b"\x00" * c.position_width
         self._blocks = StripBlocks(c.patch_size, c.width)
+        self._batches = BatchArrays()
+        self._native_cache = native.new_cache()  # the native path's own word cache (pixar.render.native)
         self._geometry = (c.text_x, c.eos_gap, c.position_width, c.width)
         self._fast_limit = c.width // 4 + 64  # longer texts go through the bounded general path
         P = c.max_positions
@@ -114,7 +116,8 @@ class Renderer(GlyphTable):
     def __getstate__(self):
         state = self.__dict__.copy()
         for k in ("_fonts", "_cmaps", "_char_class", "_glyphs", "_runs", "_spaces_table", "_shaper", "_space_adv", "_main_shaper", "_metrics", "_fontset", "_chars", "_words", "_space",
-                  "_white", "_white_view", "_eos", "_blocks", "_geometry", "_fast_limit", "_masks"):
+                  "_white", "_white_view", "_eos", "_blocks", "_batches", "_native_cache", "_geometry", "_fast_limit",
+                  "_masks"):
             state.pop(k)
         return state
 
@@ -386,25 +389,48 @@ class Renderer(GlyphTable):
         no strip is allocated; the result's `pixels` is then `out` itself."""
         if self.direct:  # another setting: pixar.render.settings
             return RenderedBatch(*render_direct(self, texts, out))
-        limit, white, fast, W = self._fast_limit, self._white, self._fast_strip, self.cfg.width
-        pieces, eos, cut, fallback, unknown = [], [], {}, Counter(), Counter()
-        for item in texts:  # per text: the strip's column bytes (W) and its EOS position
-            st = fast(item) if type(item) is str and len(item) <= limit else None
-            if st is None:
-                cols, e, cut[len(pieces)] = self._strip((item,) if isinstance(item, str) else tuple(item), fallback, unknown)
-                st = (cols + white[: W - len(cols)], e)
-            pieces.append(st[0])
-            eos.append(st[1])
-        B = len(pieces)
+        texts = texts if type(texts) is list else list(texts)
+        B, cut, fallback, unknown = len(texts), {}, Counter(), Counter()
         if out is not None:
             self._check_out(out, B)
-        pixels = columns_to_pixels(np.frombuffer(b"".join(pieces), np.uint8).reshape(B, W), out=out)  # [B, H, W]
-        pixels = out if out is not None else pixels
-        eos_arr = np.array(eos, np.int64)
+        fill = native.FILL
+        if fill is not None and self.cfg.whitespace == "pango":  # native: pixels written straight into the batch
+            pixels = out if out is not None else self._batches.take((B, self.cfg.patch_size, self.cfg.width))
+            eos_arr = np.empty(B, np.int64)
+            todo, chars = fill(texts, self._words, self._native_cache,
+                               self._space_bytes(), *self._geometry, self._fast_limit, pixels, eos_arr)
+            self.chars_laid_out += chars
+            rows = pixels.view(LANE)  # [B, H, W/8]
+            for i in todo:  # the pure-Python path (tabs, general path), the same pixels
+                cols, eos_arr[i] = self._strip_columns(texts[i], i, cut, fallback, unknown)
+                lanes_to_rows(np.frombuffer(cols, LANE), rows[i])
+        else:
+            pieces, eos = [], []
+            for i, item in enumerate(texts):  # per text: the strip's column bytes (W) and its EOS position
+                cols, e = self._strip_columns(item, i, cut, fallback, unknown)
+                pieces.append(cols)
+                eos.append(e)
+            pixels = columns_to_pixels(np.frombuffer(b"".join(pieces), np.uint8).reshape(B, self.cfg.width), out=out)
+            pixels = out if out is not None else pixels  # [B, H, W]
+            eos_arr = np.array(eos, np.int64)
         truncated = np.zeros(B, bool)
         truncated[list(cut)] = list(cut.values())
         mask = self._masks[eos_arr]
         return RenderedBatch(pixels, mask, eos_arr, truncated, fallback, unknown)
+
+    def _space_bytes(self) -> bytes:
+        if self._space is None:
+            self._space = b"\xff" * self.glyph(" ").advance
+        return self._space
+
+    def _strip_columns(self, item, i: int, cut: dict, fallback: Counter, unknown: Counter) -> tuple[bytes, int]:
+        """Pure-Python path of one batch item: its strip's column bytes (all W) and EOS position; cut[i] is set when
+        the general path took it."""
+        st = self._fast_strip(item) if type(item) is str and len(item) <= self._fast_limit else None
+        if st is None:
+            cols, e, cut[i] = self._strip((item,) if isinstance(item, str) else tuple(item), fallback, unknown)
+            st = (cols + self._white[: self.cfg.width - len(cols)], e)
+        return st
 
     def _check_out(self, out: np.ndarray, n: int) -> None:
         shape = (n, self.cfg.patch_size, self.cfg.width)
@@ -417,10 +443,22 @@ class Renderer(GlyphTable):
         """One text (or pair) -> a batch of one; the same pixels as render_batch([text])."""
         if self.direct:
             return RenderedBatch(*render_direct(self, [text]))
+        lanes = pixels = None  # one strip of the blocks: '<u8' [H, W/8] and uint8 [1, H, W], the same memory
         if type(text) is str and len(text) <= self._fast_limit:
+            fill = native.FILL
+            if fill is not None and self.cfg.whitespace == "pango":  # native (pixar.render.native)
+                lanes, pixels = self._blocks.take()
+                e = np.empty(1, np.int64)
+                if not fill([text], self._words, self._native_cache, self._space_bytes(), *self._geometry,
+                            self._fast_limit, pixels, e)[0]:
+                    self.chars_laid_out += len(text)
+                    i = int(e[0])
+                    return RenderedBatch(pixels, self._masks[i: i + 1].copy(), e, np.zeros(1, bool),
+                                         Counter.__new__(Counter), Counter.__new__(Counter))
             st = self._fast_strip(text)
             if st is not None:
-                lanes, pixels = self._blocks.take()  # '<u8' [H, W/8] and uint8 [1, H, W]: one memory
+                if lanes is None:
+                    lanes, pixels = self._blocks.take()
                 lanes_to_rows(np.frombuffer(st[0], LANE), lanes)
                 e = st[1]
                 # Counter.__new__: an empty Counter without Counter.__init__'s Python-level update() call
@@ -428,7 +466,8 @@ class Renderer(GlyphTable):
                                      Counter.__new__(Counter), Counter.__new__(Counter))
         fallback, unknown = Counter(), Counter()  # the general path, into a strip of the same blocks
         cols, e, cut = self._strip((text,) if isinstance(text, str) else tuple(text), fallback, unknown)
-        lanes, pixels = self._blocks.take()
+        if lanes is None:
+            lanes, pixels = self._blocks.take()
         lanes_to_rows(np.frombuffer(cols + self._white[: self.cfg.width - len(cols)], LANE), lanes)
         return RenderedBatch(pixels, self._masks[e: e + 1].copy(), np.array([e]), np.array([cut]), fallback, unknown)
 

@@ -65,11 +65,6 @@ def is_mark(ch: str) -> bool:
     return unicodedata.category(ch) in ("Mn", "Me")
 
 
-def keeps_font(ch: str) -> bool:
-    """Pango's itemiser does not change font for non-graphic characters (controls, format, spaces)."""
-    return unicodedata.category(ch) in ("Cc", "Cf", "Zs")
-
-
 def pango_em(font_size: int) -> float:
     """Pango's em in px for a Pillow font size (9 px Pillow <-> 8 pt at 80 dpi = 8.889 px)."""
     return font_size * PANGO_DPI * PANGO_PT / 72 / 9

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from pixar.config import PixarConfig
 from pixar.model.discriminator import Discriminator, PrefixKV
-from pixar.train.loop import NonFiniteLoss, adamw, set_lr
+from pixar.train.loop import NonFiniteLoss, adamw_from, set_lr
 from pixar.model.transformer import Pixar, masked_bce, patchify
 from pixar.train.parallel import clip_grad_norm, is_fsdp
 
@@ -189,10 +189,9 @@ class AdversarialTrainer:
             raise ValueError("stage 2 needs the generator and the discriminator wrapped alike (both FSDP or neither)")
         self.gen, self.disc, self.cfg = gen, disc, cfg
         self.fsdp = is_fsdp(gen)  # FSDP reduce-scatters gradients itself; otherwise they are averaged by hand
-        t = cfg.train
         if optimizers is None:
-            opt = dict(betas=(t.beta1, t.beta2), eps=t.eps, weight_decay=t.weight_decay)
-            optimizers = adamw(gen.parameters(), lr_g_at(1), **opt), adamw(disc.parameters(), lr_d_at(1), **opt)
+            o = cfg.adv.optim
+            optimizers = adamw_from(gen.parameters(), o, lr_g_at(1)), adamw_from(disc.parameters(), o, lr_d_at(1))
         self.opt_g, self.opt_d = optimizers
         self.lr_g_at, self.lr_d_at = lr_g_at, lr_d_at
         self.lambda_prev: float | None = None  # None until the first step has measured it
@@ -270,7 +269,7 @@ class AdversarialTrainer:
 
     def _finish_grads(self, module: torch.nn.Module) -> float:
         """After backward: unused parameters get zero gradients, unwrapped gradients are averaged across
-        ranks (FSDP's shards already hold the average), then clip to cfg.train.grad_clip -> pre-clip global
+        ranks (FSDP's shards already hold the average), then clip to cfg.adv.optim.grad_clip -> pre-clip global
         norm. A non-finite norm clears the grads and raises before any optimiser has stepped."""
         params = [p for p in module.parameters() if p.requires_grad]
         for p in params:
@@ -279,7 +278,7 @@ class AdversarialTrainer:
         if not self.fsdp:
             for p, g in zip(params, average_across_ranks([p.grad for p in params])):
                 p.grad = g.to(p.dtype)
-        norm = clip_grad_norm(module, self.cfg.train.grad_clip)
+        norm = clip_grad_norm(module, self.cfg.adv.optim.grad_clip)
         if not math.isfinite(norm):
             self.opt_g.zero_grad(set_to_none=True)
             self.opt_d.zero_grad(set_to_none=True)

@@ -26,13 +26,15 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
+from pixar.errors import PixarError
+
 WARMUP_START_RATIO = 1e-5
 """The warm-up starts at this fraction of the peak lr (the official LinearLR start_factor)."""
 
 Hook = Callable[[int, dict], None]
 
 
-class TrainingError(RuntimeError):
+class TrainingError(PixarError, RuntimeError):
     """A run that cannot start or continue (diverged, nothing to resume, occupied output folder)."""
 
 
@@ -75,9 +77,10 @@ class Schedule:
 
     @classmethod
     def of(cls, cfg, lr: float | None = None, total_steps: int | None = None) -> "Schedule":
-        """From any config with lr, warmup_steps, steps (and optionally min_lr_ratio, default 0.1)."""
-        return cls(cfg.lr if lr is None else lr, cfg.warmup_steps, cfg.steps if total_steps is None else total_steps,
-                   getattr(cfg, "min_lr_ratio", 0.1))
+        """From a training config with `steps` and an `optim` section (pixar.config.OptimConfig)."""
+        o = cfg.optim
+        return cls(o.lr if lr is None else lr, o.warmup_steps, cfg.steps if total_steps is None else total_steps,
+                   o.min_lr_ratio)
 
 
 def adamw(params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float] = (0.9, 0.95),
@@ -88,6 +91,13 @@ def adamw(params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, f
     if fused is None:
         fused = bool(params) and params[0].is_cuda
     return torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=bool(fused))
+
+
+def adamw_from(params: Iterable[torch.nn.Parameter], optim, lr: float | None = None,
+               fused: bool | None = None) -> torch.optim.AdamW:
+    """adamw() with an OptimConfig's betas, eps and weight decay (and lr unless given)."""
+    return adamw(params, optim.lr if lr is None else lr, (optim.beta1, optim.beta2), optim.eps, optim.weight_decay,
+                 fused=fused)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -1,7 +1,7 @@
 """Scale-out building blocks: DDP or FSDP2 wrapping, sharded checkpoints, compile, CUDA settings.
 
     configure_cuda(device)                    TF32 matmuls/cuDNN on CUDA (no-op on CPU)
-    make_adamw(params, tc, device, lr)        AdamW with fused=True on CUDA
+    make_adamw(params, optim, device, lr)     AdamW from an OptimConfig, fused=True on CUDA
     resolve_compile(tc.compile, device)       true|false|auto -> bool (auto = CUDA only)
     prepare_model(model, tc, device)          activation checkpointing flag + torch.compile of each block
     wrap(model, parallel, device)             ddp: DistributedDataParallel; fsdp: fully_shard per Block then root
@@ -41,7 +41,7 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
 
 from pixar.checkpoint.store import (CheckpointError, load_config, load_meta, publish_dir, save_checkpoint, write_checkpoint_files,
                          write_errors)
-from pixar.config import ConfigError, PixarConfig, TrainConfig
+from pixar.config import ConfigError, OptimConfig, PixarConfig, TrainConfig
 from pixar.model.transformer import Block
 
 SHARDED_DIR = "sharded"
@@ -69,12 +69,11 @@ def configure_cuda(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
-def make_adamw(params, tc: TrainConfig, device: torch.device, lr: float | None = None) -> torch.optim.AdamW:
-    """pixar.train.loop.adamw (the one optimiser policy) with the config's betas/eps/weight decay; fused on CUDA."""
-    from pixar.train.loop import adamw
+def make_adamw(params, optim: OptimConfig, device: torch.device, lr: float | None = None) -> torch.optim.AdamW:
+    """pixar.train.loop.adamw (the one optimiser policy) with an OptimConfig's betas/eps/weight decay; fused on CUDA."""
+    from pixar.train.loop import adamw_from
 
-    return adamw(params, tc.lr if lr is None else lr, (tc.beta1, tc.beta2), tc.eps, tc.weight_decay,
-                 fused=torch.device(device).type == "cuda")
+    return adamw_from(params, optim, lr, fused=torch.device(device).type == "cuda")
 
 
 def resolve_compile(setting: bool | str, device: torch.device) -> bool:
@@ -90,25 +89,28 @@ def transformer_blocks(module: nn.Module) -> list[nn.Module]:
     return [m for m in module.modules() if isinstance(m, Block)]
 
 
-def prepare_model(model: nn.Module, tc: TrainConfig, device: torch.device) -> nn.Module:
-    """Before wrap(): set activation checkpointing and compile each transformer block in place
-    (nn.Module.compile keeps parameter names, so checkpoints are unaffected)."""
+def prepare_model(model: nn.Module, tc: TrainConfig, device: torch.device,
+                  blocks: list[nn.Module] | None = None) -> nn.Module:
+    """Before wrap(): set activation checkpointing and compile each transformer block (`blocks`, default the
+    pixar.model.transformer.Block modules) in place (nn.Module.compile keeps parameter names, so checkpoints
+    are unaffected)."""
     for m in model.modules():
         if hasattr(m, "activation_checkpointing"):
             m.activation_checkpointing = tc.activation_checkpointing
     if resolve_compile(tc.compile, device):
-        for block in transformer_blocks(model):
+        for block in transformer_blocks(model) if blocks is None else blocks:
             block.compile()
     return model
 
 
 # ---- wrapping --------------------------------------------------------------------------------
-def wrap(model: nn.Module, parallel: str, device: torch.device) -> nn.Module:
+def wrap(model: nn.Module, parallel: str, device: torch.device, blocks: list[nn.Module] | None = None) -> nn.Module:
     """Wrap for data parallelism across the current process group (the model itself in one process).
     fsdp: fully_shard every transformer Block and every `head` Linear (stage 2 calls heads directly), then
     the root (embed and norms stay in the root group; hidden_states/real_logits/fake_logits are registered
     as forward methods so calling them all-gathers the root's parameters);
-    the returned module IS `model` (FSDP2 swaps its class), its parameters are DTensor shards."""
+    the returned module IS `model` (FSDP2 swaps its class), its parameters are DTensor shards. `blocks`: the
+    modules sharded one by one (default: the pixar.model.transformer.Block modules; GPT-2 passes its GPT2Blocks)."""
     _, size = world()
     if size == 1:
         return model
@@ -121,7 +123,7 @@ def wrap(model: nn.Module, parallel: str, device: torch.device) -> nn.Module:
     from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
 
     mesh = init_device_mesh(device.type, (size,))
-    for block in transformer_blocks(model):
+    for block in transformer_blocks(model) if blocks is None else blocks:
         fully_shard(block, mesh=mesh)
     for name, sub in model.named_modules():  # heads called directly (stage 2: gen.head(gen.hidden_states(x)))
         if name.split(".")[-1] == "head" and isinstance(sub, nn.Linear):
@@ -203,7 +205,7 @@ def save_sharded(path: str | os.PathLike, modules: dict[str, nn.Module], optimiz
     """Collective (every rank calls it): write `path` as a sharded checkpoint, atomically. `modules`:
     {"model": m} (stage 1) or {"generator": g, "discriminator": d} (stage 2); `optimizers`: the same keys.
     `state`: rank 0's extra training state (JSON + tensors); `full_weights`: the module whose gathered
-    weights also go to model.safetensors (so pixar.checkpoint.store.load_model reads the folder).
+    weights also go to model.safetensors (so pixar.model.transformer.load_model reads the folder).
     A failed write removes the temp folder on every rank and raises CheckpointError naming `kept`."""
     path = Path(path)
     rank, size = world()

@@ -12,6 +12,8 @@ checkpoints with the `last` pointer, metrics.jsonl.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import contextlib
 import json
 import os
@@ -76,10 +78,6 @@ def all_reduce_mean(values: list[float], info: DistInfo) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=info.device)
     dist.all_reduce(t)
     return (t / info.world_size).tolist()
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") else model
 
 
 # ---- RNG and checkpoints -------------------------------------------------------------------
@@ -164,10 +162,16 @@ continue a different run than the one saved, which `pixar train` refuses unless 
 
 def config_changes(saved: PixarConfig, cfg: PixarConfig) -> dict[str, list]:
     """{"section.key": [saved value, new value]} for the train/adv settings that differ (RESUME_FREE excepted)."""
+    def flat(obj, prefix: str) -> dict:  # nested sections (train.optim.*) as dotted keys of plain values
+        d = {}
+        for k, v in obj.__dict__.items():
+            d.update(flat(v, f"{prefix}{k}.") if dataclasses.is_dataclass(v) else {f"{prefix}{k}": v})
+        return d
+
     out = {}
     for section, free in RESUME_FREE.items():
-        a, b = getattr(saved, section).__dict__, getattr(cfg, section).__dict__
-        out.update({f"{section}.{k}": [a[k], b.get(k)] for k in sorted(a) if k not in free and a[k] != b.get(k)})
+        a, b = flat(getattr(saved, section), f"{section}."), flat(getattr(cfg, section), f"{section}.")
+        out.update({k: [a[k], b.get(k)] for k in sorted(a) if k.split(".", 1)[1] not in free and a[k] != b.get(k)})
     return out
 
 

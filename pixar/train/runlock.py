@@ -19,12 +19,14 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pixar.errors import PixarError
+
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
 
 
-class RunLockError(RuntimeError):
+class RunLockError(PixarError, RuntimeError):
     """The output folder is in use by another run (or its lock cannot be read/written)."""
 
 

@@ -6,7 +6,7 @@ continue after the chunks stage 1 consumed, and logs, samples and checkpoints:
 
     metrics.jsonl            one record per step (LOGGED_KEYS and more)
     samples/step-XXXXXXX.png greedy continuations (step 0 = before stage 2)
-    step-XXXXXXX/            the generator as a normal PIXAR checkpoint (pixar.checkpoint.store.load_model);
+    step-XXXXXXX/            the generator as a normal PIXAR checkpoint (pixar.model.transformer.load_model);
                              discriminator + both optimisers + lambda in its training state
 """
 from __future__ import annotations
@@ -22,9 +22,10 @@ import torch.distributed as dist
 
 from pixar.train import parallel
 from pixar.train.adversarial import AdversarialTrainer
-from pixar.checkpoint.store import CheckpointError, load_model, load_state, load_weights, resolve_checkpoint
+from pixar.checkpoint.store import CheckpointError, load_state, load_weights, resolve_checkpoint
+from pixar.model.transformer import load_model
 from pixar.config import ConfigError, PixarConfig
-from pixar.data.sources import ChunkStream, build_splits, make_loader
+from pixar.data.stream import ChunkStream, build_splits, make_loader
 from pixar.model.discriminator import Discriminator
 from pixar.train.loop import Schedule, TrainingError, every
 from pixar.model.transformer import Pixar
@@ -33,7 +34,8 @@ from pixar.train.runlock import RunLock
 from pixar.train.run_state import (DistInfo, MetricsLogger, all_reduce_mean, autocast, capture_rng_state, check_compatible,
                    prepare_out_dir, resolve_precision, restore_rng_state, setup_distributed)
 from pixar.train.run_state import set_cpu_threads
-from pixar.train.stage1 import run_preemptible, sample_prompts, save_run_checkpoint, save_samples
+from pixar.train.run import run_preemptible, save_run_checkpoint
+from pixar.train.stage1 import sample_prompts, save_samples
 
 LOGGED_KEYS = ("d_loss", "g_bce", "g_adv", "lambda_auto", "alpha_t", "d_acc_real", "d_acc_fake", "lr")
 """Keys every per-step metrics.jsonl record of stage 2 carries (among others)."""
@@ -114,12 +116,12 @@ def _stage2(cfg: PixarConfig, init, out: Path, info: DistInfo, resume, data_dir,
         gen, disc = parallel.wrap(gen, "fsdp", info.device), parallel.wrap(disc, "fsdp", info.device)
     fsdp = parallel.is_fsdp(gen)
 
-    sched_g = Schedule.of(acfg, lr=acfg.lr_g, total_steps=acfg.cosine_steps)
+    sched_g = Schedule.of(acfg, lr=acfg.optim.lr, total_steps=acfg.cosine_steps)
     sched_d = Schedule.of(acfg, lr=acfg.lr_d, total_steps=acfg.cosine_steps)
     trainer = AdversarialTrainer(gen, disc, cfg, lambda s: sched_g(s - 1), lambda s: sched_d(s - 1), seed=tc.seed,
                                  autocast=lambda: autocast(precision, info.device),
-                                 optimizers=(parallel.make_adamw(gen.parameters(), tc, info.device, acfg.lr_g),
-                                             parallel.make_adamw(disc.parameters(), tc, info.device, acfg.lr_d)))
+                                 optimizers=(parallel.make_adamw(gen.parameters(), acfg.optim, info.device),
+                                             parallel.make_adamw(disc.parameters(), acfg.optim, info.device, acfg.lr_d)))
     modules = {"generator": gen, "discriminator": disc}
     optimizers = {"generator": trainer.opt_g, "discriminator": trainer.opt_d}
     start, consumed = 0, stream_start(Path(init), len(splits.train)) if ckpt is None else 0
