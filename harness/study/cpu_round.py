@@ -31,7 +31,7 @@ ATTACKS = "swap,confusable,zeroe-confusable,deepwordbug,pruthi"
 BADCHARS = "badchars-invisible,badchars-reorderings,badchars-deletions"
 
 
-SST2_LONG = ["--set", "steps=1500", "--set", "warmup_steps=150", "--set", "eval_every=250"]
+SST2_LONG = ["--set", "steps=1500", "--set", "optim.warmup_steps=150", "--set", "eval_every=250"]
 
 
 def clf_dir(runs: Path, seed: int) -> Path:
@@ -46,10 +46,10 @@ def pretraining_steps(runs: Path) -> list[Step]:
     s1, gpt = runs / "pixar-tiny-stage1", runs / "gpt2-tiny"
     return [
         Step("stage 1 (800 steps)", ["train", "--stage", "1", "--config", "pixar-tiny", "--set",
-                                     f"train.steps={STAGE1_STEPS}", "--set", "train.warmup_steps=40", "--out", str(s1)],
+                                     f"train.steps={STAGE1_STEPS}", "--set", "train.optim.warmup_steps=40", "--out", str(s1)],
              str(s1 / "last")),
         Step("gpt2 (115 steps)", ["train", "--model", "gpt2", "--config", "gpt2-tiny", "--set",
-                                  f"train.steps={GPT2_STEPS}", "--set", "train.warmup_steps=6", "--set",
+                                  f"train.steps={GPT2_STEPS}", "--set", "train.optim.warmup_steps=6", "--set",
                                   f"train.eval_every={GPT2_STEPS}", "--out", str(gpt)], str(gpt / "final")),
     ]
 
