@@ -24,6 +24,8 @@ import sys
 
 import click
 
+import pixar
+
 COMMANDS = {
     "render": ("harness.cli.render", "render"),
     "generate": ("harness.cli.render", "generate"),
@@ -97,8 +99,6 @@ def print_version(ctx: click.Context, _param, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
     import torch
-
-    import pixar
 
     click.echo(f"pixar-harness {pixar.__version__} (torch {torch.__version__}, python {sys.version.split()[0]})")
     ctx.exit()

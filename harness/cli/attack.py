@@ -29,12 +29,19 @@ from pathlib import Path
 
 import click
 
+from attacks import ATTACKS, AttackUnavailableError, available_attacks
+from pixar.paths import data_dir as resolve_data
 from pixar.provenance import slug
 
-from harness.cli.render import make_out_dir, torch_device
 from harness.cli.errors import one_line_errors
-from harness.robustness.tasks import AttackConfigError
+from harness.cli.render import make_out_dir, torch_device
+from harness.models.finetune import TaskFinetuneConfig
+from harness.results.schema import write_summary
 from harness.robustness.preset import csv_list, load_attack_config
+from harness.robustness.runs import run_pixel_attacks, run_recipes, run_text_attacks
+from harness.robustness.tasks import (AttackConfigError, AttackTaskError, check_glue_paths, check_lm_paths,
+                                      load_glue_models, load_lm_models, load_task_data, task_family)
+from harness.robustness.textattack_bridge import RECIPES
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +75,6 @@ def parse_rates(spec: str) -> list[float]:
 def parse_types(spec: str) -> tuple[list[str], list[str]]:
     """'swap,confusable,salt-pepper,deepwordbug' / 'all' -> (attacks, TextAttack recipes). `all` = every available
     text attack; pixel attacks (family 'pixel') are named explicitly and apply to PIXAR models only."""
-    from attacks import ATTACKS, AttackUnavailableError, available_attacks
-    from harness.robustness.textattack_bridge import RECIPES
-
     text, recipes = [], []
     for name in (p.strip().lower() for p in spec.split(",") if p.strip()):
         if name == "all":
@@ -94,14 +98,6 @@ def run_attack(settings: dict, checkpoint: str | None, baselines: list[str], out
                save_finetuned: str | None = None, echo=click.echo) -> dict:
     """Everything behind the command: validate, load, attack each task, write reports + summary.json."""
     import pandas as pd
-
-    from attacks import ATTACKS
-    from pixar.paths import data_dir as resolve_data
-
-    from harness.robustness.runs import run_pixel_attacks, run_recipes, run_text_attacks
-    from harness.robustness.tasks import (AttackTaskError, check_glue_paths, check_lm_paths, load_glue_models, load_lm_models,
-                               load_task_data, task_family)
-    from harness.results.schema import write_summary
 
     text_attacks, recipes = parse_types(settings["type"])
     rates = parse_rates(settings["rates"])
@@ -254,8 +250,6 @@ def attack(type_, task, rates, checkpoint, baselines, seed, limit, ocr, position
                                  "variant": variant, "query_budget": query_budget}, preset, list(overrides))
     fc = None
     if finetune:
-        from harness.models.finetune import TaskFinetuneConfig
-
         try:
             lrs = [float(x) for x in finetune_lrs.split(",") if x.strip()] if finetune_lrs else []
         except ValueError:

@@ -21,10 +21,14 @@ from pathlib import Path
 
 import click
 
+from pixar.provenance import slug
+
 from harness.app import LazyGroup
 from harness.cli import refuse_module_run
-from harness.cli.render import make_out_dir, torch_device
 from harness.cli.errors import one_line_errors
+from harness.cli.render import make_out_dir, torch_device
+from harness.eval.bench import run_babi, run_lambada
+from harness.models.finetune import TaskFinetuneConfig
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +77,6 @@ def common_options(fn):
 def _out_dir(out: str | None, bench_name: str, checkpoint: str | None, baselines, limit, tag: str = "") -> Path:
     if out:
         return Path(out)
-    from pixar.provenance import slug
 
     p = Path(checkpoint or baselines[0])
     base = f"{p.parent.name}-{p.name}" if p.parent.name else p.name  # e.g. pixar-tiny-stage1-step-0000600
@@ -95,8 +98,6 @@ def _validate(checkpoint, baselines, limit, device="cpu"):
 def lambada(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batch_size, device, data_dir, seed):
     """LAMBADA (5,153 passages): the paper's protocol (original test set) and its variants, lm-eval loglikelihood
     (OpenAI's set)."""
-    from harness.eval.bench import run_lambada
-
     _validate(checkpoint, baselines, limit, device)
     out_dir = make_out_dir(_out_dir(out, "lambada", checkpoint, baselines, limit))
     run_lambada(checkpoint, list(baselines), out_dir, limit=limit, protocols=tuple(protocols or ("paper", "lm-eval")),
@@ -118,9 +119,6 @@ def lambada(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batc
 def babi(checkpoint, baselines, limit, protocols, ocr, context_cap, out, batch_size, device, data_dir, seed, tasks,
          variant, babi_dir, finetune, finetune_steps, finetune_lr, finetune_batch):
     """bAbI QA tasks 1-20: paper prompt format (' |') and lm-eval's Passage/Question/Answer format."""
-    from harness.eval.bench import run_babi
-    from harness.models.finetune import TaskFinetuneConfig
-
     _validate(checkpoint, baselines, limit, device)
     fc = TaskFinetuneConfig.of(finetune_steps, finetune_lr, finetune_batch, seed) if finetune else None
     out_dir = make_out_dir(_out_dir(out, "babi", checkpoint, baselines, limit, "-finetuned" if finetune else ""))

@@ -16,6 +16,8 @@ import time
 import click
 
 from pixar.config import TrainConfig, from_dict, preset_path, read_yaml_mapping
+from pixar.data.dataset import read_manifest, verify_shards
+from pixar.data.prepare import packing_config, prepare as run_prepare, source_bytes
 
 from harness.cli import refuse_module_run
 from harness.cli.errors import one_line_errors
@@ -54,8 +56,6 @@ def data() -> None:
 @one_line_errors("data prepare")
 def prepare(sources, out, config, max_chars, min_chars, seed, val_fraction, packing, num_proc, data_dir, force):
     """Pack SOURCE... (.txt/.jsonl files or folders, hf:NAME[:CONFIG] streamed) into --out."""
-    from pixar.data.prepare import packing_config, prepare as run_prepare, source_bytes
-
     base = _DEFAULTS if config is None else _preset_train(config)
     given = {"max_chars": max_chars, "min_chars": min_chars, "seed": seed, "val_fraction": val_fraction,
              "packing": packing}
@@ -82,8 +82,6 @@ def verify(folder):
     """Hash every shard of the prepared dataset FOLDER against its manifest (sha256), ignoring the
     hash-on-first-open cache; one line naming the first corrupt shard."""
     from pathlib import Path
-
-    from pixar.data.dataset import read_manifest, verify_shards
 
     root = Path(folder)
     manifest = read_manifest(root)

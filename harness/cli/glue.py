@@ -21,10 +21,18 @@ from pathlib import Path
 
 import click
 
+from pixar.paths import data_dir as resolve_data
 from pixar.provenance import slug, versions
 
 from harness.cli.errors import one_line_errors
+from harness.eval.bench import lm_eval_eval, load_models
+from harness.models import CLASSIFIER_RUNNERS, model_specs
+from harness.models.glue_classifiers import classifier_info, load_preset
+from harness.results.glue_report import glue_metrics, table_with_intervals, write_dev_predictions
+from harness.results.schema import point, proportion, write_json, write_summary
+from harness.results.tables import write_table
 from harness.tasks.glue import SPLIT_TAGS, TASK_ORDER, GlueDataError, get_task, has_local, load_split
+from harness.tasks.glue_zeroshot import PROMPTS, lm_eval_task
 
 METRIC_COLUMNS = ("accuracy", "f1", "mcc", "pearson", "spearman")
 TABLE_NAME = "glue_finetuned"
@@ -43,12 +51,6 @@ def run_task(kind: str, name: str, task: str, preset: str, out: Path, overrides:
              classifiers: Path | None = Path("runs/glue-classifiers"), log=None) -> dict:
     """Fine-tune one model (kind 'pixar' = checkpoint dir, 'gpt2' = dir or hub name) on one task; write
     <out>/<model>/<task>/results.json and (unless classifiers is None) the classifier to <classifiers>/<model>/<task>."""
-    from pixar.paths import data_dir as resolve_data
-
-    from harness.models.glue_classifiers import load_preset
-    from harness.results.schema import write_json
-    from harness.models import CLASSIFIER_RUNNERS
-
     spec = get_task(task)
     cfg = load_preset(preset, spec.name, list(overrides))
     train = load_split(spec.name, "train", source, data_dir).subset(cfg.max_train_examples, cfg.seed)
@@ -58,13 +60,10 @@ def run_task(kind: str, name: str, task: str, preset: str, out: Path, overrides:
     tag = model_tag(kind, name)
     folder = out / tag / spec.name
     res = runner.train(spec, train, devs, cfg, log=log)
-    from harness.results.glue_report import write_dev_predictions
 
     dev_predictions = write_dev_predictions(runner.model, devs, folder)  # best-dev weights: per-example, for intervals
     classifier_dir = None
     if classifiers is not None:
-        from harness.models.glue_classifiers import classifier_info
-
         info = classifier_info(runner.model, spec, source_model=str(name), best_step=res.best_step)
         classifier_dir = str(runner.save(Path(classifiers) / tag / spec.name, info))
     record = {
@@ -112,8 +111,6 @@ FINETUNED_NOTE = ("Protocol: each model is fine-tuned per task and evaluated on 
 
 def glue_metric(task: str, model: str, protocol: str, metric: str, value: float, n: int):
     """Accuracy is a proportion (Wilson interval); F1, MCC and correlations get no interval here."""
-    from harness.results.schema import point, proportion
-
     return (proportion if metric in ("accuracy", "acc") else point)(task, model, protocol, metric, value, n)
 
 
@@ -121,11 +118,6 @@ def write_tables(out: Path, command: str = "bench glue", config: dict | None = N
     """(Re)build <out>/glue_finetuned.md and .csv, and <out>/summary.json (harness.results.schema schema), from every
     results.json under <out>."""
     import pandas as pd
-
-    from harness.results.schema import write_summary
-    from harness.results.tables import write_table
-
-    from harness.results.glue_report import glue_metrics, table_with_intervals
 
     rows, metrics, models, files = table_rows(out), [], {}, []
     for f in sorted(out.glob("*/*/results.json")):
@@ -156,13 +148,6 @@ def run_zero_shot(tasks: list[str], checkpoint: str | None, baselines: list[str]
     """Zero-shot GLUE through lm-eval (harness.tasks.glue_zeroshot) -> <out>/glue_zeroshot.md/.csv, lm-eval JSON
     and summary.json (harness.results.schema schema)."""
     import pandas as pd
-
-    from pixar.paths import data_dir as resolve_data
-
-    from harness.eval.bench import lm_eval_eval, load_models
-    from harness.results.schema import write_json, write_summary
-    from harness.results.tables import write_table
-    from harness.tasks.glue_zeroshot import lm_eval_task
 
     d = resolve_data(data_dir, required=True)
     task_dicts = [lm_eval_task(t, d) for t in tasks]
@@ -230,12 +215,9 @@ def glue(task, checkpoint, baselines, preset, limit_train, limit_dev, out, sourc
     extra += [f"max_dev_examples={limit_dev}"] if limit_dev is not None else []
     extra += [f"seed={seed}"] if seed is not None else []
     out_dir = Path(out)
-    from harness.models import model_specs
 
     models = model_specs(checkpoint, list(baselines))
     if zero_shot:
-        from harness.tasks.glue_zeroshot import PROMPTS
-
         tasks, _ = resolve_tasks(task)
         tasks = [t for t in tasks if t in PROMPTS and has_local(get_task(t), "validation", data_dir)]
         if not tasks:

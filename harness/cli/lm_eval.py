@@ -29,6 +29,11 @@ from pathlib import Path
 import click
 
 from pixar import __version__
+from pixar.checkpoint.store import CheckpointError
+from pixar.paths import DataNotFound, cache_dir
+
+from harness.tasks import babi, lambada
+from harness.tasks.common import TaskError, in_pixels, write_task_yaml
 
 PIXAR_MODELS = ("pixar", "pixar-lm")
 OUR_OPTIONS = ("--data-dir", "--tasks-dir")
@@ -37,11 +42,6 @@ OUR_OPTIONS = ("--data-dir", "--tasks-dir")
 def task_configs(data_dir: str | None = None, unit: str = "token") -> list[dict]:
     """Every task whose data is present: LAMBADA and the 20 bAbI tasks (en, test split). unit "pixel": the
     loglikelihood metrics are named for pixels (harness.tasks.common.in_pixels)."""
-    from pixar.paths import DataNotFound
-
-    from harness.tasks import babi, lambada
-    from harness.tasks.common import in_pixels
-
     configs = []
     path = lambada.lambada_path(data_dir)
     if path is not None:
@@ -57,8 +57,6 @@ def task_configs(data_dir: str | None = None, unit: str = "token") -> list[dict]
 
 def default_tasks_dir(configs: list[dict], unit: str) -> Path:
     """<pixar cache>/lm-eval-tasks/<version>-<unit>-<hash of the data paths>: one folder per data location."""
-    from pixar.paths import cache_dir
-
     paths = sorted(str(v) for c in configs for v in (c.get("dataset_kwargs") or {}).values())
     digest = hashlib.sha256("\n".join(paths).encode()).hexdigest()[:12]
     return cache_dir() / "lm-eval-tasks" / f"{__version__}-{unit}-{digest}"
@@ -82,8 +80,6 @@ def _has(argv: list[str], *names: str) -> bool:
 
 def prepare_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     """Take our options out, write our task YAMLs -> (lm-eval's argv, the include paths: the user's, then ours)."""
-    from harness.tasks.common import write_task_yaml
-
     argv = list(argv)
     data_dir = _pop_option(argv, "--data-dir")
     tasks_dir = _pop_option(argv, "--tasks-dir")
@@ -115,11 +111,7 @@ def lm_eval_run_options() -> list[str]:
 
 
 def _expected():
-    from pixar.checkpoint.store import CheckpointError
-    from pixar.paths import DataNotFound
-
     from harness.models.lm_eval_adapter import PixarLMArgumentError
-    from harness.tasks.common import TaskError
 
     return (CheckpointError, DataNotFound, PixarLMArgumentError, TaskError)
 

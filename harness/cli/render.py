@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import click
 
+from pixar.config import ConfigError, PixarConfig, RenderConfig, atomic_write, preset_path
 from pixar.errors import PixarError
+from pixar.model.generate import prepare_prompts
+from pixar.model.transformer import load_model
+from pixar.read.text import continue_text
+from pixar.render.renderer import Renderer, to_image, trim_to_mask
 
 from harness.cli import refuse_module_run
 from harness.cli.errors import one_line_errors
@@ -39,9 +44,6 @@ class OutputError(PixarError, RuntimeError):
 
 
 def _renderer(config: str | None, font: str | None, max_positions: int | None):
-    from pixar.config import PixarConfig, RenderConfig, preset_path
-    from pixar.render.renderer import Renderer
-
     cfg = PixarConfig.from_yaml(preset_path(config)).render if config else RenderConfig()
     if font:
         cfg.font = font
@@ -72,8 +74,6 @@ SCALE = click.IntRange(min=1)
 @one_line_errors("render")
 def render(text, out, scale, font, config, full, pair):
     """Render TEXT as PIXAR sees it and save an upscaled PNG."""
-    from pixar.render.renderer import to_image, trim_to_mask
-
     r = _renderer(config, font, None)
     b = r.render((text, pair) if pair is not None else text)
     px = b.pixels[0] if full else trim_to_mask(b.pixels[0], b.num_positions[0], r.cfg.position_width)
@@ -88,8 +88,6 @@ def render(text, out, scale, font, config, full, pair):
 
 
 def _save_png(img, out: str) -> None:
-    from pixar.config import atomic_write
-
     try:
         atomic_write(out, lambda tmp: img.save(tmp, format="PNG"))
     except OSError as e:
@@ -99,8 +97,6 @@ def _save_png(img, out: str) -> None:
 def torch_device(device: str):
     """A usable torch.device from a --device string; an unknown or unavailable device -> one-line ConfigError."""
     import torch
-
-    from pixar.config import ConfigError
 
     try:
         dev = torch.device(device)
@@ -129,12 +125,6 @@ def torch_device(device: str):
 def generate(checkpoint, prompt, out, max_new_positions, mode, temperature, seed, scale, device):
     """Continue PROMPT with a trained model; save prompt + continuation as a PNG and print the read-back text."""
     import math
-
-    from pixar.config import ConfigError
-    from pixar.model.transformer import load_model
-    from pixar.model.generate import prepare_prompts
-    from pixar.read.text import continue_text
-    from pixar.render.renderer import Renderer, to_image
 
     if not math.isfinite(temperature):
         raise click.BadParameter(f"{temperature} is not a finite number", param_hint="'--temperature'")

@@ -15,18 +15,25 @@ from pathlib import Path
 
 import click
 
+from pixar.checkpoint.store import load_config, load_meta
+from pixar.config import PixarConfig, apply_override, from_dict, preset_path
 from pixar.errors import PixarError
+from pixar.paths import data_dir as find_data_dir
+from pixar.train.loop import Preempted
+from pixar.train.preempt import resume_checkpoint
+from pixar.train.run_state import config_changes
+from pixar.train.stage1 import train_stage1
+from pixar.train.stage2 import train_stage2
 
 from harness.cli import refuse_module_run
 from harness.cli.errors import one_line
 from harness.cli.render import make_out_dir, torch_device
+from harness.eval.step_curve import curve_evaluator
+from harness.models.gpt2_pretrain import GPT2BaselineConfig, train_gpt2
 
 
 def load_train_config(config: str | None, overrides: list[str], init: str | None = None):
     """A preset name/YAML path with `--set` overrides; without --config, the --init checkpoint's config."""
-    from pixar.checkpoint.store import load_config
-    from pixar.config import PixarConfig, apply_override, from_dict, preset_path
-
     if config is not None:
         return PixarConfig.from_yaml(preset_path(config), list(overrides))
     if init is not None:
@@ -63,10 +70,6 @@ def check_resume_config(cfg, out: str, resume: str, allow_change: bool) -> None:
     import json
     import time
 
-    from pixar.checkpoint.store import load_config
-    from pixar.train.preempt import resume_checkpoint
-    from pixar.train.run_state import config_changes
-
     ckpt = resume_checkpoint(out, resume) if resume != "false" else None
     if ckpt is None:
         return
@@ -78,7 +81,6 @@ def check_resume_config(cfg, out: str, resume: str, allow_change: bool) -> None:
         raise click.ClickException(f"{ckpt}: the train config differs from the checkpoint's ({listed}); --resume "
                                    "would not continue the same run: pass --allow-config-change to resume anyway "
                                    "(recorded in metrics.jsonl) or choose another --out")
-    from pixar.checkpoint.store import load_meta
 
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun every rank gets here; rank 0 records
         return
@@ -96,20 +98,15 @@ def train_pixar(stage: str, config, overrides, out, resume, init, data_dir, devi
     make_out_dir(out, "run folder")
     check_resume_config(cfg, out, resume, allow_change)
     if stage == "1":
-        from pixar.train.stage1 import train_stage1
-
         if init:
             raise click.UsageError("--init is for --stage 2 (stage 1 starts from scratch or --resume)")
         with no_empty_run_folder(out):
             return f"stage 1 finished: {train_stage1(cfg, out, device=device, resume=resume, data_dir=data_dir)}"
     if not init and resume == "false":
         raise click.UsageError("--stage 2 needs --init <stage-1 checkpoint> (or --resume)")
-    from pixar.train.stage2 import train_stage2
 
     evaluate = None
     if cfg.adv.eval_every > 0:  # the stage-2 step curve (harness.eval.step_curve)
-        from harness.eval.step_curve import curve_evaluator
-
         evaluate = curve_evaluator(cfg, out, data_dir, seed=cfg.train.seed)
     with no_empty_run_folder(out):
         path = train_stage2(cfg=cfg, init=init, out_dir=out, device=device, resume=resume, data_dir=data_dir,
@@ -119,10 +116,6 @@ def train_pixar(stage: str, config, overrides, out, resume, init, data_dir, devi
 
 def train_gpt2_baseline(stage: str, config, overrides, out, resume, init, data_dir, device, allow_change=False) -> str:
     """The same-budget GPT-2 (harness.models.gpt2_pretrain), through the same run machinery as stage 1."""
-    from pixar.config import preset_path
-
-    from harness.models.gpt2_pretrain import train_gpt2
-
     if init or stage != "1":
         raise click.UsageError("--model gpt2 pretrains from scratch or --resume (no --stage 2 or --init)")
     config = config or "gpt2-tiny"
@@ -138,10 +131,6 @@ def print_config(model_kind: str, stage: str, config, overrides, init) -> str:
         import dataclasses
 
         import yaml
-
-        from pixar.config import preset_path
-
-        from harness.models.gpt2_pretrain import GPT2BaselineConfig
 
         cfg = GPT2BaselineConfig.from_yaml(preset_path(config or "gpt2-tiny"), list(overrides))
         return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False).rstrip()
@@ -178,9 +167,6 @@ def train(stage, config, overrides, out, resume, init, data_dir, device, allow_c
 
     On SIGTERM or SIGUSR1 (SLURM's warning signals) the run finishes its step, saves a checkpoint and exits 0
     with the command that resumes it (`--resume auto`). A second run on the same --out is refused."""
-    from pixar.paths import data_dir as find_data_dir
-    from pixar.train.loop import Preempted
-
     try:
         if show_config:
             click.echo(print_config(model_kind, stage, config, overrides, init))

@@ -29,14 +29,18 @@ import copy
 import logging
 from pathlib import Path
 
+from pixar.paths import data_dir as resolve_data
 from pixar.provenance import slug
 
+from harness.eval.protocols import (build_vocabulary, check_task, count_pixel_cuts, fit_record, get_protocol,
+                                    load_examples, paired_difference, with_context_cap)
 from harness.eval.readability import metric_note, readability_flags
+from harness.models import LMRunner, load_lm_runners
 from harness.results import stats
-from harness.eval.protocols import fit_record
 from harness.results.reference import diversity, is_at_chance, reference_rows
 from harness.results.schema import Metric, point, proportion, with_stderr, write_json, write_jsonl, write_summary
-from harness.models import LMRunner, load_lm_runners
+from harness.results.tables import METRIC_LABELS, metrics_table, to_markdown, write_table
+from harness.tasks import babi, lambada
 
 log = logging.getLogger(__name__)
 PAPER_POSITIONS = {"lambada": 4, "babi": 5}
@@ -123,8 +127,6 @@ def first_answer(row: dict) -> str:
 
 
 def _pixel_cuts(runner, spec, prompts):
-    from harness.eval.protocols import count_pixel_cuts
-
     budget, flags = count_pixel_cuts(runner.renderer, spec, runner.P, prompts)
     return budget, "positions", flags
 
@@ -148,8 +150,6 @@ def resolve_protocols(task: str, names: tuple[str, ...], context_cap: int | None
     """CLI protocol names -> (named specs, run lm-eval?). `ocr` replaces a spec's reading engines (the protocol
     is then another one: its label says so); `context_cap` keeps at most that many context positions."""
     import dataclasses
-
-    from harness.eval.protocols import get_protocol, with_context_cap
 
     engines = {"glyph": ("glyph",), "tesseract": ("tesseract",), "union": ("glyph", "tesseract")}
     specs = []
@@ -222,8 +222,6 @@ class BenchRun:
     def comparisons(self, seed: int) -> list[dict]:
         """Paired intervals (Newcombe) of PIXAR - GPT-2 union accuracy and readability (the paper's and the strict
         variant) on the same examples."""
-        from harness.eval.protocols import paired_difference
-
         out = []
         for (task, label), scored in self.scored.items():
             for a, rows_a, label_a in scored:
@@ -262,8 +260,6 @@ class BenchRun:
         """table.md/.csv (with intervals) + summary.json; print lm-eval's tables and ours; return the summary."""
         from lm_eval.utils import make_table
 
-        from harness.results.tables import METRIC_LABELS, metrics_table, to_markdown, write_table
-
         df = metrics_table([m.to_json() for m in self.metrics], self.ids)
         md, csv = write_table(df, self.out)
         protocol = {k: f"{PROTOCOL_NOTES['paper' if k.startswith('paper_') else 'lm-eval']} -- {label}"
@@ -291,11 +287,6 @@ def run_lambada(checkpoint: str | None, baselines: list[str], out: Path, limit: 
                 protocols: tuple[str, ...] = ("paper", "lm-eval"), ocr: str | None = None, batch_size: int = 16,
                 device: str = "cpu", data_dir: str | None = None, seed: int = 0,
                 context_cap: int | None = None) -> dict:
-    from pixar.paths import data_dir as resolve_data
-
-    from harness.eval.protocols import build_vocabulary, load_examples
-    from harness.tasks import lambada
-
     specs, want_lm_eval = resolve_protocols("lambada", protocols, context_cap, ocr)
     models = load_models(checkpoint, baselines, device, batch_size, ocr or "glyph", data_dir, seed)
     run = BenchRun(out, "lambada", str(resolve_data(data_dir) or "") or None)
@@ -331,11 +322,6 @@ def run_babi(checkpoint: str | None, baselines: list[str], out: Path, tasks: str
              ocr: str | None = None, batch_size: int = 16, device: str = "cpu", data_dir: str | None = None,
              seed: int = 0, finetune=None, context_cap: int | None = None) -> dict:
     """finetune: a harness.models.finetune.TaskFinetuneConfig to train each model on each task's train split first."""
-    from pixar.paths import data_dir as resolve_data
-
-    from harness.eval.protocols import build_vocabulary, check_task, load_examples
-    from harness.tasks import babi
-
     specs, want_lm_eval = resolve_protocols("babi", protocols, context_cap, ocr)
     task_ids = babi.parse_task_list(tasks)
     for t in task_ids:  # the arguments first, then the data

@@ -59,10 +59,14 @@ from pathlib import Path
 import numpy as np
 
 from pixar.errors import PixarError
+from pixar.paths import DataNotFound
+from pixar.read.wordlist import build_wordlist
 
 from harness.eval import readability
 from harness.eval.official_scorers import get_scorer, process_lambda
+from harness.models.layout import left_fit
 from harness.results import stats
+from harness.tasks import babi, lambada
 
 DATA_VARIANTS = ("lambada-original", "lambada-openai", "babi-generated", "babi-qa1-test")
 PROMPT_PREPS = ("process_lambda", "split-space", "last-question", "all-questions")
@@ -205,8 +209,6 @@ def fit_record(label: str, budget: int, unit: str, flags: Sequence[bool]) -> dic
 def count_pixel_cuts(renderer, spec: ProtocolSpec, model_positions: int, prompts: Sequence[str]) -> tuple[int, list[bool]]:
     """(context budget in positions, per prompt: was it cut?) for a pixel model: a prompt is cut when its left-fit
     to context_budget(spec, model_positions) positions is not the whole (normalised) prompt."""
-    from harness.models.layout import left_fit
-
     budget = context_budget(spec, model_positions)
     return budget, [left_fit(renderer, p, budget) != renderer.normalise(p) for p in prompts]
 
@@ -238,8 +240,6 @@ def load_examples(spec: ProtocolSpec, data_dir: str | Path | None = None, seed: 
     """The protocol's examples, all of them: [{'idx', 'prompt', 'target', 'source'}] (slice to limit).
     seed: the babi-generated stories' seed (recorded with the results). task / variant / babi_folder: which
     released bAbI test file the babi-qa1-test protocols read (the generated stories are task 1 only)."""
-    from harness.tasks import babi, lambada
-
     if spec.data == "lambada-original":
         pairs = [lambada.split_original(t) for t in lambada.load_lambada_original(data_dir)]
         prep = process_lambda if spec.prompt_prep == "process_lambda" else (lambda c: c)
@@ -271,9 +271,6 @@ def build_vocabulary(spec: ProtocolSpec, examples: Sequence[Mapping], data_dir: 
     """The readability vocabulary: spec.vocabulary (+ the words of every example when vocab_eval_words). Without
     its word list (no data folder) readability is not scored: None, logged (required=True raises instead)."""
     import logging
-
-    from pixar.paths import DataNotFound
-    from pixar.read.wordlist import build_wordlist
 
     texts = [f"{e['prompt']} {e['target']}" for e in examples] if spec.vocab_eval_words else []
     try:

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Callable
 
 from pixar.config import PixarConfig, atomic_write, atomic_write_text
+from pixar.paths import with_fonts
 
+from harness.eval.protocols import build_vocabulary, get_protocol, load_examples, with_context_cap
+from harness.models.pixar_runner import PixarRunner
 from harness.results import stats
 def curve_spec(cfg: PixarConfig):
-    from harness.eval.protocols import get_protocol, with_context_cap
-
     spec = dataclasses.replace(get_protocol(cfg.adv.eval_task, "paper"), engines=("glyph",))
     spec = dataclasses.replace(spec, name=f"{spec.name}[glyph]")
     return with_context_cap(spec, cfg.adv.eval_context_cap or None)
@@ -29,11 +30,6 @@ def curve_spec(cfg: PixarConfig):
 def curve_evaluator(cfg: PixarConfig, out_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
                     seed: int = 0, batch_size: int = 32) -> Callable:
     """evaluate(generator) -> {"readability", "acc", "n"} on a fixed prompt set (see the module docstring)."""
-    from pixar.paths import with_fonts
-
-    from harness.eval.protocols import build_vocabulary, load_examples
-    from harness.models.pixar_runner import PixarRunner
-
     spec = curve_spec(cfg)
     examples = load_examples(spec, data_dir, seed)
     vocab = build_vocabulary(spec, examples, data_dir)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.models.base import (CLASSIFIER_RUNNERS, LM_RUNNERS, ClassifierRunner, LMRunner, OcrReads, PixelTransform, Reads,
-                   TextReads)
+from pixar.checkpoint.store import CheckpointError
+
+from harness.models.base import (CLASSIFIER_RUNNERS, LM_RUNNERS, ClassifierRunner, LMRunner, OcrReads, PixelTransform,
+                                 Reads, TextReads)
 from harness.models.classifiers import GPT2ClassifierRunner, PixarClassifierRunner
 from harness.models.gpt2_runner import GPT2Runner
 from harness.models.pixar_runner import PixarRunner
@@ -49,8 +51,6 @@ def classifier_meta_kind(path: str | Path) -> str | None:
 
 def load_classifier(path: str | Path, device: str = "cpu", batch_size: int = 32, name: str = "") -> ClassifierRunner:
     """A fine-tuned classifier directory as the runner registered for its meta.json kind."""
-    from pixar.checkpoint.store import CheckpointError
-
     kind = classifier_meta_kind(path)
     by_meta = {cls.meta_kind: cls for cls in CLASSIFIER_RUNNERS.values()}
     if kind not in by_meta:

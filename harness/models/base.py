@@ -33,6 +33,10 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from pixar.read import ocr
+
+from harness.models.glue_classifiers import finetune, load_classifier, save_classifier
+
 PixelTransform = Callable[[np.ndarray, int], np.ndarray]
 OCR_ENGINES = ("glyph", "tesseract", "union")
 """A pixel runner's read-back choices (union: either engine's reading counts, the paper's scoring)."""
@@ -87,7 +91,6 @@ class OcrReads(Reads):
         return dict(self.by_engine)
 
     def correct(self, gold: str) -> bool:
-        from pixar.read import ocr
         return ocr.union_correct(self.texts, ocr.first_word(gold))
 
 
@@ -103,7 +106,6 @@ class TextReads(Reads):
         return {"text": self.text}
 
     def correct(self, gold: str) -> bool:
-        from pixar.read import ocr
         first, want = ocr.first_word(self.text), ocr.first_word(gold)
         return bool(want) and first.lower() == want.lower()
 
@@ -239,8 +241,6 @@ class ClassifierRunner(ABC):
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", batch_size: int = 32, name: str = "") -> "ClassifierRunner":
         """A fine-tuned classifier directory (written by `save`)."""
-        from harness.models.glue_classifiers import load_classifier
-
         model, _ = load_classifier(path, device)
         return cls(model, name or Path(path).name, dict(model.info), batch_size)
 
@@ -275,13 +275,9 @@ class ClassifierRunner(ABC):
 
     def train(self, spec, train, devs: dict, cfg, log=None):
         """Fine-tune in place on GLUE data (harness.models.glue_classifiers.finetune) -> its FinetuneResult."""
-        from harness.models.glue_classifiers import finetune
-
         return finetune(self.model, spec, train, devs, cfg, log=log)
 
     def save(self, path: Path, info: dict) -> Path:
-        from harness.models.glue_classifiers import save_classifier
-
         return save_classifier(self.model, path, info)
 
     def truncated_fraction(self, texts: list) -> float:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from harness.models.base import CLASSIFIER_RUNNERS, ClassifierRunner, PixelTransform, check_transform, register
+from harness.models.glue_classifiers import build_gpt2_classifier, build_pixar_classifier, classifier_info
 
 
 @register(CLASSIFIER_RUNNERS, "pixar")
@@ -18,8 +19,6 @@ class PixarClassifierRunner(ClassifierRunner):
 
     @classmethod
     def build(cls, base: str, spec, seed: int, max_tokens: int = 1024) -> "PixarClassifierRunner":
-        from harness.models.glue_classifiers import build_pixar_classifier, classifier_info
-
         model = build_pixar_classifier(base, spec, seed)
         return cls(model, str(base), classifier_info(model, spec))
 
@@ -47,8 +46,6 @@ class GPT2ClassifierRunner(ClassifierRunner):
 
     @classmethod
     def build(cls, base: str, spec, seed: int, max_tokens: int = 1024) -> "GPT2ClassifierRunner":
-        from harness.models.glue_classifiers import build_gpt2_classifier, classifier_info
-
         model = build_gpt2_classifier(base, spec, seed, max_tokens)
         return cls(model, str(base), classifier_info(model, spec))
 

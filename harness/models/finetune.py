@@ -29,10 +29,13 @@ from typing import Callable
 import torch
 
 from pixar.config import OptimConfig, TrainConfig
+from pixar.model.transformer import masked_bce
 from pixar.train.loop import Schedule, StandardStep, adamw_from, run_loop
 
 from harness.models.base import TextReads
 from harness.models.compute import ParamCounts, budget, gpt2_params, pixar_params
+from harness.models.gpt2_baselines import PAPER_NEW_TOKENS, greedy_continuations
+from harness.models.gpt2_pretrain import epoch_batches, lm_batch
 from harness.models.plateau import EarlyStopping, FitResult, story_split, sweep_lrs
 
 log = logging.getLogger(__name__)
@@ -106,8 +109,6 @@ def fit_to_plateau(model: torch.nn.Module, fc: TaskFinetuneConfig, n_train: int,
     """Train `model` in place (see the module docstring) -> (log records, summary). `dev_eval()` -> {"loss": the
     answer's dev loss, "accuracy": dev accuracy (when fc.dev_metric is accuracy)}; the score early stopping and
     the sweep minimise is `dev_score`: the loss, or 1 - accuracy with the loss as tie-break."""
-    from harness.models.gpt2_pretrain import epoch_batches
-
     def fit(lr: float) -> FitResult:
         tc = fc.train_config(lr)
         opt = adamw_from(model.parameters(), tc.optim)
@@ -179,8 +180,6 @@ def finetune_pixar(lm, pairs: list[tuple[str, str]], fc: TaskFinetuneConfig, pro
                    ) -> tuple[list[dict], dict]:
     """Fine-tune `lm.model` in place on (prompt, answer) pairs (`lm` has .model, .device, .compose and
     .continuation_positions, e.g. the PIXAR runner) -> (log records, summary)."""
-    from pixar.model.transformer import masked_bce
-
     train, dev = _split(pairs, fc)
     model = lm.model
 
@@ -219,8 +218,6 @@ def finetune_pixar(lm, pairs: list[tuple[str, str]], fc: TaskFinetuneConfig, pro
 def gpt2_answer_batch(tokenizer, pairs: list[tuple[str, str]], limit: int):
     """Right-padded ids, mask and labels of "<prompt> <answer>" + EOS (left-truncated to `limit` tokens + EOS)
     whose labels keep only the answer's tokens and EOS (-100 elsewhere)."""
-    from harness.models.gpt2_pretrain import lm_batch
-
     seqs, n_answer = [], []
     for p, a in pairs:
         full = tokenizer(f"{p} {a}")["input_ids"]
@@ -235,9 +232,6 @@ def gpt2_answer_batch(tokenizer, pairs: list[tuple[str, str]], limit: int):
 def finetune_gpt2(model, tokenizer, pairs: list[tuple[str, str]], fc: TaskFinetuneConfig, device="cpu",
                   progress: bool = True) -> tuple[list[dict], dict]:
     """Fine-tune a GPT2LMHeadModel in place on "<prompt> <answer>" texts (left-truncated) -> (records, summary)."""
-    from harness.models.gpt2_baselines import PAPER_NEW_TOKENS, greedy_continuations
-    from harness.models.gpt2_pretrain import lm_batch
-
     train, dev = _split(pairs, fc)
     dev_ = torch.device(device)
     limit = model.config.n_positions - 1

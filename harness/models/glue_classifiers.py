@@ -26,12 +26,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from pixar.checkpoint.store import CheckpointError, atomic_dir, load_config, load_meta, load_weights, save_checkpoint
 from pixar.config import ConfigError, OptimConfig, PixarConfig, apply_override, from_dict, preset_dir, read_yaml_mapping
-from pixar.train.loop import Schedule, StandardStep, adamw_from, every, run_loop
-from pixar.model.transformer import Pixar, patchify
+from pixar.model.transformer import Pixar, load_model, patchify
+from pixar.provenance import versions
 from pixar.render.renderer import Renderer
+from pixar.train.loop import Schedule, StandardStep, adamw_from, every, run_loop
 
-from harness.models.gpt2_baselines import BaselineError
+from harness.models.gpt2_baselines import BaselineError, gpt2_tokenizer
 from harness.tasks.glue import GlueData, TaskSpec, compute_metrics, get_task
 
 PRESET_DIR = preset_dir("glue")
@@ -212,8 +214,6 @@ class GPT2Classifier(nn.Module):
 
 def build_pixar_classifier(checkpoint: str | os.PathLike, spec: TaskSpec, seed: int) -> PixarClassifier:
     """A classifier whose backbone is the stage-1/2 PIXAR checkpoint and whose head is freshly initialised."""
-    from pixar.model.transformer import load_model
-
     backbone, cfg = load_model(checkpoint)
     model = PixarClassifier(cfg, spec.num_labels)
     model.backbone.load_state_dict(backbone.state_dict())
@@ -231,8 +231,7 @@ def build_gpt2_classifier(name_or_dir: str, spec: TaskSpec, seed: int, max_token
         except (OSError, ValueError):
             if not Path(name_or_dir).is_dir():
                 raise
-            from harness.models.gpt2_baselines import gpt2_tokenizer  # a model folder without tokenizer files: the offline GPT-2 BPE
-
+            # a model folder without tokenizer files: the offline GPT-2 BPE
             tokenizer = gpt2_tokenizer()
         hf = GPT2ForSequenceClassification.from_pretrained(
             name_or_dir, num_labels=spec.num_labels,
@@ -253,9 +252,6 @@ def classifier_info(model, spec: TaskSpec, **extra) -> dict:
 
 def save_classifier(model, path: str | os.PathLike, info: dict) -> Path:
     """Atomically write a fine-tuned classifier directory (safetensors + JSON; never pickle)."""
-    from pixar.checkpoint.store import atomic_dir, save_checkpoint
-    from pixar.provenance import versions
-
     path = Path(path)
     if isinstance(model, PixarClassifier):
         return save_checkpoint(path, model, model.cfg, meta={"kind": model.kind, "classifier": info})
@@ -284,8 +280,6 @@ def predict_logits(model, texts: list, batch_size: int = 32) -> np.ndarray:
 def load_classifier(path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Module, Callable[..., np.ndarray]]:
     """-> (model in eval mode, predict_proba). predict_proba(texts or (a, b) pairs, batch_size=32) returns
     softmax probabilities [N, num_labels]; for a regression task (STS-B) the predicted score [N, 1]."""
-    from pixar.checkpoint.store import CheckpointError, load_config, load_meta, load_weights
-
     meta = load_meta(path)
     info = meta.get("classifier") or {}
     if meta.get("kind") == PixarClassifier.kind:

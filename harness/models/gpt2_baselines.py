@@ -23,8 +23,9 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 
+from pixar.config import atomic_write
 from pixar.errors import PixarError
-from pixar.paths import DataNotFound, data_dir as resolve_data_dir
+from pixar.paths import DataNotFound, cache_dir, data_dir as resolve_data_dir
 
 from harness.models.gpt2_vocab import load_restricted
 
@@ -78,8 +79,6 @@ def _cached_fast_tokenizer(files: tuple[Path, Path]):
 
     from transformers import GPT2TokenizerFast
 
-    from pixar.paths import cache_dir
-
     h = hashlib.sha256(b"".join(hashlib.sha256(f.read_bytes()).digest() for f in files)).hexdigest()[:16]
     cached = cache_dir() / f"gpt2-tokenizer-{h}.json"
     if cached.is_file():
@@ -90,8 +89,6 @@ def _cached_fast_tokenizer(files: tuple[Path, Path]):
             log.warning("ignoring unreadable tokenizer cache %s (%s)", cached, e)
     tok = GPT2TokenizerFast(vocab_file=str(files[0]), merges_file=str(files[1]))
     try:
-        from pixar.config import atomic_write
-
         atomic_write(cached, lambda tmp: tok.backend_tokenizer.save(str(tmp)))
     except OSError as e:
         log.warning("cannot cache the GPT-2 tokenizer at %s (%s)", cached, e)

@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from pixar.checkpoint.store import atomic_dir
 from pixar.config import ConfigError, TrainConfig, YamlPreset
 from pixar.data.stream import build_splits, epoch_order
 from pixar.train import parallel
@@ -133,8 +134,6 @@ def gpt2_card(meta: dict) -> str:
 
 def save_gpt2(model, tokenizer, out_dir: str | os.PathLike, meta: dict) -> Path:
     """save_pretrained (safetensors) + tokenizer + gpt2_config.json + a README.md card into out_dir, atomically."""
-    from pixar.checkpoint.store import atomic_dir
-
     out = Path(out_dir)
     with atomic_dir(out) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)

@@ -20,7 +20,12 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from pixar.read import ocr
+
 from harness.models.base import LM_RUNNERS, LMRunner, PixelTransform, TextReads, check_transform, register
+from harness.models.finetune import finetune_gpt2
+from harness.models.gpt2_baselines import PAPER_NEW_TOKENS, gpt2_lm, greedy_continuations, load_gpt2
+from harness.models.gpt2_pretrain import save_gpt2
 
 HF_MAX_LENGTH = 5  # evaluate_gpt2.py: generator(prompt, max_length=5, ...)
 TOP_K = 50  # transformers' GenerationConfig default top_k, used when the pipeline samples
@@ -77,8 +82,6 @@ def decode(model, tokenizer, prompts: list[str], new_tokens: list[int], sample: 
 
 
 def _greedy_5_new(runner, prompts: list[str], ids: list[int]) -> list[str]:
-    from harness.models.gpt2_baselines import PAPER_NEW_TOKENS, greedy_continuations
-
     return greedy_continuations(runner.hf_model, runner.tokenizer, prompts, PAPER_NEW_TOKENS, runner.batch_size)
 
 
@@ -100,8 +103,6 @@ TEXT_DECODERS = {
 
 def new_tokens_for(decoding: str) -> int:
     """The most new tokens a decoding makes (the room a prompt leaves for them)."""
-    from harness.models.gpt2_baselines import PAPER_NEW_TOKENS
-
     return PAPER_NEW_TOKENS if decoding == "greedy-5-new" else 1
 
 
@@ -121,8 +122,6 @@ class GPT2Runner(LMRunner):
     def load(cls, spec: str, *, device: str = "cpu", batch_size: int = 16, ocr: str = "glyph",
              data_dir: str | None = None, seed: int = 0) -> "GPT2Runner":
         """'gpt2' (HF cache/hub) or a save_pretrained folder (harness.models.gpt2_baselines.load_gpt2)."""
-        from harness.models.gpt2_baselines import load_gpt2
-
         model, tok, info = load_gpt2(spec, device, data_dir)
         info = {**info, "config": model.config.to_diff_dict()}
         return cls(model, tok, name=f"gpt2:{info['name']}", info=info, device=device, batch_size=batch_size, seed=seed)
@@ -131,8 +130,6 @@ class GPT2Runner(LMRunner):
                     ids: list[int] | None = None) -> list[TextReads]:
         """Greedy PAPER_NEW_TOKENS (5) new tokens after each prompt, ours (n_positions is PIXAR's budget: not
         used; the official evaluate_gpt2.py makes one, see TEXT_DECODERS)."""
-        from harness.models.gpt2_baselines import PAPER_NEW_TOKENS, greedy_continuations
-
         check_transform(self, transform)
         texts = greedy_continuations(self.hf_model, self.tokenizer, list(prompts), PAPER_NEW_TOKENS, self.batch_size)
         return [TextReads(t) for t in texts]
@@ -159,7 +156,6 @@ class GPT2Runner(LMRunner):
                                 prompts)
 
     def paper_row(self, example: dict, reads: TextReads, readability) -> dict:
-        from pixar.read import ocr
         fw, gold = ocr.first_word(reads.text), ocr.first_word(example["target"])
         row = {"idx": example["idx"], "target": example["target"], "text": reads.text, "first_word": fw,
                "correct_ci": reads.correct(example["target"]), "correct_cs": bool(gold) and fw == gold}
@@ -184,8 +180,6 @@ class GPT2Runner(LMRunner):
                 "rule)")
 
     def lm_eval_model(self, batch_size: int):
-        from harness.models.gpt2_baselines import gpt2_lm
-
         return gpt2_lm(self.hf_model, self.tokenizer, batch_size)
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
@@ -196,8 +190,6 @@ class GPT2Runner(LMRunner):
         return [(float(ll), bool(g)) for ll, g in self.lm_eval_model(self.batch_size).loglikelihood(inst)]
 
     def finetune(self, pairs: list[tuple[str, str]], fc) -> "GPT2Runner":
-        from harness.models.finetune import finetune_gpt2
-
         model = copy.deepcopy(self.hf_model)
         new = GPT2Runner(model, self.tokenizer, name=self.name, info=dict(self.info), device=self.device,
                          batch_size=self.batch_size, seed=self.seed)
@@ -206,8 +198,6 @@ class GPT2Runner(LMRunner):
         return new
 
     def save(self, path: Path, meta: dict) -> Path:
-        from harness.models.gpt2_pretrain import save_gpt2
-
         name = meta.get("finetuned_on")
         record = {"kind": "gpt2-finetuned" if name else "gpt2",
                   "name": f"{self.info.get('name', 'gpt2')}-ft-{name}" if name else self.info.get("name", "gpt2"),

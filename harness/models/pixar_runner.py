@@ -22,12 +22,17 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from pixar.checkpoint.store import latest_checkpoint, save_checkpoint
 from pixar.config import PixarConfig
-from pixar.model.transformer import Pixar, patchify, unpatchify
+from pixar.model.generate import generate
+from pixar.model.transformer import Pixar, load_model, patchify, unpatchify
+from pixar.read import ocr
 from pixar.read.abstention import DEFAULT_RULE as ABSTENTION
+from pixar.read.glyph_decoder import GlyphDecoder
 from pixar.render.renderer import Renderer, space_text
 
 from harness.models.base import LM_RUNNERS, OCR_ENGINES, LMRunner, OcrReads, PixelTransform, register
+from harness.models.finetune import finetune_pixar
 from harness.models.layout import SPACING, fold_gq, left_fit, window_plan
 
 log = logging.getLogger(__name__)
@@ -72,9 +77,6 @@ class PixarRunner(LMRunner):
     def load(cls, spec: str, *, device: str = "cpu", batch_size: int = 16, ocr: str = "glyph",
              data_dir: str | None = None, seed: int = 0) -> "PixarRunner":
         """A checkpoint folder, or a run folder (its latest checkpoint)."""
-        from pixar.model.transformer import load_model
-        from pixar.checkpoint.store import latest_checkpoint
-
         if not (Path(spec) / "model.safetensors").exists() and (Path(spec) / "last").is_file():
             spec = str(latest_checkpoint(spec))
         if str(device).startswith("cuda") and not torch.cuda.is_available():
@@ -199,8 +201,6 @@ class PixarRunner(LMRunner):
         of the generated span (an emitted EOS block dropped). Batched longest-first via Collator."""
         from lm_eval.models.utils import Collator
 
-        from pixar.model.generate import generate
-
         coll = Collator(list(zip(contexts, num_positions)), sort_fn=lambda it: (-(it[0].shape[0] + it[1]),))
         out = []
         gen = torch.Generator().manual_seed(self.seed)
@@ -227,11 +227,8 @@ class PixarRunner(LMRunner):
     def read(self, strips: list[np.ndarray], engines: tuple[str, ...] | list[str] | None = None,
              stop_at_eos: bool = True) -> dict[str, list[str]]:
         """OCR every strip [H, w] with `engines` (default: this runner's): {engine: texts} (readers built once)."""
-        from pixar.read import ocr
         engines = list(self.engines if engines is None else engines)
         if "glyph" in engines and self._decoder is None:
-            from pixar.read.glyph_decoder import GlyphDecoder
-
             self._decoder = GlyphDecoder(self._renderer, abstain=ABSTENTION)
         for e in engines:
             if e != "glyph" and e not in self._tesseracts:
@@ -291,7 +288,6 @@ class PixarRunner(LMRunner):
         return self.read(strips, spec.engines, stop_at_eos=spec.stop_at_eos), spec, sizes
 
     def paper_row(self, example: dict, reads: OcrReads, readability) -> dict:
-        from pixar.read import ocr
         gold, texts = ocr.first_word(example["target"]), reads.texts
         row = {"idx": example["idx"], "target": example["target"], "context_positions": reads.context_positions,
                "read": texts, "first_word": {e: ocr.first_word(t) for e, t in texts.items()},
@@ -326,8 +322,6 @@ class PixarRunner(LMRunner):
         return PixarLM(runner=self)
 
     def finetune(self, pairs: list[tuple[str, str]], fc) -> "PixarRunner":
-        from harness.models.finetune import finetune_pixar
-
         new = PixarRunner(copy.deepcopy(self.model), self.config, name=self.name, info=dict(self.info),
                           device=self.device, batch_size=self.batch_size, ocr=self.ocr, seed=self.seed,
                           checkpoint=self.checkpoint)
@@ -336,6 +330,4 @@ class PixarRunner(LMRunner):
         return new
 
     def save(self, path: Path, meta: dict) -> Path:
-        from pixar.checkpoint.store import save_checkpoint
-
         return save_checkpoint(path, self.model, self.config, meta=meta)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.models.glue_classifiers import predict_logits
 from harness.results import stats
 from harness.results.reference import is_at_chance, reference_rows
 from harness.results.schema import Metric, read_jsonl, write_jsonl
@@ -34,8 +35,6 @@ def predictions_name(split: str) -> str:
 
 def write_dev_predictions(model, devs: dict, folder: Path, batch_size: int = 64) -> dict[str, str]:
     """{split: file name} of the per-example dev predictions of `model` (class id, or score for regression)."""
-    from harness.models.glue_classifiers import predict_logits
-
     names = {}
     for split, data in devs.items():
         out = predict_logits(model, data.texts, batch_size)

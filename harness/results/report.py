@@ -29,9 +29,13 @@ from pathlib import Path
 
 from pixar.config import atomic_write_text
 from pixar.errors import PixarError
+from pixar.provenance import slug
 
-from harness.results.schema import ResultsError, read_jsonl, read_summary
+from harness.eval.protocols import paired_difference
+from harness.eval.step_curve import plot_curve, read_curve
+from harness.results.schema import ResultsError, read_jsonl, read_summary, write_jsonl
 from harness.results.tables import metrics_table, to_markdown
+from harness.robustness.suite import attack_comparison, comparison_markdown
 
 REF = re.compile(r"\{\{(.+?)\}\}")
 EXACT = re.compile(r"\bexact(ly)?\b", re.IGNORECASE)
@@ -72,8 +76,6 @@ def metric(summary: dict, where: str, model: str, protocol: str, name: str) -> d
 
 def prediction_rows(results: Path, where: str, summary: dict, protocol: str, model: str = "pixar") -> list[dict]:
     """The per-example rows a bench run wrote for (model prefix, protocol label) (files named in the summary)."""
-    from pixar.provenance import slug
-
     pattern = re.compile(rf"^predictions-{re.escape(slug(model))}.*-{re.escape(slug(protocol))}(-qa\d+)?\.jsonl$")
     for name in summary["files"]:
         stem = name[:-3] if name.endswith(".gz") else name
@@ -105,8 +107,6 @@ def paired(results: Path, sums: dict, a: str, b: str, protocol: str, flag: str, 
            seed: int = 0, common: bool = False, protocol_b: str | None = None) -> dict:
     """Paired interval (Newcombe for 0/1 flags) of mean(flag in run a) - mean(flag in run b) over the same examples
     (common: over the examples both runs scored); run b read under `protocol_b` when given."""
-    from harness.eval.protocols import paired_difference
-
     for where in (a, b):
         if where not in sums:
             raise ReportError(f"results/{where}: no summary.json")
@@ -273,7 +273,6 @@ def curve_section(results: Path) -> list[str]:
     runs = {p.stem: p for p in sorted(folder.glob("*.jsonl"))} if folder.exists() else {}
     if not runs:
         return []
-    from harness.eval.step_curve import plot_curve
 
     points = {k: jsonl_rows(v) for k, v in runs.items()}
     png = plot_curve(points, folder / "curve.png", "stage-2 step curve")
@@ -296,8 +295,6 @@ def robustness_section(results: Path, sums: dict, pairs: list[dict]) -> list[str
     attack folders and their predictions file): reference rows, accuracy with Wilson intervals and at-chance
     marks, answer diversity, the paired difference and the drop difference (PIXAR drop - GPT-2 drop, drop = clean
     - attacked) from harness.robustness.suite.attack_comparison."""
-    from harness.robustness.suite import attack_comparison, comparison_markdown
-
     lines = []
     for p in pairs:
         if p["pixar"] not in sums or p["gpt2"] not in sums:
@@ -332,9 +329,6 @@ def paper_section(results: Path) -> list[str]:
 
 def copy_curves(runs: Path, results: Path, names: dict[str, str]) -> None:
     """Copy the step-curve records of stage-2 runs ({label: run folder under runs/}) into results/stage2-curve/."""
-    from harness.results.schema import write_jsonl
-    from harness.eval.step_curve import read_curve
-
     for label, run in names.items():
         if (runs / run / "metrics.jsonl").exists():
             points = read_curve(runs / run)

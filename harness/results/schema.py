@@ -33,6 +33,8 @@ from pixar.config import atomic_write_text
 from pixar.errors import PixarError
 from pixar.provenance import versions
 
+from harness.results.stats import wilson_interval
+
 SCHEMA_VERSION = 1
 Z95 = 1.959963984540054
 DATA_PREFIX = "$PIXAR_DATA"
@@ -46,7 +48,6 @@ def wilson_bounds(k: float, n: int) -> tuple[float, float]:
     """95% Wilson score interval of k successes in n trials (NaNs for n = 0): harness.results.stats.wilson_interval."""
     if n <= 0:
         return math.nan, math.nan
-    from harness.results.stats import wilson_interval
 
     iv = wilson_interval(int(round(k)), n)
     return iv.low, iv.high

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from harness.results.reference import NA_AT_CHANCE, is_at_chance, reference_rows
 from harness.results.schema import read_jsonl
-from harness.results.stats import holm, mcnemar_exact_p, paired_proportion_diff, paired_table, proportion_interval
+from harness.results.stats import (holm, mcnemar_exact_p, paired_proportion_diff, paired_table, proportion_interval,
+                                   wilson_interval)
+from harness.robustness.figures import RECIPE_NAMES
 
 MAIN = {"sst2": "accuracy", "cola": "mcc", "mrpc": "f1", "stsb": "pearson", "rte": "accuracy", "qnli": "accuracy",
         "mnli": "accuracy", "qqp": "f1", "wnli": "accuracy"}
@@ -175,8 +177,6 @@ def _num(v, digits: int = 2) -> str:
 
 
 def _pct_iv(k: float, n: int) -> str:
-    from harness.results.stats import wilson_interval
-
     if not n:
         return "–"
     iv = wilson_interval(round(k), int(n))
@@ -184,8 +184,6 @@ def _pct_iv(k: float, n: int) -> str:
 
 
 def recipe_section(results: Path, sums: dict, pairs: list[dict]) -> list[str]:
-    from harness.robustness.figures import RECIPE_NAMES
-
     lines = []
     for pair in pairs:
         if pair["pixar"] not in sums or pair["gpt2"] not in sums:

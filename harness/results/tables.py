@@ -16,6 +16,8 @@ import pandas as pd
 
 from pixar.config import atomic_write_text
 
+from harness.results.schema import read_summary
+
 ID_COLUMNS = ["task", "model", "kind", "params", "non-embedding params", "match", "finetuned", "ocr", "n"]
 
 # metric keys (as produced by harness.eval.bench) -> column labels
@@ -137,8 +139,6 @@ def write_table(df: pd.DataFrame, out_dir: str | Path, stem: str = "table", titl
 def collect(results_root: str | Path) -> pd.DataFrame:
     """Every metric row of every summary.json (harness.results.schema schema) under results_root, as one table;
     "run" names the folder each row came from. A summary of another schema is an error naming the file."""
-    from harness.results.schema import read_summary
-
     root, rows = Path(results_root), []
     for path in sorted(root.rglob("summary.json")):
         run = path.parent.relative_to(root).as_posix()

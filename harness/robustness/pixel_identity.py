@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from harness.results.stats import wilson_interval
+from harness.robustness.textattack_bridge import import_textattack
 
 
 def same_pixels(renderer, a, b) -> bool:
@@ -42,8 +43,6 @@ def sampled_pairs(perturbation_type: str, texts: Sequence[str], seed: int, pertu
     """One seeded candidate per text from BadCharacters2021's transformation for `perturbation_type` ('invisible',
     'reorderings', 'deletions'): a vector drawn uniformly inside the transformation's bounds, applied as its
     differential evolution applies one (text i uses numpy.random.default_rng([seed, i]))."""
-    from harness.robustness.textattack_bridge import import_textattack
-
     ta = import_textattack()
     cls = {"invisible": "WordSwapInvisibleCharacters", "reorderings": "WordSwapReorderings",
            "deletions": "WordSwapDeletions"}[perturbation_type]

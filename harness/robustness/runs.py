@@ -16,11 +16,17 @@ import pandas as pd
 
 from pixar.config import atomic_write_text
 
-from harness.robustness.tasks import AttackConfigError, glyph_coverage, score_prediction
-from harness.results.schema import Metric, point, proportion
-from harness.robustness.suite import PERTURBED_COLUMNS, run_pixel_suite, run_suite, write_report
+from harness.eval.protocols import count_token_cuts, fit_record
 from harness.models import Reads
+from harness.models.gpt2_baselines import PAPER_NEW_TOKENS
+from harness.models.layout import left_fit
+from harness.results.reference import reference_rows, status
+from harness.results.schema import Metric, dumps, point, proportion
 from harness.results.tables import markdown_table
+from harness.robustness.pixel_identity import identity, sampled_pairs
+from harness.robustness.suite import PERTURBED_COLUMNS, run_pixel_suite, run_suite, write_report
+from harness.robustness.tasks import AttackConfigError, glyph_coverage, score_prediction
+from harness.robustness.textattack_bridge import BADCHARS_SEARCH, BADCHARS_TYPES, RECIPES, run_recipe
 
 RECIPE_COLUMNS = ["task", "recipe", "model", "n", "clean_accuracy", "num_attacked", "num_skipped", "num_succeeded",
                   "num_failed", "attack_success_rate", "accuracy_under_attack", "avg_num_queries",
@@ -32,16 +38,11 @@ def attack_metric(attack: str, rate: float) -> str:
 
 
 def _pixel_room(runner, positions: int, prompts: list[str]) -> tuple[int, str, list[bool]]:
-    from harness.models.layout import left_fit
-
     budget = runner.P - positions  # PixarRunner.first_words keeps P - positions context positions
     return budget, "positions", [left_fit(runner.renderer, p, budget) != runner.renderer.normalise(p) for p in prompts]
 
 
 def _token_room(runner, positions: int, prompts: list[str]) -> tuple[int, str, list[bool]]:
-    from harness.eval.protocols import count_token_cuts
-    from harness.models.gpt2_baselines import PAPER_NEW_TOKENS
-
     room, flags = count_token_cuts(runner.tokenizer, runner.hf_model.config.n_positions, PAPER_NEW_TOKENS, prompts)
     return room, "tokens", flags
 
@@ -52,8 +53,6 @@ FIRST_WORDS_FIT = {"pixar": _pixel_room, "gpt2": _token_room}  # runner kind -> 
 def attack_fits(data, models) -> dict[str, dict]:
     """{model name: fit record} of the paper-protocol models on the task's clean prompts (GLUE classifiers: none):
     how many prompts first_words cut to fit the model (harness.eval.protocols.fit_record)."""
-    from harness.eval.protocols import fit_record
-
     prompts = [ex["text"] for ex in data.examples if isinstance(ex.get("text"), str) and "target" in ex]
     out = {}
     for m in models:
@@ -69,8 +68,6 @@ def metric_rows(table: pd.DataFrame, task: str, models, references: list[dict] |
     """Schema rows of a suite table under "attack: <model's metric>" (+fit<N> when the model cut clean prompts to
     fit, `fits`); `references` (reference rows on the clean examples) add the note "at chance" to a row whose lower
     bound does not clear the best of them."""
-    from harness.results.reference import status
-
     label = {m.name: (fits or {}).get(m.name, {}).get("label") or f"attack: {m.metric}" for m in models}
     rows = []
     for r in table.itertuples():
@@ -82,16 +79,12 @@ def metric_rows(table: pd.DataFrame, task: str, models, references: list[dict] |
 
 def attack_references(data, seed: int = 0) -> list[dict]:
     """Reference rows (harness.results.reference) on the task's clean examples: what trivial rules score."""
-    from harness.results.reference import reference_rows
-
     examples = [{"prompt": ex["text"], "target": ex["target"]} if "target" in ex else {"label": ex["label"]}
                 for ex in data.examples]
     return [r.to_dict() for r in reference_rows(getattr(data, "task_key", "") or data.name, examples, seed)]
 
 
 def _jsonl(rows: list[dict]) -> str:
-    from harness.results.schema import dumps
-
     return "".join(dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
@@ -176,9 +169,6 @@ def run_recipes(data, models, recipes: list[str], seed: int, query_budget: int |
     """TextAttack recipes against every classifier; one table (Markdown + CSV) and records file per recipe. For a
     BadCharacters recipe and a model that reads pixels, also whether the perturbations change its pixels
     (harness.robustness.pixel_identity): over the search's own results and over seeded samples of its search space."""
-    from harness.robustness.pixel_identity import identity, sampled_pairs
-    from harness.robustness.textattack_bridge import BADCHARS_SEARCH, BADCHARS_TYPES, RECIPES, run_recipe
-
     dataset = [(ex["text"], ex["label"]) for ex in data.examples]
     files, all_rows, metrics, pixels = {}, [], [], {}
     for recipe in recipes:

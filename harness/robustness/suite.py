@@ -27,7 +27,8 @@ from attacks.seeded import Input, PixelAttack, derive_seed, perturb_input
 from pixar.config import atomic_write, atomic_write_text
 
 from harness.results.reference import NA_AT_CHANCE, diversity, first_word, is_at_chance, reference_rows, status
-from harness.results.stats import mover_diff, paired_proportion_diff, proportion_interval
+from harness.results.schema import read_jsonl
+from harness.results.stats import mover_diff, paired_proportion_diff, proportion_interval, wilson_interval
 from harness.results.tables import markdown_table
 
 Model = Callable[[list[Input]], Sequence[Any]]
@@ -176,8 +177,6 @@ def render_markdown(table: pd.DataFrame, perturbed: pd.DataFrame, title: str, n_
 
 def accuracy_band(accuracy: float, n: int) -> tuple[float, float]:
     """The 95% Wilson band of an accuracy over n examples scored 0/1 (the plot's shaded band); NaNs when n = 0."""
-    from harness.results.stats import wilson_interval
-
     if not n or n <= 0 or math.isnan(accuracy):
         return math.nan, math.nan
     iv = wilson_interval(int(round(accuracy * n)), int(n))
@@ -237,8 +236,6 @@ def write_report(table: pd.DataFrame, perturbed: pd.DataFrame, out_dir: str | os
 # ---- two models attacked on the same examples -----------------------------------------------------
 def read_flags(predictions: Path) -> dict[tuple[str, float, int], bool]:
     """A one-model attack run's predictions file (or its committed `<file>.gz`) -> {(attack, rate, example): correct}."""
-    from harness.results.schema import read_jsonl
-
     return {(r["attack"], float(r["rate"]), int(r["example"])): bool(r["correct"]) for r in read_jsonl(predictions)}
 
 
@@ -309,8 +306,6 @@ def read_attack_run(predictions: Path) -> dict:
     """A one-model attack run's predictions file -> {"flags": {(attack, rate, example): correct}, "answers":
     {(attack, rate): [answer per example]}, "examples": [{"prompt", "target"} per example, clean]}; prompts come
     from the run's `<stem>_perturbed.csv` (rate 0) when it is there (else examples carry the gold answer only)."""
-    from harness.results.schema import read_jsonl
-
     predictions = Path(predictions)
     rows = read_jsonl(predictions)
     flags = {(r["attack"], float(r["rate"]), int(r["example"])): bool(r["correct"]) for r in rows}

@@ -24,10 +24,15 @@ import numpy as np
 
 from pixar.errors import PixarError
 from pixar.provenance import slug
+from pixar.read.ocr import TESSERACT_INSTALL, OCRError, tesseract_available
+from pixar.render.renderer import REPLACEMENT
 
+from harness.eval.bench import PAPER_POSITIONS
+from harness.models import (CLASSIFIER_RUNNERS, ClassifierRunner, LMRunner, Reads, classifier_meta_kind,
+                            load_classifier, load_lm_runners)
 from harness.robustness.suite import exact_match
-from harness.models import (CLASSIFIER_RUNNERS, ClassifierRunner, LMRunner, Reads, classifier_meta_kind, load_classifier,
-                      load_lm_runners)
+from harness.tasks import babi, lambada
+from harness.tasks.glue import TASK_ORDER, GlueDataError, get_task, load_split
 
 LM_TASKS = ("babi", "lambada")
 CLASSIFIER_KINDS = tuple(cls.meta_kind for cls in CLASSIFIER_RUNNERS.values())
@@ -96,8 +101,6 @@ def glyph_coverage(renderer, texts: list) -> dict:
     font, in the fallback font, and with no glyph at all (drawn as the replacement box), + the latter."""
     from collections import Counter
 
-    from pixar.render.renderer import REPLACEMENT
-
     counts = Counter(ch for t in texts for part in ([t] if isinstance(t, str) else t) for ch in part
                      if not ch.isspace())
     fallback, unknown = 0, {}
@@ -123,8 +126,6 @@ def score_prediction(prediction: Any, example: Mapping[str, Any]) -> float:
 # ---- data ------------------------------------------------------------------------------------
 def task_family(task: str) -> str:
     """'lm' for babi/lambada, 'glue' for a classification GLUE task; AttackTaskError otherwise."""
-    from harness.tasks.glue import TASK_ORDER, GlueDataError, get_task
-
     if task.lower() in LM_TASKS:
         return "lm"
     try:
@@ -141,26 +142,19 @@ def task_family(task: str) -> str:
 def load_task_data(task: str, limit: int | None = None, data_dir: str | None = None, babi_task: int = 1,
                    variant: str = "en", babi_dir: str | None = None, with_train: bool = False) -> TaskData:
     """The first ``limit`` examples (all when None) of ``task``'s evaluation split."""
-    from harness.eval.bench import PAPER_POSITIONS
-
     if task_family(task) == "glue":
-        from harness.tasks.glue import get_task, load_split
-
         spec = get_task(task)
         dev = load_split(spec.name, spec.dev_splits[0], "auto", data_dir)
         n = len(dev) if not limit else min(limit, len(dev))
         examples = [{"text": dev.texts[i], "label": int(dev.labels[i])} for i in range(n)]
         return TaskData(spec.name, "glue", examples, dev.source, len(dev), task_key=spec.name)
     if task.lower() == "lambada":
-        from harness.tasks import lambada
-
         texts = lambada.load_lambada(data_dir)
         path = lambada.lambada_path(data_dir)
         examples = [{"text": e["prompt"], "target": e["target"]}
                     for e in lambada.paper_examples(texts[:limit] if limit else texts)]
         return TaskData("lambada", "lm", examples, str(path) if path else "hf:EleutherAI/lambada_openai",
                         len(texts), PAPER_POSITIONS["lambada"], task_key="lambada")
-    from harness.tasks import babi
 
     folder = babi.babi_dir(variant, data_dir, babi_dir)
     test = babi.load_babi(babi_task, "test", folder)
@@ -185,8 +179,6 @@ def check_glue_paths(paths: list[str], task: str) -> None:
     """Each path is a `pixar bench glue` classifier dir fine-tuned on GLUE ``task`` (reads only meta.json)."""
     import json
 
-    from harness.tasks.glue import get_task
-
     spec = get_task(task)
     for p in paths:
         path = Path(p)
@@ -205,8 +197,6 @@ def check_glue_paths(paths: list[str], task: str) -> None:
 
 def load_glue_models(paths: list[str], task: str, device: str = "cpu", batch_size: int = 32) -> list[AttackModel]:
     """Fine-tuned classifiers (``pixar bench glue`` output dirs) for GLUE ``task``; checks kind and task."""
-    from harness.tasks.glue import get_task
-
     check_glue_paths(paths, task)
     spec = get_task(task)
     models = []
@@ -247,8 +237,6 @@ def load_lm_models(checkpoint: str | None, baselines: list[str], data: TaskData,
     each model is first fine-tuned on ``data.train_pairs`` (``LMRunner.finetune``) and, with ``save_dir``, saved."""
     check_lm_paths(checkpoint, baselines)
     if ocr in ("tesseract", "union") and checkpoint:
-        from pixar.read.ocr import TESSERACT_INSTALL, OCRError, tesseract_available
-
         if not tesseract_available():
             raise OCRError(f"--ocr {ocr} needs Tesseract, which is not installed ({TESSERACT_INSTALL})")
     out = []

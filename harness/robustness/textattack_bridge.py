@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from attacks import AttackUnavailableError
+from pixar.config import atomic_write_text
 
 __all__ = [
     "NLTK_ENGLISH_STOPWORDS", "TRANSFORMATIONS", "CallableModelWrapper", "augment_with_textattack",
@@ -110,7 +111,6 @@ def prepare_offline() -> None:
     target = root / "corpora" / "stopwords" / "english"
     if not target.exists() or target.read_text(encoding="utf-8").split() != NLTK_ENGLISH_STOPWORDS:
         target.parent.mkdir(parents=True, exist_ok=True)
-        from pixar.config import atomic_write_text
 
         atomic_write_text(target, "\n".join(NLTK_ENGLISH_STOPWORDS) + "\n")
     if str(root) not in nltk.data.path:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 
+from harness.cli.glue import model_tag
 from harness.study.steps import Step, read_records, run_steps
 
 STAGE1_STEPS, GPT2_STEPS = 800, 115
@@ -56,8 +57,6 @@ def pretraining_steps(runs: Path) -> list[Step]:
 
 def round_steps(runs: Path, results: Path) -> list[Step]:
     """Every step of the round, in order (pretraining first)."""
-    from harness.cli.glue import model_tag
-
     s1, g = str(runs / "pixar-tiny-stage1"), str(runs / "gpt2-tiny" / "final")
     models = {"pixar": ["--checkpoint", s1], "gpt2": ["--baseline", g]}
     tags = {"pixar": model_tag("pixar", s1), "gpt2": model_tag("gpt2", g)}

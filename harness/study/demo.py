@@ -40,16 +40,20 @@ from pathlib import Path
 import click
 
 from pixar.config import atomic_write_text
+from pixar.paths import data_dir as resolve_data
 
+from harness.cli import refuse_module_run
 from harness.cli.errors import one_line_errors
 from harness.cli.render import make_out_dir
 from harness.models.plateau import story_split
-from harness.study.demo_setup import (  # noqa: F401  -- the demo's configuration, re-exported
-    ATTACKS, DEV_FRACTION, EVALS, MIN_FRACTION, FT_BATCH, FT_LRS, GPT2_MODEL, GPT2_PRESET, LIMIT, PATIENCE, PIXAR_FT_STEPS, PIXAR_MODEL,
-    PIXAR_PRESET, PIXAR_PRETRAIN, PIXAR_STAGE2, RATES, SEEDS, STAGE2_EXAMPLE, THREADS, UNIT, compute_matching,
-    demo_matching, seed_dir, training_lines, training_record)
+from harness.robustness.suite import attack_comparison, comparison_markdown
+from harness.study.demo_setup import (ATTACKS, DEV_FRACTION, EVALS, FT_BATCH, FT_LRS, GPT2_MODEL, GPT2_PRESET, LIMIT,
+                                      MIN_FRACTION, PATIENCE, PIXAR_FT_STEPS, PIXAR_MODEL, PIXAR_PRESET, PIXAR_PRETRAIN,
+                                      PIXAR_STAGE2, RATES, SEEDS, STAGE2_EXAMPLE, THREADS, UNIT, compute_matching,
+                                      demo_matching, seed_dir, training_lines, training_record)
 from harness.study.steps import Step, read_records, run_steps
-from harness.cli import refuse_module_run
+from harness.tasks.babi import parse_babi_file
+from harness.tasks.babi_generator import write_task1
 
 PROGRESS_S = 30  # seconds between the progress lines run_chains prints
 
@@ -113,9 +117,6 @@ def demo_steps(out: Path, data_dir: str | None, seed: int, matching: dict | None
 
 def write_generated_data(out: Path, seed: int) -> Path:
     """Generated bAbI task-1 files + a pretraining text of whole stories in the paper's prompt format."""
-    from harness.tasks.babi_generator import write_task1
-    from harness.tasks.babi import parse_babi_file
-
     paths = write_task1(out / "babi", train=2000, test=200, seed=seed)
     questions = parse_babi_file(paths["train"], task=1)
     # the stories fine-tuning holds out as dev (the last ones) are left out of the pretraining text too
@@ -190,8 +191,6 @@ def run_chains(steps: list[Step], out: Path, force: bool) -> list[dict]:
 def demo_table(out: Path, seed: int = 0) -> tuple[str, list[dict]]:
     """The demo's final Markdown table from <out>/attack-{pixar,gpt2}/babi-qa1_predictions.jsonl (+ the runs'
     perturbed-input files, for the reference rows) and <out>/matching.json -> (markdown, rows)."""
-    from harness.robustness.suite import attack_comparison, comparison_markdown
-
     result = attack_comparison(out / "attack-pixar" / "babi-qa1_predictions.jsonl",
                                out / "attack-gpt2" / "babi-qa1_predictions.jsonl", "babi", seed)
     rows = result["rows"]
@@ -265,8 +264,6 @@ def reading(result: dict) -> str:
 def demo(out, data_dir, seed, seeds, force):
     """Offline demo: PIXAR (stage 1 only) vs GPT-2 at equal non-embedding compute, each fine-tuned to a plateau
     on bAbI task 1 (lr swept on dev) and attacked."""
-    from pixar.paths import data_dir as resolve_data
-
     try:
         d = resolve_data(data_dir)
     except FileNotFoundError as e:

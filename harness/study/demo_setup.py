@@ -6,12 +6,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pixar.config import atomic_write_text
+from pixar.config import PixarConfig, atomic_write_text, preset_path
+from pixar.data.stream import build_splits
+from pixar.model.transformer import Pixar
 
 from harness.models.compute import (DEFAULT_UNIT, UNITS, Budget, ParamCounts, budget, check_unit, gpt2_params,
                                     match_record, pixar_params, steps_for)
+from harness.models.gpt2_baselines import gpt2_tokenizer
+from harness.models.gpt2_pretrain import GPT2BaselineConfig, build_gpt2, epoch_batches
 from harness.models.gpt2_vocab import RestrictedTokenizer
 from harness.models.plateau import story_split
+from harness.results.schema import read_jsonl
+from harness.results.seeds import seed_summary
+from harness.robustness.tasks import load_task_data
 
 PIXAR_PRESET, GPT2_PRESET = "pixar-tiny", "gpt2-tiny"
 PIXAR_MODEL = ["model.layers=2", "model.max_positions=64", "render.max_positions=64"]  # pixar-tiny, 2 of 4 layers
@@ -45,9 +52,6 @@ ATTACKS, RATES, LIMIT = "confusable,swap", "0,0.1,0.3", 200
 # ---- compute matching ---------------------------------------------------------------------------
 def pixar_budget(overrides: list[str], steps: int, batch: int) -> tuple[Budget, ParamCounts]:
     """PIXAR's budget: every row is max_positions long."""
-    from pixar.config import PixarConfig, preset_path
-    from pixar.model.transformer import Pixar
-
     cfg = PixarConfig.from_yaml(preset_path(PIXAR_PRESET), [o for o in overrides if o.startswith(("model.", "render."))])
     params = pixar_params(Pixar(cfg.model))
     return budget(params, steps, batch, steps * batch * cfg.model.max_positions), params
@@ -56,8 +60,6 @@ def pixar_budget(overrides: list[str], steps: int, batch: int) -> tuple[Budget, 
 def gpt2_step_widths(texts: list[str], tokenizer, n_positions: int, batch: int, seed: int, steps: int) -> list[int]:
     """Padded width of each of the first `steps` batches harness.models.gpt2_pretrain.GPT2Pretrain (and
     harness.models.finetune.finetune_gpt2) draws: texts cut to n_positions - 1 tokens, + EOS."""
-    from harness.models.gpt2_pretrain import epoch_batches
-
     limit = n_positions - 1
     lens = [min(len(x), limit) + 1 for x in tokenizer(texts)["input_ids"]]
     batches = epoch_batches(len(lens), seed, batch)
@@ -65,10 +67,6 @@ def gpt2_step_widths(texts: list[str], tokenizer, n_positions: int, batch: int, 
 
 
 def gpt2_counts(overrides: list[str], vocab_size: int, eos_id: int) -> tuple[ParamCounts, int]:
-    from pixar.config import preset_path
-
-    from harness.models.gpt2_pretrain import GPT2BaselineConfig, build_gpt2
-
     cfg = GPT2BaselineConfig.from_yaml(preset_path(GPT2_PRESET), overrides)
     return gpt2_params(build_gpt2(cfg, vocab_size, eos_id, seed=0)), cfg.model.n_positions
 
@@ -95,8 +93,6 @@ def match_phase(phase: str, ref: Budget, texts: list[str], tokenizer, batch: int
 def compute_matching(stories_train: list[str], ft_texts: list[str], tokenizer, seed: int, unit: str = UNIT) -> dict:
     """Pretraining (stage 1) and fine-tuning matches in `unit`, every unit recorded; see the module docstring.
     `ft_texts`: GPT-2's fine-tuning texts without the dev stories (what its batches are drawn from)."""
-    from pixar.config import PixarConfig, preset_path
-
     check_unit(unit)
     pcfg = PixarConfig.from_yaml(preset_path(PIXAR_PRESET), PIXAR_PRETRAIN)
     pre_ref, pparams = pixar_budget(PIXAR_PRETRAIN, pcfg.train.steps, pcfg.train.batch_size)
@@ -118,13 +114,6 @@ def compute_matching(stories_train: list[str], ft_texts: list[str], tokenizer, s
 def demo_matching(out: Path, data_dir: str | None, stories: Path, seed: int) -> dict:
     """compute_matching on the demo's data: GPT-2's pretraining chunks and bAbI fine-tuning texts (dev held out),
     with the corpus-restricted tokenizer train_gpt2 builds from the same chunks."""
-    from pixar.data.stream import build_splits
-    from pixar.config import preset_path
-
-    from harness.robustness.tasks import load_task_data
-    from harness.models.gpt2_baselines import gpt2_tokenizer
-    from harness.models.gpt2_pretrain import GPT2BaselineConfig
-
     sets = GPT2_MODEL + [f"train.seed={seed}", f"train.data=[{stories}]"]
     cfg = GPT2BaselineConfig.from_yaml(preset_path(GPT2_PRESET), sets)
     splits = build_splits(cfg.train, data_dir)
@@ -150,9 +139,6 @@ def training_record(out: Path, seed: int, seeds: int) -> dict:
     picked, the dev curve's best step, the budget used (harness.models.compute units) against the cap; per model
     and (attack, rate) the accuracy per seed, its mean, sd and the seed x example bootstrap interval
     (harness.results.seeds)."""
-    from harness.results.schema import read_jsonl
-    from harness.results.seeds import seed_summary
-
     record = {"seeds": list(range(seed, seed + seeds)), "models": {}}
     for model in ("pixar", "gpt2"):
         runs, flags = [], []

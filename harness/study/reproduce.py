@@ -11,10 +11,14 @@ from pathlib import Path
 
 import click
 
-from harness.cli.errors import one_line_errors
-from harness.cli.render import make_out_dir
-from harness.study.steps import Step, read_records, run_steps
+from pixar.paths import data_dir
+
 from harness.cli import refuse_module_run
+from harness.cli.errors import one_line_errors
+from harness.cli.glue import model_tag
+from harness.cli.render import make_out_dir
+from harness.results.report import copy_curves, write_report
+from harness.study.steps import Step, read_records, run_steps
 
 
 # ---- the study ----------------------------------------------------------------------------------
@@ -35,8 +39,6 @@ def _bench(name: str, args: list[str], out: Path, note: str = "") -> Step:
 
 def reproduce_steps(runs: Path, results: Path, seed: int) -> list[Step]:
     """The study's commands, in order; see the module docstring."""
-    from harness.cli.glue import model_tag
-
     s1, s2, gpt = runs / "pixar-tiny-stage1", runs / "pixar-tiny-stage2", runs / "gpt2-tiny"
     G, R = str(gpt / "final"), results
     clf, clf_sst2 = runs / "glue-classifiers", runs / "glue-classifiers-sst2-long"
@@ -157,10 +159,6 @@ def comparisons() -> list[dict]:
 def reproduce(runs, results, seed, force, report_only, only):
     """The CPU-scale reproduction study (tiny presets; about 3-4 h of steps on 2 cores, Tesseract the largest
     part): train, benchmark, attack, then write results/REPORT.md."""
-    from pixar.paths import data_dir
-
-    from harness.results.report import copy_curves, write_report
-
     if data_dir() is None:
         raise click.ClickException("reproduce needs the real data: set PIXAR_DATA (a folder laid out like shared/data)")
     runs_p, res_p = make_out_dir(runs, "runs folder"), make_out_dir(results, "results folder")

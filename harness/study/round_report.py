@@ -15,12 +15,14 @@ from pathlib import Path
 
 import click
 
-from harness.results.report import ReportError, prediction_rows, run_label, summaries, write_report
-from harness.robustness.suite import attack_comparison, interval_cell, read_attack_run
 from harness.results.reference import is_at_chance, reference_rows
+from harness.results.report import ReportError, prediction_rows, run_label, summaries, write_report
+from harness.results.schema import read_jsonl
 from harness.results.stats import proportion_interval
 from harness.results.study_sections import (comparison_family, family_markdown, glue_predictions, glue_section,
                                             readability_section, recipe_rows, recipe_section)
+from harness.robustness.figures import write_figures
+from harness.robustness.suite import attack_comparison, interval_cell, read_attack_run
 from harness.study.reproduce import ROBUSTNESS, comparisons
 
 SST2 = {"label": "SST-2, fine-tuned classifiers (1,500 steps, seed 0), first 200 dev sentences", "task": "sst2",
@@ -88,8 +90,6 @@ def family_items(results: Path, sums: dict) -> tuple[list, list[str]]:
                     add(f"SST-2 accuracy under {recipe}, PIXAR - GPT-2", a, b, refs)
     flags = results / "lambada/readability-rescored/flags.jsonl"
     if (results / "lambada/readability-rescored/summary.json").exists():
-        from harness.results.schema import read_jsonl
-
         rows = read_jsonl(flags)
         for metric in ("readability_glyph", "readability_tesseract"):
             a = [r[f"PIXAR stage 2 (α=1) {metric}"] for r in rows]
@@ -107,8 +107,6 @@ def family_items(results: Path, sums: dict) -> tuple[list, list[str]]:
 
 def _labels(results: Path, where: str, summary: dict, task: str = "sst2") -> dict[int, int]:
     """{dev idx: gold label} of a GLUE task's dev predictions file."""
-    from harness.results.schema import read_jsonl
-
     for f in summary["files"]:
         name = f[:-3] if f.endswith(".gz") else f
         if name.endswith(f"/{task}/predictions-validation.jsonl"):
@@ -119,8 +117,6 @@ def _labels(results: Path, where: str, summary: dict, task: str = "sst2") -> dic
 def sections(results: Path, sums: dict, figures: bool = True) -> tuple[list[tuple[str, list[str]]], dict[str, str]]:
     """The round's report sections and the figures the findings cite as {{= name}}; figures=False leaves the attack
     figures folder untouched (its section is then omitted)."""
-    from harness.robustness.figures import write_figures
-
     out = [("Readability per engine (LAMBADA, committed rows)", readability_section(results, sums)),
            ("GLUE (fine-tuned dev)", glue_section(results, sums)),
            ("TextAttack searches: DeepWordBug and BadCharacters", recipe_section(results, sums, SEARCHES))]

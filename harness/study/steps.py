@@ -15,6 +15,8 @@ import click
 
 from pixar.config import atomic_write_text
 
+from harness.app import main as pixar_main
+
 
 @dataclass
 class Step:
@@ -46,8 +48,6 @@ def read_records(path: Path) -> list[dict]:
 def run_steps(steps: list[Step], out: Path, force: bool = False, only: list[str] | None = None) -> list[dict]:
     """Run `pixar <args>` for each step in process; record command, seconds and status in steps.json.
     `only`: names of the steps to consider (several processes may run disjoint subsets side by side)."""
-    from harness.app import main as pixar_main
-
     log_path = out / "steps.json"
     for st in steps:
         if only and st.name not in only:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from pixar.paths import DataNotFound, data_dir as resolve_data_dir
 
+from harness.tasks import babi_generator as babi_gen
 from harness.tasks.common import TaskError, to_dataset
 
 BABI_ROOT = "babi/tasks_1-20_v1-2"
@@ -111,7 +112,6 @@ def last_question_per_story(questions: list[BabiQuestion]) -> list[BabiQuestion]
 
 def generated_task1(num_stories: int, seed: int, style: str = "lua") -> list[BabiQuestion]:
     """All questions of `num_stories` task-1 stories from harness.tasks.babi_generator (`babi-tasks 1 <num_stories>`)."""
-    from harness.tasks import babi_generator as babi_gen
     text = babi_gen.format_stories(babi_gen.generate_stories(num_stories, seed, style))
     return parse_babi_lines(text.splitlines(), 1, f"babi_gen(stories={num_stories}, seed={seed}, style={style})")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.tasks.common import TaskError, to_dataset
+from harness.tasks.glue import load_split
 
 # task -> (doc_to_text, choices in label order, metrics)
 PROMPTS = {
@@ -30,8 +31,6 @@ FIELDS = {"qnli": ("question", "sentence")}  # pair field names in the prompt (d
 
 def _custom_dataset(task: str = "", data_dir: str | None = None, **_: object):
     """lm-eval `custom_dataset` hook: {'validation': Dataset} of the task's local dev split."""
-    from harness.tasks.glue import load_split
-
     data = load_split(task, "validation", "local", data_dir)
     a, b = FIELDS.get(task, ("sentence1", "sentence2"))
     rows = []

@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from pixar.config import ConfigError, PixarConfig, atomic_write_text, from_dict, migrate_flat_optim
 from pixar.errors import PixarError
+from pixar.provenance import versions
 
 
 class CheckpointError(PixarError, RuntimeError):
@@ -229,7 +230,6 @@ def write_checkpoint_files(folder: Path, cfg: PixarConfig | None, state: dict | 
         skel, tensors = flatten_state(state)
         save_file(tensors, str(folder / "state.safetensors"))
         (folder / "state.json").write_text(json.dumps(skel))
-    from pixar.provenance import versions
 
     m = {"kind": "pixar", "versions": versions(), **(meta or {})}
     (folder / "meta.json").write_text(json.dumps(m, indent=2))

@@ -23,7 +23,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from pixar.checkpoint.hub import load_for_hub, model_card, pixar_config_for, save_for_hub
-from pixar.checkpoint.store import build_model
+from pixar.checkpoint.store import build_model, resolve_checkpoint
 from pixar.config import ModelConfig, PixarConfig
 
 
@@ -251,8 +251,6 @@ class Pixar(nn.Module, PyTorchModelHubMixin, library_name="pixar-harness", paper
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """The mixin's from_pretrained; a local run folder (its `last` pointer) is read at its newest checkpoint,
         where config.json is (so the mixin does not warn that the folder has none)."""
-        from pixar.checkpoint.store import resolve_checkpoint
-
         path = Path(pretrained_model_name_or_path)
         if path.is_dir() and not (path / "config.json").is_file():
             pretrained_model_name_or_path = resolve_checkpoint(path)

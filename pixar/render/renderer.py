@@ -33,14 +33,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pixar.config import RenderConfig
 from pixar.render import native, shaping
 from pixar.render import text_rules as tr
 from pixar.render.column_cache import BatchArrays, CharColumns, StripBlocks, WordColumns
-from pixar.config import RenderConfig
 from pixar.render.glyph_columns import (LANE, REPLACEMENT, Glyph, columns_to_pixels, lanes_to_rows, raise_box_bottom,
                                         white_bytes)
 from pixar.render.glyph_table import FALLBACK, MAIN, GlyphTable
 from pixar.render.itemise import needs_bidi
+from pixar.render.reference import draw_reference
 from pixar.render.settings import render_direct
 from pixar.render.strip_ops import space_text, to_image, trim_to_mask
 
@@ -476,8 +477,6 @@ class Renderer(GlyphTable):
         """Straightforward Pillow drawing, no glyph table or byte columns: each line's runs of
         same-font visible characters drawn with one `ImageDraw.text` call (fallback-font glyphs one by
         one: Pango rounds each advance), whitespace from pixar.render.text_rules; the fast path's yardstick."""
-        from pixar.render.reference import draw_reference
-
         if self.direct:  # other settings have one drawing path: pixar.render.settings
             return RenderedBatch(*render_direct(self, [text]))
 

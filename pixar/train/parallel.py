@@ -39,10 +39,12 @@ import torch.nn as nn
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
                                                      set_model_state_dict, set_state_dict)
 
-from pixar.checkpoint.store import (CheckpointError, load_config, load_meta, publish_dir, save_checkpoint, write_checkpoint_files,
-                         write_errors)
+from pixar.checkpoint.store import (CheckpointError, load_config, load_meta, publish_dir, save_checkpoint,
+                                    write_checkpoint_files, write_errors)
 from pixar.config import ConfigError, OptimConfig, PixarConfig, TrainConfig
-from pixar.model.transformer import Block
+from pixar.model.discriminator import Discriminator
+from pixar.model.transformer import Block, Pixar
+from pixar.train.loop import adamw_from
 
 SHARDED_DIR = "sharded"
 FORWARD_METHODS = ("hidden_states", "real_logits", "fake_logits")
@@ -71,8 +73,6 @@ def configure_cuda(device: torch.device) -> None:
 
 def make_adamw(params, optim: OptimConfig, device: torch.device, lr: float | None = None) -> torch.optim.AdamW:
     """pixar.train.loop.adamw (the one optimiser policy) with an OptimConfig's betas/eps/weight decay; fused on CUDA."""
-    from pixar.train.loop import adamw_from
-
     return adamw_from(params, optim, lr, fused=torch.device(device).type == "cuda")
 
 
@@ -285,9 +285,6 @@ def consolidate(sharded: str | os.PathLike, out: str | os.PathLike, name: str | 
     """Offline, one process: read module `name` (default: "model", else "generator") of a sharded
     checkpoint and write it as our single-file layout (model.safetensors + config.json + meta.json),
     the form `Pixar.from_pretrained` / `save_pretrained` share."""
-    from pixar.model.discriminator import Discriminator
-    from pixar.model.transformer import Pixar
-
     sharded = Path(sharded)
     cfg, meta = load_config(sharded), load_meta(sharded)
     names = meta.get("sharded", [])

@@ -28,6 +28,7 @@ import torch.distributed as dist
 from pixar.checkpoint.store import CheckpointError, load_config, step_checkpoints
 from pixar.config import ConfigError, PixarConfig, atomic_write_text
 from pixar.train.loop import TrainingError
+from pixar.train.preempt import resume_checkpoint
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """auto -> bf16 on CUDA, fp32 elsewhere; bf16/fp16 on CPU are refused (~100x slower there)."""
@@ -141,8 +142,6 @@ class MetricsLogger:
 def prepare_out_dir(out: Path, resume: str | bool) -> Path | None:
     """The checkpoint to start from: resume "auto" = the newest one in `out` if any (a requeued job reruns the
     same command), "true" = it must exist, "false" = none. A fresh start never overwrites checkpoints."""
-    from pixar.train.preempt import resume_checkpoint
-
     try:
         ckpt = resume_checkpoint(out, resume)
     except CheckpointError as e:

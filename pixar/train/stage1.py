@@ -30,12 +30,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from pixar.train import parallel
 from pixar.checkpoint.store import latest_checkpoint
 from pixar.config import PixarConfig, atomic_write
 from pixar.data.stream import ChunkStream, build_splits, make_loader, render_texts
-from pixar.model.transformer import Pixar
+from pixar.model.generate import generate_from_text
+from pixar.model.transformer import Pixar, unpatchify
 from pixar.paths import with_fonts
+from pixar.render.renderer import to_image
+from pixar.train import parallel
 from pixar.train.loop import NonFiniteLoss, Preempted, TrainingError
 from pixar.train.run import RunKind, run_preemptible, save_run_checkpoint, train_run  # noqa: F401 (stage 2 imports)
 from pixar.train.run_state import DistInfo, autocast, check_compatible
@@ -98,10 +100,6 @@ def save_samples(model: Pixar, renderer, prompts: list[str], path: Path, max_new
     """Greedy continuations as a PNG: per prompt, one row of binary pixels (prompt + greedy positions)
     and one row with the predicted white-probabilities of the generated positions in grey levels.
     The rule under each row is darker below the generated positions than below the prompt."""
-    from pixar.model.generate import generate_from_text
-    from pixar.model.transformer import unpatchify
-    from pixar.render.renderer import to_image
-
     gen = generate_from_text(parallel.unwrap(model), renderer, prompts, max_new_positions)
     pw, H = gen.position_width, gen.pixels.shape[1]
     spans = [(int(gen.start[i]) * pw, (int(gen.start[i]) + int(gen.num_generated[i])) * pw) for i in range(len(prompts))]
