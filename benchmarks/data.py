@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pixar.config import atomic_write_text
+from pixar.config_io import atomic_write_text
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -31,7 +31,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_step import HFPixar, copy_weights  # noqa: E402  (the official/HF build, benchmarks/train_step.py)
 
-from pixar.config import PixarConfig, atomic_write_text, preset_path  # noqa: E402
+from pixar.config import PixarConfig, preset_path  # noqa: E402
+from pixar.config_io import atomic_write_text  # noqa: E402
 from pixar.model.transformer import Pixar  # noqa: E402
 from pixar.train.parallel import configure_cuda, make_adamw, prepare_model  # noqa: E402
 from pixar.provenance import versions  # noqa: E402

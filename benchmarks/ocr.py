@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from pixar.read import ocr
-from pixar.config import atomic_write_text
+from pixar.config_io import atomic_write_text
 from pixar.read.glyph_decoder import GlyphDecoder
 from pixar.render.renderer import Renderer
 from pixar.read.wordlist import corpus_lines, word_counts

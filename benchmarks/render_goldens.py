@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pixar.config import RenderConfig, atomic_write, atomic_write_text
+from pixar.config import RenderConfig
+from pixar.config_io import atomic_write, atomic_write_text
 from pixar.paths import data_dir
 from pixar.render.renderer import Renderer
 from pixar.render import text_rules as tr

@@ -20,7 +20,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from render_goldens import default_ref, reference_strips  # noqa: E402
 
-from pixar.config import RenderConfig, atomic_write_text  # noqa: E402
+from pixar.config import RenderConfig  # noqa: E402
+from pixar.config_io import atomic_write_text  # noqa: E402
 from pixar.render import text_rules as tr  # noqa: E402
 from pixar.render.renderer import Renderer  # noqa: E402
 

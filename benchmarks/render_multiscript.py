@@ -18,7 +18,7 @@ import numpy as np
 
 from benchmarks.multiscript_words import WORDS
 from benchmarks.render_goldens import BENCH_TOOL, default_ref, reference_strips
-from pixar.config import atomic_write, atomic_write_text
+from pixar.config_io import atomic_write, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden"

@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from render_goldens import default_ref  # noqa: E402
 
-from pixar.config import atomic_write, atomic_write_text  # noqa: E402
+from pixar.config_io import atomic_write, atomic_write_text  # noqa: E402
 from pixar.render.renderer import Renderer  # noqa: E402
 from pixar.render.settings import render_config  # noqa: E402
 

@@ -15,7 +15,8 @@ import torch
 import torch.distributed as dist
 
 from pixar.checkpoint.store import load_state
-from pixar.config import PixarConfig, from_dict
+from pixar.config import PixarConfig
+from pixar.config_io import from_dict
 from pixar.model.discriminator import Discriminator
 from pixar.model.transformer import Pixar
 from pixar.train.parallel import load_sharded, save_sharded, world, wrap

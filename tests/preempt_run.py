@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from pixar.checkpoint.store import load_state, load_weights, save_step_checkpoint
-from pixar.config import PixarConfig, from_dict
+from pixar.config import PixarConfig
+from pixar.config_io import from_dict
 from pixar.model.transformer import Pixar
 from pixar.train.preempt import Preemption, resume_checkpoint
 from pixar.train.runlock import RunLock

@@ -74,7 +74,7 @@ def test_train_gpt2_saves_a_loadable_model(tmp_path, data_dir):
 def test_train_gpt2_with_a_corpus_vocabulary_resumes_and_reloads_restricted(tmp_path, data_dir):
     """vocab: corpus through the run machinery: the output layer has the corpus's BPE tokens + UNSEEN, the
     published folder records and reloads the same restriction, and a resumed run rebuilds the same tokenizer."""
-    from pixar.config import ConfigError
+    from pixar.config_io import ConfigError
 
     from harness.models.gpt2_vocab import RestrictedTokenizer
 

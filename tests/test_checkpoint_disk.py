@@ -12,7 +12,8 @@ import pixar.checkpoint.store as ckpt_mod
 from pixar.checkpoint.store import (CheckpointError, latest_checkpoint, load_state, save_step_checkpoint,
                                     step_checkpoints, write_last_pointer)
 from pixar.model.transformer import load_model
-from pixar.config import PixarConfig, from_dict
+from pixar.config import PixarConfig
+from pixar.config_io import from_dict
 from pixar.model.transformer import Pixar
 
 

@@ -20,7 +20,7 @@ from harness.robustness.tasks import AttackConfigError, AttackTaskError
 from harness.tasks.common import TaskError
 from harness.tasks.glue import GlueDataError
 from pixar.checkpoint.store import CheckpointError
-from pixar.config import ConfigError
+from pixar.config_io import ConfigError
 from pixar.data.sources import DataError
 from pixar.errors import PixarError
 from pixar.model import official

@@ -13,7 +13,8 @@ from harness.tasks.glue import (GlueDataError, compute_metrics, f1_binary, get_t
 from harness.models.glue_classifiers import (GlueFinetuneConfig as FinetuneConfig, GPT2Classifier, PixarClassifier, evaluate,
                                 finetune, load_classifier, load_preset, predict_logits, save_classifier, classifier_info)
 from pixar.train.loop import WARMUP_START_RATIO, Schedule
-from pixar.config import ConfigError, OptimConfig, PixarConfig, preset_path
+from pixar.config import OptimConfig, PixarConfig, preset_path
+from pixar.config_io import ConfigError
 
 
 # ---- metrics -----------------------------------------------------------------------------------

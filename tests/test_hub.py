@@ -8,7 +8,8 @@ import torch
 from safetensors.torch import save_file
 
 from pixar.checkpoint.store import CheckpointError, save_checkpoint
-from pixar.config import PixarConfig, RenderConfig, from_dict
+from pixar.config import PixarConfig, RenderConfig
+from pixar.config_io import from_dict
 from pixar.model.official import convert_official
 from pixar.model.transformer import Pixar, load_model
 

@@ -118,7 +118,7 @@ def test_loss_falls_when_overfitting_one_batch(tmp_path):
 
 
 def test_config_validation_and_unknown_keys(tmp_path):
-    from pixar.config import ConfigError
+    from pixar.config_io import ConfigError
 
     with pytest.raises(ConfigError, match="divisible"):
         ModelConfig(hidden=30, heads=4)

@@ -17,7 +17,8 @@ from safetensors import SafetensorError
 import pixar.checkpoint.store as store
 import pixar.data.hashing as hashing
 from pixar.checkpoint.store import CheckpointError, latest_checkpoint, save_checkpoint, save_step_checkpoint
-from pixar.config import OptimConfig, ConfigError, PixarConfig, TrainConfig, preset_path
+from pixar.config import OptimConfig, PixarConfig, TrainConfig, preset_path
+from pixar.config_io import ConfigError
 from pixar.data.dataset import HASH_CACHE, open_dataset, read_manifest, verify_shards
 from pixar.data.prepare import PrepareLock, packing_config, prepare
 from pixar.data.sources import DataError

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pixar.config import ConfigError
+from pixar.config_io import ConfigError
 from pixar.render.renderer import Renderer
 from pixar.render.settings import render_config
 

@@ -20,7 +20,8 @@ from click.testing import CliRunner
 
 from pixar.checkpoint.store import load_state
 from pixar.model.transformer import load_model
-from pixar.config import ConfigError, OptimConfig, PixarConfig, TrainConfig, preset_path
+from pixar.config import OptimConfig, PixarConfig, TrainConfig, preset_path
+from pixar.config_io import ConfigError
 from pixar.paths import DataNotFound, find_font
 from pixar.checkpoint.store import latest_checkpoint
 from pixar.train.loop import Schedule, TrainingError

@@ -15,7 +15,8 @@ import time
 
 import click
 
-from pixar.config import TrainConfig, from_dict, preset_path, read_yaml_mapping
+from pixar.config import TrainConfig, preset_path
+from pixar.config_io import from_dict, read_yaml_mapping
 from pixar.data.dataset import read_manifest, verify_shards
 from pixar.data.prepare import packing_config, prepare as run_prepare, source_bytes
 

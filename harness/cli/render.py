@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from pixar.config import ConfigError, PixarConfig, RenderConfig, atomic_write, preset_path
+from pixar.config import PixarConfig, RenderConfig, preset_path
+from pixar.config_io import ConfigError, atomic_write
 from pixar.errors import PixarError
 from pixar.model.generate import prepare_prompts
 from pixar.model.transformer import load_model

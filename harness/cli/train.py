@@ -16,7 +16,8 @@ from pathlib import Path
 import click
 
 from pixar.checkpoint.store import load_config, load_meta
-from pixar.config import PixarConfig, apply_override, from_dict, preset_path
+from pixar.config import PixarConfig, preset_path
+from pixar.config_io import apply_override, from_dict
 from pixar.errors import PixarError
 from pixar.paths import data_dir as find_data_dir
 from pixar.train.loop import Preempted

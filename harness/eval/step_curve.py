@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from pixar.config import PixarConfig, atomic_write, atomic_write_text
+from pixar.config import PixarConfig
+from pixar.config_io import atomic_write, atomic_write_text
 from pixar.paths import with_fonts
 
 from harness.eval.protocols import build_vocabulary, get_protocol, load_examples, with_context_cap

@@ -27,7 +27,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pixar.checkpoint.store import CheckpointError, atomic_dir, load_config, load_meta, load_weights, save_checkpoint
-from pixar.config import ConfigError, OptimConfig, PixarConfig, apply_override, from_dict, preset_dir, read_yaml_mapping
+from pixar.config import OptimConfig, PixarConfig, preset_dir
+from pixar.config_io import ConfigError, apply_override, from_dict, read_yaml_mapping
 from pixar.model.transformer import Pixar, load_model, patchify
 from pixar.provenance import versions
 from pixar.render.renderer import Renderer

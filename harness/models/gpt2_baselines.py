@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 
-from pixar.config import atomic_write
+from pixar.config_io import atomic_write
 from pixar.errors import PixarError
 from pixar.paths import DataNotFound, cache_dir, data_dir as resolve_data_dir
 

@@ -27,7 +27,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from pixar.checkpoint.store import atomic_dir
-from pixar.config import ConfigError, TrainConfig, YamlPreset
+from pixar.config import TrainConfig, YamlPreset
+from pixar.config_io import ConfigError
 from pixar.data.stream import build_splits, epoch_order
 from pixar.train import parallel
 from pixar.train.loop import TrainingError

@@ -27,7 +27,7 @@ import json
 import re
 from pathlib import Path
 
-from pixar.config import atomic_write_text
+from pixar.config_io import atomic_write_text
 from pixar.errors import PixarError
 from pixar.provenance import slug
 

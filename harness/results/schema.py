@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pixar.config import atomic_write_text
+from pixar.config_io import atomic_write_text
 from pixar.errors import PixarError
 from pixar.provenance import versions
 

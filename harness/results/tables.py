@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pixar.config import atomic_write_text
+from pixar.config_io import atomic_write_text
 
 from harness.results.schema import read_summary
 

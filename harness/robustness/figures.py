@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from pixar.config import atomic_write, atomic_write_text
+from pixar.config_io import atomic_write, atomic_write_text
 
 from harness.results.schema import read_summary
 from harness.results.stats import wilson_interval

@@ -10,7 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from pixar.config import ConfigError, apply_override, from_dict, preset_dir, read_yaml_mapping
+from pixar.config import preset_dir
+from pixar.config_io import ConfigError, apply_override, from_dict, read_yaml_mapping
 
 PRESET_DIR = preset_dir("attack")
 OCR_CHOICES = ("glyph", "tesseract", "union")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pixar.config import atomic_write_text
+from pixar.config_io import atomic_write_text
 
 from harness.eval.protocols import count_token_cuts, fit_record
 from harness.models import Reads

@@ -24,7 +24,7 @@ import pandas as pd
 
 from attacks import AttackUnavailableError, get_attack
 from attacks.seeded import Input, PixelAttack, derive_seed, perturb_input
-from pixar.config import atomic_write, atomic_write_text
+from pixar.config_io import atomic_write, atomic_write_text
 
 from harness.results.reference import NA_AT_CHANCE, diversity, first_word, is_at_chance, reference_rows, status
 from harness.results.schema import read_jsonl

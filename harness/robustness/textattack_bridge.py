@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from attacks import AttackUnavailableError
-from pixar.config import atomic_write_text
+from pixar.config_io import atomic_write_text
 
 __all__ = [
     "NLTK_ENGLISH_STOPWORDS", "TRANSFORMATIONS", "CallableModelWrapper", "augment_with_textattack",

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import click
 
-from pixar.config import atomic_write_text
+from pixar.config_io import atomic_write_text
 from pixar.paths import data_dir as resolve_data
 
 from harness.cli import refuse_module_run

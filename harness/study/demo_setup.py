@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pixar.config import PixarConfig, atomic_write_text, preset_path
+from pixar.config import PixarConfig, preset_path
+from pixar.config_io import atomic_write_text
 from pixar.data.stream import build_splits
 from pixar.model.transformer import Pixar
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from pixar.config import atomic_write
+from pixar.config_io import atomic_write
 
 from harness.eval.official_scorers import notebook_readable
 from harness.eval.protocols import build_vocabulary, get_protocol

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from pixar.config import atomic_write_text
+from pixar.config_io import atomic_write_text
 
 from harness.app import main as pixar_main
 

@@ -49,7 +49,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from pixar.config import atomic_write_text
+from pixar.config_io import atomic_write_text
 
 ACTORS = ("Mary", "John", "Sandra", "Daniel")
 LOCATIONS = ("bathroom", "hallway", "garden", "office", "bedroom", "kitchen")

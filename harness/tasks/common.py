@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import yaml
 
-from pixar.config import atomic_write_text
+from pixar.config_io import atomic_write_text
 from pixar.errors import PixarError
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 from huggingface_hub import ModelCard, ModelCardData, snapshot_download
 
 from pixar.checkpoint.store import CheckpointError, build_model, load_meta, save_checkpoint
-from pixar.config import PixarConfig, RenderConfig, from_dict
+from pixar.config import PixarConfig, RenderConfig
+from pixar.config_io import from_dict
 
 HUB_FILES = ["*.json", "*.safetensors", "README.md"]
 LICENSE = "mit"

@@ -28,7 +28,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from pixar.config import ConfigError, PixarConfig, atomic_write_text, from_dict, migrate_flat_optim
+from pixar.config import PixarConfig
+from pixar.config_io import ConfigError, atomic_write_text, from_dict, migrate_flat_optim
 from pixar.errors import PixarError
 from pixar.provenance import versions
 

@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from pixar.config import atomic_write_text
+from pixar.config_io import atomic_write_text
 from pixar.paths import cache_dir
 
 

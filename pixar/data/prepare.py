@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from pixar.checkpoint.store import CheckpointError, atomic_dir
-from pixar.config import atomic_write_text
+from pixar.config_io import atomic_write_text
 from pixar.data.hashing import sha256_files, source_hash_cache
 from pixar.data.sources import (DataError, Splits, decode_bytes, hf_documents, pack_document, jsonl_texts, source_files,
                    split_indices, strip_gutenberg)

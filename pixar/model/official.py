@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 from pixar.checkpoint.store import CheckpointError, _load_tensors, read_json, save_checkpoint
-from pixar.config import ConfigError, ModelConfig, PixarConfig, RenderConfig
+from pixar.config import ModelConfig, PixarConfig, RenderConfig
+from pixar.config_io import ConfigError
 from pixar.model.transformer import Pixar
 
 

@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from pixar.config import atomic_write_text
+from pixar.config_io import atomic_write_text
 from pixar.data.sources import DataError
 from pixar.paths import DataNotFound, cache_dir, data_dir as resolve_data_dir
 

@@ -20,7 +20,8 @@ from collections import Counter
 
 import numpy as np
 
-from pixar.config import ConfigError, RenderConfig
+from pixar.config import RenderConfig
+from pixar.config_io import ConfigError
 from pixar.render import text_rules as tr
 
 SETTINGS = {

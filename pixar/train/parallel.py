@@ -41,7 +41,8 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
 
 from pixar.checkpoint.store import (CheckpointError, load_config, load_meta, publish_dir, save_checkpoint,
                                     write_checkpoint_files, write_errors)
-from pixar.config import ConfigError, OptimConfig, PixarConfig, TrainConfig
+from pixar.config import OptimConfig, PixarConfig, TrainConfig
+from pixar.config_io import ConfigError
 from pixar.model.discriminator import Discriminator
 from pixar.model.transformer import Block, Pixar
 from pixar.train.loop import adamw_from

@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from pixar.checkpoint.store import (CheckpointError, load_state, load_weights, save_step_checkpoint, step_checkpoints,
                                     step_path, write_last_pointer)
-from pixar.config import ConfigError
+from pixar.config_io import ConfigError
 from pixar.train import parallel
 from pixar.train.loop import Preempted, Schedule, StandardStep, TrainingError, every, run_loop
 from pixar.train.preempt import Preemption

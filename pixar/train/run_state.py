@@ -26,7 +26,8 @@ import torch
 import torch.distributed as dist
 
 from pixar.checkpoint.store import CheckpointError, load_config, step_checkpoints
-from pixar.config import ConfigError, PixarConfig, atomic_write_text
+from pixar.config import PixarConfig
+from pixar.config_io import ConfigError, atomic_write_text
 from pixar.train.loop import TrainingError
 from pixar.train.preempt import resume_checkpoint
 

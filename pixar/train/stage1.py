@@ -31,7 +31,8 @@ import torch
 import torch.distributed as dist
 
 from pixar.checkpoint.store import latest_checkpoint
-from pixar.config import PixarConfig, atomic_write
+from pixar.config import PixarConfig
+from pixar.config_io import atomic_write
 from pixar.data.stream import ChunkStream, build_splits, make_loader, render_texts
 from pixar.model.generate import generate_from_text
 from pixar.model.transformer import Pixar, unpatchify

@@ -24,7 +24,8 @@ from pixar.train import parallel
 from pixar.train.adversarial import AdversarialTrainer
 from pixar.checkpoint.store import CheckpointError, load_state, load_weights, resolve_checkpoint
 from pixar.model.transformer import load_model
-from pixar.config import ConfigError, PixarConfig
+from pixar.config import PixarConfig
+from pixar.config_io import ConfigError
 from pixar.data.stream import ChunkStream, build_splits, make_loader
 from pixar.model.discriminator import Discriminator
 from pixar.train.loop import Schedule, TrainingError, every
