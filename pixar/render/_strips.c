@@ -2,7 +2,7 @@
 
    fill(texts, words, cache, space, x0, gap, pw, W, limit, out, eos) -> (todo, chars)
 
-   For each text i: split at U+0020 (U+000A is drawn as a space, as in Renderer._fast_line), look every word up
+   For each text i: split at U+0020 (U+000A is drawn as a space, as in LineLayout._fast_line), look every word up
    in `words` (the renderer's WordColumns: word -> column bytes, KeyError for a word the byte path cannot take),
    join the words' bytes with `space`, add the left margin x0, the EOS block and the white tail, and write the
    pixels straight into out[i] (uint8 [8, W], 1 = white; bit r of column byte c is row r of column c) and the

@@ -3,7 +3,7 @@
 Visible characters of the main font are drawn run by run (one `ImageDraw.text` call per run, Pillow's
 own advance); fallback-font characters one by one (Pango rounds each advance to a pixel); hex boxes
 from their pixel table; whitespace and invisible characters follow pixar.render.text_rules, independently of
-the fast path's word and line code in pixar.render.renderer. Lines that need Pango's itemisation, bidi and
+the fast path's word and line code in pixar.render.line_layout. Lines that need Pango's itemisation, bidi and
 HarfBuzz shaping (a fallback-font character or right-to-left text) are drawn by pixar.render.shaping, the one
 implementation of those steps; their pixels are pinned by the multi-script goldens instead.
 """

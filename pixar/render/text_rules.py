@@ -33,7 +33,7 @@ PANGO_DPI, PANGO_PT = 80, 8  # the authors' renderer: font_size=8, dpi=80 -> em 
 
 # Line metrics (ascent, descent) in px, as Pango's hinted metrics give them at the paper's em, of a line
 # that uses the main font, the fallback font or a hex box; Pango centres a line of height a + d on the
-# strip, so a hex box (descent 3) moves the whole line up 1 px (measured; pixar.render.renderer.line_baselines).
+# strip, so a hex box (descent 3) moves the whole line up 1 px (measured; pixar.render.line_layout.LineLayout.line_baselines).
 LINE_METRICS = {"main": (9, 2), "fallback": (10, 3), "hexbox": (9, 3)}
 
 # Character kinds.
