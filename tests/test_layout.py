@@ -19,6 +19,8 @@ def modules() -> dict[str, Path]:
         for p in sorted((ROOT / pkg).rglob("*.py")):
             parts = list(p.relative_to(ROOT).with_suffix("").parts)
             out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+        for c in sorted((ROOT / pkg).rglob("*.c")):  # compiled extensions (pixar/render/_strips.c): leaf modules,
+            out[".".join(c.relative_to(ROOT).with_suffix("").parts)] = c  # they import nothing of ours
     return out
 
 
@@ -41,7 +43,8 @@ def graph() -> dict[str, set[str]]:
     edges = {}
     for name, path in mods.items():
         targets = set()
-        for dotted in imported_names(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8")) if path.suffix == ".py" else ast.Module(body=[], type_ignores=[])
+        for dotted in imported_names(tree):
             parts = dotted.split(".")
             hit = next((".".join(parts[:i]) for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in mods), None)
             if hit and hit != name:
