@@ -199,10 +199,12 @@ def enospc_shards(mp) -> None:
     import errno
 
     import pixar.data.prepare as prep
+    import pixar.data.units as units
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
-    mp.setattr(prep, "write_shard", full)
+    mp.setattr(prep, "write_shard", full)  # the final shards
+    mp.setattr(units, "write_shard", full)  # the packed parts, written first
 
 
 def enospc_png(mp) -> None:

@@ -122,6 +122,11 @@ def train_run(kind: RunKind, out_dir: str | os.PathLike, device: str = "auto", r
     try:
         with RunLock(out_dir) if info.is_main else contextlib.nullcontext():
             return _run(kind, Path(out_dir), info, resume, after_step)
+    except Preempted as stop:
+        # drop the run's frames (and the DDP/FSDP model they hold) here, while the process group is alive: a wrapped
+        # model freed only after destroy_process_group (when the caller lets go of the traceback) can block in
+        # gloo's teardown
+        raise stop.with_traceback(None) from None
     finally:
         if info.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
