@@ -135,6 +135,17 @@ def gpt2_lm(model, tokenizer, batch_size: int = 8, max_length: int | None = None
 
 
 @torch.no_grad()
+def left_pad(ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id lists -> (input_ids [B, T] left-padded with pad_id, attention mask [B, T]) for generation."""
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(input_ids)
+    for r, x in enumerate(ids):
+        input_ids[r, width - len(x):] = torch.tensor(x)
+        mask[r, width - len(x):] = 1
+    return input_ids, mask
+
+
 def greedy_continuations(model, tokenizer, prompts: list[str], max_new_tokens: int = PAPER_NEW_TOKENS,
                          batch_size: int = 16, progress: bool = True) -> list[str]:
     """Greedy decoding of `max_new_tokens` after each prompt (left-truncated to fit); the decoded new text."""
@@ -148,12 +159,8 @@ def greedy_continuations(model, tokenizer, prompts: list[str], max_new_tokens: i
     for start in tqdm(range(0, len(order), batch_size), desc="gpt2 greedy", disable=not progress):
         idx = order[start: start + batch_size]
         ids = [tokenizer(prompts[i])["input_ids"][-limit:] or [tokenizer.eos_token_id] for i in idx]
-        width = max(len(x) for x in ids)
-        input_ids = torch.full((len(ids), width), tokenizer.eos_token_id, dtype=torch.long)
-        mask = torch.zeros_like(input_ids)
-        for r, x in enumerate(ids):
-            input_ids[r, width - len(x):] = torch.tensor(x)
-            mask[r, width - len(x):] = 1
+        input_ids, mask = left_pad(ids, tokenizer.eos_token_id)
+        width = input_ids.shape[1]
         gen = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), do_sample=False,
                              max_new_tokens=max_new_tokens, pad_token_id=tokenizer.eos_token_id)
         for r, i in enumerate(idx):

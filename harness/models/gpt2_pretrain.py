@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 from pixar.checkpoint.store import atomic_dir
@@ -33,7 +32,7 @@ from pixar.data.stream import build_splits, epoch_order
 from pixar.train import parallel
 from pixar.train.loop import TrainingError
 from pixar.train.run import RunKind, train_run
-from pixar.train.run_state import DistInfo, autocast
+from pixar.train.run_state import DistInfo, all_reduce_weighted_mean, autocast
 
 from harness.models.gpt2_baselines import TOKENIZER_DIR, gpt2_tokenizer
 from harness.models.gpt2_vocab import RestrictedTokenizer
@@ -250,11 +249,7 @@ class GPT2Pretrain(RunKind):
                 s, n = self.token_losses(model, mine[i: i + max(1, tc.batch_size // info.world_size)])
             total, count = total + float(s), count + n
         model.train(was)
-        if info.world_size > 1:
-            t = torch.tensor([total, count], dtype=torch.float64, device=info.device)
-            dist.all_reduce(t)
-            total, count = t.tolist()
-        return total / max(count, 1)
+        return all_reduce_weighted_mean(total, count, info)
 
     def finish(self, model, last: Path | None, out: Path, info: DistInfo) -> Path:
         """Rank 0 publishes `<out>/final` (save_pretrained + tokenizer + gpt2_config.json); a finished run that is

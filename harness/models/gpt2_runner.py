@@ -24,7 +24,7 @@ from pixar.read import ocr
 
 from harness.models.base import LM_RUNNERS, LMRunner, PixelTransform, TextReads, check_transform, register
 from harness.models.finetune import finetune_gpt2
-from harness.models.gpt2_baselines import PAPER_NEW_TOKENS, gpt2_lm, greedy_continuations, load_gpt2
+from harness.models.gpt2_baselines import PAPER_NEW_TOKENS, gpt2_lm, greedy_continuations, left_pad, load_gpt2
 from harness.models.gpt2_pretrain import save_gpt2
 
 HF_MAX_LENGTH = 5  # evaluate_gpt2.py: generator(prompt, max_length=5, ...)
@@ -51,12 +51,7 @@ def decode(model, tokenizer, prompts: list[str], new_tokens: list[int], sample: 
         k_max = max(new_tokens[i] for i in idx)
         ids_ = [tokenizer(prompts[i])["input_ids"][-(limit - k_max):] or [tokenizer.eos_token_id] for i in idx]
         gens = [torch.Generator().manual_seed(int(seed) * 1_000_003 + int(ids[i])) for i in idx]
-        width = max(len(x) for x in ids_)
-        seq = torch.full((len(idx), width), tokenizer.eos_token_id, dtype=torch.long)
-        mask = torch.zeros_like(seq)
-        for r, x in enumerate(ids_):
-            seq[r, width - len(x):] = torch.tensor(x)
-            mask[r, width - len(x):] = 1
+        seq, mask = left_pad(ids_, tokenizer.eos_token_id)
         made: list[list[int]] = [[] for _ in idx]
         with torch.no_grad():
             for step in range(k_max):

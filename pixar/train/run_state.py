@@ -82,6 +82,15 @@ def all_reduce_mean(values: list[float], info: DistInfo) -> list[float]:
     return (t / info.world_size).tolist()
 
 
+def all_reduce_weighted_mean(total: float, count: float, info: DistInfo) -> float:
+    """sum(total) / sum(count) over the ranks (a loss summed over `count` items on each rank)."""
+    if info.world_size > 1:
+        t = torch.tensor([total, count], dtype=torch.float64, device=info.device)
+        dist.all_reduce(t)
+        total, count = t.tolist()
+    return total / max(count, 1)
+
+
 # ---- RNG and checkpoints -------------------------------------------------------------------
 def capture_rng_state() -> dict:
     """torch (CPU + CUDA), numpy legacy and python `random` states, as checkpoint-storable values."""

@@ -28,7 +28,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from pixar.checkpoint.store import latest_checkpoint
 from pixar.config import PixarConfig
@@ -40,8 +39,8 @@ from pixar.paths import with_fonts
 from pixar.render.renderer import to_image
 from pixar.train import parallel
 from pixar.train.loop import NonFiniteLoss, Preempted, TrainingError
-from pixar.train.run import RunKind, run_preemptible, save_run_checkpoint, train_run  # noqa: F401 (stage 2 imports)
-from pixar.train.run_state import DistInfo, autocast, check_compatible
+from pixar.train.run import RunKind, train_run
+from pixar.train.run_state import DistInfo, all_reduce_weighted_mean, autocast, check_compatible
 
 __all__ = ["train_stage1", "Stage1", "validation_loss", "sample_prompts", "save_samples", "TrainingError", "NonFiniteLoss",
            "Preempted", "latest_checkpoint"]
@@ -62,11 +61,7 @@ def validation_loss(model: Pixar, batches: list[dict], info: DistInfo, precision
         n = b.get("count", len(pixels))  # the loss is a mean over samples: x n = their sum
         total, count = total + float(loss) * n, count + n
     model.train(was_training)
-    if info.world_size > 1:
-        t = torch.tensor([total, count], dtype=torch.float64, device=info.device)
-        dist.all_reduce(t)
-        total, count = t.tolist()
-    return total / max(count, 1)
+    return all_reduce_weighted_mean(total, count, info)
 
 
 def validation_batches(texts: list[str], renderer, micro_batch: int, info: DistInfo) -> list[dict]:
