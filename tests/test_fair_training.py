@@ -52,7 +52,7 @@ def test_budget_units_and_matching_by_hand():
 
 
 def test_demo_matching_is_equal_in_the_named_unit_and_records_all_three(tmp_path):
-    from harness.study.demo import compute_matching
+    from harness.study.demo_setup import compute_matching
 
     class Words:  # whitespace "BPE" with a small vocabulary: the matching only needs lengths and the size
         eos_token_id = 3

@@ -22,7 +22,6 @@ from pixar.checkpoint.store import load_state
 from pixar.model.transformer import load_model
 from pixar.config import OptimConfig, PixarConfig, TrainConfig, preset_path
 from pixar.config_io import ConfigError
-from pixar.paths import DataNotFound, find_font
 from pixar.checkpoint.store import latest_checkpoint
 from pixar.train.loop import Schedule, TrainingError
 from pixar.checkpoint.store import save_step_checkpoint

@@ -117,8 +117,6 @@ def glue_metric(task: str, model: str, protocol: str, metric: str, value: float,
 def write_tables(out: Path, command: str = "bench glue", config: dict | None = None) -> tuple[Path, Path]:
     """(Re)build <out>/glue_finetuned.md and .csv, and <out>/summary.json (harness.results.schema schema), from every
     results.json under <out>."""
-    import pandas as pd
-
     rows, metrics, models, files = table_rows(out), [], {}, []
     for f in sorted(out.glob("*/*/results.json")):
         r = json.loads(f.read_text())

@@ -48,8 +48,8 @@ from harness.cli.render import make_out_dir
 from harness.models.plateau import story_split
 from harness.robustness.suite import attack_comparison, comparison_markdown
 from harness.study.demo_setup import (ATTACKS, DEV_FRACTION, EVALS, FT_BATCH, FT_LRS, GPT2_MODEL, GPT2_PRESET, LIMIT,
-                                      MIN_FRACTION, PATIENCE, PIXAR_FT_STEPS, PIXAR_MODEL, PIXAR_PRESET, PIXAR_PRETRAIN,
-                                      PIXAR_STAGE2, RATES, SEEDS, STAGE2_EXAMPLE, THREADS, UNIT, compute_matching,
+                                      MIN_FRACTION, PATIENCE, PIXAR_PRESET, PIXAR_PRETRAIN,
+                                      PIXAR_STAGE2, RATES, SEEDS, THREADS, UNIT,
                                       demo_matching, seed_dir, training_lines, training_record)
 from harness.study.steps import Step, read_records, run_steps
 from harness.tasks.babi import parse_babi_file

@@ -22,7 +22,7 @@ from harness.results.stats import proportion_interval
 from harness.results.study_sections import (comparison_family, family_markdown, glue_predictions, glue_section,
                                             readability_section, recipe_rows, recipe_section)
 from harness.robustness.figures import write_figures
-from harness.robustness.suite import attack_comparison, interval_cell, read_attack_run
+from harness.robustness.suite import attack_comparison, read_attack_run
 from harness.study.reproduce import ROBUSTNESS, comparisons
 
 SST2 = {"label": "SST-2, fine-tuned classifiers (1,500 steps, seed 0), first 200 dev sentences", "task": "sst2",
